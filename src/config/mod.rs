@@ -1,0 +1,537 @@
+//! Configuration: `config.yaml` (or built-in defaults), then environment overrides, then
+//! validation. Every error names where the bad value came from, the key and the problem.
+
+mod secret;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_yaml_ng::{Mapping, Value};
+
+pub use secret::{REDACTED, Secret, SecretList};
+
+/// The file read when `--config` is not given; built-in defaults apply when it is absent.
+pub const DEFAULT_CONFIG_FILE: &str = "config.yaml";
+
+/// Prefix of the generic environment override: `CODEGEN_ORCHESTRATOR__CODEGEN__POLL_INTERVAL_SECS`
+/// sets `codegen.poll_interval_secs`. Any key can be set this way.
+pub const ENV_PREFIX: &str = "CODEGEN_ORCHESTRATOR__";
+
+/// The environment variables with short names, and the key each one sets. `PORT` is
+/// handled apart because it sets only the port of `server.listen`.
+const NAMED_ENV_VARS: &[(&str, &str)] = &[
+    ("GITHUB_API_URL", "github.api_url"),
+    ("GITHUB_APP_ID", "github.app_id"),
+    ("GITHUB_PRIVATE_KEY", "github.private_key"),
+    ("GITHUB_PRIVATE_KEY_PATH", "github.private_key_path"),
+    ("GITHUB_WEBHOOK_SECRET", "github.webhook_secret"),
+    ("GITHUB_TOKEN", "github.token"),
+    ("CODEGEN_API_URL", "codegen.api_url"),
+    ("CODEGEN_ORG_ID", "codegen.org_id"),
+    ("CODEGEN_API_TOKEN", "codegen.api_token"),
+    ("DATABASE_URL", "storage.url"),
+];
+
+/// Keys whose environment values are always taken as text, never as numbers or booleans.
+const SECRET_KEYS: &[&str] = &[
+    "github.private_key",
+    "github.webhook_secret",
+    "github.token",
+    "codegen.api_token",
+];
+
+/// The whole configuration, as `config.example.yaml` documents it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The HTTP server.
+    pub server: ServerConfig,
+    /// How to reach and authenticate with GitHub.
+    pub github: GithubConfig,
+    /// How to reach and authenticate with Codegen, and how many agents to run.
+    pub codegen: CodegenConfig,
+    /// The bot's vocabulary on GitHub.
+    pub orchestrator: OrchestratorConfig,
+    /// The Projects v2 field the bot keeps up to date.
+    pub projects: ProjectsConfig,
+    /// Where state is kept.
+    pub storage: StorageConfig,
+}
+
+/// `server.*`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// `host:port` to listen on.
+    pub listen: String,
+    /// Path GitHub posts webhooks to.
+    pub webhook_path: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: "0.0.0.0:3000".into(),
+            webhook_path: "/webhook".into(),
+        }
+    }
+}
+
+/// `github.*`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GithubConfig {
+    /// REST base URL; a GitHub Enterprise Server `https://host/api/v3` works too.
+    pub api_url: String,
+    /// The GitHub App's id.
+    pub app_id: Option<u64>,
+    /// The App's private key, PEM text. Filled from `private_key_path` when that is set.
+    pub private_key: Option<Secret>,
+    /// A file holding the App's private key.
+    pub private_key_path: Option<PathBuf>,
+    /// Webhook secret(s); a list while rotating.
+    pub webhook_secret: SecretList,
+    /// A token for single-repository use without an App.
+    pub token: Option<Secret>,
+}
+
+impl Default for GithubConfig {
+    fn default() -> Self {
+        Self {
+            api_url: "https://api.github.com".into(),
+            app_id: None,
+            private_key: None,
+            private_key_path: None,
+            webhook_secret: SecretList::default(),
+            token: None,
+        }
+    }
+}
+
+/// `codegen.*`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CodegenConfig {
+    /// Codegen API base URL.
+    pub api_url: String,
+    /// The Codegen organisation runs are created in.
+    pub org_id: Option<u64>,
+    /// Codegen API token.
+    pub api_token: Option<Secret>,
+    /// Agents running at once per installation.
+    pub max_concurrent_agents: u32,
+    /// Seconds between polls of running agents.
+    pub poll_interval_secs: u64,
+    /// Seconds after which a run counts as timed out.
+    pub run_timeout_secs: u64,
+    /// Retries of a transient failure before giving up.
+    pub retry_attempts: u32,
+}
+
+impl Default for CodegenConfig {
+    fn default() -> Self {
+        Self {
+            api_url: "https://api.codegen.com".into(),
+            org_id: None,
+            api_token: None,
+            max_concurrent_agents: 10,
+            poll_interval_secs: 30,
+            run_timeout_secs: 3600,
+            retry_attempts: 3,
+        }
+    }
+}
+
+/// `orchestrator.*`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OrchestratorConfig {
+    /// The label that puts an issue under the bot's management.
+    pub trigger_label: String,
+    /// Prefix of the state labels (`codegen:running`, ...).
+    pub label_prefix: String,
+    /// The comment command word.
+    pub command: String,
+    /// Seconds between reconciliation passes.
+    pub reconcile_interval_secs: u64,
+}
+
+impl Default for OrchestratorConfig {
+    fn default() -> Self {
+        Self {
+            trigger_label: "codegen".into(),
+            label_prefix: "codegen:".into(),
+            command: "/codegen".into(),
+            reconcile_interval_secs: 600,
+        }
+    }
+}
+
+/// `projects.*`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProjectsConfig {
+    /// Name of the single-select field set on project items.
+    pub status_field: String,
+    /// Option of that field for each state; a state without one leaves the field alone.
+    pub status_options: StatusOptions,
+}
+
+impl Default for ProjectsConfig {
+    fn default() -> Self {
+        Self {
+            status_field: "Status".into(),
+            status_options: StatusOptions::default(),
+        }
+    }
+}
+
+/// `projects.status_options.*`: defaults match the options of GitHub's project template.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StatusOptions {
+    /// Waiting for blockers.
+    pub blocked: Option<String>,
+    /// Ready, waiting for a free agent.
+    pub queued: Option<String>,
+    /// An agent is working on it.
+    pub running: Option<String>,
+    /// The agent finished.
+    pub done: Option<String>,
+    /// The agent failed.
+    pub failed: Option<String>,
+}
+
+impl Default for StatusOptions {
+    fn default() -> Self {
+        Self {
+            blocked: None,
+            queued: Some("Todo".into()),
+            running: Some("In Progress".into()),
+            done: Some("Done".into()),
+            failed: None,
+        }
+    }
+}
+
+/// `storage.*`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// `sqlite://relative/path.db`, `sqlite:///absolute/path.db` or `postgres://...`.
+    pub url: String,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            url: "sqlite://data/orchestrator.db".into(),
+        }
+    }
+}
+
+/// Where the configuration was read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigSource {
+    /// This file.
+    File(PathBuf),
+    /// No file: the default file was absent, built-in defaults apply.
+    Defaults,
+}
+
+/// A configuration with where it came from.
+#[derive(Debug, Clone)]
+pub struct LoadedConfig {
+    /// The effective, validated configuration.
+    pub config: Config,
+    /// Where it was read from.
+    pub source: ConfigSource,
+}
+
+/// A configuration that cannot be used, described for the person who wrote it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read configuration file {}: {source}", path.display())]
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid YAML.
+    #[error("{}: not valid YAML: {message}", path.display())]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// The parser's description, with line and column.
+        message: String,
+    },
+    /// A key has a value that cannot be used.
+    #[error("{origin}: key `{key}`: {problem}")]
+    Invalid {
+        /// The file or environment variable the value came from.
+        origin: String,
+        /// The dotted key.
+        key: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+}
+
+/// The process environment, or any other source of variables (tests pass a map).
+pub type Env = BTreeMap<String, String>;
+
+/// Reads the process environment.
+pub fn process_env() -> Env {
+    std::env::vars().collect()
+}
+
+/// Loads the configuration: `path` (or `config.yaml` when present), then `env`, then checks it.
+pub fn load(path: Option<&Path>, env: &Env) -> Result<LoadedConfig, ConfigError> {
+    let (source, document) = read_document(path)?;
+    let origin_of_file = match &source {
+        ConfigSource::File(path) => path.display().to_string(),
+        ConfigSource::Defaults => "built-in defaults".to_owned(),
+    };
+    let mut document = document;
+    let env_origins = apply_env_overrides(&mut document, env);
+    let origin_of = |key: &str| {
+        env_origins
+            .iter()
+            .find(|(k, _)| key == k.as_str() || key.starts_with(&format!("{k}.")))
+            .map(|(_, var)| format!("environment variable {var}"))
+            .unwrap_or_else(|| origin_of_file.clone())
+    };
+    let mut config: Config = serde_path_to_error::deserialize(document).map_err(|err| {
+        let key = key_of(&err);
+        ConfigError::Invalid {
+            origin: origin_of(&key),
+            key,
+            problem: err.into_inner().to_string(),
+        }
+    })?;
+    apply_port(&mut config, env)?;
+    validate(&mut config).map_err(|(key, problem)| ConfigError::Invalid {
+        origin: origin_of(key),
+        key: key.to_owned(),
+        problem,
+    })?;
+    Ok(LoadedConfig { config, source })
+}
+
+fn read_document(path: Option<&Path>) -> Result<(ConfigSource, Value), ConfigError> {
+    let path = match path {
+        Some(path) => path.to_owned(),
+        None if Path::new(DEFAULT_CONFIG_FILE).exists() => PathBuf::from(DEFAULT_CONFIG_FILE),
+        None => return Ok((ConfigSource::Defaults, Value::Mapping(Mapping::new()))),
+    };
+    let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Unreadable {
+        path: path.clone(),
+        source,
+    })?;
+    let document: Value =
+        serde_yaml_ng::from_str(&text).map_err(|err| ConfigError::Syntax {
+            path: path.clone(),
+            message: err.to_string(),
+        })?;
+    // An empty file (or one holding only comments) means "all defaults".
+    let document = match document {
+        Value::Null => Value::Mapping(Mapping::new()),
+        other => other,
+    };
+    Ok((ConfigSource::File(path), document))
+}
+
+/// Writes every override found in `env` into the document; returns which keys came from
+/// which variable, so that errors can name the variable instead of the file.
+fn apply_env_overrides(document: &mut Value, env: &Env) -> Vec<(String, String)> {
+    let mut origins = Vec::new();
+    let generic = env.iter().filter_map(|(var, value)| {
+        let key = var.strip_prefix(ENV_PREFIX)?.to_ascii_lowercase().replace("__", ".");
+        Some((key, var.as_str(), value))
+    });
+    let named = NAMED_ENV_VARS
+        .iter()
+        .filter_map(|(var, key)| Some(((*key).to_owned(), *var, env.get(*var)?)));
+    // Named variables come last so that they win over the generic form.
+    for (key, var, value) in generic.chain(named) {
+        set_key(document, &key, env_value(&key, value));
+        origins.push((key, var.to_owned()));
+    }
+    origins
+}
+
+/// An environment value as YAML would read it (`10` a number, `true` a boolean), except
+/// for secrets, which stay text whatever they look like.
+fn env_value(key: &str, raw: &str) -> Value {
+    if SECRET_KEYS.contains(&key) {
+        return Value::String(raw.to_owned());
+    }
+    match serde_yaml_ng::from_str::<Value>(raw) {
+        Ok(scalar @ (Value::Number(_) | Value::Bool(_))) => scalar,
+        _ => Value::String(raw.to_owned()),
+    }
+}
+
+fn set_key(document: &mut Value, dotted_key: &str, value: Value) {
+    let mut node = document;
+    for part in dotted_key.split('.') {
+        if !node.is_mapping() {
+            *node = Value::Mapping(Mapping::new());
+        }
+        let Value::Mapping(map) = node else {
+            unreachable!("just made a mapping")
+        };
+        node = map
+            .entry(Value::String(part.to_owned()))
+            .or_insert(Value::Null);
+    }
+    *node = value;
+}
+
+/// The dotted key an error is about (for an unknown field, the path ends with the field).
+fn key_of(err: &serde_path_to_error::Error<serde_yaml_ng::Error>) -> String {
+    err.path().to_string()
+}
+
+fn apply_port(config: &mut Config, env: &Env) -> Result<(), ConfigError> {
+    let Some(port) = env.get("PORT") else {
+        return Ok(());
+    };
+    let port: u16 = port.trim().parse().map_err(|_| ConfigError::Invalid {
+        origin: "environment variable PORT".into(),
+        key: "server.listen".into(),
+        problem: format!("`{port}` is not a port number (1-65535)"),
+    })?;
+    let host = match config.server.listen.rsplit_once(':') {
+        Some((host, _)) => host.to_owned(),
+        None => config.server.listen.clone(),
+    };
+    config.server.listen = format!("{host}:{port}");
+    Ok(())
+}
+
+/// Checks what types alone cannot; on failure returns the key and the problem.
+fn validate(config: &mut Config) -> Result<(), (&'static str, String)> {
+    validate_listen(&config.server.listen).map_err(|p| ("server.listen", p))?;
+    if !config.server.webhook_path.starts_with('/') {
+        return Err(("server.webhook_path", "must start with `/`".into()));
+    }
+    validate_http_url(&config.github.api_url).map_err(|p| ("github.api_url", p))?;
+    validate_http_url(&config.codegen.api_url).map_err(|p| ("codegen.api_url", p))?;
+    load_private_key(&mut config.github)?;
+    if config.github.app_id.is_some() != config.github.private_key.is_some() {
+        let problem = if config.github.app_id.is_some() {
+            "a GitHub App needs its private key: set github.private_key or github.private_key_path"
+        } else {
+            "a private key is set but github.app_id is not"
+        };
+        return Err(("github.app_id", problem.into()));
+    }
+    if config.codegen.max_concurrent_agents == 0 {
+        return Err(("codegen.max_concurrent_agents", "must be at least 1".into()));
+    }
+    if config.codegen.poll_interval_secs == 0 {
+        return Err(("codegen.poll_interval_secs", "must be at least 1".into()));
+    }
+    if config.orchestrator.trigger_label.trim().is_empty() {
+        return Err(("orchestrator.trigger_label", "must not be empty".into()));
+    }
+    if !config.orchestrator.command.starts_with('/') || config.orchestrator.command.len() < 2 {
+        return Err((
+            "orchestrator.command",
+            "must be a slash command such as `/codegen`".into(),
+        ));
+    }
+    validate_storage_url(&config.storage.url).map_err(|p| ("storage.url", p))?;
+    Ok(())
+}
+
+fn validate_listen(listen: &str) -> Result<(), String> {
+    let problem = || format!("`{listen}` is not a host:port address");
+    let (host, port) = listen.rsplit_once(':').ok_or_else(problem)?;
+    if host.is_empty() || port.parse::<u16>().is_err() {
+        return Err(problem());
+    }
+    Ok(())
+}
+
+fn validate_http_url(url: &str) -> Result<(), String> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"));
+    match rest {
+        Some(host) if !host.is_empty() && !host.starts_with('/') => Ok(()),
+        _ => Err(format!("`{url}` is not an http(s) URL")),
+    }
+}
+
+fn validate_storage_url(url: &str) -> Result<(), String> {
+    if url.starts_with("sqlite:") {
+        Ok(())
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Err("PostgreSQL storage is not available in this version; use sqlite://".into())
+    } else {
+        Err(format!(
+            "`{}` is neither sqlite://... nor postgres://...",
+            redact_url(url)
+        ))
+    }
+}
+
+/// Reads `private_key_path` into `private_key` and checks that the key is an RSA key in PEM.
+fn load_private_key(github: &mut GithubConfig) -> Result<(), (&'static str, String)> {
+    if github.private_key.is_none()
+        && let Some(path) = &github.private_key_path
+    {
+        let pem = std::fs::read_to_string(path).map_err(|err| {
+            (
+                "github.private_key_path",
+                format!("cannot read {}: {err}", path.display()),
+            )
+        })?;
+        github.private_key = Some(Secret::new(pem));
+    }
+    if let Some(pem) = &github.private_key {
+        jsonwebtoken::EncodingKey::from_rsa_pem(pem.expose().as_bytes()).map_err(|_| {
+            let key = if github.private_key_path.is_some() {
+                "github.private_key_path"
+            } else {
+                "github.private_key"
+            };
+            (
+                key,
+                "not an RSA private key in PEM format (-----BEGIN RSA PRIVATE KEY-----)".into(),
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// A URL with any password replaced, for printing.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    match rest.split_once('@') {
+        Some((userinfo, host)) if userinfo.contains(':') => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:{REDACTED}@{host}")
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl Config {
+    /// The effective configuration as YAML, secrets and database passwords redacted.
+    pub fn to_redacted_yaml(&self) -> String {
+        let mut shown = self.clone();
+        shown.storage.url = redact_url(&shown.storage.url);
+        serde_yaml_ng::to_string(&shown).unwrap_or_else(|err| format!("# cannot render: {err}\n"))
+    }
+}
+
+#[cfg(test)]
+mod tests;

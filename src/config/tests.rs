@@ -1,0 +1,189 @@
+use std::io::Write;
+
+use super::*;
+
+const TEST_KEY: &str = include_str!("../../tests/data/test-app-key.pem");
+
+fn file_with(text: &str) -> tempfile::NamedTempFile {
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    file.write_all(text.as_bytes()).unwrap();
+    file
+}
+
+fn env(pairs: &[(&str, &str)]) -> Env {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+fn load_text(text: &str, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let file = file_with(text);
+    load(Some(file.path()), &env(vars)).map(|loaded| loaded.config)
+}
+
+#[test]
+fn the_example_file_is_the_defaults() {
+    let example = load(Some(Path::new("config.example.yaml")), &Env::new()).unwrap();
+    let defaults = load_text("", &[]).unwrap();
+    assert_eq!(
+        example.config.to_redacted_yaml(),
+        defaults.to_redacted_yaml()
+    );
+}
+
+#[test]
+fn defaults_match_the_design() {
+    let config = load_text("# nothing but a comment\n", &[]).unwrap();
+    assert_eq!(config.server.listen, "0.0.0.0:3000");
+    assert_eq!(config.server.webhook_path, "/webhook");
+    assert_eq!(config.github.api_url, "https://api.github.com");
+    assert_eq!(config.codegen.api_url, "https://api.codegen.com");
+    assert_eq!(config.codegen.max_concurrent_agents, 10);
+    assert_eq!(config.orchestrator.trigger_label, "codegen");
+    assert_eq!(config.orchestrator.label_prefix, "codegen:");
+    assert_eq!(config.orchestrator.command, "/codegen");
+    assert_eq!(config.projects.status_field, "Status");
+    assert_eq!(config.storage.url, "sqlite://data/orchestrator.db");
+    assert!(config.github.webhook_secret.is_empty());
+}
+
+#[test]
+fn environment_overrides_the_file() {
+    let config = load_text(
+        "server:\n  listen: 127.0.0.1:8080\ncodegen:\n  org_id: 1\n",
+        &[
+            ("PORT", "9000"),
+            ("CODEGEN_ORG_ID", "77"),
+            ("CODEGEN_API_TOKEN", "12345"),
+            ("GITHUB_WEBHOOK_SECRET", "true"),
+            ("GITHUB_API_URL", "https://ghe.example.com/api/v3"),
+            ("DATABASE_URL", "sqlite:///tmp/x.db"),
+            ("CODEGEN_ORCHESTRATOR__CODEGEN__POLL_INTERVAL_SECS", "5"),
+            ("CODEGEN_ORCHESTRATOR__PROJECTS__STATUS_OPTIONS__FAILED", "Blocked"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(config.server.listen, "127.0.0.1:9000");
+    assert_eq!(config.codegen.org_id, Some(77));
+    // Secrets stay text even when they look like numbers or booleans.
+    assert_eq!(config.codegen.api_token.unwrap().expose(), "12345");
+    let secrets: Vec<_> = config.github.webhook_secret.iter().collect();
+    assert_eq!(secrets[0].expose(), "true");
+    assert_eq!(config.github.api_url, "https://ghe.example.com/api/v3");
+    assert_eq!(config.storage.url, "sqlite:///tmp/x.db");
+    assert_eq!(config.codegen.poll_interval_secs, 5);
+    assert_eq!(config.projects.status_options.failed.as_deref(), Some("Blocked"));
+}
+
+#[test]
+fn several_webhook_secrets_are_allowed_for_rotation() {
+    let config = load_text("github:\n  webhook_secret: [new-one, old-one]\n", &[]).unwrap();
+    assert_eq!(config.github.webhook_secret.iter().count(), 2);
+}
+
+#[test]
+fn an_unknown_key_is_named_with_its_file() {
+    let file = file_with("server:\n  listen: 0.0.0.0:3000\n  lisen: oops\n");
+    let err = load(Some(file.path()), &Env::new()).unwrap_err().to_string();
+    let path = file.path().display().to_string();
+    assert!(err.starts_with(&path), "{err}");
+    assert!(err.contains("key `server.lisen`"), "{err}");
+    assert!(err.contains("unknown field"), "{err}");
+
+    let err = load_text("servr: {}\n", &[]).unwrap_err().to_string();
+    assert!(err.contains("key `servr`"), "{err}");
+}
+
+#[test]
+fn a_wrong_type_is_named_with_its_key() {
+    let err = load_text("codegen:\n  max_concurrent_agents: ten\n", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("key `codegen.max_concurrent_agents`"), "{err}");
+    assert!(err.contains("invalid type"), "{err}");
+}
+
+#[test]
+fn a_bad_environment_value_names_the_variable() {
+    let err = load_text("", &[("CODEGEN_ORG_ID", "acme")]).unwrap_err().to_string();
+    assert!(err.starts_with("environment variable CODEGEN_ORG_ID"), "{err}");
+    assert!(err.contains("codegen.org_id"), "{err}");
+    let err = load_text("", &[("PORT", "http")]).unwrap_err().to_string();
+    assert!(err.starts_with("environment variable PORT"), "{err}");
+}
+
+#[test]
+fn broken_yaml_names_the_file_and_line() {
+    let err = load_text("server:\n  listen: [unclosed\n", &[]).unwrap_err().to_string();
+    assert!(err.contains("not valid YAML"), "{err}");
+    assert!(err.contains("line"), "{err}");
+}
+
+#[test]
+fn an_unreadable_file_is_an_error_when_asked_for() {
+    let err = load(Some(Path::new("/nonexistent/config.yaml")), &Env::new())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("cannot read configuration file /nonexistent/config.yaml"), "{err}");
+}
+
+#[test]
+fn a_missing_pem_file_is_named() {
+    let err = load_text(
+        "github:\n  app_id: 1\n  private_key_path: /nonexistent/key.pem\n",
+        &[],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("key `github.private_key_path`"), "{err}");
+    assert!(err.contains("/nonexistent/key.pem"), "{err}");
+}
+
+#[test]
+fn a_private_key_that_is_not_pem_is_refused_without_echoing_it() {
+    let err = load_text("", &[("GITHUB_APP_ID", "1"), ("GITHUB_PRIVATE_KEY", "sekrit-not-a-key")])
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("environment variable GITHUB_PRIVATE_KEY"), "{err}");
+    assert!(err.contains("PEM"), "{err}");
+    assert!(!err.contains("sekrit"), "{err}");
+}
+
+#[test]
+fn an_app_needs_both_id_and_key() {
+    let err = load_text("github:\n  app_id: 5\n", &[]).unwrap_err().to_string();
+    assert!(err.contains("github.app_id") && err.contains("private key"), "{err}");
+
+    let key_file = file_with(TEST_KEY);
+    let text = format!(
+        "github:\n  app_id: 5\n  private_key_path: {}\n",
+        key_file.path().display()
+    );
+    let config = load_text(&text, &[]).unwrap();
+    assert!(config.github.private_key.is_some());
+}
+
+#[test]
+fn redacted_output_hides_every_secret() {
+    let key_file = file_with(TEST_KEY);
+    let text = format!(
+        "github:\n  app_id: 5\n  private_key_path: {}\n  webhook_secret: [whsec-one, whsec-two]\n  token: ghp-tok\ncodegen:\n  api_token: cg-tok\nstorage:\n  url: sqlite://data/x.db\n",
+        key_file.path().display()
+    );
+    let config = load_text(&text, &[]).unwrap();
+    let shown = config.to_redacted_yaml() + &format!("{config:?}");
+    for secret in ["whsec-one", "whsec-two", "ghp-tok", "cg-tok", "PRIVATE KEY"] {
+        assert!(!shown.contains(secret), "{secret} leaked:\n{shown}");
+    }
+    assert!(shown.contains(REDACTED));
+}
+
+#[test]
+fn database_passwords_are_redacted() {
+    assert_eq!(
+        redact_url("postgres://bot:hunter2@db:5432/x"),
+        "postgres://bot:<redacted>@db:5432/x"
+    );
+    assert_eq!(redact_url("sqlite://data/x.db"), "sqlite://data/x.db");
+}

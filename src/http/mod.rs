@@ -1,0 +1,84 @@
+//! The HTTP side: the webhook door, health, readiness and metrics.
+
+mod signature;
+mod webhook;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::sync::Notify;
+
+use crate::config::SecretList;
+use crate::store::Store;
+
+pub use signature::{SignatureError, sign, verify};
+
+/// Limits the door enforces on every webhook request.
+#[derive(Debug, Clone, Copy)]
+pub struct DoorLimits {
+    /// Largest body accepted (GitHub caps payloads at 25 MiB).
+    pub max_body_bytes: usize,
+    /// Time allowed for the whole body to arrive.
+    pub body_timeout: Duration,
+}
+
+impl Default for DoorLimits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 26_214_400,
+            body_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    /// Where deliveries go.
+    pub store: Store,
+    /// Accepted webhook secrets; empty means every webhook is refused.
+    pub secrets: Arc<SecretList>,
+    /// Woken when a new delivery is stored.
+    pub inbox: Arc<Notify>,
+    /// Renders `/metrics`.
+    pub metrics: PrometheusHandle,
+    /// Body size and time limits.
+    pub limits: DoorLimits,
+}
+
+/// The app's routes: `POST {webhook_path}`, `GET /healthz`, `GET /readyz`, `GET /metrics`.
+pub fn router(state: AppState, webhook_path: &str) -> Router {
+    Router::new()
+        .route(webhook_path, post(webhook::receive))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    match state.store.ping().await {
+        Ok(()) => (StatusCode::OK, "ready\n".to_owned()),
+        Err(err) => {
+            tracing::warn!(error = %err, "readiness check: the store does not answer");
+            (StatusCode::SERVICE_UNAVAILABLE, format!("store unavailable: {err}\n"))
+        }
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        state.metrics.render(),
+    )
+}

@@ -1,0 +1,205 @@
+//! `POST /webhook`: check everything about the request, store the delivery durably, answer.
+//! Nothing is stored or triggered for a request that fails any check.
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use serde::Deserialize;
+
+use super::{AppState, signature};
+use crate::domain::{DeliveryId, InstallationId};
+use crate::events;
+use crate::processor::now_millis;
+use crate::store::{NewDelivery, RecordOutcome};
+use crate::telemetry::names;
+
+/// Why a webhook request was turned away; each maps to one status code.
+#[derive(Debug, thiserror::Error)]
+enum Rejection {
+    #[error("no webhook secret is configured; webhooks are refused until one is set")]
+    NoSecret,
+    #[error("missing {0} header")]
+    MissingHeader(&'static str),
+    #[error(transparent)]
+    BadDeliveryId(#[from] crate::domain::InvalidDeliveryId),
+    #[error("X-GitHub-Event is not a valid event name")]
+    BadEventName,
+    #[error("body larger than {0} bytes")]
+    TooLarge(usize),
+    #[error("body not received within the time limit")]
+    Timeout,
+    #[error("body could not be read")]
+    Unreadable,
+    #[error(transparent)]
+    Signature(#[from] signature::SignatureError),
+    #[error("body is not valid JSON: {0}")]
+    InvalidJson(String),
+    #[error("the delivery could not be stored; please redeliver")]
+    Unavailable,
+}
+
+impl Rejection {
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::NoSecret | Self::Signature(_) => StatusCode::UNAUTHORIZED,
+            Self::MissingHeader(_)
+            | Self::BadDeliveryId(_)
+            | Self::BadEventName
+            | Self::Unreadable
+            | Self::InvalidJson(_) => StatusCode::BAD_REQUEST,
+            Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Timeout => StatusCode::REQUEST_TIMEOUT,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn metric_outcome(&self) -> &'static str {
+        match self {
+            Self::NoSecret | Self::Signature(_) => "unauthorized",
+            Self::TooLarge(_) => "too_large",
+            Self::Timeout => "timeout",
+            Self::Unavailable => "unavailable",
+            _ => "bad_request",
+        }
+    }
+}
+
+/// The fields of a payload the inbox indexes; parsing into this also proves the body is JSON.
+#[derive(Deserialize)]
+struct Envelope {
+    action: Option<String>,
+    installation: Option<EnvelopeInstallation>,
+    repository: Option<EnvelopeRepository>,
+}
+
+#[derive(Deserialize)]
+struct EnvelopeInstallation {
+    id: u64,
+}
+
+#[derive(Deserialize)]
+struct EnvelopeRepository {
+    full_name: String,
+}
+
+/// What the door decided for an acceptable request.
+enum Accepted {
+    Stored(RecordOutcome),
+    IgnoredEvent,
+}
+
+pub(super) async fn receive(State(state): State<AppState>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let event_label = event_label(&parts.headers);
+    let (status, message, outcome) = match accept(&state, &parts.headers, body).await {
+        Ok(Accepted::Stored(RecordOutcome::New)) => {
+            state.inbox.notify_one();
+            (StatusCode::ACCEPTED, "accepted".to_owned(), "accepted")
+        }
+        Ok(Accepted::Stored(RecordOutcome::Duplicate)) => {
+            (StatusCode::OK, "already received".to_owned(), "duplicate")
+        }
+        Ok(Accepted::IgnoredEvent) => (StatusCode::ACCEPTED, "event ignored".to_owned(), "ignored"),
+        Err(rejection) => {
+            log_rejection(&parts.headers, &rejection);
+            (rejection.status(), rejection.to_string(), rejection.metric_outcome())
+        }
+    };
+    metrics::counter!(names::WEBHOOK_DELIVERIES, "event" => event_label, "outcome" => outcome)
+        .increment(1);
+    (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], message + "\n").into_response()
+}
+
+async fn accept(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Accepted, Rejection> {
+    if state.secrets.is_empty() {
+        return Err(Rejection::NoSecret);
+    }
+    let event = header_str(headers, "x-github-event")?;
+    if event.is_empty() || !event.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
+        return Err(Rejection::BadEventName);
+    }
+    let delivery_id: DeliveryId = header_str(headers, "x-github-delivery")?.parse()?;
+    let body = read_body(state, headers, body).await?;
+    let signature = headers.get("x-hub-signature-256").map(|v| v.as_bytes());
+    signature::verify(&state.secrets, signature, &body)?;
+    if !events::is_supported(event) {
+        return Ok(Accepted::IgnoredEvent);
+    }
+    let envelope: Envelope =
+        serde_json::from_slice(&body).map_err(|err| Rejection::InvalidJson(err.to_string()))?;
+    let delivery = NewDelivery {
+        id: delivery_id,
+        event: event.to_owned(),
+        action: envelope.action,
+        installation: envelope.installation.map(|i| InstallationId(i.id)),
+        repository: envelope.repository.map(|r| r.full_name),
+        received_at: now_millis(),
+        body,
+    };
+    match state.store.record_delivery(delivery).await {
+        Ok(outcome) => Ok(Accepted::Stored(outcome)),
+        Err(err) => {
+            tracing::error!(error = %err, "storing a delivery failed");
+            Err(Rejection::Unavailable)
+        }
+    }
+}
+
+fn header_str<'h>(headers: &'h HeaderMap, name: &'static str) -> Result<&'h str, Rejection> {
+    let value = headers.get(name).ok_or(Rejection::MissingHeader(name))?;
+    value.to_str().map_err(|_| Rejection::MissingHeader(name))
+}
+
+/// Reads the body within the size and time limits; a declared `Content-Length` over the
+/// limit is refused before anything is read.
+async fn read_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Bytes, Rejection> {
+    let limit = state.limits.max_body_bytes;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return Err(Rejection::TooLarge(limit));
+    }
+    let collect = Limited::new(body, limit).collect();
+    match tokio::time::timeout(state.limits.body_timeout, collect).await {
+        Err(_) => Err(Rejection::Timeout),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(err)) if err.is::<LengthLimitError>() => Err(Rejection::TooLarge(limit)),
+        Ok(Err(_)) => Err(Rejection::Unreadable),
+    }
+}
+
+/// The `event` label for metrics: a supported event's name, else `other`, so that a
+/// stranger cannot create unbounded metric series.
+fn event_label(headers: &HeaderMap) -> &'static str {
+    let event = headers
+        .get("x-github-event")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    events::SUPPORTED_EVENTS
+        .iter()
+        .find(|supported| **supported == event)
+        .copied()
+        .unwrap_or("other")
+}
+
+fn log_rejection(headers: &HeaderMap, rejection: &Rejection) {
+    // The delivery id is logged only when well-formed, so a hostile header cannot forge
+    // log lines.
+    let delivery = headers
+        .get("x-github-delivery")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<DeliveryId>().ok());
+    let delivery = delivery.as_ref().map_or("-", DeliveryId::as_str);
+    match rejection {
+        Rejection::NoSecret => {
+            tracing::warn!(delivery, "webhook refused: no webhook secret is configured")
+        }
+        Rejection::Unavailable => {}
+        other => tracing::info!(delivery, reason = %other, status = other.status().as_u16(), "webhook refused"),
+    }
+}

@@ -1,0 +1,12 @@
+//! codegen-orchestrator: a GitHub App that turns issues into a dependency graph and works
+//! through it with Codegen AI agents. See DESIGN in the README for the architecture; data
+//! flows one way: http -> store -> events -> engine -> effects.
+
+pub mod config;
+pub mod domain;
+pub mod events;
+pub mod http;
+pub mod processor;
+pub mod runtime;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,191 @@
+//! Drains the webhook inbox: claims stored deliveries in arrival order, decodes each into a
+//! domain event and records how it ended. A delivery that fails is retried a bounded number
+//! of times with growing delays, then parked as failed; it never holds up the ones behind it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Notify, watch};
+use tracing::{debug, error, info, info_span, warn};
+
+use crate::events::{self, Decoded, DomainEvent};
+use crate::store::{ClaimedDelivery, DeliveryOutcome, Store, StoreError};
+use crate::telemetry::names;
+
+/// Deliveries claimed per round trip to the store.
+const CLAIM_BATCH: u32 = 256;
+/// How long a claim holds before another worker may take the delivery.
+const LEASE: Duration = Duration::from_secs(300);
+/// How often the inbox is looked at when nothing wakes the processor (for due retries).
+const IDLE_POLL: Duration = Duration::from_secs(1);
+
+/// How often, and how far apart, a failing delivery is tried.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included.
+    pub max_attempts: u32,
+    /// Delay before the first retry; doubles with each further one.
+    pub first_delay: Duration,
+    /// Longest delay between two attempts.
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 5,
+            first_delay: Duration::from_secs(2),
+            max_delay: Duration::from_secs(300),
+        }
+    }
+}
+
+impl RetryPolicy {
+    fn delay_after(&self, attempts_made: u32) -> Duration {
+        let factor = 2u32.saturating_pow(attempts_made.saturating_sub(1));
+        self.first_delay.saturating_mul(factor).min(self.max_delay)
+    }
+}
+
+/// The inbox processor.
+pub struct InboxProcessor {
+    store: Store,
+    wake: Arc<Notify>,
+    retry: RetryPolicy,
+}
+
+impl InboxProcessor {
+    /// A processor for `store`, woken through `wake` when a new delivery is stored.
+    pub fn new(store: Store, wake: Arc<Notify>, retry: RetryPolicy) -> Self {
+        Self { store, wake, retry }
+    }
+
+    /// Processes deliveries until `shutdown` turns true; the round in progress is finished.
+    pub async fn run(&self, mut shutdown: watch::Receiver<bool>) {
+        while !*shutdown.borrow() {
+            if let Err(err) = self.drain().await {
+                error!(error = %err, "reading the inbox failed; trying again shortly");
+            }
+            tokio::select! {
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(IDLE_POLL) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+    }
+
+    /// Processes every delivery that is due now; returns how many were handled.
+    pub async fn drain(&self) -> Result<usize, StoreError> {
+        let mut handled = 0;
+        loop {
+            let claimed = self
+                .store
+                .claim_deliveries(CLAIM_BATCH, now_millis(), LEASE.as_millis() as i64)
+                .await?;
+            if claimed.is_empty() {
+                break;
+            }
+            let mut outcomes = Vec::with_capacity(claimed.len());
+            for delivery in &claimed {
+                let span = info_span!(
+                    "delivery",
+                    id = %delivery.id,
+                    event = %delivery.event,
+                    repo = delivery.repository.as_deref().unwrap_or("-"),
+                );
+                let outcome = span.in_scope(|| self.process(delivery));
+                outcomes.push((delivery.seq, outcome));
+            }
+            self.store.finish_deliveries(&outcomes, now_millis()).await?;
+            handled += claimed.len();
+        }
+        self.report_inbox().await;
+        Ok(handled)
+    }
+
+    fn process(&self, delivery: &ClaimedDelivery) -> DeliveryOutcome {
+        let result = events::decode(&delivery.event, &delivery.body);
+        let outcome = match result {
+            Ok(Decoded::Event(event)) => {
+                self.handle(*event);
+                DeliveryOutcome::Processed
+            }
+            Ok(Decoded::Ignored(why)) => {
+                debug!(action = delivery.action.as_deref().unwrap_or("-"), why, "ignored");
+                DeliveryOutcome::Ignored
+            }
+            Err(err) => self.failure(delivery, err.to_string()),
+        };
+        record_outcome(delivery, &outcome);
+        outcome
+    }
+
+    /// What the app does with an event. Acting on events arrives with the engine; for now
+    /// the decoded event is logged.
+    fn handle(&self, event: DomainEvent) {
+        info!(event = %event.summary(), installation = ?event.installation.map(|i| i.0), "event");
+    }
+
+    fn failure(&self, delivery: &ClaimedDelivery, error: String) -> DeliveryOutcome {
+        let attempts_made = delivery.attempts + 1;
+        if attempts_made >= self.retry.max_attempts {
+            error!(%error, attempts = attempts_made, "delivery failed for the last time; parked as failed");
+            DeliveryOutcome::Failed { error }
+        } else {
+            let delay = self.retry.delay_after(attempts_made);
+            warn!(%error, attempts = attempts_made, retry_in_secs = delay.as_secs(), "delivery failed; will retry");
+            DeliveryOutcome::Retry {
+                error,
+                next_attempt_at: now_millis() + delay.as_millis() as i64,
+            }
+        }
+    }
+
+    async fn report_inbox(&self) {
+        match self.store.inbox_counts().await {
+            Ok(counts) => {
+                metrics::gauge!(names::INBOX_DEPTH).set(counts.pending as f64);
+                metrics::gauge!(names::INBOX_FAILED).set(counts.failed as f64);
+            }
+            Err(err) => warn!(error = %err, "counting the inbox failed"),
+        }
+    }
+}
+
+fn record_outcome(delivery: &ClaimedDelivery, outcome: &DeliveryOutcome) {
+    let label = match outcome {
+        DeliveryOutcome::Processed => "processed",
+        DeliveryOutcome::Ignored => "ignored",
+        DeliveryOutcome::Retry { .. } => "retry",
+        DeliveryOutcome::Failed { .. } => "failed",
+    };
+    metrics::counter!(names::DELIVERIES_PROCESSED, "event" => delivery.event.clone(), "outcome" => label)
+        .increment(1);
+    let waited_ms = (now_millis() - delivery.received_at).max(0);
+    metrics::histogram!(names::PROCESSING_LATENCY, "event" => delivery.event.clone())
+        .record(waited_ms as f64 / 1000.0);
+}
+
+/// Unix time in milliseconds.
+pub fn now_millis() -> i64 {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    since_epoch.as_millis() as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_delays_double_up_to_the_cap() {
+        let policy = RetryPolicy {
+            max_attempts: 10,
+            first_delay: Duration::from_secs(2),
+            max_delay: Duration::from_secs(10),
+        };
+        let delays: Vec<_> = (1..=5).map(|n| policy.delay_after(n).as_secs()).collect();
+        assert_eq!(delays, [2, 4, 8, 10, 10]);
+    }
+}

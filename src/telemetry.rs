@@ -1,0 +1,50 @@
+//! Logs (tracing) and metrics (Prometheus text), set up once per process.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tracing_subscriber::EnvFilter;
+
+/// Starts logging: `RUST_LOG` sets the verbosity (default `info`), `LOG_FORMAT=json` prints
+/// one JSON object per line instead of human-readable text. Logs go to stderr.
+pub fn init_logging() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = std::env::var("LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // A second call (tests start several apps in one process) keeps the first subscriber.
+    let _ = if json {
+        builder.json().flatten_event(true).try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+/// The process-wide Prometheus recorder; installed on first use.
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            // Fails only if another recorder is installed, which this crate never does.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+/// Metric names, in one place so that dashboards and the code agree.
+pub mod names {
+    /// Counter: webhook requests by `event` and `outcome`.
+    pub const WEBHOOK_DELIVERIES: &str = "orchestrator_webhook_deliveries_total";
+    /// Counter: stored deliveries processed, by `event` and `outcome`.
+    pub const DELIVERIES_PROCESSED: &str = "orchestrator_deliveries_processed_total";
+    /// Histogram: seconds from a delivery's arrival to the end of its processing.
+    pub const PROCESSING_LATENCY: &str = "orchestrator_delivery_processing_latency_seconds";
+    /// Gauge: deliveries waiting in the inbox.
+    pub const INBOX_DEPTH: &str = "orchestrator_inbox_depth";
+    /// Gauge: deliveries parked as failed after their last attempt.
+    pub const INBOX_FAILED: &str = "orchestrator_inbox_failed";
+}
