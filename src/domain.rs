@@ -173,7 +173,10 @@ mod tests {
         assert_eq!(repo.owner(), "octo-org");
         assert_eq!(repo.name(), "hello.world");
         assert_eq!(repo.to_string(), "octo-org/hello.world");
-        assert_eq!(IssueRef::new(repo, 12).to_string(), "octo-org/hello.world#12");
+        assert_eq!(
+            IssueRef::new(repo, 12).to_string(),
+            "octo-org/hello.world#12"
+        );
     }
 
     #[test]
@@ -185,7 +188,11 @@ mod tests {
 
     #[test]
     fn delivery_ids_follow_githubs_alphabet() {
-        assert!("72d3162e-cc78-11e3-81ab-4c9367dc0958".parse::<DeliveryId>().is_ok());
+        assert!(
+            "72d3162e-cc78-11e3-81ab-4c9367dc0958"
+                .parse::<DeliveryId>()
+                .is_ok()
+        );
         assert!("a".repeat(128).parse::<DeliveryId>().is_ok());
         for bad in ["", "a b", "../etc", "id_1", "ü"] {
             assert!(bad.parse::<DeliveryId>().is_err(), "{bad:?} was accepted");

@@ -96,7 +96,9 @@ impl InboxProcessor {
                 let outcome = span.in_scope(|| self.process(delivery));
                 outcomes.push((delivery.seq, outcome));
             }
-            self.store.finish_deliveries(&outcomes, now_millis()).await?;
+            self.store
+                .finish_deliveries(&outcomes, now_millis())
+                .await?;
             handled += claimed.len();
         }
         self.report_inbox().await;
@@ -111,7 +113,10 @@ impl InboxProcessor {
                 DeliveryOutcome::Processed
             }
             Ok(Decoded::Ignored(why)) => {
-                debug!(action = delivery.action.as_deref().unwrap_or("-"), why, "ignored");
+                debug!(
+                    action = delivery.action.as_deref().unwrap_or("-"),
+                    why, "ignored"
+                );
                 DeliveryOutcome::Ignored
             }
             Err(err) => self.failure(delivery, err.to_string()),

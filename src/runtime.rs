@@ -38,9 +38,12 @@ impl App {
         limits: DoorLimits,
         retry: RetryPolicy,
     ) -> anyhow::Result<Self> {
-        let store = Store::open(&config.storage.url)
-            .await
-            .with_context(|| format!("opening the store at {}", crate::config::redact_url(&config.storage.url)))?;
+        let store = Store::open(&config.storage.url).await.with_context(|| {
+            format!(
+                "opening the store at {}",
+                crate::config::redact_url(&config.storage.url)
+            )
+        })?;
         let inbox = Arc::new(Notify::new());
         let state = AppState {
             store: store.clone(),

@@ -331,11 +331,10 @@ fn read_document(path: Option<&Path>) -> Result<(ConfigSource, Value), ConfigErr
         path: path.clone(),
         source,
     })?;
-    let document: Value =
-        serde_yaml_ng::from_str(&text).map_err(|err| ConfigError::Syntax {
-            path: path.clone(),
-            message: err.to_string(),
-        })?;
+    let document: Value = serde_yaml_ng::from_str(&text).map_err(|err| ConfigError::Syntax {
+        path: path.clone(),
+        message: err.to_string(),
+    })?;
     // An empty file (or one holding only comments) means "all defaults".
     let document = match document {
         Value::Null => Value::Mapping(Mapping::new()),
@@ -349,7 +348,10 @@ fn read_document(path: Option<&Path>) -> Result<(ConfigSource, Value), ConfigErr
 fn apply_env_overrides(document: &mut Value, env: &Env) -> Vec<(String, String)> {
     let mut origins = Vec::new();
     let generic = env.iter().filter_map(|(var, value)| {
-        let key = var.strip_prefix(ENV_PREFIX)?.to_ascii_lowercase().replace("__", ".");
+        let key = var
+            .strip_prefix(ENV_PREFIX)?
+            .to_ascii_lowercase()
+            .replace("__", ".");
         Some((key, var.as_str(), value))
     });
     let named = NAMED_ENV_VARS

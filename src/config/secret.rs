@@ -91,7 +91,9 @@ impl<'de> Visitor<'de> for SecretVisitor {
     }
 
     fn visit_map<A: de::MapAccess<'de>>(self, _: A) -> Result<Secret, A::Error> {
-        Err(de::Error::custom("expected a secret string, found a mapping"))
+        Err(de::Error::custom(
+            "expected a secret string, found a mapping",
+        ))
     }
 }
 

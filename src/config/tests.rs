@@ -60,7 +60,10 @@ fn environment_overrides_the_file() {
             ("GITHUB_API_URL", "https://ghe.example.com/api/v3"),
             ("DATABASE_URL", "sqlite:///tmp/x.db"),
             ("CODEGEN_ORCHESTRATOR__CODEGEN__POLL_INTERVAL_SECS", "5"),
-            ("CODEGEN_ORCHESTRATOR__PROJECTS__STATUS_OPTIONS__FAILED", "Blocked"),
+            (
+                "CODEGEN_ORCHESTRATOR__PROJECTS__STATUS_OPTIONS__FAILED",
+                "Blocked",
+            ),
         ],
     )
     .unwrap();
@@ -73,7 +76,10 @@ fn environment_overrides_the_file() {
     assert_eq!(config.github.api_url, "https://ghe.example.com/api/v3");
     assert_eq!(config.storage.url, "sqlite:///tmp/x.db");
     assert_eq!(config.codegen.poll_interval_secs, 5);
-    assert_eq!(config.projects.status_options.failed.as_deref(), Some("Blocked"));
+    assert_eq!(
+        config.projects.status_options.failed.as_deref(),
+        Some("Blocked")
+    );
 }
 
 #[test]
@@ -85,7 +91,9 @@ fn several_webhook_secrets_are_allowed_for_rotation() {
 #[test]
 fn an_unknown_key_is_named_with_its_file() {
     let file = file_with("server:\n  listen: 0.0.0.0:3000\n  lisen: oops\n");
-    let err = load(Some(file.path()), &Env::new()).unwrap_err().to_string();
+    let err = load(Some(file.path()), &Env::new())
+        .unwrap_err()
+        .to_string();
     let path = file.path().display().to_string();
     assert!(err.starts_with(&path), "{err}");
     assert!(err.contains("key `server.lisen`"), "{err}");
@@ -106,8 +114,13 @@ fn a_wrong_type_is_named_with_its_key() {
 
 #[test]
 fn a_bad_environment_value_names_the_variable() {
-    let err = load_text("", &[("CODEGEN_ORG_ID", "acme")]).unwrap_err().to_string();
-    assert!(err.starts_with("environment variable CODEGEN_ORG_ID"), "{err}");
+    let err = load_text("", &[("CODEGEN_ORG_ID", "acme")])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("environment variable CODEGEN_ORG_ID"),
+        "{err}"
+    );
     assert!(err.contains("codegen.org_id"), "{err}");
     let err = load_text("", &[("PORT", "http")]).unwrap_err().to_string();
     assert!(err.starts_with("environment variable PORT"), "{err}");
@@ -115,7 +128,9 @@ fn a_bad_environment_value_names_the_variable() {
 
 #[test]
 fn broken_yaml_names_the_file_and_line() {
-    let err = load_text("server:\n  listen: [unclosed\n", &[]).unwrap_err().to_string();
+    let err = load_text("server:\n  listen: [unclosed\n", &[])
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("not valid YAML"), "{err}");
     assert!(err.contains("line"), "{err}");
 }
@@ -125,7 +140,10 @@ fn an_unreadable_file_is_an_error_when_asked_for() {
     let err = load(Some(Path::new("/nonexistent/config.yaml")), &Env::new())
         .unwrap_err()
         .to_string();
-    assert!(err.contains("cannot read configuration file /nonexistent/config.yaml"), "{err}");
+    assert!(
+        err.contains("cannot read configuration file /nonexistent/config.yaml"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -142,18 +160,32 @@ fn a_missing_pem_file_is_named() {
 
 #[test]
 fn a_private_key_that_is_not_pem_is_refused_without_echoing_it() {
-    let err = load_text("", &[("GITHUB_APP_ID", "1"), ("GITHUB_PRIVATE_KEY", "sekrit-not-a-key")])
-        .unwrap_err()
-        .to_string();
-    assert!(err.starts_with("environment variable GITHUB_PRIVATE_KEY"), "{err}");
+    let err = load_text(
+        "",
+        &[
+            ("GITHUB_APP_ID", "1"),
+            ("GITHUB_PRIVATE_KEY", "sekrit-not-a-key"),
+        ],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.starts_with("environment variable GITHUB_PRIVATE_KEY"),
+        "{err}"
+    );
     assert!(err.contains("PEM"), "{err}");
     assert!(!err.contains("sekrit"), "{err}");
 }
 
 #[test]
 fn an_app_needs_both_id_and_key() {
-    let err = load_text("github:\n  app_id: 5\n", &[]).unwrap_err().to_string();
-    assert!(err.contains("github.app_id") && err.contains("private key"), "{err}");
+    let err = load_text("github:\n  app_id: 5\n", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("github.app_id") && err.contains("private key"),
+        "{err}"
+    );
 
     let key_file = file_with(TEST_KEY);
     let text = format!(

@@ -351,7 +351,11 @@ impl DomainEvent {
                 };
                 format!("issues.{} {}{detail}", action.name(), issue.reference)
             }
-            Event::IssueComment { action, issue, comment } => format!(
+            Event::IssueComment {
+                action,
+                issue,
+                comment,
+            } => format!(
                 "issue_comment.{} {} comment={} by={}",
                 action.name(),
                 issue.reference,
@@ -368,15 +372,28 @@ impl DomainEvent {
                 "projects_v2_item.{action:?} item={} content={}",
                 item.node_id, item.content_node_id
             ),
-            Event::Installation { action, installation, account, .. } => {
+            Event::Installation {
+                action,
+                installation,
+                account,
+                ..
+            } => {
                 format!("installation.{action:?} {installation} account={account}")
             }
-            Event::InstallationRepositories { installation, added, removed } => format!(
+            Event::InstallationRepositories {
+                installation,
+                added,
+                removed,
+            } => format!(
                 "installation_repositories {installation} added={} removed={}",
                 added.len(),
                 removed.len()
             ),
-            Event::IssueDependency { action, blocked, blocking } => format!(
+            Event::IssueDependency {
+                action,
+                blocked,
+                blocking,
+            } => format!(
                 "issue_dependencies.{action:?} {} blocked by {}",
                 blocked.reference, blocking.reference
             ),

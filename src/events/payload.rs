@@ -60,7 +60,13 @@ struct ActionOnly {
 fn handled_actions(event: &str) -> Option<&'static [&'static str]> {
     Some(match event {
         "issues" => &[
-            "opened", "edited", "labeled", "unlabeled", "closed", "reopened", "deleted",
+            "opened",
+            "edited",
+            "labeled",
+            "unlabeled",
+            "closed",
+            "reopened",
+            "deleted",
             "transferred",
         ],
         "issue_comment" => &["created", "edited", "deleted"],
@@ -70,7 +76,10 @@ fn handled_actions(event: &str) -> Option<&'static [&'static str]> {
         "installation" => &["created", "deleted", "suspend", "unsuspend"],
         "installation_repositories" => &["added", "removed"],
         "issue_dependencies" => &[
-            "blocked_by_added", "blocked_by_removed", "blocking_added", "blocking_removed",
+            "blocked_by_added",
+            "blocked_by_removed",
+            "blocking_added",
+            "blocking_removed",
         ],
         _ => return None,
     })
@@ -529,7 +538,10 @@ fn installation(payload: InstallationEventPayload) -> Result<Decoded, DecodeErro
         "unsuspend" => InstallationAction::Unsuspended,
         _ => return Ok(Decoded::Ignored("installation action not handled")),
     };
-    let repos = repo_names(payload.repositories.as_deref().unwrap_or(&[]), "repositories")?;
+    let repos = repo_names(
+        payload.repositories.as_deref().unwrap_or(&[]),
+        "repositories",
+    )?;
     let installation = InstallationId(payload.installation.id);
     Ok(domain_event(
         Some(InstallationRef { id: installation.0 }),

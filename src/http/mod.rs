@@ -71,14 +71,20 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         Ok(()) => (StatusCode::OK, "ready\n".to_owned()),
         Err(err) => {
             tracing::warn!(error = %err, "readiness check: the store does not answer");
-            (StatusCode::SERVICE_UNAVAILABLE, format!("store unavailable: {err}\n"))
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("store unavailable: {err}\n"),
+            )
         }
     }
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         state.metrics.render(),
     )
 }

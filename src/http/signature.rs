@@ -21,7 +21,11 @@ pub enum SignatureError {
 }
 
 /// Checks `header` (the value of `X-Hub-Signature-256`) against `body` with each secret.
-pub fn verify(secrets: &SecretList, header: Option<&[u8]>, body: &[u8]) -> Result<(), SignatureError> {
+pub fn verify(
+    secrets: &SecretList,
+    header: Option<&[u8]>,
+    body: &[u8],
+) -> Result<(), SignatureError> {
     let header = header.ok_or(SignatureError::Missing)?;
     let expected = parse_header(header)?;
     let matches = |secret: &crate::config::Secret| {
@@ -49,8 +53,8 @@ fn parse_header(header: &[u8]) -> Result<[u8; 32], SignatureError> {
 
 /// The header value GitHub would send for `body` signed with `secret` (for tests and tools).
 pub fn sign(secret: &str, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes())
-        .expect("HMAC accepts keys of any length");
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC accepts keys of any length");
     mac.update(body);
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
@@ -82,7 +86,10 @@ mod tests {
     #[test]
     fn any_of_the_rotated_secrets_verifies() {
         let both = secrets(&["new", GITHUB_SECRET]);
-        assert_eq!(verify(&both, Some(GITHUB_SIGNATURE.as_bytes()), b"Hello, World!"), Ok(()));
+        assert_eq!(
+            verify(&both, Some(GITHUB_SIGNATURE.as_bytes()), b"Hello, World!"),
+            Ok(())
+        );
     }
 
     #[test]
@@ -91,22 +98,42 @@ mod tests {
         let body = b"Hello, World!";
         let cases: [(Option<&str>, SignatureError); 7] = [
             (None, SignatureError::Missing),
-            (Some("sha1=0123456789abcdef0123456789abcdef01234567"), SignatureError::Malformed),
+            (
+                Some("sha1=0123456789abcdef0123456789abcdef01234567"),
+                SignatureError::Malformed,
+            ),
             (Some(&GITHUB_SIGNATURE[..40]), SignatureError::Malformed),
-            (Some("757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"), SignatureError::Malformed),
-            (Some("sha256=zz7107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"), SignatureError::Malformed),
-            (Some("sha256=0000000000000000000000000000000000000000000000000000000000000000"), SignatureError::Mismatch),
+            (
+                Some("757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"),
+                SignatureError::Malformed,
+            ),
+            (
+                Some("sha256=zz7107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"),
+                SignatureError::Malformed,
+            ),
+            (
+                Some("sha256=0000000000000000000000000000000000000000000000000000000000000000"),
+                SignatureError::Mismatch,
+            ),
             (Some(&sign("wrong secret", body)), SignatureError::Mismatch),
         ];
         for (header, expected) in cases {
-            assert_eq!(verify(&list, header.map(str::as_bytes), body), Err(expected), "{header:?}");
+            assert_eq!(
+                verify(&list, header.map(str::as_bytes), body),
+                Err(expected),
+                "{header:?}"
+            );
         }
         assert_eq!(
             verify(&list, Some(GITHUB_SIGNATURE.as_bytes()), b"Hello, World?"),
             Err(SignatureError::Mismatch)
         );
         assert_eq!(
-            verify(&SecretList::default(), Some(GITHUB_SIGNATURE.as_bytes()), body),
+            verify(
+                &SecretList::default(),
+                Some(GITHUB_SIGNATURE.as_bytes()),
+                body
+            ),
             Err(SignatureError::Mismatch)
         );
     }

@@ -105,12 +105,21 @@ pub(super) async fn receive(State(state): State<AppState>, request: Request) -> 
         Ok(Accepted::IgnoredEvent) => (StatusCode::ACCEPTED, "event ignored".to_owned(), "ignored"),
         Err(rejection) => {
             log_rejection(&parts.headers, &rejection);
-            (rejection.status(), rejection.to_string(), rejection.metric_outcome())
+            (
+                rejection.status(),
+                rejection.to_string(),
+                rejection.metric_outcome(),
+            )
         }
     };
     metrics::counter!(names::WEBHOOK_DELIVERIES, "event" => event_label, "outcome" => outcome)
         .increment(1);
-    (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], message + "\n").into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        message + "\n",
+    )
+        .into_response()
 }
 
 async fn accept(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Accepted, Rejection> {
@@ -118,7 +127,11 @@ async fn accept(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Acc
         return Err(Rejection::NoSecret);
     }
     let event = header_str(headers, "x-github-event")?;
-    if event.is_empty() || !event.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
+    if event.is_empty()
+        || !event
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    {
         return Err(Rejection::BadEventName);
     }
     let delivery_id: DeliveryId = header_str(headers, "x-github-delivery")?.parse()?;
@@ -200,6 +213,8 @@ fn log_rejection(headers: &HeaderMap, rejection: &Rejection) {
             tracing::warn!(delivery, "webhook refused: no webhook secret is configured")
         }
         Rejection::Unavailable => {}
-        other => tracing::info!(delivery, reason = %other, status = other.status().as_u16(), "webhook refused"),
+        other => {
+            tracing::info!(delivery, reason = %other, status = other.status().as_u16(), "webhook refused")
+        }
     }
 }

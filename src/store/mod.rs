@@ -170,7 +170,10 @@ impl Store {
     }
 
     /// Stores a delivery durably (committed to disk) unless its id is already stored.
-    pub async fn record_delivery(&self, delivery: NewDelivery) -> Result<RecordOutcome, StoreError> {
+    pub async fn record_delivery(
+        &self,
+        delivery: NewDelivery,
+    ) -> Result<RecordOutcome, StoreError> {
         self.backend.record_delivery(delivery).await
     }
 

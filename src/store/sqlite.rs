@@ -160,10 +160,11 @@ impl SqliteStore {
         &self,
         id: &DeliveryId,
     ) -> Result<Option<DeliveryRecord>, StoreError> {
-        let row = sqlx::query("SELECT event, state, attempts, last_error FROM deliveries WHERE id = ?")
-            .bind(id.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
+        let row =
+            sqlx::query("SELECT event, state, attempts, last_error FROM deliveries WHERE id = ?")
+                .bind(id.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
         Ok(row.map(|row| DeliveryRecord {
             event: row.get("event"),
             state: DeliveryState::parse(row.get("state")).unwrap_or(DeliveryState::Pending),

@@ -39,7 +39,10 @@ fn every_fixture_decodes_or_is_ignored() {
     events.sort();
     for dir in events {
         let event = dir.file_name().unwrap().to_str().unwrap().to_owned();
-        let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
         files.sort();
         for file in files {
             let body = std::fs::read(&file).unwrap();
@@ -59,7 +62,11 @@ fn every_fixture_decodes_or_is_ignored() {
 #[test]
 fn a_labeled_issue_carries_the_label_and_the_issue() {
     let event = event_of(
-        decode_value("issues", &fixture("issues/labeled.with-organization.payload.json")).unwrap(),
+        decode_value(
+            "issues",
+            &fixture("issues/labeled.with-organization.payload.json"),
+        )
+        .unwrap(),
     );
     let Event::Issue { action, issue } = event.kind else {
         panic!("not an issue event: {event:?}")
@@ -83,7 +90,9 @@ fn a_closed_issue_keeps_githubs_reason() {
     ] {
         payload["issue"]["state_reason"] = reason;
         let event = event_of(decode_value("issues", &payload).unwrap());
-        let Event::Issue { action, issue } = event.kind else { panic!() };
+        let Event::Issue { action, issue } = event.kind else {
+            panic!()
+        };
         assert_eq!(action, IssueAction::Closed { reason: expected });
         assert_eq!(issue.state, IssueState::Closed(expected));
     }
@@ -94,7 +103,9 @@ fn an_edited_body_keeps_the_old_text() {
     let mut payload = fixture("issues/edited.payload.json");
     payload["changes"] = json!({"body": {"from": "Depends on #1"}});
     let event = event_of(decode_value("issues", &payload).unwrap());
-    let Event::Issue { action, .. } = event.kind else { panic!() };
+    let Event::Issue { action, .. } = event.kind else {
+        panic!()
+    };
     assert_eq!(
         action,
         IssueAction::Edited {
@@ -105,19 +116,38 @@ fn an_edited_body_keeps_the_old_text() {
 
 #[test]
 fn a_transfer_names_the_new_place() {
-    let event = event_of(decode_value("issues", &fixture("issues/transferred.payload.json")).unwrap());
-    let Event::Issue { action: IssueAction::Transferred { to }, .. } = event.kind else { panic!() };
+    let event =
+        event_of(decode_value("issues", &fixture("issues/transferred.payload.json")).unwrap());
+    let Event::Issue {
+        action: IssueAction::Transferred { to },
+        ..
+    } = event.kind
+    else {
+        panic!()
+    };
     assert!(to.is_some());
 }
 
 #[test]
 fn an_edited_comment_keeps_the_old_body() {
-    let event =
-        event_of(decode_value("issue_comment", &fixture("issue_comment/edited.payload.json")).unwrap());
-    let Event::IssueComment { action: CommentAction::Edited { old_body }, .. } = event.kind else {
+    let event = event_of(
+        decode_value(
+            "issue_comment",
+            &fixture("issue_comment/edited.payload.json"),
+        )
+        .unwrap(),
+    );
+    let Event::IssueComment {
+        action: CommentAction::Edited { old_body },
+        ..
+    } = event.kind
+    else {
         panic!()
     };
-    assert_eq!(old_body.as_deref(), Some("You are totally right! I'll get this fixed right away."));
+    assert_eq!(
+        old_body.as_deref(),
+        Some("You are totally right! I'll get this fixed right away.")
+    );
 }
 
 /// GitHub publishes no example of `issue_dependencies`; this one is built from real issue
@@ -144,7 +174,14 @@ fn a_native_dependency_links_two_issues() {
         });
         let event = event_of(decode_value("issue_dependencies", &payload).unwrap());
         assert_eq!(event.installation, Some(InstallationId(42)));
-        let Event::IssueDependency { action, blocked, blocking } = event.kind else { panic!() };
+        let Event::IssueDependency {
+            action,
+            blocked,
+            blocking,
+        } = event.kind
+        else {
+            panic!()
+        };
         assert_eq!(action, expected);
         assert_eq!(blocking.reference.number, 7);
         assert_eq!(blocking.state, IssueState::Closed(CloseReason::Completed));
@@ -164,5 +201,8 @@ fn a_payload_missing_a_field_names_it() {
 
 #[test]
 fn an_event_the_app_does_not_handle_is_ignored() {
-    assert_eq!(decode("push", b"{}").unwrap(), Decoded::Ignored("event not handled"));
+    assert_eq!(
+        decode("push", b"{}").unwrap(),
+        Decoded::Ignored("event not handled")
+    );
 }

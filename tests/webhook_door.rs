@@ -1,0 +1,266 @@
+//! The door: every malformed, unsigned or oversized request is refused with its status and
+//! leaves the store untouched; accepted deliveries are stored once.
+
+mod support;
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use codegen_orchestrator::config::{Config, SecretList};
+use codegen_orchestrator::http::DoorLimits;
+use codegen_orchestrator::processor::RetryPolicy;
+use codegen_orchestrator::runtime::App;
+use support::{SECRET, TestApp, fixture, webhook};
+
+const LABELED: &str = "issues/labeled.with-organization.payload.json";
+const DELIVERY: &str = "72d3162e-cc78-11e3-81ab-4c9367dc0958";
+
+#[tokio::test]
+async fn a_signed_delivery_is_stored_and_answered_202() {
+    let app = TestApp::start().await;
+    let (status, body) = app.deliver("issues", DELIVERY, &fixture(LABELED)).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(app.stored().await, 1);
+}
+
+#[tokio::test]
+async fn refused_requests_get_their_status_and_store_nothing() {
+    let app = TestApp::start().await;
+    let body = fixture(LABELED);
+    let truncated_signature = support_signature(&body)[..40].to_owned();
+    let sha1_only = webhook("issues", DELIVERY, &body)
+        .header(
+            "x-hub-signature",
+            "sha1=7d38cdd689735b008b3c702edd92eea23791c5f6",
+        )
+        .unsigned();
+    let cases: Vec<(&str, Request<Body>, StatusCode)> = vec![
+        (
+            "wrong secret",
+            webhook("issues", DELIVERY, &body).signed("not-the-secret"),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "missing signature",
+            webhook("issues", DELIVERY, &body).unsigned(),
+            StatusCode::UNAUTHORIZED,
+        ),
+        ("sha1= only", sha1_only, StatusCode::UNAUTHORIZED),
+        (
+            "truncated hex",
+            webhook("issues", DELIVERY, &body)
+                .header("x-hub-signature-256", &truncated_signature)
+                .unsigned(),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "signature of another body",
+            webhook("issues", DELIVERY, &body)
+                .header("x-hub-signature-256", &support_signature(b"{}"))
+                .unsigned(),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "invalid JSON",
+            webhook("issues", DELIVERY, b"{\"action\": ").signed(SECRET),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "JSON with trailing garbage",
+            webhook("issues", DELIVERY, b"{} {}").signed(SECRET),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "deeply nested JSON",
+            webhook("issues", DELIVERY, &nested(10_000)).signed(SECRET),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "invalid UTF-8",
+            webhook("issues", DELIVERY, b"{\"action\": \"\xff\"}").signed(SECRET),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "missing event header",
+            without_header("x-github-event", &body),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "missing delivery header",
+            without_header("x-github-delivery", &body),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "delivery id with a space",
+            webhook("issues", "a b", &body).signed(SECRET),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "delivery id of 129 characters",
+            webhook("issues", &"a".repeat(129), &body).signed(SECRET),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "event name that is not one",
+            webhook("Issues Event", DELIVERY, &body).signed(SECRET),
+            StatusCode::BAD_REQUEST,
+        ),
+    ];
+    for (what, request, expected) in cases {
+        let (status, text) = app.send(request).await;
+        assert_eq!(status, expected, "{what}: {text}");
+    }
+    assert_eq!(app.stored().await, 0, "a refused request was stored");
+}
+
+#[tokio::test]
+async fn a_body_over_25_mib_is_refused_413_whether_declared_or_streamed() {
+    let app = TestApp::start().await;
+    let mut huge = b"{\"padding\": \"".to_vec();
+    huge.resize(26_214_400 + 1 - 2, b'a');
+    huge.extend_from_slice(b"\"}");
+    assert_eq!(huge.len(), 26_214_401);
+
+    let declared = webhook("issues", DELIVERY, &huge)
+        .header("content-length", &huge.len().to_string())
+        .signed(SECRET);
+    let (status, _) = app.send(declared).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+
+    // No Content-Length: the limit holds while streaming.
+    let (status, _) = app.deliver("issues", DELIVERY, &huge).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(app.stored().await, 0);
+
+    // Exactly at the limit is fine (a valid, signed, 25 MiB payload).
+    huge.truncate(26_214_400 - 2);
+    huge.extend_from_slice(b"\"}");
+    let (status, text) = app.deliver("issues", DELIVERY, &huge).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{text}");
+}
+
+#[tokio::test]
+async fn a_body_that_never_finishes_is_timed_out_408() {
+    let limits = DoorLimits {
+        body_timeout: Duration::from_millis(200),
+        ..DoorLimits::default()
+    };
+    let app = TestApp::start_with(limits, RetryPolicy::default()).await;
+    let stalled = futures_stall();
+    let request = Request::post("/webhook")
+        .header("x-github-event", "issues")
+        .header("x-github-delivery", DELIVERY)
+        .header("x-hub-signature-256", support_signature(b"{}"))
+        .body(Body::from_stream(stalled))
+        .unwrap();
+    let (status, _) = app.send(request).await;
+    assert_eq!(status, StatusCode::REQUEST_TIMEOUT);
+    assert_eq!(app.stored().await, 0);
+}
+
+#[tokio::test]
+async fn a_redelivery_is_answered_200_and_stored_once() {
+    let app = TestApp::start().await;
+    let body = fixture(LABELED);
+    let (first, _) = app.deliver("issues", DELIVERY, &body).await;
+    let (second, text) = app.deliver("issues", DELIVERY, &body).await;
+    assert_eq!(
+        (first, second),
+        (StatusCode::ACCEPTED, StatusCode::OK),
+        "{text}"
+    );
+    assert_eq!(app.stored().await, 1);
+    assert_eq!(app.app.processor.drain().await.unwrap(), 1);
+    let (third, _) = app.deliver("issues", DELIVERY, &body).await;
+    assert_eq!(third, StatusCode::OK);
+    assert_eq!(
+        app.app.processor.drain().await.unwrap(),
+        0,
+        "processed twice"
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_event_is_acknowledged_and_not_stored() {
+    let app = TestApp::start().await;
+    let (status, text) = app
+        .deliver("push", DELIVERY, b"{\"ref\": \"refs/heads/main\"}")
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{text}");
+    assert!(text.contains("ignored"), "{text}");
+    assert_eq!(app.stored().await, 0);
+}
+
+#[tokio::test]
+async fn without_a_webhook_secret_every_webhook_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config: Config = support::test_config(&dir);
+    config.github.webhook_secret = SecretList::default();
+    let app = App::build(&config).await.unwrap();
+    let test = TestApp { app, dir };
+    let (status, text) = test.deliver("issues", DELIVERY, &fixture(LABELED)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(text.contains("no webhook secret"), "{text}");
+    assert_eq!(test.stored().await, 0);
+}
+
+#[tokio::test]
+async fn health_readiness_and_metrics_answer() {
+    let app = TestApp::start().await;
+    app.deliver("issues", DELIVERY, &fixture(LABELED)).await;
+    app.app.processor.drain().await.unwrap();
+    let get = |path: &str| Request::get(path).body(Body::empty()).unwrap();
+    assert_eq!(app.send(get("/healthz")).await.0, StatusCode::OK);
+    assert_eq!(app.send(get("/readyz")).await.0, StatusCode::OK);
+    let (status, metrics) = app.send(get("/metrics")).await;
+    assert_eq!(status, StatusCode::OK);
+    for expected in [
+        "orchestrator_webhook_deliveries_total{event=\"issues\",outcome=\"accepted\"}",
+        "orchestrator_deliveries_processed_total{event=\"issues\",outcome=\"processed\"}",
+        "orchestrator_inbox_depth",
+        "orchestrator_delivery_processing_latency_seconds",
+    ] {
+        assert!(
+            metrics.contains(expected),
+            "{expected} missing from:\n{metrics}"
+        );
+    }
+}
+
+fn support_signature(body: &[u8]) -> String {
+    codegen_orchestrator::http::sign(SECRET, body)
+}
+
+fn without_header(name: &str, body: &[u8]) -> Request<Body> {
+    let mut request = webhook("issues", DELIVERY, body).signed(SECRET);
+    request.headers_mut().remove(name);
+    request
+}
+
+fn nested(depth: usize) -> Vec<u8> {
+    let mut body = "[".repeat(depth).into_bytes();
+    body.extend(std::iter::repeat_n(b']', depth));
+    body
+}
+
+/// A body stream that yields one chunk and then never another.
+fn futures_stall() -> impl futures_core::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send
+{
+    struct Stall(bool);
+    impl futures_core::Stream for Stall {
+        type Item = Result<bytes::Bytes, std::io::Error>;
+        fn poll_next(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Self::Item>> {
+            if self.0 {
+                std::task::Poll::Pending
+            } else {
+                self.0 = true;
+                std::task::Poll::Ready(Some(Ok(bytes::Bytes::from_static(b"{"))))
+            }
+        }
+    }
+    Stall(false)
+}
