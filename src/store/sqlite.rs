@@ -1,7 +1,10 @@
-//! The SQLite backend: WAL, `synchronous = FULL`, and a single writer task that commits
-//! deliveries in groups, so many concurrent webhooks share one fsync.
+//! The SQLite backend: WAL with `synchronous = FULL`, readers on a pool, and every write
+//! through one writer task. The writer commits concurrent deliveries in groups, so many
+//! webhooks share one fsync, and no two connections ever wait on SQLite's write lock.
 
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
+use std::pin::Pin;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +13,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteSynchronous,
 };
-use sqlx::{Connection, Row};
+use sqlx::{Connection, QueryBuilder, Row, Sqlite};
 use tokio::sync::{Mutex, Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -20,25 +23,20 @@ use super::{
 };
 use crate::domain::DeliveryId;
 
-/// Most deliveries committed in one transaction.
+/// Most deliveries committed in one group (7 bound values each; SQLite allows 32,766).
 const MAX_GROUP: usize = 512;
-/// Deliveries waiting for the writer before `record_delivery` callers wait for room.
+/// Writes waiting for the writer before callers wait for room.
 const QUEUE_CAPACITY: usize = 8192;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
-/// SQLite store: a pool for reads and bookkeeping, one writer connection for the inbox.
+/// SQLite store: a pool for reads, one writer task for writes.
 #[derive(Clone)]
 pub(super) struct SqliteStore {
     pool: SqlitePool,
-    writer: mpsc::Sender<InsertRequest>,
+    writer: mpsc::Sender<WriteOp>,
     closing: Arc<Notify>,
     writer_task: Arc<Mutex<Option<JoinHandle<()>>>>,
-}
-
-struct InsertRequest {
-    delivery: NewDelivery,
-    reply: oneshot::Sender<Result<RecordOutcome, String>>,
 }
 
 impl SqliteStore {
@@ -73,7 +71,7 @@ impl SqliteStore {
     ) -> Result<RecordOutcome, StoreError> {
         let (reply, answer) = oneshot::channel();
         self.writer
-            .send(InsertRequest { delivery, reply })
+            .send(WriteOp::Insert(InsertRequest { delivery, reply }))
             .await
             .map_err(|_| StoreError::Closed)?;
         answer
@@ -88,35 +86,31 @@ impl SqliteStore {
         now: i64,
         lease_ms: i64,
     ) -> Result<Vec<ClaimedDelivery>, StoreError> {
-        let rows = sqlx::query(
-            "UPDATE deliveries SET lease_until = ?1 + ?2
-             WHERE seq IN (
-                 SELECT seq FROM deliveries
-                 WHERE state = 'pending' AND next_attempt_at <= ?1
-                   AND (lease_until IS NULL OR lease_until <= ?1)
-                 ORDER BY seq LIMIT ?3)
-             RETURNING seq, id, event, action, repository, received_at, attempts, body",
-        )
-        .bind(now)
-        .bind(lease_ms)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        let mut claimed = rows
+        let mut claimed = self
+            .write(move |conn| Box::pin(claim(conn, limit, now, lease_ms)))
+            .await?;
+        if claimed.is_empty() {
+            return Ok(claimed);
+        }
+        // Bodies are read outside the writer: WAL readers never block it.
+        let mut select =
+            QueryBuilder::<Sqlite>::new("SELECT seq, body FROM delivery_bodies WHERE seq IN (");
+        let mut seqs = select.separated(", ");
+        for delivery in &claimed {
+            seqs.push_bind(delivery.seq);
+        }
+        select.push(")");
+        let mut bodies: HashMap<i64, Vec<u8>> = select
+            .build()
+            .persistent(false)
+            .fetch_all(&self.pool)
+            .await?
             .into_iter()
-            .map(|row| ClaimedDelivery {
-                seq: row.get("seq"),
-                id: row.get("id"),
-                event: row.get("event"),
-                action: row.get("action"),
-                repository: row.get("repository"),
-                received_at: row.get("received_at"),
-                attempts: row.get::<i64, _>("attempts").try_into().unwrap_or(u32::MAX),
-                body: row.get("body"),
-            })
-            .collect::<Vec<_>>();
-        // RETURNING gives no order guarantee; arrival order is the contract.
-        claimed.sort_by_key(|delivery| delivery.seq);
+            .map(|row| (row.get("seq"), row.get("body")))
+            .collect();
+        for delivery in &mut claimed {
+            delivery.body = bodies.remove(&delivery.seq).unwrap_or_default();
+        }
         Ok(claimed)
     }
 
@@ -125,35 +119,9 @@ impl SqliteStore {
         outcomes: &[(i64, DeliveryOutcome)],
         now: i64,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        for (seq, outcome) in outcomes {
-            let (state, error, next_attempt_at, finished_at) = match outcome {
-                DeliveryOutcome::Processed => (DeliveryState::Processed, None, 0, Some(now)),
-                DeliveryOutcome::Ignored => (DeliveryState::Ignored, None, 0, Some(now)),
-                DeliveryOutcome::Retry {
-                    error,
-                    next_attempt_at,
-                } => (DeliveryState::Pending, Some(error), *next_attempt_at, None),
-                DeliveryOutcome::Failed { error } => {
-                    (DeliveryState::Failed, Some(error), 0, Some(now))
-                }
-            };
-            sqlx::query(
-                "UPDATE deliveries
-                 SET state = ?, attempts = attempts + 1, last_error = ?, next_attempt_at = ?,
-                     finished_at = ?, lease_until = NULL
-                 WHERE seq = ?",
-            )
-            .bind(state.as_str())
-            .bind(error)
-            .bind(next_attempt_at)
-            .bind(finished_at)
-            .bind(seq)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        let outcomes = outcomes.to_vec();
+        self.write(move |conn| Box::pin(async move { finish(conn, &outcomes, now).await }))
+            .await
     }
 
     pub(super) async fn delivery(
@@ -208,6 +176,28 @@ impl SqliteStore {
         }
         self.pool.close().await;
     }
+
+    /// Runs `job` on the writer connection, in order with every other write.
+    async fn write<T, F>(&self, job: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, sqlx::Error>>
+            + Send
+            + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job: WriteJob = Box::new(move |conn: &mut SqliteConnection| -> BoxFuture<'_, ()> {
+            Box::pin(async move {
+                // The caller may have gone; the write stands regardless.
+                let _ = reply.send(job(conn).await);
+            })
+        });
+        self.writer
+            .send(WriteOp::Job(job))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        Ok(answer.await.map_err(|_| StoreError::Closed)??)
+    }
 }
 
 fn create_parent_dir(file: &Path) -> Result<(), StoreError> {
@@ -221,22 +211,138 @@ fn create_parent_dir(file: &Path) -> Result<(), StoreError> {
     }
 }
 
-/// Takes whatever deliveries are queued (up to [`MAX_GROUP`]), commits them in one
-/// transaction and answers each caller. On `closing` it stops taking new requests, writes
-/// those already queued and ends.
+async fn claim(
+    conn: &mut SqliteConnection,
+    limit: u32,
+    now: i64,
+    lease_ms: i64,
+) -> Result<Vec<ClaimedDelivery>, sqlx::Error> {
+    let rows = sqlx::query(
+        "UPDATE deliveries SET lease_until = ?1 + ?2
+         WHERE seq IN (
+             SELECT seq FROM deliveries
+             WHERE state = 'pending' AND next_attempt_at <= ?1
+               AND (lease_until IS NULL OR lease_until <= ?1)
+             ORDER BY seq LIMIT ?3)
+         RETURNING seq, id, event, action, repository, received_at, attempts",
+    )
+    .bind(now)
+    .bind(lease_ms)
+    .bind(i64::from(limit))
+    .fetch_all(conn)
+    .await?;
+    let mut claimed = rows
+        .into_iter()
+        .map(|row| ClaimedDelivery {
+            seq: row.get("seq"),
+            id: row.get("id"),
+            event: row.get("event"),
+            action: row.get("action"),
+            repository: row.get("repository"),
+            received_at: row.get("received_at"),
+            attempts: row.get::<i64, _>("attempts").try_into().unwrap_or(u32::MAX),
+            body: Vec::new(),
+        })
+        .collect::<Vec<_>>();
+    // RETURNING gives no order guarantee; arrival order is the contract.
+    claimed.sort_by_key(|delivery| delivery.seq);
+    Ok(claimed)
+}
+
+async fn finish(
+    conn: &mut SqliteConnection,
+    outcomes: &[(i64, DeliveryOutcome)],
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    let mut tx = conn.begin().await?;
+    // Successes are the bulk: one statement per final state covers all of them.
+    for (state, wanted) in [
+        (DeliveryState::Processed, DeliveryOutcome::Processed),
+        (DeliveryState::Ignored, DeliveryOutcome::Ignored),
+    ] {
+        let seqs: Vec<i64> = outcomes
+            .iter()
+            .filter(|(_, outcome)| *outcome == wanted)
+            .map(|(seq, _)| *seq)
+            .collect();
+        if seqs.is_empty() {
+            continue;
+        }
+        let mut update = QueryBuilder::<Sqlite>::new("UPDATE deliveries SET state = ");
+        update
+            .push_bind(state.as_str())
+            .push(
+                ", attempts = attempts + 1, last_error = NULL, lease_until = NULL, finished_at = ",
+            )
+            .push_bind(now)
+            .push(" WHERE seq IN (");
+        let mut list = update.separated(", ");
+        for seq in seqs {
+            list.push_bind(seq);
+        }
+        update.push(")");
+        update.build().persistent(false).execute(&mut *tx).await?;
+    }
+    for (seq, outcome) in outcomes {
+        let (state, error, next_attempt_at, finished_at) = match outcome {
+            DeliveryOutcome::Processed | DeliveryOutcome::Ignored => continue,
+            DeliveryOutcome::Retry {
+                error,
+                next_attempt_at,
+            } => (DeliveryState::Pending, error, *next_attempt_at, None),
+            DeliveryOutcome::Failed { error } => (DeliveryState::Failed, error, 0, Some(now)),
+        };
+        sqlx::query(
+            "UPDATE deliveries
+             SET state = ?, attempts = attempts + 1, last_error = ?, next_attempt_at = ?,
+                 finished_at = ?, lease_until = NULL
+             WHERE seq = ?",
+        )
+        .bind(state.as_str())
+        .bind(error)
+        .bind(next_attempt_at)
+        .bind(finished_at)
+        .bind(seq)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await
+}
+
+// ---- the writer ----------------------------------------------------------------------
+
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+type WriteJob = Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, ()> + Send>;
+
+/// One write, in the order it was asked for.
+enum WriteOp {
+    /// A delivery: batched with the deliveries next to it in the queue.
+    Insert(InsertRequest),
+    /// Any other write.
+    Job(WriteJob),
+}
+
+struct InsertRequest {
+    delivery: NewDelivery,
+    reply: oneshot::Sender<Result<RecordOutcome, String>>,
+}
+
+/// Takes whatever writes are queued and runs them in order, committing each run of
+/// consecutive deliveries as one group. On `closing` it stops taking new writes, runs those
+/// already queued and ends.
 async fn run_writer(
     mut conn: SqliteConnection,
-    mut queue: mpsc::Receiver<InsertRequest>,
+    mut queue: mpsc::Receiver<WriteOp>,
     closing: Arc<Notify>,
 ) {
-    let mut group = Vec::with_capacity(MAX_GROUP);
+    let mut ops = Vec::with_capacity(MAX_GROUP);
     loop {
         tokio::select! {
-            received = queue.recv_many(&mut group, MAX_GROUP) => {
+            received = queue.recv_many(&mut ops, MAX_GROUP) => {
                 if received == 0 {
                     break;
                 }
-                commit_group(&mut conn, &mut group).await;
+                run_ops(&mut conn, &mut ops).await;
             }
             () = closing.notified() => queue.close(),
         }
@@ -246,8 +352,28 @@ async fn run_writer(
     }
 }
 
+async fn run_ops(conn: &mut SqliteConnection, ops: &mut Vec<WriteOp>) {
+    let mut group = Vec::new();
+    for op in ops.drain(..) {
+        match op {
+            WriteOp::Insert(request) => group.push(request),
+            WriteOp::Job(job) => {
+                commit_group(conn, &mut group).await;
+                job(conn).await;
+            }
+        }
+    }
+    commit_group(conn, &mut group).await;
+}
+
 async fn commit_group(conn: &mut SqliteConnection, group: &mut Vec<InsertRequest>) {
+    if group.is_empty() {
+        return;
+    }
     let result = insert_all(conn, group).await;
+    if let Err(err) = &result {
+        tracing::error!(error = %err, deliveries = group.len(), "storing a group of deliveries failed");
+    }
     for (index, request) in group.drain(..).enumerate() {
         let answer = match &result {
             Ok(outcomes) => Ok(outcomes[index]),
@@ -256,39 +382,59 @@ async fn commit_group(conn: &mut SqliteConnection, group: &mut Vec<InsertRequest
         // The caller may have gone (client hung up); the delivery is stored regardless.
         let _ = request.reply.send(answer);
     }
-    if let Err(err) = result {
-        tracing::error!(error = %err, "storing a group of deliveries failed");
-    }
 }
 
+/// Inserts the whole group in one transaction with two multi-row statements (one round
+/// trip each to SQLite's thread, one fsync). `RETURNING` names the rows actually inserted;
+/// every other request in the group is a redelivery.
 async fn insert_all(
     conn: &mut SqliteConnection,
     group: &[InsertRequest],
 ) -> Result<Vec<RecordOutcome>, sqlx::Error> {
     let mut tx = conn.begin().await?;
-    let mut outcomes = Vec::with_capacity(group.len());
-    for InsertRequest { delivery, .. } in group {
-        let inserted = sqlx::query(
-            "INSERT INTO deliveries
-                 (id, event, action, installation_id, repository, received_at, body)
-             VALUES (?, ?, ?, ?, ?, ?, ?)
-             ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(delivery.id.as_str())
-        .bind(&delivery.event)
-        .bind(delivery.action.as_deref())
-        .bind(delivery.installation.map(|id| id.0 as i64))
-        .bind(delivery.repository.as_deref())
-        .bind(delivery.received_at)
-        .bind(delivery.body.as_ref())
-        .execute(&mut *tx)
-        .await?;
-        outcomes.push(if inserted.rows_affected() == 1 {
-            RecordOutcome::New
-        } else {
-            RecordOutcome::Duplicate
+    let mut insert = QueryBuilder::<Sqlite>::new(
+        "INSERT INTO deliveries (id, event, action, installation_id, repository, received_at) ",
+    );
+    insert.push_values(group, |mut row, InsertRequest { delivery, .. }| {
+        row.push_bind(delivery.id.as_str())
+            .push_bind(delivery.event.as_str())
+            .push_bind(delivery.action.as_deref())
+            .push_bind(delivery.installation.map(|id| id.0 as i64))
+            .push_bind(delivery.repository.as_deref())
+            .push_bind(delivery.received_at);
+    });
+    insert.push(" ON CONFLICT (id) DO NOTHING RETURNING seq, id");
+    let inserted: HashMap<String, i64> = insert
+        .build()
+        .persistent(false)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .map(|row| (row.get("id"), row.get("seq")))
+        .collect();
+
+    // The same id twice in one group: the first is new, the second a redelivery.
+    let mut taken = HashSet::with_capacity(inserted.len());
+    let outcomes: Vec<(RecordOutcome, Option<(i64, &[u8])>)> = group
+        .iter()
+        .map(|InsertRequest { delivery, .. }| {
+            let id = delivery.id.as_str();
+            match inserted.get(id) {
+                Some(seq) if taken.insert(id) => {
+                    (RecordOutcome::New, Some((*seq, delivery.body.as_ref())))
+                }
+                _ => (RecordOutcome::Duplicate, None),
+            }
+        })
+        .collect();
+    let bodies: Vec<(i64, &[u8])> = outcomes.iter().filter_map(|(_, body)| *body).collect();
+    if !bodies.is_empty() {
+        let mut insert = QueryBuilder::<Sqlite>::new("INSERT INTO delivery_bodies (seq, body) ");
+        insert.push_values(bodies, |mut row, (seq, body)| {
+            row.push_bind(seq).push_bind(body);
         });
+        insert.build().persistent(false).execute(&mut *tx).await?;
     }
     tx.commit().await?;
-    Ok(outcomes)
+    Ok(outcomes.into_iter().map(|(outcome, _)| outcome).collect())
 }
