@@ -415,19 +415,18 @@ async fn insert_all(
 
     // The same id twice in one group: the first is new, the second a redelivery.
     let mut taken = HashSet::with_capacity(inserted.len());
-    let outcomes: Vec<(RecordOutcome, Option<(i64, &[u8])>)> = group
-        .iter()
-        .map(|InsertRequest { delivery, .. }| {
-            let id = delivery.id.as_str();
-            match inserted.get(id) {
-                Some(seq) if taken.insert(id) => {
-                    (RecordOutcome::New, Some((*seq, delivery.body.as_ref())))
-                }
-                _ => (RecordOutcome::Duplicate, None),
+    let mut outcomes = Vec::with_capacity(group.len());
+    let mut bodies: Vec<(i64, &[u8])> = Vec::with_capacity(inserted.len());
+    for InsertRequest { delivery, .. } in group {
+        let id = delivery.id.as_str();
+        match inserted.get(id) {
+            Some(seq) if taken.insert(id) => {
+                outcomes.push(RecordOutcome::New);
+                bodies.push((*seq, delivery.body.as_ref()));
             }
-        })
-        .collect();
-    let bodies: Vec<(i64, &[u8])> = outcomes.iter().filter_map(|(_, body)| *body).collect();
+            _ => outcomes.push(RecordOutcome::Duplicate),
+        }
+    }
     if !bodies.is_empty() {
         let mut insert = QueryBuilder::<Sqlite>::new("INSERT INTO delivery_bodies (seq, body) ");
         insert.push_values(bodies, |mut row, (seq, body)| {
@@ -436,5 +435,5 @@ async fn insert_all(
         insert.build().persistent(false).execute(&mut *tx).await?;
     }
     tx.commit().await?;
-    Ok(outcomes.into_iter().map(|(outcome, _)| outcome).collect())
+    Ok(outcomes)
 }
