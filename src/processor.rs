@@ -106,7 +106,7 @@ impl InboxProcessor {
     }
 
     fn process(&self, delivery: &ClaimedDelivery) -> DeliveryOutcome {
-        let result = events::decode(&delivery.event, &delivery.body);
+        let result = events::decode(&delivery.event, delivery.action.as_deref(), &delivery.body);
         let outcome = match result {
             Ok(Decoded::Event(event)) => {
                 self.handle(*event);

@@ -149,3 +149,28 @@ async fn deliveries_are_processed_in_arrival_order() {
     let expected: Vec<_> = (0..50).map(delivery_id).collect();
     assert_eq!(ids, expected);
 }
+
+#[tokio::test]
+async fn concurrent_redeliveries_of_one_id_are_stored_once() {
+    let app = std::sync::Arc::new(TestApp::start().await);
+    let body = fixture("issues/opened.payload.json");
+    let mut posts = Vec::new();
+    for _ in 0..32 {
+        let (app, body) = (app.clone(), body.clone());
+        posts.push(tokio::spawn(async move {
+            app.deliver("issues", &delivery_id(7), &body).await.0
+        }));
+    }
+    let mut statuses = Vec::new();
+    for post in posts {
+        statuses.push(post.await.unwrap());
+    }
+    let accepted = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::ACCEPTED)
+        .count();
+    let duplicates = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+    assert_eq!((accepted, duplicates), (1, 31), "{statuses:?}");
+    assert_eq!(app.stored().await, 1);
+    assert_eq!(app.app.processor.drain().await.unwrap(), 1);
+}

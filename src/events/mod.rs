@@ -5,7 +5,7 @@ mod payload;
 
 use crate::domain::{InstallationId, IssueRef, RepoName, User};
 
-pub use payload::{DecodeError, decode};
+pub use payload::{DecodeError, decode, decode_payload};
 
 /// The `X-GitHub-Event` names the app understands; every other event is acknowledged and
 /// ignored at the door without being stored.

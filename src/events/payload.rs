@@ -21,19 +21,26 @@ pub struct DecodeError {
 }
 
 /// Turns a verified delivery body into a domain event, or says why it is ignored.
-pub fn decode(event: &str, body: &[u8]) -> Result<Decoded, DecodeError> {
-    decode_event(event, body).map_err(|err| DecodeError {
+/// `action` is the payload's `action` field, which the door already read and the inbox keeps;
+/// [`decode_payload`] finds it itself.
+pub fn decode(event: &str, action: Option<&str>, body: &[u8]) -> Result<Decoded, DecodeError> {
+    decode_event(event, action, body).map_err(|err| DecodeError {
         event: event.to_owned(),
         ..err
     })
 }
 
-fn decode_event(event: &str, body: &[u8]) -> Result<Decoded, DecodeError> {
-    // Actions the app has no use for are ignored before the payload is read in full, so
-    // that their (sometimes thinner) payloads are never held to the shape of the others.
+/// [`decode`] for a body whose `action` has not been read yet.
+pub fn decode_payload(event: &str, body: &[u8]) -> Result<Decoded, DecodeError> {
     let action = parse::<ActionOnly>(event, body)?.action;
+    decode(event, action.as_deref(), body)
+}
+
+fn decode_event(event: &str, action: Option<&str>, body: &[u8]) -> Result<Decoded, DecodeError> {
+    // Actions the app has no use for are ignored before the payload is read, so that their
+    // (sometimes thinner) payloads are never held to the shape of the others.
     if let Some(handled) = handled_actions(event)
-        && !action.as_deref().is_some_and(|a| handled.contains(&a))
+        && !action.is_some_and(|a| handled.contains(&a))
     {
         return Ok(Decoded::Ignored("action not handled"));
     }
@@ -86,11 +93,15 @@ fn handled_actions(event: &str) -> Option<&'static [&'static str]> {
 }
 
 fn parse<T: DeserializeOwned>(event: &str, body: &[u8]) -> Result<T, DecodeError> {
-    let mut deserializer = serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(&mut deserializer).map_err(|err| DecodeError {
-        event: event.to_owned(),
-        path: err.path().to_string(),
-        message: err.inner().to_string(),
+    // The fast path reads the payload once; only a payload that fails is read again, with
+    // the path tracking that names the offending field.
+    serde_json::from_slice(body).or_else(|_| {
+        let mut deserializer = serde_json::Deserializer::from_slice(body);
+        serde_path_to_error::deserialize(&mut deserializer).map_err(|err| DecodeError {
+            event: event.to_owned(),
+            path: err.path().to_string(),
+            message: err.inner().to_string(),
+        })
     })
 }
 

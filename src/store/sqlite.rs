@@ -69,9 +69,15 @@ impl SqliteStore {
         &self,
         delivery: NewDelivery,
     ) -> Result<RecordOutcome, StoreError> {
+        // Compressed here, on the caller's task, so the single writer only writes.
+        let body = lz4_flex::compress_prepend_size(&delivery.body);
         let (reply, answer) = oneshot::channel();
         self.writer
-            .send(WriteOp::Insert(InsertRequest { delivery, reply }))
+            .send(WriteOp::Insert(InsertRequest {
+                delivery,
+                body,
+                reply,
+            }))
             .await
             .map_err(|_| StoreError::Closed)?;
         answer
@@ -109,7 +115,13 @@ impl SqliteStore {
             .map(|row| (row.get("seq"), row.get("body")))
             .collect();
         for delivery in &mut claimed {
-            delivery.body = bodies.remove(&delivery.seq).unwrap_or_default();
+            let stored = bodies.remove(&delivery.seq).unwrap_or_default();
+            // A body that does not decompress stays empty; decoding then fails and the
+            // delivery is parked as failed with that error, like any poison payload.
+            delivery.body = lz4_flex::decompress_size_prepended(&stored).unwrap_or_else(|err| {
+                tracing::error!(seq = delivery.seq, error = %err, "a stored body is corrupt");
+                Vec::new()
+            });
         }
         Ok(claimed)
     }
@@ -324,6 +336,8 @@ enum WriteOp {
 
 struct InsertRequest {
     delivery: NewDelivery,
+    /// The body, LZ4-compressed with its length in front.
+    body: Vec<u8>,
     reply: oneshot::Sender<Result<RecordOutcome, String>>,
 }
 
@@ -417,12 +431,12 @@ async fn insert_all(
     let mut taken = HashSet::with_capacity(inserted.len());
     let mut outcomes = Vec::with_capacity(group.len());
     let mut bodies: Vec<(i64, &[u8])> = Vec::with_capacity(inserted.len());
-    for InsertRequest { delivery, .. } in group {
+    for InsertRequest { delivery, body, .. } in group {
         let id = delivery.id.as_str();
         match inserted.get(id) {
             Some(seq) if taken.insert(id) => {
                 outcomes.push(RecordOutcome::New);
-                bodies.push((*seq, delivery.body.as_ref()));
+                bodies.push((*seq, body.as_slice()));
             }
             _ => outcomes.push(RecordOutcome::Duplicate),
         }

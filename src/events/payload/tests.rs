@@ -16,7 +16,7 @@ fn fixture(relative: &str) -> Value {
 }
 
 fn decode_value(event: &str, payload: &Value) -> Result<Decoded, DecodeError> {
-    decode(event, &serde_json::to_vec(payload).unwrap())
+    decode_payload(event, &serde_json::to_vec(payload).unwrap())
 }
 
 fn event_of(decoded: Decoded) -> DomainEvent {
@@ -47,7 +47,7 @@ fn every_fixture_decodes_or_is_ignored() {
         for file in files {
             let body = std::fs::read(&file).unwrap();
             let name = file.file_name().unwrap().to_str().unwrap();
-            let outcome = match decode(&event, &body) {
+            let outcome = match decode_payload(&event, &body) {
                 Ok(Decoded::Event(e)) => e.summary(),
                 Ok(Decoded::Ignored(why)) => format!("ignored: {why}"),
                 Err(err) => panic!("{event}/{name} failed to decode: {err}"),
@@ -202,7 +202,7 @@ fn a_payload_missing_a_field_names_it() {
 #[test]
 fn an_event_the_app_does_not_handle_is_ignored() {
     assert_eq!(
-        decode("push", b"{}").unwrap(),
+        decode_payload("push", b"{}").unwrap(),
         Decoded::Ignored("event not handled")
     );
 }
