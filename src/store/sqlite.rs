@@ -25,6 +25,8 @@ use crate::domain::DeliveryId;
 
 /// Most deliveries committed in one group (7 bound values each; SQLite allows 32,766).
 const MAX_GROUP: usize = 512;
+/// How often the WAL is copied into the database file.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(250);
 /// Writes waiting for the writer before callers wait for room.
 const QUEUE_CAPACITY: usize = 8192;
 
@@ -53,10 +55,15 @@ impl SqliteStore {
             .connect_with(options.clone())
             .await?;
         MIGRATOR.run(&pool).await?;
-        let writer_conn = SqliteConnection::connect_with(&options).await?;
+        // The writer never checkpoints: copying the WAL into the database inside a commit
+        // would stall every webhook waiting on that commit. A task beside it does it.
+        let writer_conn =
+            SqliteConnection::connect_with(&options.clone().pragma("wal_autocheckpoint", "0"))
+                .await?;
         let (writer, queue) = mpsc::channel(QUEUE_CAPACITY);
         let closing = Arc::new(Notify::new());
         let writer_task = tokio::spawn(run_writer(writer_conn, queue, closing.clone()));
+        tokio::spawn(run_checkpointer(pool.clone()));
         Ok(Self {
             pool,
             writer,
@@ -319,6 +326,25 @@ async fn finish(
         .await?;
     }
     tx.commit().await
+}
+
+/// Copies the WAL into the database file in the background. `PASSIVE` never blocks the
+/// writer; the WAL restarts from its beginning once a checkpoint has caught up.
+async fn run_checkpointer(pool: SqlitePool) {
+    let mut ticks = tokio::time::interval(CHECKPOINT_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        if pool.is_closed() {
+            break;
+        }
+        if let Err(err) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await {
+            if pool.is_closed() {
+                break;
+            }
+            tracing::warn!(error = %err, "WAL checkpoint failed; retrying on the next tick");
+        }
+    }
 }
 
 // ---- the writer ----------------------------------------------------------------------
