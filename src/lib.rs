@@ -3,6 +3,7 @@
 //! flows one way: http -> store -> events -> engine -> effects.
 
 pub mod config;
+pub mod deps;
 pub mod domain;
 pub mod events;
 pub mod http;
