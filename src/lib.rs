@@ -5,6 +5,7 @@
 pub mod config;
 pub mod deps;
 pub mod domain;
+pub mod engine;
 pub mod events;
 pub mod http;
 pub mod processor;

@@ -44,9 +44,18 @@ impl DependencyParser {
 
     /// The issues `issue` depends on according to its body and labels, resolved against its
     /// own repository; never itself, no duplicates.
-    pub fn dependencies(&self, issue: &IssueRef, body: &str, labels: &[String]) -> BTreeSet<IssueRef> {
+    pub fn dependencies(
+        &self,
+        issue: &IssueRef,
+        body: &str,
+        labels: &[String],
+    ) -> BTreeSet<IssueRef> {
         let mut found = self.from_body(&issue.repo, body);
-        found.extend(labels.iter().filter_map(|label| label_dependency(&issue.repo, label)));
+        found.extend(
+            labels
+                .iter()
+                .filter_map(|label| label_dependency(&issue.repo, label)),
+        );
         found.remove(issue);
         found
     }

@@ -338,7 +338,10 @@ async fn run_checkpointer(pool: SqlitePool) {
         if pool.is_closed() {
             break;
         }
-        if let Err(err) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await {
+        if let Err(err) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&pool)
+            .await
+        {
             if pool.is_closed() {
                 break;
             }

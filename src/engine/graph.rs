@@ -1,0 +1,661 @@
+//! The live dependency graph: issues as nodes, "A depends on B" as an edge B -> A (the
+//! blocker points at what it unblocks, so a topological order is a launch order).
+//!
+//! Cycles are refused as edges are added, with the cycle's path; petgraph's `Acyclic`
+//! keeps a topological order up to date incrementally (Pearce-Kelly), so one insertion
+//! does not cost a traversal of the whole graph. Which issues are ready is kept up to date
+//! as states and edges change, from a count of unsatisfied blockers per issue.
+
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::fmt;
+
+use petgraph::Direction::{Incoming, Outgoing};
+use petgraph::acyclic::{Acyclic, AcyclicEdgeError};
+use petgraph::data::{Build, DataMap, DataMapMut};
+use petgraph::stable_graph::{NodeIndex, StableDiGraph};
+use petgraph::visit::{EdgeRef, IntoEdgeReferences};
+
+use crate::domain::IssueRef;
+
+/// Where an issue stands, as far as its dependents are concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeState {
+    /// Open.
+    Open,
+    /// Closed as completed: its dependents may go.
+    ClosedCompleted,
+    /// Closed as not planned (or as a duplicate): its dependents stay blocked.
+    ClosedNotPlanned,
+    /// Deleted: its dependents stay blocked.
+    Deleted,
+    /// Not fetched yet.
+    Unknown,
+}
+
+impl NodeState {
+    /// Whether a dependent of an issue in this state may start.
+    pub fn satisfies(self) -> bool {
+        self == Self::ClosedCompleted
+    }
+}
+
+/// One issue in the graph.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssueNode {
+    /// Which issue.
+    pub issue: IssueRef,
+    /// Its state.
+    pub state: NodeState,
+    /// Whether the bot manages it (it may be launched); blockers named by managed issues
+    /// are in the graph too, unmanaged.
+    pub managed: bool,
+    /// Whether an agent has been started for it (it is no longer "ready").
+    pub started: bool,
+    /// Its title, when known.
+    pub title: Option<String>,
+    /// Blockers that are not closed as completed.
+    unsatisfied: usize,
+}
+
+impl IssueNode {
+    /// A node for `issue` in `state`, unmanaged, not started, without a title.
+    pub fn new(issue: IssueRef, state: NodeState) -> Self {
+        Self {
+            issue,
+            state,
+            managed: false,
+            started: false,
+            title: None,
+            unsatisfied: 0,
+        }
+    }
+
+    /// The same node, managed.
+    pub fn managed(mut self) -> Self {
+        self.managed = true;
+        self
+    }
+
+    /// The same node with a title.
+    pub fn titled(mut self, title: impl Into<String>) -> Self {
+        self.title = Some(title.into());
+        self
+    }
+
+    fn is_ready(&self) -> bool {
+        self.managed && self.state == NodeState::Open && !self.started && self.unsatisfied == 0
+    }
+}
+
+/// A dependency refused because it would close a cycle; `path` starts and ends with the
+/// same issue and reads "depends on" left to right.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct CycleError {
+    /// The cycle, first issue repeated at the end.
+    pub path: Vec<IssueRef>,
+}
+
+impl fmt::Display for CycleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("dependency cycle: ")?;
+        for (i, issue) in self.path.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" -> ")?;
+            }
+            write!(f, "{issue}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A blocker of an issue with its state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Blocker {
+    /// Which issue.
+    pub issue: IssueRef,
+    /// Its state.
+    pub state: NodeState,
+}
+
+impl Blocker {
+    /// Why it still blocks, or `None` when it no longer does.
+    pub fn blocks_because(&self) -> Option<&'static str> {
+        match self.state {
+            NodeState::ClosedCompleted => None,
+            NodeState::Open => Some("still open"),
+            NodeState::ClosedNotPlanned => Some("closed as not planned"),
+            NodeState::Deleted => Some("deleted"),
+            NodeState::Unknown => Some("not fetched yet"),
+        }
+    }
+}
+
+type Graph = Acyclic<StableDiGraph<IssueNode, ()>>;
+
+/// The dependency graph of one installation.
+#[derive(Debug, Clone, Default)]
+pub struct DependencyGraph {
+    graph: Graph,
+    index: HashMap<IssueRef, NodeIndex>,
+    ready: HashSet<NodeIndex>,
+}
+
+impl DependencyGraph {
+    /// An empty graph.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Builds a graph from scratch: every node, then every "`issue` depends on `blocker`"
+    /// pair (blockers missing from `nodes` are added as unknown). One topological sort
+    /// instead of one insertion per edge; fails with a cycle's path if there is one.
+    pub fn build(
+        nodes: impl IntoIterator<Item = IssueNode>,
+        dependencies: impl IntoIterator<Item = (IssueRef, IssueRef)>,
+    ) -> Result<Self, CycleError> {
+        let mut inner = StableDiGraph::<IssueNode, ()>::default();
+        let mut index = HashMap::new();
+        for node in nodes {
+            let issue = node.issue.clone();
+            let ix = inner.add_node(node);
+            index.insert(issue, ix);
+        }
+        let mut node_for = |inner: &mut StableDiGraph<IssueNode, ()>, issue: IssueRef| {
+            *index
+                .entry(issue.clone())
+                .or_insert_with(|| inner.add_node(IssueNode::new(issue, NodeState::Unknown)))
+        };
+        for (issue, blocker) in dependencies {
+            if issue == blocker {
+                continue;
+            }
+            let (a, b) = (node_for(&mut inner, issue), node_for(&mut inner, blocker));
+            inner.update_edge(b, a, ());
+        }
+        let graph = match Acyclic::try_from_graph(inner.clone()) {
+            Ok(graph) => graph,
+            Err(cycle) => return Err(cycle_through(&inner, cycle.node_id())),
+        };
+        let mut built = Self {
+            graph,
+            index,
+            ready: HashSet::new(),
+        };
+        let all: Vec<_> = built.index.values().copied().collect();
+        for ix in all {
+            let unsatisfied = built
+                .blockers_ix(ix)
+                .filter(|b| !built.node(*b).state.satisfies())
+                .count();
+            built.node_mut(ix).unsatisfied = unsatisfied;
+            built.refresh(ix);
+        }
+        Ok(built)
+    }
+
+    /// Adds an issue or updates what is known of it (state, managed, title); its edges and
+    /// its `started` mark are kept.
+    pub fn upsert(&mut self, node: IssueNode) {
+        let ix = self.ensure(&node.issue, node.state);
+        let old_state = self.node(ix).state;
+        {
+            let current = self.node_mut(ix);
+            current.managed = node.managed;
+            if node.title.is_some() {
+                current.title = node.title;
+            }
+            current.started |= node.started;
+        }
+        self.change_state(ix, old_state, node.state);
+    }
+
+    /// Sets an issue's state (adding it as an unmanaged node if new).
+    pub fn set_state(&mut self, issue: &IssueRef, state: NodeState) {
+        let ix = self.ensure(issue, state);
+        let old = self.node(ix).state;
+        self.change_state(ix, old, state);
+    }
+
+    /// Marks whether an issue is managed.
+    pub fn set_managed(&mut self, issue: &IssueRef, managed: bool) {
+        let ix = self.ensure(issue, NodeState::Unknown);
+        self.node_mut(ix).managed = managed;
+        self.refresh(ix);
+    }
+
+    /// Marks an issue as started (an agent runs for it) or not.
+    pub fn set_started(&mut self, issue: &IssueRef, started: bool) {
+        let ix = self.ensure(issue, NodeState::Unknown);
+        self.node_mut(ix).started = started;
+        self.refresh(ix);
+    }
+
+    /// Makes `issue` depend on exactly `blockers` (its body was edited, say). All or
+    /// nothing: on a cycle the graph is left as it was.
+    pub fn set_dependencies(
+        &mut self,
+        issue: &IssueRef,
+        blockers: &BTreeSet<IssueRef>,
+    ) -> Result<(), CycleError> {
+        let created: Vec<IssueRef> = std::iter::once(issue)
+            .chain(blockers)
+            .filter(|known| !self.contains(known))
+            .cloned()
+            .collect();
+        let ix = self.ensure(issue, NodeState::Unknown);
+        let current: BTreeSet<IssueRef> = self
+            .blockers_ix(ix)
+            .map(|b| self.node(b).issue.clone())
+            .collect();
+        let mut added = Vec::new();
+        for blocker in blockers.difference(&current) {
+            match self.add_dependency(issue, blocker) {
+                Ok(_) => added.push(blocker.clone()),
+                Err(cycle) => {
+                    for blocker in &added {
+                        self.remove_dependency(issue, blocker);
+                    }
+                    self.remove_nodes(&created);
+                    return Err(cycle);
+                }
+            }
+        }
+        for blocker in current.difference(blockers) {
+            self.remove_dependency(issue, blocker);
+        }
+        Ok(())
+    }
+
+    /// Adds "`issue` depends on `blocker`"; `Ok(false)` when it was already there. A
+    /// blocker not in the graph is added as unknown. An issue never depends on itself.
+    pub fn add_dependency(
+        &mut self,
+        issue: &IssueRef,
+        blocker: &IssueRef,
+    ) -> Result<bool, CycleError> {
+        if issue == blocker {
+            return Err(CycleError {
+                path: vec![issue.clone(), issue.clone()],
+            });
+        }
+        let a = self.ensure(issue, NodeState::Unknown);
+        let b = self.ensure(blocker, NodeState::Unknown);
+        if self.graph.inner().find_edge(b, a).is_some() {
+            return Ok(false);
+        }
+        match self.graph.try_add_edge(b, a, ()) {
+            Ok(_) => {}
+            Err(AcyclicEdgeError::Cycle(_)) => return Err(self.cycle_error(a, b)),
+            Err(AcyclicEdgeError::SelfLoop | AcyclicEdgeError::InvalidEdge) => {
+                return Err(CycleError {
+                    path: vec![issue.clone(), issue.clone()],
+                });
+            }
+        }
+        if !self.node(b).state.satisfies() {
+            self.node_mut(a).unsatisfied += 1;
+            self.refresh(a);
+        }
+        Ok(true)
+    }
+
+    /// Removes "`issue` depends on `blocker`"; `false` when there was no such dependency.
+    pub fn remove_dependency(&mut self, issue: &IssueRef, blocker: &IssueRef) -> bool {
+        let (Some(&a), Some(&b)) = (self.index.get(issue), self.index.get(blocker)) else {
+            return false;
+        };
+        let Some(edge) = self.graph.inner().find_edge(b, a) else {
+            return false;
+        };
+        self.graph.remove_edge(edge);
+        if !self.node(b).state.satisfies() {
+            self.node_mut(a).unsatisfied -= 1;
+            self.refresh(a);
+        }
+        true
+    }
+
+    /// Adds issues and their dependencies together: all of them, or (on a cycle) none,
+    /// leaving the graph as it was.
+    pub fn add_batch(
+        &mut self,
+        batch: Vec<(IssueNode, BTreeSet<IssueRef>)>,
+    ) -> Result<(), CycleError> {
+        let before = self.clone();
+        for (node, blockers) in batch {
+            let issue = node.issue.clone();
+            self.upsert(node);
+            for blocker in &blockers {
+                if let Err(cycle) = self.add_dependency(&issue, blocker) {
+                    *self = before;
+                    return Err(cycle);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the graph knows `issue`.
+    pub fn contains(&self, issue: &IssueRef) -> bool {
+        self.index.contains_key(issue)
+    }
+
+    /// The node of `issue`.
+    pub fn get(&self, issue: &IssueRef) -> Option<&IssueNode> {
+        self.index.get(issue).map(|ix| self.node(*ix))
+    }
+
+    /// Every node, in no particular order.
+    pub fn nodes(&self) -> impl Iterator<Item = &IssueNode> {
+        self.index.values().map(|ix| self.node(*ix))
+    }
+
+    /// How many issues and dependencies the graph holds.
+    pub fn size(&self) -> (usize, usize) {
+        (self.index.len(), self.graph.inner().edge_count())
+    }
+
+    /// Managed, open, not started, every blocker closed as completed; sorted.
+    pub fn ready(&self) -> Vec<IssueRef> {
+        let mut ready: Vec<_> = self
+            .ready
+            .iter()
+            .map(|ix| self.node(*ix).issue.clone())
+            .collect();
+        ready.sort();
+        ready
+    }
+
+    /// The direct blockers of `issue` with their states, sorted.
+    pub fn blockers(&self, issue: &IssueRef) -> Vec<Blocker> {
+        let Some(&ix) = self.index.get(issue) else {
+            return Vec::new();
+        };
+        let mut blockers: Vec<_> = self
+            .blockers_ix(ix)
+            .map(|b| Blocker {
+                issue: self.node(b).issue.clone(),
+                state: self.node(b).state,
+            })
+            .collect();
+        blockers.sort_by(|x, y| x.issue.cmp(&y.issue));
+        blockers
+    }
+
+    /// Every issue that depends on `issue`, directly or through others.
+    pub fn dependents(&self, issue: &IssueRef) -> BTreeSet<IssueRef> {
+        let Some(&start) = self.index.get(issue) else {
+            return BTreeSet::new();
+        };
+        let mut seen = HashSet::from([start]);
+        let mut queue = VecDeque::from([start]);
+        while let Some(ix) = queue.pop_front() {
+            for next in self.graph.inner().neighbors_directed(ix, Outgoing) {
+                if seen.insert(next) {
+                    queue.push_back(next);
+                }
+            }
+        }
+        seen.remove(&start);
+        seen.into_iter()
+            .map(|ix| self.node(ix).issue.clone())
+            .collect()
+    }
+
+    /// The longest chain of not-yet-completed dependents behind `issue` (0 when none waits
+    /// on it): the scheduler starts the longest chain first.
+    pub fn critical_path_len(&self, issue: &IssueRef) -> usize {
+        let Some(&start) = self.index.get(issue) else {
+            return 0;
+        };
+        let behind = self.dependents(issue);
+        let mut lens: HashMap<NodeIndex, usize> = HashMap::with_capacity(behind.len() + 1);
+        // Reverse topological order: every dependent is measured before its blockers.
+        let order = self.graph.nodes_iter().collect::<Vec<_>>();
+        for &ix in order.iter().rev() {
+            if ix != start && !behind.contains(&self.node(ix).issue) {
+                continue;
+            }
+            let len = self.longest_chain_from(ix, &lens);
+            lens.insert(ix, len);
+        }
+        lens.get(&start).copied().unwrap_or(0)
+    }
+
+    /// [`Self::critical_path_len`] for every issue at once, in one pass.
+    pub fn critical_path_lens(&self) -> HashMap<IssueRef, usize> {
+        let order: Vec<_> = self.graph.nodes_iter().collect();
+        let mut lens: HashMap<NodeIndex, usize> = HashMap::with_capacity(order.len());
+        for &ix in order.iter().rev() {
+            let len = self.longest_chain_from(ix, &lens);
+            lens.insert(ix, len);
+        }
+        lens.into_iter()
+            .map(|(ix, len)| (self.node(ix).issue.clone(), len))
+            .collect()
+    }
+
+    /// Every issue, blockers before what they block.
+    pub fn topological_order(&self) -> Vec<IssueRef> {
+        self.graph
+            .nodes_iter()
+            .map(|ix| self.node(ix).issue.clone())
+            .collect()
+    }
+
+    /// The issues connected to `issue` through dependencies either way, itself included.
+    pub fn component(&self, issue: &IssueRef) -> BTreeSet<IssueRef> {
+        let Some(&start) = self.index.get(issue) else {
+            return BTreeSet::new();
+        };
+        let mut seen = HashSet::from([start]);
+        let mut queue = VecDeque::from([start]);
+        while let Some(ix) = queue.pop_front() {
+            let inner = self.graph.inner();
+            for next in inner
+                .neighbors_directed(ix, Outgoing)
+                .chain(inner.neighbors_directed(ix, Incoming))
+            {
+                if seen.insert(next) {
+                    queue.push_back(next);
+                }
+            }
+        }
+        seen.into_iter()
+            .map(|ix| self.node(ix).issue.clone())
+            .collect()
+    }
+
+    /// Every "depends on" pair as (issue, blocker).
+    pub fn dependencies(&self) -> Vec<(IssueRef, IssueRef)> {
+        self.graph
+            .inner()
+            .edge_references()
+            .map(|e| {
+                (
+                    self.node(e.target()).issue.clone(),
+                    self.node(e.source()).issue.clone(),
+                )
+            })
+            .collect()
+    }
+
+    /// The launches a pool of `agents` would make if every agent took one step: wave 1 is
+    /// what is ready now (longest chain first, at most `agents`), each later wave what the
+    /// earlier ones unblock. Issues that can never start (blocked by an open unmanaged, a
+    /// not-planned or an unknown issue) appear in no wave.
+    pub fn waves(&self, agents: usize) -> Vec<Vec<IssueRef>> {
+        let agents = agents.max(1);
+        let lens = self.critical_path_lens();
+        let mut unsatisfied: HashMap<NodeIndex, usize> = self
+            .index
+            .values()
+            .map(|ix| (*ix, self.node(*ix).unsatisfied))
+            .collect();
+        let mut ready: Vec<NodeIndex> = self.ready.iter().copied().collect();
+        let mut waves = Vec::new();
+        while !ready.is_empty() {
+            ready.sort_by(|a, b| {
+                let (na, nb) = (self.node(*a), self.node(*b));
+                lens[&nb.issue]
+                    .cmp(&lens[&na.issue])
+                    .then_with(|| na.issue.cmp(&nb.issue))
+            });
+            let rest = ready.split_off(agents.min(ready.len()));
+            let wave = std::mem::replace(&mut ready, rest);
+            for &done in &wave {
+                for dependent in self.graph.inner().neighbors_directed(done, Outgoing) {
+                    let count = unsatisfied.entry(dependent).or_default();
+                    *count = count.saturating_sub(1);
+                    let node = self.node(dependent);
+                    if *count == 0 && node.managed && node.state == NodeState::Open && !node.started
+                    {
+                        ready.push(dependent);
+                    }
+                }
+            }
+            waves.push(
+                wave.into_iter()
+                    .map(|ix| self.node(ix).issue.clone())
+                    .collect(),
+            );
+        }
+        waves
+    }
+
+    // ---- internals -------------------------------------------------------------------
+
+    fn node(&self, ix: NodeIndex) -> &IssueNode {
+        self.graph.node_weight(ix).expect("indexed nodes exist")
+    }
+
+    fn node_mut(&mut self, ix: NodeIndex) -> &mut IssueNode {
+        self.graph.node_weight_mut(ix).expect("indexed nodes exist")
+    }
+
+    /// 1 + the longest chain behind the longest not-completed dependent, from `lens` of
+    /// the dependents (already computed in reverse topological order).
+    fn longest_chain_from(&self, ix: NodeIndex, lens: &HashMap<NodeIndex, usize>) -> usize {
+        self.graph
+            .inner()
+            .neighbors_directed(ix, Outgoing)
+            .filter(|d| !self.node(*d).state.satisfies())
+            .map(|d| 1 + lens.get(&d).copied().unwrap_or(0))
+            .max()
+            .unwrap_or(0)
+    }
+
+    fn blockers_ix(&self, ix: NodeIndex) -> impl Iterator<Item = NodeIndex> + '_ {
+        self.graph.inner().neighbors_directed(ix, Incoming)
+    }
+
+    fn ensure(&mut self, issue: &IssueRef, state: NodeState) -> NodeIndex {
+        if let Some(&ix) = self.index.get(issue) {
+            return ix;
+        }
+        let ix = self.graph.add_node(IssueNode::new(issue.clone(), state));
+        self.index.insert(issue.clone(), ix);
+        ix
+    }
+
+    /// Removes nodes (and their edges) a rolled-back update created.
+    fn remove_nodes(&mut self, issues: &[IssueRef]) {
+        for issue in issues {
+            if let Some(ix) = self.index.remove(issue) {
+                self.ready.remove(&ix);
+                self.graph.remove_node(ix);
+            }
+        }
+    }
+
+    fn change_state(&mut self, ix: NodeIndex, old: NodeState, new: NodeState) {
+        self.node_mut(ix).state = new;
+        if old.satisfies() != new.satisfies() {
+            let dependents: Vec<_> = self
+                .graph
+                .inner()
+                .neighbors_directed(ix, Outgoing)
+                .collect();
+            for dependent in dependents {
+                let node = self.node_mut(dependent);
+                if new.satisfies() {
+                    node.unsatisfied -= 1;
+                } else {
+                    node.unsatisfied += 1;
+                }
+                self.refresh(dependent);
+            }
+        }
+        self.refresh(ix);
+    }
+
+    fn refresh(&mut self, ix: NodeIndex) {
+        if self.node(ix).is_ready() {
+            self.ready.insert(ix);
+        } else {
+            self.ready.remove(&ix);
+        }
+    }
+
+    /// The cycle that "`a` depends on `b`" would close: b already (transitively) depends
+    /// on a, so the path runs a -> b -> ... -> a.
+    fn cycle_error(&self, a: NodeIndex, b: NodeIndex) -> CycleError {
+        // Blocking edges run a ->* b; walk them, then read the path backwards.
+        let path = path_between(self.graph.inner(), a, b).unwrap_or_else(|| vec![a, b]);
+        let mut cycle = vec![self.node(a).issue.clone()];
+        cycle.extend(path.iter().rev().map(|ix| self.node(*ix).issue.clone()));
+        CycleError { path: cycle }
+    }
+}
+
+/// The nodes on a shortest path `from` ->* `to` along edges, both ends included.
+fn path_between(
+    graph: &StableDiGraph<IssueNode, ()>,
+    from: NodeIndex,
+    to: NodeIndex,
+) -> Option<Vec<NodeIndex>> {
+    let mut parent: HashMap<NodeIndex, NodeIndex> = HashMap::new();
+    let mut queue = VecDeque::from([from]);
+    let mut seen = HashSet::from([from]);
+    while let Some(ix) = queue.pop_front() {
+        if ix == to {
+            let mut path = vec![to];
+            let mut at = to;
+            while let Some(&p) = parent.get(&at) {
+                path.push(p);
+                at = p;
+            }
+            path.reverse();
+            return Some(path);
+        }
+        for next in graph.neighbors_directed(ix, Outgoing) {
+            if seen.insert(next) {
+                parent.insert(next, ix);
+                queue.push_back(next);
+            }
+        }
+    }
+    None
+}
+
+/// A cycle through `node` in a graph known to have one, as a "depends on" path.
+fn cycle_through(graph: &StableDiGraph<IssueNode, ()>, node: NodeIndex) -> CycleError {
+    // Edges run blocker -> dependent; a cycle through `node` comes back to it.
+    let back = graph
+        .neighbors_directed(node, Outgoing)
+        .find_map(|next| path_between(graph, next, node));
+    let mut path: Vec<IssueRef> = match back {
+        Some(path) => std::iter::once(node)
+            .chain(path)
+            .map(|ix| graph[ix].issue.clone())
+            .collect(),
+        None => vec![graph[node].issue.clone(), graph[node].issue.clone()],
+    };
+    // Blocking order reversed reads as "depends on".
+    path.reverse();
+    CycleError { path }
+}
+
+#[cfg(test)]
+mod tests;

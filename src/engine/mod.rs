@@ -1,0 +1,8 @@
+//! The engine: the dependency graph and (with later issues) the scheduler and commands.
+//! Pure logic: it imports nothing from http, store, github or codegen and does no I/O.
+
+mod graph;
+mod render;
+
+pub use graph::{Blocker, CycleError, DependencyGraph, IssueNode, NodeState};
+pub use render::{GraphExport, to_json, to_mermaid};
