@@ -33,6 +33,21 @@ impl RepoName {
         }
     }
 
+    /// The repository of a REST API URL: `https://api.github.com/repos/octo/hello` (or a
+    /// GitHub Enterprise `https://host/api/v3/repos/octo/hello`, or anything below it).
+    pub fn from_api_url(url: &str) -> Option<Self> {
+        let (_, rest) = url.split_once("/repos/")?;
+        let mut parts = rest.split('/');
+        Self::new(parts.next()?, parts.next()?).ok()
+    }
+
+    /// The repository of a web URL: `https://github.com/octo/hello/issues/12`.
+    pub fn from_html_url(url: &str) -> Option<Self> {
+        let (_, rest) = url.split_once("://")?;
+        let mut parts = rest.split('/').skip(1);
+        Self::new(parts.next()?, parts.next()?).ok()
+    }
+
     /// The account that owns the repository.
     pub fn owner(&self) -> &str {
         &self.owner

@@ -8,6 +8,7 @@ pub mod domain;
 pub mod engine;
 pub mod events;
 pub mod http;
+pub mod plan;
 pub mod processor;
 pub mod runtime;
 pub mod store;

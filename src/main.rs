@@ -1,12 +1,14 @@
 //! The `codegen-orchestrator` binary: parse the command line, load the configuration, run
 //! the subcommand.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use anyhow::{Context, anyhow};
 use clap::{Parser, Subcommand};
-use codegen_orchestrator::config::{self, ConfigSource, LoadedConfig};
-use codegen_orchestrator::{runtime, telemetry};
+use codegen_orchestrator::config::{self, Config, ConfigSource, LoadedConfig};
+use codegen_orchestrator::deps::DependencyParser;
+use codegen_orchestrator::{plan, runtime, telemetry};
 
 /// Turns GitHub issues into a dependency graph and works through it with Codegen agents.
 #[derive(Parser)]
@@ -25,6 +27,30 @@ enum Command {
     Serve,
     /// Print the effective configuration (secrets redacted), or what is wrong with it.
     CheckConfig,
+    /// Show the dependency graph of a set of issues, its cycles and the launch order.
+    ///
+    /// Exits 0 when the graph is valid, 2 when it has a cycle or an unknown reference
+    /// (after printing everything found), 1 on bad input.
+    Plan {
+        /// A JSON file in the GitHub REST "list repository issues" format (an array of issue
+        /// objects); issues with the trigger label are managed, the others known blockers.
+        #[arg(long, value_name = "FILE")]
+        issues: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+        format: PlanFormat,
+        /// Agents in the pool the waves assume (default: codegen.max_concurrent_agents).
+        #[arg(long)]
+        agents: Option<usize>,
+    },
+}
+
+/// How `plan` prints its report.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum PlanFormat {
+    Text,
+    Json,
+    Mermaid,
 }
 
 fn main() -> ExitCode {
@@ -39,12 +65,17 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::CheckConfig => {
             check_config(&loaded);
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
-        Command::Serve => serve(loaded),
+        Command::Serve => serve(loaded).map(|()| ExitCode::SUCCESS),
+        Command::Plan {
+            issues,
+            format,
+            agents,
+        } => plan(&loaded.config, &issues, format, agents),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err:#}");
             ExitCode::FAILURE
@@ -62,6 +93,34 @@ fn check_config(loaded: &LoadedConfig) {
     }
     print!("{}", loaded.config.to_redacted_yaml());
     println!("# configuration is valid");
+}
+
+fn plan(
+    config: &Config,
+    file: &Path,
+    format: PlanFormat,
+    agents: Option<usize>,
+) -> anyhow::Result<ExitCode> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let issues = plan::parse_issues(&text).map_err(|err| anyhow!("{}: {err}", file.display()))?;
+    let parser = DependencyParser::new(&config.github.web_host());
+    let agents = agents.unwrap_or(config.codegen.max_concurrent_agents as usize);
+    let report = plan::plan(&issues, &config.orchestrator.trigger_label, &parser, agents)
+        .map_err(|err| anyhow!("{}: {err}", file.display()))?;
+    print!(
+        "{}",
+        match format {
+            PlanFormat::Text => report.to_text(),
+            PlanFormat::Json => report.to_json(),
+            PlanFormat::Mermaid => report.to_mermaid(),
+        }
+    );
+    Ok(if report.is_valid() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
 }
 
 fn serve(loaded: LoadedConfig) -> anyhow::Result<()> {

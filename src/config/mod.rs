@@ -526,6 +526,23 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+impl GithubConfig {
+    /// The web host issue links point to: `github.com` for the public API, the Enterprise
+    /// host for `https://host/api/v3`.
+    pub fn web_host(&self) -> String {
+        let without_scheme = self
+            .api_url
+            .split_once("://")
+            .map_or(self.api_url.as_str(), |(_, rest)| rest);
+        let host = without_scheme.split('/').next().unwrap_or_default();
+        if host.eq_ignore_ascii_case("api.github.com") {
+            "github.com".to_owned()
+        } else {
+            host.to_owned()
+        }
+    }
+}
+
 impl Config {
     /// The effective configuration as YAML, secrets and database passwords redacted.
     pub fn to_redacted_yaml(&self) -> String {

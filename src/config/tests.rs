@@ -219,3 +219,11 @@ fn database_passwords_are_redacted() {
     );
     assert_eq!(redact_url("sqlite://data/x.db"), "sqlite://data/x.db");
 }
+
+#[test]
+fn the_web_host_derives_from_the_api_url() {
+    let mut github = GithubConfig::default();
+    assert_eq!(github.web_host(), "github.com");
+    github.api_url = "https://ghe.example.com/api/v3".into();
+    assert_eq!(github.web_host(), "ghe.example.com");
+}

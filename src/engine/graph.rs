@@ -54,6 +54,8 @@ pub struct IssueNode {
     pub started: bool,
     /// Its title, when known.
     pub title: Option<String>,
+    /// Held back because a dependency it declares was refused as a cycle: never ready.
+    pub held: bool,
     /// Blockers that are not closed as completed.
     unsatisfied: usize,
 }
@@ -67,6 +69,7 @@ impl IssueNode {
             managed: false,
             started: false,
             title: None,
+            held: false,
             unsatisfied: 0,
         }
     }
@@ -84,7 +87,11 @@ impl IssueNode {
     }
 
     fn is_ready(&self) -> bool {
-        self.managed && self.state == NodeState::Open && !self.started && self.unsatisfied == 0
+        self.could_start() && self.unsatisfied == 0
+    }
+
+    fn could_start(&self) -> bool {
+        self.managed && self.state == NodeState::Open && !self.started && !self.held
     }
 }
 
@@ -221,6 +228,13 @@ impl DependencyGraph {
     pub fn set_managed(&mut self, issue: &IssueRef, managed: bool) {
         let ix = self.ensure(issue, NodeState::Unknown);
         self.node_mut(ix).managed = managed;
+        self.refresh(ix);
+    }
+
+    /// Holds an issue back (a dependency it declares closes a cycle) or releases it.
+    pub fn set_held(&mut self, issue: &IssueRef, held: bool) {
+        let ix = self.ensure(issue, NodeState::Unknown);
+        self.node_mut(ix).held = held;
         self.refresh(ix);
     }
 

@@ -30,6 +30,7 @@ pub fn to_mermaid(graph: &DependencyGraph, issues: Option<&BTreeSet<IssueRef>>) 
             None => node.issue.to_string(),
         };
         let class = match (node.state, node.started) {
+            (NodeState::Open, _) if node.held => "held",
             (NodeState::Open, true) => "running",
             (NodeState::Open, false) if node.managed => "open",
             (NodeState::Open, false) => "unmanaged",
@@ -56,7 +57,8 @@ pub fn to_mermaid(graph: &DependencyGraph, issues: Option<&BTreeSet<IssueRef>>) 
          \x20 classDef notplanned fill:#eaeef2,stroke:#57606a,stroke-dasharray:4\n\
          \x20 classDef deleted fill:#ffebe9,stroke:#cf222e,stroke-dasharray:4\n\
          \x20 classDef unknown fill:#ffffff,stroke:#8c959f,stroke-dasharray:2\n\
-         \x20 classDef unmanaged fill:#f6f8fa,stroke:#8c959f\n",
+         \x20 classDef unmanaged fill:#f6f8fa,stroke:#8c959f\n\
+         \x20 classDef held fill:#ffebe9,stroke:#cf222e,stroke-width:2px\n",
     );
     out
 }

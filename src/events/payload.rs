@@ -193,7 +193,7 @@ struct IssuePayload {
 
 impl IssuePayload {
     fn into_issue(self, path: &str) -> Result<Issue, DecodeError> {
-        let repo = repo_from_api_url(&self.repository_url)
+        let repo = RepoName::from_api_url(&self.repository_url)
             .ok_or_else(|| invalid(&format!("{path}.repository_url"), "not a repository URL"))?;
         let state = match self.state.as_str() {
             "open" => IssueState::Open,
@@ -219,12 +219,6 @@ impl IssuePayload {
             created_at: self.created_at,
         })
     }
-}
-
-/// `https://api.github.com/repos/octo/hello` (or a GHE `.../api/v3/repos/...`) -> `octo/hello`.
-fn repo_from_api_url(url: &str) -> Option<RepoName> {
-    let (_, rest) = url.rsplit_once("/repos/")?;
-    rest.trim_end_matches('/').parse().ok()
 }
 
 fn close_reason(state_reason: Option<&str>) -> CloseReason {
@@ -285,7 +279,7 @@ fn issues(payload: IssuesPayload) -> Result<Decoded, DecodeError> {
         "transferred" => IssueAction::Transferred {
             to: payload.changes.and_then(|c| c.new_issue).and_then(|moved| {
                 Some(IssueRef::new(
-                    repo_from_api_url(&moved.repository_url)?,
+                    RepoName::from_api_url(&moved.repository_url)?,
                     moved.number,
                 ))
             }),

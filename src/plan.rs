@@ -1,0 +1,372 @@
+//! `plan`: what the bot would do with a set of issues — their dependencies, any cycle or
+//! unknown reference, and the launch order with the waves a pool of agents would see.
+//! Pure: issues in, a report out; reading files and GitHub happens in the binary.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write;
+
+use serde::{Deserialize, Serialize};
+
+use crate::deps::DependencyParser;
+use crate::domain::{IssueRef, RepoName};
+use crate::engine::{DependencyGraph, IssueNode, NodeState, to_mermaid};
+
+/// One issue as the GitHub REST API lists it (`GET /repos/{o}/{r}/issues`); only the fields
+/// `plan` reads.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RestIssue {
+    /// Number within its repository.
+    pub number: u64,
+    /// Title.
+    #[serde(default)]
+    pub title: String,
+    /// Body Markdown.
+    #[serde(default)]
+    pub body: Option<String>,
+    /// `open` or `closed`.
+    pub state: String,
+    /// `completed`, `not_planned`, `duplicate`, `reopened` or null.
+    #[serde(default)]
+    pub state_reason: Option<String>,
+    /// Labels (objects with a `name`, or plain names).
+    #[serde(default)]
+    pub labels: Vec<RestLabel>,
+    /// `https://api.github.com/repos/{o}/{r}`.
+    #[serde(default)]
+    pub repository_url: Option<String>,
+    /// `https://github.com/{o}/{r}/issues/{n}`.
+    #[serde(default)]
+    pub html_url: Option<String>,
+}
+
+/// A label as the REST API gives it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum RestLabel {
+    /// `{"name": "codegen", ...}`
+    Object {
+        /// The label's name.
+        name: String,
+    },
+    /// `"codegen"`
+    Name(String),
+}
+
+impl RestLabel {
+    fn name(&self) -> &str {
+        match self {
+            Self::Object { name } | Self::Name(name) => name,
+        }
+    }
+}
+
+/// A list of issues that cannot be planned, described for the person who supplied it.
+#[derive(Debug, thiserror::Error)]
+#[error("issue at position {position} (number {number}): {problem}")]
+pub struct PlanInputError {
+    position: usize,
+    number: u64,
+    problem: String,
+}
+
+/// The result of planning.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanReport {
+    /// Every issue involved, sorted.
+    pub issues: Vec<PlannedIssue>,
+    /// Each refused cycle, as the issues on it (the first not repeated).
+    pub cycles: Vec<Vec<String>>,
+    /// References to issues that are not in the input.
+    pub unknown: Vec<String>,
+    /// The launch order over the issues that can be launched.
+    pub order: Vec<String>,
+    /// The launches of each step of a pool of agents.
+    pub waves: Vec<Vec<String>>,
+    /// The graph, for the Mermaid view.
+    #[serde(skip)]
+    graph: DependencyGraph,
+    /// How many agents the waves assume.
+    #[serde(skip)]
+    agents: usize,
+}
+
+/// One issue of the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedIssue {
+    /// `owner/repo#N`.
+    #[serde(rename = "ref")]
+    pub reference: String,
+    /// Its title ("" when unknown).
+    pub title: String,
+    /// `open`, `closed_completed`, `closed_not_planned` or `unknown`.
+    pub state: NodeState,
+    /// Whether it carries the trigger label.
+    pub managed: bool,
+    /// What it depends on, sorted.
+    pub depends_on: Vec<String>,
+}
+
+impl PlanReport {
+    /// Whether the graph is valid: no cycle and no unknown reference.
+    pub fn is_valid(&self) -> bool {
+        self.cycles.is_empty() && self.unknown.is_empty()
+    }
+
+    /// The report as one JSON object.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default() + "\n"
+    }
+
+    /// The whole graph as a Mermaid flowchart.
+    pub fn to_mermaid(&self) -> String {
+        to_mermaid(&self.graph, None)
+    }
+
+    /// The report for a terminal.
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        let managed = self.issues.iter().filter(|i| i.managed).count();
+        let states: BTreeMap<&str, NodeState> = self
+            .issues
+            .iter()
+            .map(|i| (i.reference.as_str(), i.state))
+            .collect();
+        let _ = writeln!(out, "Issues: {} ({managed} managed)", self.issues.len());
+        for issue in &self.issues {
+            let marker = if issue.managed { "managed" } else { "       " };
+            let line = format!(
+                "  {:<24} {:<20} {marker}  {}",
+                issue.reference,
+                state_name(issue.state),
+                issue.title
+            );
+            let _ = writeln!(out, "{}", line.trim_end());
+            for blocker in &issue.depends_on {
+                let state = states
+                    .get(blocker.as_str())
+                    .copied()
+                    .unwrap_or(NodeState::Unknown);
+                let _ = writeln!(out, "      depends on {blocker} ({})", state_name(state));
+            }
+        }
+        if !self.cycles.is_empty() {
+            let _ = writeln!(out, "\nCycles (refused; nothing on them is launched):");
+            for cycle in &self.cycles {
+                let _ = writeln!(out, "  {} -> {}", cycle.join(" -> "), cycle[0]);
+            }
+        }
+        if !self.unknown.is_empty() {
+            let _ = writeln!(out, "\nUnknown references (not among the issues given):");
+            for reference in &self.unknown {
+                let _ = writeln!(out, "  {reference}");
+            }
+        }
+        let waiting = self.not_launchable();
+        if !waiting.is_empty() {
+            let _ = writeln!(out, "\nManaged but not launchable:");
+            for (reference, why) in waiting {
+                let _ = writeln!(out, "  {reference}: {why}");
+            }
+        }
+        let _ = writeln!(out, "\nLaunch order:");
+        if self.order.is_empty() {
+            let _ = writeln!(out, "  (nothing can be launched)");
+        }
+        for (position, reference) in self.order.iter().enumerate() {
+            let _ = writeln!(out, "  {:>3}. {reference}", position + 1);
+        }
+        let _ = writeln!(out, "\nWaves with {} agents:", self.agents);
+        for (step, wave) in self.waves.iter().enumerate() {
+            let _ = writeln!(out, "  {:>3}: {}", step + 1, wave.join(", "));
+        }
+        out
+    }
+}
+
+impl PlanReport {
+    /// Managed, open issues outside the launch order, with why.
+    fn not_launchable(&self) -> Vec<(String, String)> {
+        let launchable: BTreeSet<&str> = self.order.iter().map(String::as_str).collect();
+        let mut waiting = Vec::new();
+        for issue in &self.issues {
+            if !issue.managed
+                || issue.state != NodeState::Open
+                || launchable.contains(issue.reference.as_str())
+            {
+                continue;
+            }
+            let Ok(reference) = parse_ref(&issue.reference) else {
+                continue;
+            };
+            let node = self.graph.get(&reference);
+            let why = if node.is_some_and(|n| n.held) {
+                "on a dependency cycle".to_owned()
+            } else {
+                let reasons: Vec<String> = self
+                    .graph
+                    .blockers(&reference)
+                    .iter()
+                    .filter_map(|b| {
+                        let why = match b.state {
+                            NodeState::Unknown => "unknown",
+                            _ => b.blocks_because()?,
+                        };
+                        Some(format!("{} ({why})", b.issue))
+                    })
+                    .collect();
+                if reasons.is_empty() {
+                    "waits for blockers that cannot be launched".to_owned()
+                } else {
+                    format!("blocked by {}", reasons.join(", "))
+                }
+            };
+            waiting.push((issue.reference.clone(), why));
+        }
+        waiting
+    }
+}
+
+fn parse_ref(text: &str) -> Result<IssueRef, ()> {
+    let (repo, number) = text.rsplit_once('#').ok_or(())?;
+    Ok(IssueRef::new(
+        repo.parse().map_err(|_| ())?,
+        number.parse().map_err(|_| ())?,
+    ))
+}
+
+fn state_name(state: NodeState) -> &'static str {
+    match state {
+        NodeState::Open => "open",
+        NodeState::ClosedCompleted => "closed (completed)",
+        NodeState::ClosedNotPlanned => "closed (not planned)",
+        NodeState::Deleted => "deleted",
+        NodeState::Unknown => "unknown",
+    }
+}
+
+/// Plans `issues`: those carrying `trigger_label` are managed, the others are known
+/// blockers; `agents` sizes the waves.
+pub fn plan(
+    issues: &[RestIssue],
+    trigger_label: &str,
+    parser: &DependencyParser,
+    agents: usize,
+) -> Result<PlanReport, PlanInputError> {
+    let mut graph = DependencyGraph::new();
+    let mut declared: BTreeMap<IssueRef, BTreeSet<IssueRef>> = BTreeMap::new();
+    let mut managed = Vec::new();
+    for (position, issue) in issues.iter().enumerate() {
+        let reference = reference_of(position, issue)?;
+        let labels: Vec<String> = issue.labels.iter().map(|l| l.name().to_owned()).collect();
+        let is_managed = labels.iter().any(|l| l.eq_ignore_ascii_case(trigger_label));
+        let mut node =
+            IssueNode::new(reference.clone(), state_of(issue)).titled(issue.title.clone());
+        node.managed = is_managed;
+        graph.upsert(node);
+        let body = issue.body.as_deref().unwrap_or_default();
+        declared.insert(
+            reference.clone(),
+            parser.dependencies(&reference, body, &labels),
+        );
+        if is_managed {
+            managed.push(reference);
+        }
+    }
+    let known: BTreeSet<IssueRef> = declared.keys().cloned().collect();
+    let mut cycles: Vec<Vec<String>> = Vec::new();
+    let mut seen_cycles: BTreeSet<BTreeSet<IssueRef>> = BTreeSet::new();
+    managed.sort();
+    for issue in &managed {
+        if let Err(cycle) = graph.set_dependencies(issue, &declared[issue]) {
+            graph.set_held(issue, true);
+            let members: BTreeSet<IssueRef> = cycle.path.iter().cloned().collect();
+            for member in &members {
+                graph.set_held(member, true);
+            }
+            if seen_cycles.insert(members) {
+                let mut path = cycle.path;
+                path.pop();
+                cycles.push(path.iter().map(ToString::to_string).collect());
+            }
+        }
+    }
+    let unknown: Vec<String> = graph
+        .nodes()
+        .filter(|node| !known.contains(&node.issue))
+        .map(|node| node.issue.to_string())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let waves: Vec<Vec<String>> = graph
+        .waves(agents)
+        .into_iter()
+        .map(|wave| wave.iter().map(ToString::to_string).collect())
+        .collect();
+    let order = waves.iter().flatten().cloned().collect();
+    let mut planned: Vec<PlannedIssue> = graph
+        .nodes()
+        .map(|node| PlannedIssue {
+            reference: node.issue.to_string(),
+            title: node.title.clone().unwrap_or_default(),
+            state: node.state,
+            managed: node.managed,
+            depends_on: declared
+                .get(&node.issue)
+                .map(|deps| deps.iter().map(ToString::to_string).collect())
+                .unwrap_or_default(),
+        })
+        .collect();
+    planned.sort_by(|a, b| sort_key(&a.reference).cmp(&sort_key(&b.reference)));
+    Ok(PlanReport {
+        issues: planned,
+        cycles,
+        unknown,
+        order,
+        waves,
+        graph,
+        agents,
+    })
+}
+
+/// `owner/repo#12` sorts by repository, then by number (not as text: #9 before #10).
+fn sort_key(reference: &str) -> (String, u64) {
+    let (repo, number) = reference.rsplit_once('#').unwrap_or((reference, "0"));
+    (repo.to_owned(), number.parse().unwrap_or(0))
+}
+
+fn reference_of(position: usize, issue: &RestIssue) -> Result<IssueRef, PlanInputError> {
+    let repo = issue
+        .repository_url
+        .as_deref()
+        .and_then(RepoName::from_api_url)
+        .or_else(|| issue.html_url.as_deref().and_then(RepoName::from_html_url))
+        .ok_or_else(|| PlanInputError {
+            position,
+            number: issue.number,
+            problem: "no repository: neither `repository_url` nor `html_url` names one".into(),
+        })?;
+    Ok(IssueRef::new(repo, issue.number))
+}
+
+fn state_of(issue: &RestIssue) -> NodeState {
+    match (issue.state.as_str(), issue.state_reason.as_deref()) {
+        ("open", _) => NodeState::Open,
+        ("closed", Some("not_planned" | "duplicate")) => NodeState::ClosedNotPlanned,
+        ("closed", _) => NodeState::ClosedCompleted,
+        _ => NodeState::Unknown,
+    }
+}
+
+/// Reads a file of REST issue objects (a JSON array).
+pub fn parse_issues(json: &str) -> Result<Vec<RestIssue>, String> {
+    let mut deserializer = serde_json::Deserializer::from_str(json);
+    serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        if path == "." {
+            format!("not a JSON array of issues: {inner}")
+        } else {
+            format!("at `{path}`: {inner}")
+        }
+    })
+}
