@@ -303,8 +303,10 @@ pub fn plan(
         .map(|wave| wave.iter().map(ToString::to_string).collect())
         .collect();
     let order = waves.iter().flatten().cloned().collect();
-    let mut planned: Vec<PlannedIssue> = graph
-        .nodes()
+    let mut nodes: Vec<_> = graph.nodes().collect();
+    nodes.sort_by_key(|node| &node.issue);
+    let planned: Vec<PlannedIssue> = nodes
+        .into_iter()
         .map(|node| PlannedIssue {
             reference: node.issue.to_string(),
             title: node.title.clone().unwrap_or_default(),
@@ -316,7 +318,6 @@ pub fn plan(
                 .unwrap_or_default(),
         })
         .collect();
-    planned.sort_by(|a, b| sort_key(&a.reference).cmp(&sort_key(&b.reference)));
     Ok(PlanReport {
         issues: planned,
         cycles,
@@ -326,12 +327,6 @@ pub fn plan(
         graph,
         agents,
     })
-}
-
-/// `owner/repo#12` sorts by repository, then by number (not as text: #9 before #10).
-fn sort_key(reference: &str) -> (String, u64) {
-    let (repo, number) = reference.rsplit_once('#').unwrap_or((reference, "0"));
-    (repo.to_owned(), number.parse().unwrap_or(0))
 }
 
 fn reference_of(position: usize, issue: &RestIssue) -> Result<IssueRef, PlanInputError> {
