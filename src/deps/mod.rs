@@ -32,7 +32,7 @@ impl DependencyParser {
         let unnamed = reference_pattern(&hosts, false);
         let separator = r"(?:\s*,\s*(?:and\s+)?|\s+and\s+|\s*&\s*|\s+)";
         let phrase = format!(
-            r"(?i)(?:^|[^\w])(?:depends?\s+on|blocked\s+by|requires|needs|after)\s*:?\s*(?P<list>(?:{unnamed})(?:{separator}(?:{unnamed}))*)"
+            r"(?i)(?-u:\b)(?:depends?\s+on|blocked\s+by|requires|needs|after)\s*:?\s*(?P<list>(?:{unnamed})(?:{separator}(?:{unnamed}))*)"
         );
         Self {
             phrase: Regex::new(&phrase).expect("the dependency phrase pattern is valid"),
@@ -63,13 +63,14 @@ impl DependencyParser {
     /// References after a dependency phrase, and in lists under a dependency heading.
     pub fn from_body(&self, repo: &RepoName, body: &str) -> BTreeSet<IssueRef> {
         let mut found = BTreeSet::new();
-        for block in text_blocks(body) {
-            for phrase in self.phrase.captures_iter(&block) {
+        let text = extract_text(&self.heading, body);
+        for block in &text.blocks {
+            for phrase in self.phrase.captures_iter(block) {
                 self.collect_references(repo, &phrase["list"], &mut found);
             }
         }
-        for item in dependency_list_items(&self.heading, body) {
-            self.collect_references(repo, &item, &mut found);
+        for item in &text.dependency_items {
+            self.collect_references(repo, item, &mut found);
         }
         found
     }
@@ -134,30 +135,22 @@ fn label_dependency(repo: &RepoName, label: &str) -> Option<IssueRef> {
     Some(IssueRef::new(repo.clone(), number))
 }
 
-/// The text of the body's paragraphs, headings and list items, with code, quotes and HTML
-/// left out. Links contribute their destination (so `[this](…/issues/5)` is a reference).
-fn text_blocks(body: &str) -> Vec<String> {
-    let mut blocks = Vec::new();
-    let mut walker = MarkdownText::default();
-    for event in Parser::new_ext(body, markdown_options()) {
-        match &event {
-            Event::Start(Tag::Heading { .. }) => walker.flush(&mut blocks),
-            Event::End(TagEnd::Heading(_) | TagEnd::Paragraph)
-            | Event::Start(Tag::Item)
-            | Event::End(TagEnd::Item) => walker.flush(&mut blocks),
-            _ => walker.feed(&event),
-        }
-    }
-    walker.flush(&mut blocks);
-    blocks
+/// What of a body is searched for dependencies.
+#[derive(Default)]
+struct BodyText {
+    /// The text of each paragraph, heading and list item, with code, quotes and HTML left
+    /// out; links contribute their destination (so `[this](…/issues/5)` is a reference).
+    blocks: Vec<String>,
+    /// Items of lists that directly follow a `Dependencies` / `Depends on` / `Blocked by`
+    /// heading or bold line: every reference in them counts.
+    dependency_items: Vec<String>,
 }
 
-/// Items of lists that directly follow a `Dependencies` / `Depends on` / `Blocked by`
-/// heading or bold line; every reference in them counts.
-fn dependency_list_items(heading: &Regex, body: &str) -> Vec<String> {
-    let mut items = Vec::new();
-    let mut walker = MarkdownText::default();
-    let mut after_heading = false; // the last block was a dependency heading
+/// One pass over the Markdown collecting both kinds of text.
+fn extract_text(heading: &Regex, body: &str) -> BodyText {
+    let mut out = BodyText::default();
+    let mut text = MarkdownText::default();
+    let mut after_heading = false; // the last top-level block was a dependency heading
     let mut list_depth = 0usize;
     let mut in_dependency_list = false;
     for event in Parser::new_ext(body, markdown_options()) {
@@ -179,28 +172,41 @@ fn dependency_list_items(heading: &Regex, body: &str) -> Vec<String> {
                 }
             }
             Event::Start(Tag::Item) | Event::End(TagEnd::Item) => {
-                let text = walker.take();
-                if in_dependency_list && !text.trim().is_empty() {
-                    items.push(text);
+                out.push(text.take(), in_dependency_list);
+            }
+            Event::Start(Tag::Heading { .. } | Tag::Paragraph) => {
+                out.push(text.take(), in_dependency_list);
+            }
+            Event::End(TagEnd::Heading(_) | TagEnd::Paragraph) => {
+                let block = text.take();
+                if list_depth == 0 {
+                    after_heading = heading.is_match(&block);
                 }
-            }
-            Event::Start(Tag::Heading { .. } | Tag::Paragraph) if list_depth == 0 => {
-                walker.take();
-            }
-            Event::End(TagEnd::Heading(_) | TagEnd::Paragraph) if list_depth == 0 => {
-                let text = walker.take();
-                after_heading = heading.is_match(&text);
+                out.push(block, in_dependency_list);
             }
             Event::Start(Tag::CodeBlock(_) | Tag::BlockQuote(_) | Tag::Table(_))
                 if list_depth == 0 =>
             {
                 after_heading = false;
-                walker.feed(&event);
+                text.feed(&event);
             }
-            _ => walker.feed(&event),
+            _ => text.feed(&event),
         }
     }
-    items
+    out.push(text.take(), false);
+    out
+}
+
+impl BodyText {
+    fn push(&mut self, block: String, in_dependency_list: bool) {
+        if block.trim().is_empty() {
+            return;
+        }
+        if in_dependency_list {
+            self.dependency_items.push(block.clone());
+        }
+        self.blocks.push(block);
+    }
 }
 
 fn markdown_options() -> Options {
@@ -243,13 +249,6 @@ impl MarkdownText {
 
     fn take(&mut self) -> String {
         std::mem::take(&mut self.text)
-    }
-
-    fn flush(&mut self, blocks: &mut Vec<String>) {
-        let text = self.take();
-        if !text.trim().is_empty() {
-            blocks.push(text);
-        }
     }
 }
 
