@@ -8,8 +8,9 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use codegen_orchestrator::deps::DependencyParser;
+use codegen_orchestrator::domain::IssueStatus;
 use codegen_orchestrator::domain::{IssueRef, RepoName};
-use codegen_orchestrator::engine::{DependencyGraph, IssueNode, NodeState};
+use codegen_orchestrator::engine::{DependencyGraph, IssueNode};
 use criterion::{Criterion, criterion_group, criterion_main};
 
 const ISSUES: u64 = 100_000;
@@ -102,7 +103,7 @@ fn parse_bodies(c: &mut Criterion) {
 /// 100,000 managed open issues; issue n depends on three random earlier issues.
 fn dag(rng: &mut Rng) -> (Vec<IssueNode>, Vec<(IssueRef, IssueRef)>) {
     let nodes = (1..=ISSUES)
-        .map(|n| IssueNode::new(issue(n), NodeState::Open).managed())
+        .map(|n| IssueNode::new(issue(n), IssueStatus::Open).managed())
         .collect();
     let mut edges = Vec::with_capacity((ISSUES * EDGES_PER_ISSUE) as usize);
     for n in 2..=ISSUES {
@@ -171,9 +172,9 @@ fn insert_and_ready(c: &mut Criterion) {
     let root = roots.into_iter().next().expect("some issue is ready");
     group.bench_function("close one issue, then ready()", |b| {
         b.iter(|| {
-            graph.set_state(&root, NodeState::ClosedCompleted);
+            graph.set_state(&root, IssueStatus::ClosedCompleted);
             let ready = graph.ready();
-            graph.set_state(&root, NodeState::Open);
+            graph.set_state(&root, IssueStatus::Open);
             black_box(ready.len())
         })
     });

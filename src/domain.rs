@@ -178,6 +178,56 @@ pub struct User {
     pub is_bot: bool,
 }
 
+/// Where an issue stands, as far as its dependents are concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IssueStatus {
+    /// Open.
+    Open,
+    /// Closed as completed: its dependents may go.
+    ClosedCompleted,
+    /// Closed as not planned (or as a duplicate): its dependents stay blocked.
+    ClosedNotPlanned,
+    /// Deleted: its dependents stay blocked.
+    Deleted,
+    /// Not fetched yet.
+    Unknown,
+}
+
+impl IssueStatus {
+    /// Whether a dependent of an issue in this state may start.
+    pub fn satisfies(self) -> bool {
+        self == Self::ClosedCompleted
+    }
+}
+
+/// An issue as the bot reads it from GitHub: what the graph and the planner need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssueSnapshot {
+    /// Where it is.
+    pub reference: IssueRef,
+    /// Title.
+    pub title: String,
+    /// Body Markdown; empty when there is none.
+    pub body: String,
+    /// Open, closed (and how), or unknown.
+    pub status: IssueStatus,
+    /// Label names.
+    pub labels: Vec<String>,
+}
+
+impl IssueStatus {
+    /// The status GitHub's `state` and `state_reason` describe.
+    pub fn from_github(state: &str, state_reason: Option<&str>) -> Self {
+        match (state, state_reason) {
+            ("open", _) => Self::Open,
+            ("closed", Some("not_planned" | "duplicate")) => Self::ClosedNotPlanned,
+            ("closed", _) => Self::ClosedCompleted,
+            _ => Self::Unknown,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -106,8 +106,7 @@ fn plan(
     let issues = plan::parse_issues(&text).map_err(|err| anyhow!("{}: {err}", file.display()))?;
     let parser = DependencyParser::new(&config.github.web_host());
     let agents = agents.unwrap_or(config.codegen.max_concurrent_agents as usize);
-    let report = plan::plan(&issues, &config.orchestrator.trigger_label, &parser, agents)
-        .map_err(|err| anyhow!("{}: {err}", file.display()))?;
+    let report = plan::plan(&issues, &config.orchestrator.trigger_label, &parser, agents);
     print!(
         "{}",
         match format {

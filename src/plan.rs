@@ -8,8 +8,8 @@ use std::fmt::Write;
 use serde::{Deserialize, Serialize};
 
 use crate::deps::DependencyParser;
-use crate::domain::{IssueRef, RepoName};
-use crate::engine::{DependencyGraph, IssueNode, NodeState, to_mermaid};
+use crate::domain::{IssueRef, IssueSnapshot, IssueStatus, RepoName};
+use crate::engine::{DependencyGraph, IssueNode, to_mermaid};
 
 /// One issue as the GitHub REST API lists it (`GET /repos/{o}/{r}/issues`); only the fields
 /// `plan` reads.
@@ -99,7 +99,7 @@ pub struct PlannedIssue {
     /// Its title ("" when unknown).
     pub title: String,
     /// `open`, `closed_completed`, `closed_not_planned` or `unknown`.
-    pub state: NodeState,
+    pub state: IssueStatus,
     /// Whether it carries the trigger label.
     pub managed: bool,
     /// What it depends on, sorted.
@@ -126,7 +126,7 @@ impl PlanReport {
     pub fn to_text(&self) -> String {
         let mut out = String::new();
         let managed = self.issues.iter().filter(|i| i.managed).count();
-        let states: BTreeMap<&str, NodeState> = self
+        let states: BTreeMap<&str, IssueStatus> = self
             .issues
             .iter()
             .map(|i| (i.reference.as_str(), i.state))
@@ -145,7 +145,7 @@ impl PlanReport {
                 let state = states
                     .get(blocker.as_str())
                     .copied()
-                    .unwrap_or(NodeState::Unknown);
+                    .unwrap_or(IssueStatus::Unknown);
                 let _ = writeln!(out, "      depends on {blocker} ({})", state_name(state));
             }
         }
@@ -190,7 +190,7 @@ impl PlanReport {
         let mut waiting = Vec::new();
         for issue in &self.issues {
             if !issue.managed
-                || issue.state != NodeState::Open
+                || issue.state != IssueStatus::Open
                 || launchable.contains(issue.reference.as_str())
             {
                 continue;
@@ -208,7 +208,7 @@ impl PlanReport {
                     .iter()
                     .filter_map(|b| {
                         let why = match b.state {
-                            NodeState::Unknown => "unknown",
+                            IssueStatus::Unknown => "unknown",
                             _ => b.blocks_because()?,
                         };
                         Some(format!("{} ({why})", b.issue))
@@ -234,42 +234,42 @@ fn parse_ref(text: &str) -> Result<IssueRef, ()> {
     ))
 }
 
-fn state_name(state: NodeState) -> &'static str {
+fn state_name(state: IssueStatus) -> &'static str {
     match state {
-        NodeState::Open => "open",
-        NodeState::ClosedCompleted => "closed (completed)",
-        NodeState::ClosedNotPlanned => "closed (not planned)",
-        NodeState::Deleted => "deleted",
-        NodeState::Unknown => "unknown",
+        IssueStatus::Open => "open",
+        IssueStatus::ClosedCompleted => "closed (completed)",
+        IssueStatus::ClosedNotPlanned => "closed (not planned)",
+        IssueStatus::Deleted => "deleted",
+        IssueStatus::Unknown => "unknown",
     }
 }
 
 /// Plans `issues`: those carrying `trigger_label` are managed, the others are known
 /// blockers; `agents` sizes the waves.
 pub fn plan(
-    issues: &[RestIssue],
+    issues: &[IssueSnapshot],
     trigger_label: &str,
     parser: &DependencyParser,
     agents: usize,
-) -> Result<PlanReport, PlanInputError> {
+) -> PlanReport {
     let mut graph = DependencyGraph::new();
     let mut declared: BTreeMap<IssueRef, BTreeSet<IssueRef>> = BTreeMap::new();
     let mut managed = Vec::new();
-    for (position, issue) in issues.iter().enumerate() {
-        let reference = reference_of(position, issue)?;
-        let labels: Vec<String> = issue.labels.iter().map(|l| l.name().to_owned()).collect();
-        let is_managed = labels.iter().any(|l| l.eq_ignore_ascii_case(trigger_label));
+    for issue in issues {
+        let is_managed = issue
+            .labels
+            .iter()
+            .any(|l| l.eq_ignore_ascii_case(trigger_label));
         let mut node =
-            IssueNode::new(reference.clone(), state_of(issue)).titled(issue.title.clone());
+            IssueNode::new(issue.reference.clone(), issue.status).titled(issue.title.clone());
         node.managed = is_managed;
         graph.upsert(node);
-        let body = issue.body.as_deref().unwrap_or_default();
         declared.insert(
-            reference.clone(),
-            parser.dependencies(&reference, body, &labels),
+            issue.reference.clone(),
+            parser.dependencies(&issue.reference, &issue.body, &issue.labels),
         );
         if is_managed {
-            managed.push(reference);
+            managed.push(issue.reference.clone());
         }
     }
     let known: BTreeSet<IssueRef> = declared.keys().cloned().collect();
@@ -318,7 +318,7 @@ pub fn plan(
                 .unwrap_or_default(),
         })
         .collect();
-    Ok(PlanReport {
+    PlanReport {
         issues: planned,
         cycles,
         unknown,
@@ -326,42 +326,47 @@ pub fn plan(
         waves,
         graph,
         agents,
-    })
-}
-
-fn reference_of(position: usize, issue: &RestIssue) -> Result<IssueRef, PlanInputError> {
-    let repo = issue
-        .repository_url
-        .as_deref()
-        .and_then(RepoName::from_api_url)
-        .or_else(|| issue.html_url.as_deref().and_then(RepoName::from_html_url))
-        .ok_or_else(|| PlanInputError {
-            position,
-            number: issue.number,
-            problem: "no repository: neither `repository_url` nor `html_url` names one".into(),
-        })?;
-    Ok(IssueRef::new(repo, issue.number))
-}
-
-fn state_of(issue: &RestIssue) -> NodeState {
-    match (issue.state.as_str(), issue.state_reason.as_deref()) {
-        ("open", _) => NodeState::Open,
-        ("closed", Some("not_planned" | "duplicate")) => NodeState::ClosedNotPlanned,
-        ("closed", _) => NodeState::ClosedCompleted,
-        _ => NodeState::Unknown,
     }
 }
 
-/// Reads a file of REST issue objects (a JSON array).
-pub fn parse_issues(json: &str) -> Result<Vec<RestIssue>, String> {
+impl RestIssue {
+    fn into_snapshot(self, position: usize) -> Result<IssueSnapshot, PlanInputError> {
+        let repo = self
+            .repository_url
+            .as_deref()
+            .and_then(RepoName::from_api_url)
+            .or_else(|| self.html_url.as_deref().and_then(RepoName::from_html_url))
+            .ok_or_else(|| PlanInputError {
+                position,
+                number: self.number,
+                problem: "no repository: neither `repository_url` nor `html_url` names one".into(),
+            })?;
+        Ok(IssueSnapshot {
+            reference: IssueRef::new(repo, self.number),
+            status: IssueStatus::from_github(&self.state, self.state_reason.as_deref()),
+            labels: self.labels.iter().map(|l| l.name().to_owned()).collect(),
+            title: self.title,
+            body: self.body.unwrap_or_default(),
+        })
+    }
+}
+
+/// Reads a file of REST issue objects (a JSON array) into snapshots.
+pub fn parse_issues(json: &str) -> Result<Vec<IssueSnapshot>, String> {
     let mut deserializer = serde_json::Deserializer::from_str(json);
-    serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
-        let path = err.path().to_string();
-        let inner = err.into_inner();
-        if path == "." {
-            format!("not a JSON array of issues: {inner}")
-        } else {
-            format!("at `{path}`: {inner}")
-        }
-    })
+    let issues: Vec<RestIssue> =
+        serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
+            let path = err.path().to_string();
+            let inner = err.into_inner();
+            if path == "." {
+                format!("not a JSON array of issues: {inner}")
+            } else {
+                format!("at `{path}`: {inner}")
+            }
+        })?;
+    issues
+        .into_iter()
+        .enumerate()
+        .map(|(position, issue)| issue.into_snapshot(position).map_err(|err| err.to_string()))
+        .collect()
 }

@@ -15,30 +15,7 @@ use petgraph::data::{Build, DataMap, DataMapMut};
 use petgraph::stable_graph::{NodeIndex, StableDiGraph};
 use petgraph::visit::{EdgeRef, IntoEdgeReferences};
 
-use crate::domain::IssueRef;
-
-/// Where an issue stands, as far as its dependents are concerned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum NodeState {
-    /// Open.
-    Open,
-    /// Closed as completed: its dependents may go.
-    ClosedCompleted,
-    /// Closed as not planned (or as a duplicate): its dependents stay blocked.
-    ClosedNotPlanned,
-    /// Deleted: its dependents stay blocked.
-    Deleted,
-    /// Not fetched yet.
-    Unknown,
-}
-
-impl NodeState {
-    /// Whether a dependent of an issue in this state may start.
-    pub fn satisfies(self) -> bool {
-        self == Self::ClosedCompleted
-    }
-}
+use crate::domain::{IssueRef, IssueStatus};
 
 /// One issue in the graph.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,7 +23,7 @@ pub struct IssueNode {
     /// Which issue.
     pub issue: IssueRef,
     /// Its state.
-    pub state: NodeState,
+    pub state: IssueStatus,
     /// Whether the bot manages it (it may be launched); blockers named by managed issues
     /// are in the graph too, unmanaged.
     pub managed: bool,
@@ -62,7 +39,7 @@ pub struct IssueNode {
 
 impl IssueNode {
     /// A node for `issue` in `state`, unmanaged, not started, without a title.
-    pub fn new(issue: IssueRef, state: NodeState) -> Self {
+    pub fn new(issue: IssueRef, state: IssueStatus) -> Self {
         Self {
             issue,
             state,
@@ -91,7 +68,7 @@ impl IssueNode {
     }
 
     fn could_start(&self) -> bool {
-        self.managed && self.state == NodeState::Open && !self.started && !self.held
+        self.managed && self.state == IssueStatus::Open && !self.started && !self.held
     }
 }
 
@@ -122,18 +99,18 @@ pub struct Blocker {
     /// Which issue.
     pub issue: IssueRef,
     /// Its state.
-    pub state: NodeState,
+    pub state: IssueStatus,
 }
 
 impl Blocker {
     /// Why it still blocks, or `None` when it no longer does.
     pub fn blocks_because(&self) -> Option<&'static str> {
         match self.state {
-            NodeState::ClosedCompleted => None,
-            NodeState::Open => Some("still open"),
-            NodeState::ClosedNotPlanned => Some("closed as not planned"),
-            NodeState::Deleted => Some("deleted"),
-            NodeState::Unknown => Some("not fetched yet"),
+            IssueStatus::ClosedCompleted => None,
+            IssueStatus::Open => Some("still open"),
+            IssueStatus::ClosedNotPlanned => Some("closed as not planned"),
+            IssueStatus::Deleted => Some("deleted"),
+            IssueStatus::Unknown => Some("not fetched yet"),
         }
     }
 }
@@ -171,7 +148,7 @@ impl DependencyGraph {
         let mut node_for = |inner: &mut StableDiGraph<IssueNode, ()>, issue: IssueRef| {
             *index
                 .entry(issue.clone())
-                .or_insert_with(|| inner.add_node(IssueNode::new(issue, NodeState::Unknown)))
+                .or_insert_with(|| inner.add_node(IssueNode::new(issue, IssueStatus::Unknown)))
         };
         for (issue, blocker) in dependencies {
             if issue == blocker {
@@ -218,7 +195,7 @@ impl DependencyGraph {
     }
 
     /// Sets an issue's state (adding it as an unmanaged node if new).
-    pub fn set_state(&mut self, issue: &IssueRef, state: NodeState) {
+    pub fn set_state(&mut self, issue: &IssueRef, state: IssueStatus) {
         let ix = self.ensure(issue, state);
         let old = self.node(ix).state;
         self.change_state(ix, old, state);
@@ -226,21 +203,21 @@ impl DependencyGraph {
 
     /// Marks whether an issue is managed.
     pub fn set_managed(&mut self, issue: &IssueRef, managed: bool) {
-        let ix = self.ensure(issue, NodeState::Unknown);
+        let ix = self.ensure(issue, IssueStatus::Unknown);
         self.node_mut(ix).managed = managed;
         self.refresh(ix);
     }
 
     /// Holds an issue back (a dependency it declares closes a cycle) or releases it.
     pub fn set_held(&mut self, issue: &IssueRef, held: bool) {
-        let ix = self.ensure(issue, NodeState::Unknown);
+        let ix = self.ensure(issue, IssueStatus::Unknown);
         self.node_mut(ix).held = held;
         self.refresh(ix);
     }
 
     /// Marks an issue as started (an agent runs for it) or not.
     pub fn set_started(&mut self, issue: &IssueRef, started: bool) {
-        let ix = self.ensure(issue, NodeState::Unknown);
+        let ix = self.ensure(issue, IssueStatus::Unknown);
         self.node_mut(ix).started = started;
         self.refresh(ix);
     }
@@ -257,7 +234,7 @@ impl DependencyGraph {
             .filter(|known| !self.contains(known))
             .cloned()
             .collect();
-        let ix = self.ensure(issue, NodeState::Unknown);
+        let ix = self.ensure(issue, IssueStatus::Unknown);
         let current: BTreeSet<IssueRef> = self
             .blockers_ix(ix)
             .map(|b| self.node(b).issue.clone())
@@ -293,8 +270,8 @@ impl DependencyGraph {
                 path: vec![issue.clone(), issue.clone()],
             });
         }
-        let a = self.ensure(issue, NodeState::Unknown);
-        let b = self.ensure(blocker, NodeState::Unknown);
+        let a = self.ensure(issue, IssueStatus::Unknown);
+        let b = self.ensure(blocker, IssueStatus::Unknown);
         if self.graph.inner().find_edge(b, a).is_some() {
             return Ok(false);
         }
@@ -523,7 +500,10 @@ impl DependencyGraph {
                     let count = unsatisfied.entry(dependent).or_default();
                     *count = count.saturating_sub(1);
                     let node = self.node(dependent);
-                    if *count == 0 && node.managed && node.state == NodeState::Open && !node.started
+                    if *count == 0
+                        && node.managed
+                        && node.state == IssueStatus::Open
+                        && !node.started
                     {
                         ready.push(dependent);
                     }
@@ -564,7 +544,7 @@ impl DependencyGraph {
         self.graph.inner().neighbors_directed(ix, Incoming)
     }
 
-    fn ensure(&mut self, issue: &IssueRef, state: NodeState) -> NodeIndex {
+    fn ensure(&mut self, issue: &IssueRef, state: IssueStatus) -> NodeIndex {
         if let Some(&ix) = self.index.get(issue) {
             return ix;
         }
@@ -583,7 +563,7 @@ impl DependencyGraph {
         }
     }
 
-    fn change_state(&mut self, ix: NodeIndex, old: NodeState, new: NodeState) {
+    fn change_state(&mut self, ix: NodeIndex, old: IssueStatus, new: IssueStatus) {
         self.node_mut(ix).state = new;
         if old.satisfies() != new.satisfies() {
             let dependents: Vec<_> = self

@@ -4,5 +4,5 @@
 mod graph;
 mod render;
 
-pub use graph::{Blocker, CycleError, DependencyGraph, IssueNode, NodeState};
+pub use graph::{Blocker, CycleError, DependencyGraph, IssueNode};
 pub use render::{GraphExport, to_json, to_mermaid};

@@ -6,8 +6,8 @@ use std::fmt::Write;
 
 use serde::Serialize;
 
-use super::{DependencyGraph, NodeState};
-use crate::domain::IssueRef;
+use super::DependencyGraph;
+use crate::domain::{IssueRef, IssueStatus};
 
 /// A Mermaid `flowchart` of `issues` (all of the graph when `None`): one node per issue
 /// styled by state, an arrow from each blocker to what it blocks.
@@ -30,14 +30,14 @@ pub fn to_mermaid(graph: &DependencyGraph, issues: Option<&BTreeSet<IssueRef>>) 
             None => node.issue.to_string(),
         };
         let class = match (node.state, node.started) {
-            (NodeState::Open, _) if node.held => "held",
-            (NodeState::Open, true) => "running",
-            (NodeState::Open, false) if node.managed => "open",
-            (NodeState::Open, false) => "unmanaged",
-            (NodeState::ClosedCompleted, _) => "done",
-            (NodeState::ClosedNotPlanned, _) => "notplanned",
-            (NodeState::Deleted, _) => "deleted",
-            (NodeState::Unknown, _) => "unknown",
+            (IssueStatus::Open, _) if node.held => "held",
+            (IssueStatus::Open, true) => "running",
+            (IssueStatus::Open, false) if node.managed => "open",
+            (IssueStatus::Open, false) => "unmanaged",
+            (IssueStatus::ClosedCompleted, _) => "done",
+            (IssueStatus::ClosedNotPlanned, _) => "notplanned",
+            (IssueStatus::Deleted, _) => "deleted",
+            (IssueStatus::Unknown, _) => "unknown",
         };
         let _ = writeln!(out, "  n{id}[\"{label}\"]:::{class}");
     }
@@ -87,7 +87,7 @@ pub struct ExportedIssue {
     /// Its title, when known.
     pub title: Option<String>,
     /// Its state.
-    pub state: NodeState,
+    pub state: IssueStatus,
     /// Whether the bot manages it.
     pub managed: bool,
     /// Whether an agent was started for it.

@@ -1,7 +1,7 @@
 //! `X-Hub-Signature-256`: HMAC-SHA256 of the raw body, compared in constant time against
 //! every configured secret (several during a rotation).
 
-use hmac::{Hmac, KeyInit, Mac};
+use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use crate::config::SecretList;

@@ -15,7 +15,7 @@ fn names(refs: impl IntoIterator<Item = IssueRef>) -> Vec<String> {
 }
 
 fn managed_open(text: &str) -> IssueNode {
-    IssueNode::new(r(text), NodeState::Open).managed()
+    IssueNode::new(r(text), IssueStatus::Open).managed()
 }
 
 /// #1 <- #2 <- #3, and #4 alone; all managed and open.
@@ -33,9 +33,9 @@ fn chain() -> DependencyGraph {
 fn ready_follows_blockers_closing_and_reopening() {
     let mut graph = chain();
     assert_eq!(names(graph.ready()), ["acme/api#1", "acme/api#4"]);
-    graph.set_state(&r("#1"), NodeState::ClosedCompleted);
+    graph.set_state(&r("#1"), IssueStatus::ClosedCompleted);
     assert_eq!(names(graph.ready()), ["acme/api#2", "acme/api#4"]);
-    graph.set_state(&r("#1"), NodeState::Open);
+    graph.set_state(&r("#1"), IssueStatus::Open);
     assert_eq!(names(graph.ready()), ["acme/api#1", "acme/api#4"]);
 }
 
@@ -95,7 +95,7 @@ fn a_batch_is_added_whole_or_not_at_all() {
 fn edits_keep_progress() {
     let mut graph = chain();
     graph.set_started(&r("#1"), true);
-    graph.set_state(&r("#1"), NodeState::ClosedCompleted);
+    graph.set_state(&r("#1"), IssueStatus::ClosedCompleted);
     graph.set_started(&r("#2"), true);
     // #3's body is edited to depend on #4 as well; #2 keeps running, #1 stays done.
     graph
@@ -104,7 +104,7 @@ fn edits_keep_progress() {
     assert!(graph.get(&r("#2")).unwrap().started);
     assert_eq!(
         graph.get(&r("#1")).unwrap().state,
-        NodeState::ClosedCompleted
+        IssueStatus::ClosedCompleted
     );
     assert_eq!(names(graph.ready()), ["acme/api#4"]);
     // Upserting fresher data about #2 does not forget that it was started.
@@ -122,17 +122,17 @@ fn edits_keep_progress() {
 #[test]
 fn not_planned_or_deleted_blockers_keep_dependents_blocked_and_say_why() {
     let mut graph = chain();
-    graph.set_state(&r("#1"), NodeState::ClosedNotPlanned);
+    graph.set_state(&r("#1"), IssueStatus::ClosedNotPlanned);
     assert_eq!(names(graph.ready()), ["acme/api#4"]);
     let blockers = graph.blockers(&r("#2"));
     assert_eq!(blockers[0].blocks_because(), Some("closed as not planned"));
-    graph.set_state(&r("#1"), NodeState::Deleted);
+    graph.set_state(&r("#1"), IssueStatus::Deleted);
     assert_eq!(
         graph.blockers(&r("#2"))[0].blocks_because(),
         Some("deleted")
     );
     assert_eq!(names(graph.ready()), ["acme/api#4"]);
-    graph.set_state(&r("#1"), NodeState::ClosedCompleted);
+    graph.set_state(&r("#1"), IssueStatus::ClosedCompleted);
     assert_eq!(graph.blockers(&r("#2"))[0].blocks_because(), None);
     assert_eq!(names(graph.ready()), ["acme/api#2", "acme/api#4"]);
 }
@@ -143,11 +143,11 @@ fn blockers_in_other_repositories_are_nodes_too() {
     graph.add_dependency(&r("#4"), &r("acme/lib#7")).unwrap();
     assert_eq!(
         graph.get(&r("acme/lib#7")).unwrap().state,
-        NodeState::Unknown
+        IssueStatus::Unknown
     );
     assert!(!graph.get(&r("acme/lib#7")).unwrap().managed);
     assert_eq!(names(graph.ready()), ["acme/api#1"]);
-    graph.set_state(&r("acme/lib#7"), NodeState::ClosedCompleted);
+    graph.set_state(&r("acme/lib#7"), IssueStatus::ClosedCompleted);
     assert_eq!(names(graph.ready()), ["acme/api#1", "acme/api#4"]);
     assert_eq!(
         names(graph.component(&r("#4"))),
@@ -171,7 +171,7 @@ fn dependents_critical_paths_and_order() {
     let at = |s: &str| order.iter().position(|x| *x == r(s)).unwrap();
     assert!(at("#1") < at("#2") && at("#2") < at("#3") && at("#1") < at("#5"));
     // A completed dependent no longer counts in the chain.
-    graph.set_state(&r("#3"), NodeState::ClosedCompleted);
+    graph.set_state(&r("#3"), IssueStatus::ClosedCompleted);
     assert_eq!(graph.critical_path_len(&r("#1")), 1);
 }
 
@@ -215,11 +215,11 @@ fn building_from_scratch_matches_incremental_updates_and_finds_cycles() {
 fn mermaid_and_json_show_every_state() {
     let mut graph = chain();
     graph.upsert(managed_open("#1").titled("Schema \"v2\""));
-    graph.set_state(&r("#1"), NodeState::ClosedCompleted);
+    graph.set_state(&r("#1"), IssueStatus::ClosedCompleted);
     graph.set_started(&r("#2"), true);
     graph.add_dependency(&r("#4"), &r("acme/lib#7")).unwrap();
     graph.add_dependency(&r("#4"), &r("acme/lib#8")).unwrap();
-    graph.set_state(&r("acme/lib#8"), NodeState::ClosedNotPlanned);
+    graph.set_state(&r("acme/lib#8"), IssueStatus::ClosedNotPlanned);
     insta::assert_snapshot!(crate::engine::to_mermaid(&graph, None));
     let component = graph.component(&r("#4"));
     insta::assert_snapshot!(
