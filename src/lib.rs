@@ -7,6 +7,7 @@ pub mod deps;
 pub mod domain;
 pub mod engine;
 pub mod events;
+pub mod github;
 pub mod http;
 pub mod plan;
 pub mod processor;

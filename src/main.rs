@@ -8,6 +8,8 @@ use anyhow::{Context, anyhow};
 use clap::{Parser, Subcommand};
 use codegen_orchestrator::config::{self, Config, ConfigSource, LoadedConfig};
 use codegen_orchestrator::deps::DependencyParser;
+use codegen_orchestrator::domain::RepoName;
+use codegen_orchestrator::github::GitHub;
 use codegen_orchestrator::{plan, runtime, telemetry};
 
 /// Turns GitHub issues into a dependency graph and works through it with Codegen agents.
@@ -32,10 +34,14 @@ enum Command {
     /// Exits 0 when the graph is valid, 2 when it has a cycle or an unknown reference
     /// (after printing everything found), 1 on bad input.
     Plan {
+        /// Read the repository's open issues with the trigger label, and their blockers,
+        /// from GitHub (token from github.token / GITHUB_TOKEN, or the App's credentials).
+        #[arg(long, value_name = "OWNER/REPO", required_unless_present = "issues")]
+        repo: Option<RepoName>,
         /// A JSON file in the GitHub REST "list repository issues" format (an array of issue
         /// objects); issues with the trigger label are managed, the others known blockers.
-        #[arg(long, value_name = "FILE")]
-        issues: PathBuf,
+        #[arg(long, value_name = "FILE", conflicts_with = "repo")]
+        issues: Option<PathBuf>,
         /// Output format.
         #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
         format: PlanFormat,
@@ -69,10 +75,17 @@ fn main() -> ExitCode {
         }
         Command::Serve => serve(loaded).map(|()| ExitCode::SUCCESS),
         Command::Plan {
+            repo,
             issues,
             format,
             agents,
-        } => plan(&loaded.config, &issues, format, agents),
+        } => plan(
+            &loaded.config,
+            repo.as_ref(),
+            issues.as_deref(),
+            format,
+            agents,
+        ),
     };
     match result {
         Ok(code) => code,
@@ -97,16 +110,33 @@ fn check_config(loaded: &LoadedConfig) {
 
 fn plan(
     config: &Config,
-    file: &Path,
+    repo: Option<&RepoName>,
+    file: Option<&Path>,
     format: PlanFormat,
     agents: Option<usize>,
 ) -> anyhow::Result<ExitCode> {
-    let text =
-        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let issues = plan::parse_issues(&text).map_err(|err| anyhow!("{}: {err}", file.display()))?;
     let parser = DependencyParser::new(&config.github.web_host());
+    let label = &config.orchestrator.trigger_label;
+    let issues = match (repo, file) {
+        (_, Some(file)) => {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            plan::parse_issues(&text).map_err(|err| anyhow!("{}: {err}", file.display()))?
+        }
+        (Some(repo), None) => {
+            telemetry::init_logging();
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime
+                .block_on(async {
+                    let github = GitHub::for_repository(&config.github, repo).await?;
+                    plan::gather_from_github(&github, repo, label, &parser).await
+                })
+                .with_context(|| format!("reading {repo} from GitHub"))?
+        }
+        (None, None) => anyhow::bail!("give --repo OWNER/REPO or --issues FILE"),
+    };
     let agents = agents.unwrap_or(config.codegen.max_concurrent_agents as usize);
-    let report = plan::plan(&issues, &config.orchestrator.trigger_label, &parser, agents);
+    let report = plan::plan(&issues, label, &parser, agents);
     print!(
         "{}",
         match format {

@@ -5,69 +5,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::deps::DependencyParser;
 use crate::domain::{IssueRef, IssueSnapshot, IssueStatus, RepoName};
 use crate::engine::{DependencyGraph, IssueNode, to_mermaid};
-
-/// One issue as the GitHub REST API lists it (`GET /repos/{o}/{r}/issues`); only the fields
-/// `plan` reads.
-#[derive(Debug, Clone, Deserialize)]
-pub struct RestIssue {
-    /// Number within its repository.
-    pub number: u64,
-    /// Title.
-    #[serde(default)]
-    pub title: String,
-    /// Body Markdown.
-    #[serde(default)]
-    pub body: Option<String>,
-    /// `open` or `closed`.
-    pub state: String,
-    /// `completed`, `not_planned`, `duplicate`, `reopened` or null.
-    #[serde(default)]
-    pub state_reason: Option<String>,
-    /// Labels (objects with a `name`, or plain names).
-    #[serde(default)]
-    pub labels: Vec<RestLabel>,
-    /// `https://api.github.com/repos/{o}/{r}`.
-    #[serde(default)]
-    pub repository_url: Option<String>,
-    /// `https://github.com/{o}/{r}/issues/{n}`.
-    #[serde(default)]
-    pub html_url: Option<String>,
-}
-
-/// A label as the REST API gives it.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub enum RestLabel {
-    /// `{"name": "codegen", ...}`
-    Object {
-        /// The label's name.
-        name: String,
-    },
-    /// `"codegen"`
-    Name(String),
-}
-
-impl RestLabel {
-    fn name(&self) -> &str {
-        match self {
-            Self::Object { name } | Self::Name(name) => name,
-        }
-    }
-}
-
-/// A list of issues that cannot be planned, described for the person who supplied it.
-#[derive(Debug, thiserror::Error)]
-#[error("issue at position {position} (number {number}): {problem}")]
-pub struct PlanInputError {
-    position: usize,
-    number: u64,
-    problem: String,
-}
+use crate::github::{GitHub, GithubError, RestIssue};
 
 /// The result of planning.
 #[derive(Debug, Clone, Serialize)]
@@ -329,26 +272,30 @@ pub fn plan(
     }
 }
 
-impl RestIssue {
-    fn into_snapshot(self, position: usize) -> Result<IssueSnapshot, PlanInputError> {
-        let repo = self
-            .repository_url
-            .as_deref()
-            .and_then(RepoName::from_api_url)
-            .or_else(|| self.html_url.as_deref().and_then(RepoName::from_html_url))
-            .ok_or_else(|| PlanInputError {
-                position,
-                number: self.number,
-                problem: "no repository: neither `repository_url` nor `html_url` names one".into(),
-            })?;
-        Ok(IssueSnapshot {
-            reference: IssueRef::new(repo, self.number),
-            status: IssueStatus::from_github(&self.state, self.state_reason.as_deref()),
-            labels: self.labels.iter().map(|l| l.name().to_owned()).collect(),
-            title: self.title,
-            body: self.body.unwrap_or_default(),
-        })
+/// Reads what `plan --repo` needs from GitHub: the open issues of `repo` with the trigger
+/// label, and every blocker they name that is not among them (any repository the
+/// credentials reach). A blocker GitHub does not show is left out, so the plan reports it
+/// as unknown.
+pub async fn gather_from_github(
+    github: &GitHub,
+    repo: &RepoName,
+    trigger_label: &str,
+    parser: &DependencyParser,
+) -> Result<Vec<IssueSnapshot>, GithubError> {
+    let mut issues = github.open_issues_labeled(repo, trigger_label).await?;
+    let known: BTreeSet<IssueRef> = issues.iter().map(|i| i.reference.clone()).collect();
+    let blockers: BTreeSet<IssueRef> = issues
+        .iter()
+        .flat_map(|i| parser.dependencies(&i.reference, &i.body, &i.labels))
+        .filter(|blocker| !known.contains(blocker))
+        .collect();
+    for blocker in &blockers {
+        let snapshot = github.issue(blocker).await?;
+        if snapshot.status != IssueStatus::Unknown {
+            issues.push(snapshot);
+        }
     }
+    Ok(issues)
 }
 
 /// Reads a file of REST issue objects (a JSON array) into snapshots.
@@ -367,6 +314,13 @@ pub fn parse_issues(json: &str) -> Result<Vec<IssueSnapshot>, String> {
     issues
         .into_iter()
         .enumerate()
-        .map(|(position, issue)| issue.into_snapshot(position).map_err(|err| err.to_string()))
+        .map(|(position, issue)| {
+            let number = issue.number;
+            issue.into_snapshot().ok_or_else(|| {
+                format!(
+                    "issue at position {position} (number {number}): no repository: neither `repository_url` nor `html_url` names one"
+                )
+            })
+        })
         .collect()
 }

@@ -1,0 +1,82 @@
+//! GitHub's REST payloads the app reads, and their translation into the project's types.
+//! Lean on purpose: only the fields used, so that GitHub adding or dropping others never
+//! breaks a read.
+
+use serde::Deserialize;
+
+use crate::domain::{IssueRef, IssueSnapshot, IssueStatus, RepoName};
+
+/// One issue as the GitHub REST API lists it (`GET /repos/{o}/{r}/issues`); only the fields
+/// `plan` reads.
+#[derive(Debug, Deserialize)]
+pub struct RestIssue {
+    /// Number within its repository.
+    pub number: u64,
+    /// Title.
+    #[serde(default)]
+    pub title: String,
+    /// Body Markdown.
+    #[serde(default)]
+    pub body: Option<String>,
+    /// `open` or `closed`.
+    pub state: String,
+    /// `completed`, `not_planned`, `duplicate`, `reopened` or null.
+    #[serde(default)]
+    pub state_reason: Option<String>,
+    /// Labels (objects with a `name`, or plain names).
+    #[serde(default)]
+    pub labels: Vec<RestLabel>,
+    /// `https://api.github.com/repos/{o}/{r}`.
+    #[serde(default)]
+    pub repository_url: Option<String>,
+    /// `https://github.com/{o}/{r}/issues/{n}`.
+    #[serde(default)]
+    pub html_url: Option<String>,
+    /// Present when the issue is a pull request.
+    #[serde(default)]
+    pub pull_request: Option<serde::de::IgnoredAny>,
+}
+
+/// A label as the REST API gives it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum RestLabel {
+    /// `{"name": "codegen", ...}`
+    Object {
+        /// The label's name.
+        name: String,
+    },
+    /// `"codegen"`
+    Name(String),
+}
+
+impl RestLabel {
+    fn name(&self) -> &str {
+        match self {
+            Self::Object { name } | Self::Name(name) => name,
+        }
+    }
+}
+
+impl RestIssue {
+    /// The issue in the project's terms; `None` when no URL names its repository.
+    pub fn into_snapshot(self) -> Option<IssueSnapshot> {
+        let repo = self
+            .repository_url
+            .as_deref()
+            .and_then(RepoName::from_api_url)
+            .or_else(|| self.html_url.as_deref().and_then(RepoName::from_html_url))?;
+        Some(IssueSnapshot {
+            reference: IssueRef::new(repo, self.number),
+            status: IssueStatus::from_github(&self.state, self.state_reason.as_deref()),
+            labels: self.labels.iter().map(|l| l.name().to_owned()).collect(),
+            title: self.title,
+            body: self.body.unwrap_or_default(),
+        })
+    }
+
+    /// Whether this "issue" is a pull request (the issues API lists both).
+    pub fn is_pull_request(&self) -> bool {
+        self.pull_request.is_some()
+    }
+}

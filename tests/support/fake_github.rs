@@ -1,0 +1,285 @@
+//! A stateful fake of the parts of GitHub's REST API the app uses, served by axum on a
+//! local port. Tests describe GitHub's state (issues, installations); the handlers read it
+//! and record every request, so tests can assert on what the app sent.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{Value, json};
+
+use super::fixture;
+
+/// Issues per page at most, whatever `per_page` asks, so that pagination is exercised.
+const PAGE_SIZE: usize = 2;
+
+/// One request as the fake saw it.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: &'static str,
+    pub path: String,
+    pub authorization: String,
+    pub user_agent: String,
+    pub api_version: String,
+}
+
+#[derive(Default)]
+pub struct GithubState {
+    /// (owner/repo, number) -> issue object in GitHub's REST shape.
+    pub issues: BTreeMap<(String, u64), Value>,
+    /// Issues that were deleted (GitHub answers 410).
+    pub deleted: Vec<(String, u64)>,
+    /// owner/repo -> installation id.
+    pub installations: BTreeMap<String, u64>,
+    pub requests: Vec<Seen>,
+}
+
+/// A running fake.
+pub struct FakeGithub {
+    pub url: String,
+    pub state: Arc<Mutex<GithubState>>,
+}
+
+impl FakeGithub {
+    pub async fn start() -> Self {
+        let state = Arc::new(Mutex::new(GithubState::default()));
+        // The same API at the root (github.com) and under /api/v3 (GitHub Enterprise Server).
+        let mut app = Router::new();
+        for prefix in ["", "/api/v3"] {
+            app = app
+                .route(
+                    &format!("{prefix}/repos/{{owner}}/{{repo}}/issues"),
+                    get(list_issues),
+                )
+                .route(
+                    &format!("{prefix}/repos/{{owner}}/{{repo}}/issues/{{number}}"),
+                    get(get_issue),
+                )
+                .route(
+                    &format!("{prefix}/repos/{{owner}}/{{repo}}/installation"),
+                    get(repo_installation),
+                )
+                .route(
+                    &format!("{prefix}/app/installations/{{id}}/access_tokens"),
+                    post(access_token),
+                );
+        }
+        let app = app.with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Self { url, state }
+    }
+
+    /// Adds an issue built from a real GitHub issue object with these fields replaced.
+    pub fn add_issue(&self, repo: &str, number: u64, title: &str, body: &str, labels: &[&str]) {
+        let payload: Value =
+            serde_json::from_slice(&fixture("issues/opened.with-organization.payload.json"))
+                .unwrap();
+        let mut issue = payload["issue"].clone();
+        let label_template = payload["issue"]["labels"].get(0).cloned().unwrap_or_else(|| {
+            json!({"id": 1, "node_id": "LA_1", "url": "", "color": "ededed", "default": false, "description": null})
+        });
+        issue["number"] = json!(number);
+        issue["title"] = json!(title);
+        issue["body"] = json!(body);
+        issue["state"] = json!("open");
+        issue["state_reason"] = Value::Null;
+        issue["repository_url"] = json!(format!("https://api.github.com/repos/{repo}"));
+        issue["url"] = json!(format!(
+            "https://api.github.com/repos/{repo}/issues/{number}"
+        ));
+        issue["html_url"] = json!(format!("https://github.com/{repo}/issues/{number}"));
+        issue["labels"] = Value::Array(
+            labels
+                .iter()
+                .map(|name| {
+                    let mut label = label_template.clone();
+                    label["name"] = json!(name);
+                    label
+                })
+                .collect(),
+        );
+        self.state
+            .lock()
+            .unwrap()
+            .issues
+            .insert((repo.to_owned(), number), issue);
+    }
+
+    /// Closes an issue with GitHub's reason (`completed`, `not_planned`).
+    pub fn close(&self, repo: &str, number: u64, reason: &str) {
+        let mut state = self.state.lock().unwrap();
+        let issue = state
+            .issues
+            .get_mut(&(repo.to_owned(), number))
+            .expect("a known issue");
+        issue["state"] = json!("closed");
+        issue["state_reason"] = json!(reason);
+    }
+
+    pub fn requests(&self) -> Vec<Seen> {
+        self.state.lock().unwrap().requests.clone()
+    }
+}
+
+fn record(state: &Mutex<GithubState>, method: &'static str, path: String, headers: &HeaderMap) {
+    let header = |name: &str| {
+        let values: Vec<&str> = headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        values.join(", ")
+    };
+    state.lock().unwrap().requests.push(Seen {
+        method,
+        path,
+        authorization: header("authorization"),
+        user_agent: header("user-agent"),
+        api_version: header("x-github-api-version"),
+    });
+}
+
+fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        Json(json!({"message": "Not Found", "documentation_url": "https://docs.github.com/rest"})),
+    )
+        .into_response()
+}
+
+async fn list_issues(
+    State(state): State<Arc<Mutex<GithubState>>>,
+    uri: axum::http::Uri,
+    Path((owner, repo)): Path<(String, String)>,
+    Query(query): Query<BTreeMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let full = format!("{owner}/{repo}");
+    record(&state, "GET", format!("/repos/{full}/issues"), &headers);
+    let state = state.lock().unwrap();
+    let wanted_label = query.get("labels").cloned();
+    let wanted_state = query.get("state").cloned().unwrap_or_else(|| "open".into());
+    let matching: Vec<&Value> = state
+        .issues
+        .iter()
+        .filter(|((r, _), _)| *r == full)
+        .map(|(_, issue)| issue)
+        .filter(|issue| wanted_state == "all" || issue["state"] == wanted_state.as_str())
+        .filter(|issue| {
+            wanted_label.as_ref().is_none_or(|label| {
+                issue["labels"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|l| l["name"] == label.as_str())
+            })
+        })
+        .collect();
+    let per_page = query
+        .get("per_page")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(30usize)
+        .min(PAGE_SIZE);
+    let page: usize = query.get("page").and_then(|p| p.parse().ok()).unwrap_or(1);
+    let items: Vec<Value> = matching
+        .iter()
+        .skip((page - 1) * per_page)
+        .take(per_page)
+        .map(|v| (*v).clone())
+        .collect();
+    let mut response = Json(Value::Array(items)).into_response();
+    if page * per_page < matching.len() {
+        let host = headers
+            .get("host")
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("localhost");
+        let mut next = query.clone();
+        next.insert("page".into(), (page + 1).to_string());
+        next.insert("per_page".into(), per_page.to_string());
+        let query: Vec<String> = next.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let link = format!(
+            "<http://{host}{}?{}>; rel=\"next\"",
+            uri.path(),
+            query.join("&")
+        );
+        response.headers_mut().insert("link", link.parse().unwrap());
+    }
+    response
+}
+
+async fn get_issue(
+    State(state): State<Arc<Mutex<GithubState>>>,
+    Path((owner, repo, number)): Path<(String, String, u64)>,
+    headers: HeaderMap,
+) -> Response {
+    let full = format!("{owner}/{repo}");
+    record(
+        &state,
+        "GET",
+        format!("/repos/{full}/issues/{number}"),
+        &headers,
+    );
+    let state = state.lock().unwrap();
+    if state.deleted.contains(&(full.clone(), number)) {
+        return (
+            StatusCode::GONE,
+            Json(json!({"message": "This issue was deleted"})),
+        )
+            .into_response();
+    }
+    match state.issues.get(&(full, number)) {
+        Some(issue) => Json(issue.clone()).into_response(),
+        None => not_found(),
+    }
+}
+
+async fn repo_installation(
+    State(state): State<Arc<Mutex<GithubState>>>,
+    Path((owner, repo)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let full = format!("{owner}/{repo}");
+    record(
+        &state,
+        "GET",
+        format!("/repos/{full}/installation"),
+        &headers,
+    );
+    let Some(id) = state.lock().unwrap().installations.get(&full).copied() else {
+        return not_found();
+    };
+    let payload: Value =
+        serde_json::from_slice(&fixture("installation/created.payload.json")).unwrap();
+    let mut installation = payload["installation"].clone();
+    installation["id"] = json!(id);
+    Json(installation).into_response()
+}
+
+async fn access_token(
+    State(state): State<Arc<Mutex<GithubState>>>,
+    Path(id): Path<u64>,
+    headers: HeaderMap,
+) -> Response {
+    record(
+        &state,
+        "POST",
+        format!("/app/installations/{id}/access_tokens"),
+        &headers,
+    );
+    (
+        StatusCode::CREATED,
+        Json(json!({
+            "token": format!("ghs_installation{id}"),
+            "expires_at": "2099-01-01T00:00:00Z",
+            "permissions": {"issues": "write", "metadata": "read"},
+            "repository_selection": "all"
+        })),
+    )
+        .into_response()
+}
