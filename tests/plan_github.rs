@@ -28,23 +28,13 @@ async fn run(envs: Vec<(&'static str, String)>, args: &[&str]) -> Output {
 }
 
 fn seed(github: &FakeGithub) {
-    github.add_issue(
-        "acme/api",
-        1,
-        "Schema",
-        "First things first.",
-        &["codegen"],
-        "open",
-        None,
-    );
+    github.add_issue("acme/api", 1, "Schema", "First things first.", &["codegen"]);
     github.add_issue(
         "acme/api",
         2,
         "Endpoints",
         "Depends on #1 and acme/lib#7",
         &["codegen"],
-        "open",
-        None,
     );
     github.add_issue(
         "acme/api",
@@ -52,36 +42,12 @@ fn seed(github: &FakeGithub) {
         "Limits",
         "Blocked by #2, #9 and #404",
         &["codegen", "bug"],
-        "open",
-        None,
     );
-    github.add_issue(
-        "acme/api",
-        4,
-        "Unlabeled",
-        "Depends on #1",
-        &["bug"],
-        "open",
-        None,
-    );
-    github.add_issue(
-        "acme/api",
-        5,
-        "Done already",
-        "",
-        &["codegen"],
-        "closed",
-        Some("completed"),
-    );
-    github.add_issue(
-        "acme/lib",
-        7,
-        "Library release",
-        "",
-        &[],
-        "closed",
-        Some("completed"),
-    );
+    github.add_issue("acme/api", 4, "Unlabeled", "Depends on #1", &["bug"]);
+    github.add_issue("acme/api", 5, "Done already", "", &["codegen"]);
+    github.close("acme/api", 5, "completed");
+    github.add_issue("acme/lib", 7, "Library release", "", &[]);
+    github.close("acme/lib", 7, "completed");
     github.add_issue("acme/api", 9, "Gone", "", &[]);
     github
         .state
