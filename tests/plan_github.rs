@@ -27,6 +27,15 @@ async fn run(envs: Vec<(&'static str, String)>, args: &[&str]) -> Output {
     .unwrap()
 }
 
+/// The environment of a GitHub App with the test key, talking to `api_url`.
+fn app_env(api_url: String) -> Vec<(&'static str, String)> {
+    vec![
+        ("GITHUB_API_URL", api_url),
+        ("GITHUB_APP_ID", "1234".into()),
+        ("GITHUB_PRIVATE_KEY_PATH", TEST_KEY.into()),
+    ]
+}
+
 fn seed(github: &FakeGithub) {
     github.add_issue("acme/api", 1, "Schema", "First things first.", &["codegen"]);
     github.add_issue(
@@ -133,11 +142,7 @@ async fn plans_a_repository_as_a_github_app_installation() {
         .installations
         .insert("acme/api".into(), 42);
     let output = run(
-        vec![
-            ("GITHUB_API_URL", github.url.clone()),
-            ("GITHUB_APP_ID", "1234".into()),
-            ("GITHUB_PRIVATE_KEY_PATH", TEST_KEY.into()),
-        ],
+        app_env(github.url.clone()),
         &["--repo", "acme/api", "--format", "json"],
     )
     .await;
@@ -177,11 +182,7 @@ async fn plans_on_github_enterprise_server() {
         .installations
         .insert("acme/api".into(), 7);
     let output = run(
-        vec![
-            ("GITHUB_API_URL", format!("{}/api/v3", github.url)),
-            ("GITHUB_APP_ID", "1234".into()),
-            ("GITHUB_PRIVATE_KEY_PATH", TEST_KEY.into()),
-        ],
+        app_env(format!("{}/api/v3", github.url)),
         &["--repo", "acme/api", "--format", "json"],
     )
     .await;
@@ -221,15 +222,7 @@ async fn without_credentials_it_says_what_to_set() {
 #[tokio::test]
 async fn a_repository_the_app_is_not_installed_on_is_a_clear_error() {
     let github = FakeGithub::start().await;
-    let output = run(
-        vec![
-            ("GITHUB_API_URL", github.url.clone()),
-            ("GITHUB_APP_ID", "1234".into()),
-            ("GITHUB_PRIVATE_KEY_PATH", TEST_KEY.into()),
-        ],
-        &["--repo", "acme/api"],
-    )
-    .await;
+    let output = run(app_env(github.url.clone()), &["--repo", "acme/api"]).await;
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1));
     assert!(

@@ -376,22 +376,9 @@ impl DependencyGraph {
 
     /// Every issue that depends on `issue`, directly or through others.
     pub fn dependents(&self, issue: &IssueRef) -> BTreeSet<IssueRef> {
-        let Some(&start) = self.index.get(issue) else {
-            return BTreeSet::new();
-        };
-        let mut seen = HashSet::from([start]);
-        let mut queue = VecDeque::from([start]);
-        while let Some(ix) = queue.pop_front() {
-            for next in self.graph.inner().neighbors_directed(ix, Outgoing) {
-                if seen.insert(next) {
-                    queue.push_back(next);
-                }
-            }
-        }
-        seen.remove(&start);
-        seen.into_iter()
-            .map(|ix| self.node(ix).issue.clone())
-            .collect()
+        let mut found = self.reachable(issue, false);
+        found.remove(issue);
+        found
     }
 
     /// The longest chain of not-yet-completed dependents behind `issue` (0 when none waits
@@ -437,25 +424,7 @@ impl DependencyGraph {
 
     /// The issues connected to `issue` through dependencies either way, itself included.
     pub fn component(&self, issue: &IssueRef) -> BTreeSet<IssueRef> {
-        let Some(&start) = self.index.get(issue) else {
-            return BTreeSet::new();
-        };
-        let mut seen = HashSet::from([start]);
-        let mut queue = VecDeque::from([start]);
-        while let Some(ix) = queue.pop_front() {
-            let inner = self.graph.inner();
-            for next in inner
-                .neighbors_directed(ix, Outgoing)
-                .chain(inner.neighbors_directed(ix, Incoming))
-            {
-                if seen.insert(next) {
-                    queue.push_back(next);
-                }
-            }
-        }
-        seen.into_iter()
-            .map(|ix| self.node(ix).issue.clone())
-            .collect()
+        self.reachable(issue, true)
     }
 
     /// Every "depends on" pair as (issue, blocker).
@@ -519,6 +488,31 @@ impl DependencyGraph {
     }
 
     // ---- internals -------------------------------------------------------------------
+
+    /// `issue` and what it reaches along blocker -> dependent edges (either way when
+    /// `both_ways`); empty for an issue the graph does not know.
+    fn reachable(&self, issue: &IssueRef, both_ways: bool) -> BTreeSet<IssueRef> {
+        let Some(&start) = self.index.get(issue) else {
+            return BTreeSet::new();
+        };
+        let inner = self.graph.inner();
+        let mut seen = HashSet::from([start]);
+        let mut queue = VecDeque::from([start]);
+        while let Some(ix) = queue.pop_front() {
+            let backwards = both_ways.then(|| inner.neighbors_directed(ix, Incoming));
+            for next in inner
+                .neighbors_directed(ix, Outgoing)
+                .chain(backwards.into_iter().flatten())
+            {
+                if seen.insert(next) {
+                    queue.push_back(next);
+                }
+            }
+        }
+        seen.into_iter()
+            .map(|ix| self.node(ix).issue.clone())
+            .collect()
+    }
 
     fn node(&self, ix: NodeIndex) -> &IssueNode {
         self.graph.node_weight(ix).expect("indexed nodes exist")
