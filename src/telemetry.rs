@@ -47,4 +47,8 @@ pub mod names {
     pub const INBOX_DEPTH: &str = "orchestrator_inbox_depth";
     /// Gauge: deliveries parked as failed after their last attempt.
     pub const INBOX_FAILED: &str = "orchestrator_inbox_failed";
+    /// Counter: requests to GitHub by `method` and `status`.
+    pub const GITHUB_CALLS: &str = "orchestrator_github_calls_total";
+    /// Gauge: GitHub's `x-ratelimit-remaining` by `resource`.
+    pub const GITHUB_RATE_LIMIT_REMAINING: &str = "orchestrator_github_rate_limit_remaining";
 }

@@ -1,16 +1,26 @@
 //! Everything the bot says to GitHub goes through here. Authentication as a GitHub App
-//! (JWT, then an installation token octocrab mints and refreshes) or with a plain token;
-//! octocrab carries the requests, and the payloads are read into the project's own types.
+//! (JWT, then an installation token octocrab mints, caches and refreshes, once more on a
+//! 401) or with a plain token; octocrab carries the requests. Every request goes through
+//! [`GitHub::send`], which sets the headers GitHub asks for, records the rate limits in
+//! metrics and retries in the one way [`retry`] describes. Payloads are read into the
+//! project's own types.
 
 mod rest;
+pub mod retry;
 
-use axum::http::header::USER_AGENT as USER_AGENT_HEADER;
+use axum::http::header::{ACCEPT, LINK, USER_AGENT as USER_AGENT_HEADER};
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use bytes::Bytes;
+use http_body_util::BodyExt;
 use octocrab::Octocrab;
 use octocrab::models::{AppId, InstallationId as OctoInstallationId};
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
 use crate::config::GithubConfig;
 use crate::domain::{InstallationId, IssueRef, IssueSnapshot, IssueStatus, RepoName};
+use crate::telemetry::names;
+use retry::{RetryPolicy, Verdict};
 
 pub use rest::{RestIssue, RestLabel};
 
@@ -52,7 +62,8 @@ impl GithubError {
         }
     }
 
-    fn status(&self) -> Option<u16> {
+    /// The HTTP status GitHub answered with, for an API error.
+    pub fn status(&self) -> Option<u16> {
         match self {
             Self::Api { status, .. } => Some(*status),
             _ => None,
@@ -64,6 +75,7 @@ impl GithubError {
 #[derive(Clone)]
 pub struct GitHub {
     client: Octocrab,
+    retry: RetryPolicy,
     /// The path of `github.api_url` (`/api/v3` on GitHub Enterprise Server, else empty),
     /// which octocrab puts in front of every relative route.
     base_path: String,
@@ -81,13 +93,24 @@ impl GitHub {
         config: &GithubConfig,
         repo: &RepoName,
     ) -> Result<Self, GithubError> {
+        Self::for_repository_with(config, repo, RetryPolicy::default()).await
+    }
+
+    /// As [`GitHub::for_repository`], with an explicit retry policy (tests shorten waits).
+    pub async fn for_repository_with(
+        config: &GithubConfig,
+        repo: &RepoName,
+        retry: RetryPolicy,
+    ) -> Result<Self, GithubError> {
         if let Some(app) = app_client(config)? {
-            let installation = installation_covering(&app, repo).await?;
+            let installation = Self::new(app.clone(), config, retry)
+                .installation_covering(repo)
+                .await?;
             tracing::debug!(%installation, %repo, "acting as the App installation");
             let client = app
                 .installation(OctoInstallationId(installation.0))
                 .map_err(GithubError::from_octocrab)?;
-            return Ok(Self::new(client, config));
+            return Ok(Self::new(client, config, retry));
         }
         let Some(token) = &config.token else {
             return Err(GithubError::NoCredentials);
@@ -96,10 +119,10 @@ impl GitHub {
             .personal_token(token.expose().to_owned())
             .build()
             .map_err(GithubError::from_octocrab)?;
-        Ok(Self::new(client, config))
+        Ok(Self::new(client, config, retry))
     }
 
-    fn new(client: Octocrab, config: &GithubConfig) -> Self {
+    fn new(client: Octocrab, config: &GithubConfig, retry: RetryPolicy) -> Self {
         let without_scheme = config
             .api_url
             .split_once("://")
@@ -109,7 +132,11 @@ impl GitHub {
             .map_or("", |at| &without_scheme[at..])
             .trim_end_matches('/')
             .to_owned();
-        Self { client, base_path }
+        Self {
+            client,
+            retry,
+            base_path,
+        }
     }
 
     /// The open issues of `repo` carrying `label` (every page), pull requests left out.
@@ -124,20 +151,19 @@ impl GitHub {
             state: &'static str,
             per_page: u8,
         }
-        let query = Query {
+        let query = serde_urlencoded::to_string(Query {
             labels: label,
             state: "open",
             per_page: 100,
-        };
-        let first: octocrab::Page<RestIssue> = self
-            .client
-            .get(
-                format!("/repos/{}/{}/issues", repo.owner(), repo.name()),
-                Some(&query),
-            )
-            .await
-            .map_err(GithubError::from_octocrab)?;
-        let all = self.all_pages(first).await?;
+        })
+        .map_err(|err| GithubError::Setup(err.to_string()))?;
+        let all: Vec<RestIssue> = self
+            .all_pages(format!(
+                "/repos/{}/{}/issues?{query}",
+                repo.owner(),
+                repo.name()
+            ))
+            .await?;
         Ok(all
             .into_iter()
             .filter(|issue| !issue.is_pull_request())
@@ -150,35 +176,6 @@ impl GitHub {
                 snapshot
             })
             .collect())
-    }
-
-    /// Every item of a paginated answer, following `Link: rel="next"`. The next URL is
-    /// requested by its path, not as the absolute URL GitHub sends: octocrab attaches an
-    /// installation token only to relative requests or to api.github.com, which would leave
-    /// the later pages of a GitHub Enterprise Server unauthenticated.
-    async fn all_pages<T: serde::de::DeserializeOwned>(
-        &self,
-        mut page: octocrab::Page<T>,
-    ) -> Result<Vec<T>, GithubError> {
-        let mut items = page.take_items();
-        while let Some(next) = page.next.take() {
-            let route = next
-                .path_and_query()
-                .map(|p| p.as_str())
-                .map(|p| {
-                    p.strip_prefix(self.base_path.as_str())
-                        .unwrap_or(p)
-                        .to_owned()
-                })
-                .ok_or_else(|| GithubError::Transport(format!("unusable next-page link {next}")))?;
-            page = self
-                .client
-                .get(route, None::<&()>)
-                .await
-                .map_err(GithubError::from_octocrab)?;
-            items.extend(page.take_items());
-        }
-        Ok(items)
     }
 
     /// One issue; a deleted one (410) is reported as deleted, one that cannot be seen (404:
@@ -197,19 +194,169 @@ impl GitHub {
             status,
             labels: Vec::new(),
         };
-        match self
-            .client
-            .get::<RestIssue, _, ()>(route, None)
-            .await
-            .map_err(GithubError::from_octocrab)
-        {
-            Ok(found) => Ok(found
+        match self.send(Method::GET, &route, None).await?.success() {
+            Ok(answer) => Ok(answer
+                .json::<RestIssue>()?
                 .into_snapshot()
                 .unwrap_or_else(|| unseen(IssueStatus::Unknown))),
             Err(err) if err.status() == Some(410) => Ok(unseen(IssueStatus::Deleted)),
             Err(err) if err.status() == Some(404) => Ok(unseen(IssueStatus::Unknown)),
             Err(err) => Err(err),
         }
+    }
+
+    /// `GET /repos/{owner}/{repo}/installation` (as the App, with its JWT).
+    async fn installation_covering(&self, repo: &RepoName) -> Result<InstallationId, GithubError> {
+        let route = format!("/repos/{}/{}/installation", repo.owner(), repo.name());
+        let installation: InstallationRef = self
+            .send(Method::GET, &route, None)
+            .await?
+            .success()?
+            .json()?;
+        Ok(InstallationId(installation.id))
+    }
+
+    /// Every item of a paginated answer, following `Link: rel="next"`. The next URL is
+    /// requested by its path, not as the absolute URL GitHub sends: octocrab attaches an
+    /// installation token only to relative requests or to api.github.com, which would leave
+    /// the later pages of a GitHub Enterprise Server unauthenticated.
+    async fn all_pages<T: DeserializeOwned>(&self, first: String) -> Result<Vec<T>, GithubError> {
+        let mut items = Vec::new();
+        let mut route = Some(first);
+        while let Some(current) = route.take() {
+            let answer = self.send(Method::GET, &current, None).await?.success()?;
+            route = next_page(&answer.headers, &self.base_path);
+            items.extend(answer.json::<Vec<T>>()?);
+        }
+        Ok(items)
+    }
+
+    /// Sends one request, retrying as [`retry`] describes, and reads the whole answer.
+    /// Error statuses are answers too; [`Answer::success`] turns them into errors.
+    async fn send(
+        &self,
+        method: Method,
+        route: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<Answer, GithubError> {
+        let mut attempt = 1;
+        loop {
+            let builder = Request::builder()
+                .method(method.clone())
+                .uri(route)
+                .header(ACCEPT, "application/vnd.github+json");
+            let request = self
+                .client
+                .build_request(builder, body)
+                .map_err(GithubError::from_octocrab)?;
+            let wait = match self.client.execute(request).await {
+                Ok(response) => {
+                    let (parts, body) = response.into_parts();
+                    let body = body
+                        .collect()
+                        .await
+                        .map_err(|err| GithubError::Transport(err.to_string()))?
+                        .to_bytes();
+                    record_call(&method, parts.status, &parts.headers);
+                    let now = crate::processor::now_millis() as u64 / 1000;
+                    let verdict = retry::verdict(
+                        &self.retry,
+                        attempt,
+                        parts.status,
+                        &parts.headers,
+                        &body,
+                        now,
+                    );
+                    match verdict {
+                        Verdict::Accept => {
+                            return Ok(Answer {
+                                status: parts.status,
+                                headers: parts.headers,
+                                body,
+                            });
+                        }
+                        Verdict::RetryAfter(wait) => {
+                            tracing::warn!(%method, route, status = parts.status.as_u16(), attempt,
+                                wait_secs = wait.as_secs_f64(), "GitHub asked us to wait; retrying");
+                            wait
+                        }
+                    }
+                }
+                Err(err) => {
+                    let err = GithubError::from_octocrab(err);
+                    let Some(wait) = retry::transport_retry(&self.retry, attempt) else {
+                        return Err(err);
+                    };
+                    tracing::warn!(%method, route, error = %err, attempt, "GitHub request failed; retrying");
+                    wait
+                }
+            };
+            tokio::time::sleep(wait).await;
+            attempt += 1;
+        }
+    }
+}
+
+/// A whole answer from GitHub.
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl Answer {
+    /// The answer if its status is a success, else the error with GitHub's message.
+    fn success(self) -> Result<Self, GithubError> {
+        if self.status.is_success() {
+            return Ok(self);
+        }
+        #[derive(Deserialize)]
+        struct Message {
+            message: String,
+        }
+        let message = serde_json::from_slice::<Message>(&self.body)
+            .map(|m| m.message)
+            .unwrap_or_else(|_| {
+                String::from_utf8_lossy(&self.body)
+                    .chars()
+                    .take(200)
+                    .collect()
+            });
+        Err(GithubError::Api {
+            status: self.status.as_u16(),
+            message,
+        })
+    }
+
+    fn json<T: DeserializeOwned>(&self) -> Result<T, GithubError> {
+        serde_json::from_slice(&self.body)
+            .map_err(|err| GithubError::Transport(format!("unreadable answer: {err}")))
+    }
+}
+
+/// The path of the `rel="next"` page in a `Link` header, without the API's base path.
+fn next_page(headers: &HeaderMap, base_path: &str) -> Option<String> {
+    let link = headers.get(LINK)?.to_str().ok()?;
+    let target = link.split(',').find_map(|part| {
+        let (url, params) = part.split_once(';')?;
+        params
+            .split(';')
+            .any(|p| p.trim() == "rel=\"next\"")
+            .then(|| url.trim().trim_start_matches('<').trim_end_matches('>'))
+    })?;
+    let without_scheme = target.split_once("://").map_or(target, |(_, rest)| rest);
+    let path = &without_scheme[without_scheme.find('/')?..];
+    Some(path.strip_prefix(base_path).unwrap_or(path).to_owned())
+}
+
+/// Counts the call and keeps the rate-limit gauge current.
+fn record_call(method: &Method, status: StatusCode, headers: &HeaderMap) {
+    metrics::counter!(names::GITHUB_CALLS, "method" => method.to_string(), "status" => status.as_u16().to_string())
+        .increment(1);
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Some(remaining) = header("x-ratelimit-remaining").and_then(|v| v.parse::<f64>().ok()) {
+        let resource = header("x-ratelimit-resource").unwrap_or("core").to_owned();
+        metrics::gauge!(names::GITHUB_RATE_LIMIT_REMAINING, "resource" => resource).set(remaining);
     }
 }
 
@@ -226,21 +373,6 @@ fn app_client(config: &GithubConfig) -> Result<Option<Octocrab>, GithubError> {
         .build()
         .map_err(GithubError::from_octocrab)?;
     Ok(Some(app))
-}
-
-/// `GET /repos/{owner}/{repo}/installation` with the App's JWT.
-async fn installation_covering(
-    app: &Octocrab,
-    repo: &RepoName,
-) -> Result<InstallationId, GithubError> {
-    let installation: InstallationRef = app
-        .get(
-            format!("/repos/{}/{}/installation", repo.owner(), repo.name()),
-            None::<&()>,
-        )
-        .await
-        .map_err(GithubError::from_octocrab)?;
-    Ok(InstallationId(installation.id))
 }
 
 /// The server and the User-Agent every request carries.
@@ -262,4 +394,35 @@ fn base_builder(
     // octocrab sends `X-GitHub-Api-Version` itself, and its own User-Agent first; ours
     // follows it so GitHub's logs name the app.
     Ok(builder.add_header(USER_AGENT_HEADER, USER_AGENT.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_next_page_is_found_and_made_relative() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            LINK,
+            "<https://ghe.example.com/api/v3/repositories/1/issues?page=2>; rel=\"next\", <https://ghe.example.com/api/v3/repositories/1/issues?page=5>; rel=\"last\""
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(
+            next_page(&headers, "/api/v3").as_deref(),
+            Some("/repositories/1/issues?page=2")
+        );
+        assert_eq!(
+            next_page(&headers, "").as_deref(),
+            Some("/api/v3/repositories/1/issues?page=2")
+        );
+        headers.insert(
+            LINK,
+            "<https://api.github.com/x?page=1>; rel=\"prev\""
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(next_page(&headers, ""), None);
+    }
 }

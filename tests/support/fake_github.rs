@@ -25,10 +25,22 @@ pub struct Seen {
     pub authorization: String,
     pub user_agent: String,
     pub api_version: String,
+    pub accept: String,
+}
+
+/// An answer the fake gives instead of its normal one, once, to the next request for `path`.
+#[derive(Debug, Clone)]
+pub struct Scripted {
+    pub path: String,
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Value,
 }
 
 #[derive(Default)]
 pub struct GithubState {
+    /// Answers to give before the normal ones, in order.
+    pub scripted: std::collections::VecDeque<Scripted>,
     /// (owner/repo, number) -> issue object in GitHub's REST shape.
     pub issues: BTreeMap<(String, u64), Value>,
     /// Issues that were deleted (GitHub answers 410).
@@ -68,7 +80,12 @@ impl FakeGithub {
                     post(access_token),
                 );
         }
-        let app = app.with_state(state.clone());
+        let app = app
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                scripted_or_normal,
+            ))
+            .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -127,6 +144,60 @@ impl FakeGithub {
     }
 }
 
+/// Gives a scripted answer when one waits for this path (recording the request), else the
+/// normal one with GitHub's rate-limit headers.
+async fn scripted_or_normal(
+    State(state): State<Arc<Mutex<GithubState>>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let path = request.uri().path().to_owned();
+    let scripted = {
+        let mut state = state.lock().unwrap();
+        match state.scripted.front() {
+            Some(s) if s.path == path => state.scripted.pop_front(),
+            _ => None,
+        }
+    };
+    if let Some(scripted) = scripted {
+        let method = if request.method() == axum::http::Method::POST {
+            "POST"
+        } else {
+            "GET"
+        };
+        record(&state, method, path, request.headers());
+        let mut response = (
+            StatusCode::from_u16(scripted.status).unwrap(),
+            Json(scripted.body),
+        )
+            .into_response();
+        for (name, value) in scripted.headers {
+            response.headers_mut().insert(name, value.parse().unwrap());
+        }
+        return response;
+    }
+    let mut response = next.run(request).await;
+    response
+        .headers_mut()
+        .insert("x-ratelimit-remaining", "4990".parse().unwrap());
+    response
+        .headers_mut()
+        .insert("x-ratelimit-resource", "core".parse().unwrap());
+    response
+}
+
+impl FakeGithub {
+    /// Queues a one-off answer for the next request to `path`.
+    pub fn script(&self, path: &str, status: u16, headers: &[(&'static str, &str)], body: Value) {
+        self.state.lock().unwrap().scripted.push_back(Scripted {
+            path: path.to_owned(),
+            status,
+            headers: headers.iter().map(|(n, v)| (*n, (*v).to_owned())).collect(),
+            body,
+        });
+    }
+}
+
 fn record(state: &Mutex<GithubState>, method: &'static str, path: String, headers: &HeaderMap) {
     let header = |name: &str| {
         let values: Vec<&str> = headers
@@ -142,6 +213,7 @@ fn record(state: &Mutex<GithubState>, method: &'static str, path: String, header
         authorization: header("authorization"),
         user_agent: header("user-agent"),
         api_version: header("x-github-api-version"),
+        accept: header("accept"),
     });
 }
 
