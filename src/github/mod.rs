@@ -5,8 +5,13 @@
 //! metrics and retries in the one way [`retry`] describes. Payloads are read into the
 //! project's own types.
 
+mod operations;
 mod rest;
 pub mod retry;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use axum::http::header::{ACCEPT, LINK, USER_AGENT as USER_AGENT_HEADER};
 use axum::http::{HeaderMap, Method, Request, StatusCode};
@@ -22,6 +27,7 @@ use crate::domain::{InstallationId, IssueRef, IssueSnapshot, IssueStatus, RepoNa
 use crate::telemetry::names;
 use retry::{RetryPolicy, Verdict};
 
+pub use operations::{IssueComment, PERMISSION_TTL, Permission};
 pub use rest::{RestIssue, RestLabel};
 
 /// The `User-Agent` every request carries.
@@ -79,7 +85,12 @@ pub struct GitHub {
     /// The path of `github.api_url` (`/api/v3` on GitHub Enterprise Server, else empty),
     /// which octocrab puts in front of every relative route.
     base_path: String,
+    /// Permissions by (repository, user id), with when they were read.
+    permissions: Arc<Mutex<PermissionCache>>,
 }
+
+/// Permissions by (repository, user id), with when each was read.
+type PermissionCache = HashMap<(RepoName, u64), (Permission, Instant)>;
 
 #[derive(Deserialize)]
 struct InstallationRef {
@@ -136,6 +147,7 @@ impl GitHub {
             client,
             retry,
             base_path,
+            permissions: Arc::default(),
         }
     }
 

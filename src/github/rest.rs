@@ -10,6 +10,9 @@ use crate::domain::{IssueRef, IssueSnapshot, IssueStatus, RepoName};
 /// `plan` reads.
 #[derive(Debug, Deserialize)]
 pub struct RestIssue {
+    /// GitHub's database id (what the dependencies API takes), when the payload has it.
+    #[serde(default)]
+    pub id: Option<u64>,
     /// Number within its repository.
     pub number: u64,
     /// Title.

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, patch, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
@@ -47,6 +47,17 @@ pub struct GithubState {
     pub deleted: Vec<(String, u64)>,
     /// owner/repo -> installation id.
     pub installations: BTreeMap<String, u64>,
+    /// owner/repo -> label name -> (color, description).
+    pub labels: BTreeMap<String, BTreeMap<String, (String, String)>>,
+    /// (owner/repo, issue number) -> comments (id, body), oldest first.
+    pub comments: BTreeMap<(String, u64), Vec<(u64, String)>>,
+    /// Reactions posted: (comment id, content).
+    pub reactions: Vec<(u64, String)>,
+    /// (owner/repo, login) -> (permission, role_name).
+    pub permissions: BTreeMap<(String, String), (String, String)>,
+    /// (owner/repo, issue number) -> database ids of its native blockers.
+    pub blocked_by: BTreeMap<(String, u64), Vec<u64>>,
+    pub next_id: u64,
     pub requests: Vec<Seen>,
 }
 
@@ -62,22 +73,54 @@ impl FakeGithub {
         // The same API at the root (github.com) and under /api/v3 (GitHub Enterprise Server).
         let mut app = Router::new();
         for prefix in ["", "/api/v3"] {
+            let at = |path: &str| format!("{prefix}{path}");
             app = app
+                .route(&at("/repos/{owner}/{repo}/issues"), get(list_issues))
                 .route(
-                    &format!("{prefix}/repos/{{owner}}/{{repo}}/issues"),
-                    get(list_issues),
+                    &at("/repos/{owner}/{repo}/issues/{number}"),
+                    get(get_issue).patch(patch_issue),
                 )
                 .route(
-                    &format!("{prefix}/repos/{{owner}}/{{repo}}/issues/{{number}}"),
-                    get(get_issue),
-                )
-                .route(
-                    &format!("{prefix}/repos/{{owner}}/{{repo}}/installation"),
+                    &at("/repos/{owner}/{repo}/installation"),
                     get(repo_installation),
                 )
                 .route(
-                    &format!("{prefix}/app/installations/{{id}}/access_tokens"),
+                    &at("/app/installations/{id}/access_tokens"),
                     post(access_token),
+                )
+                .route(&at("/repos/{owner}/{repo}/labels/{name}"), get(get_label))
+                .route(&at("/repos/{owner}/{repo}/labels"), post(create_label))
+                .route(
+                    &at("/repos/{owner}/{repo}/issues/{number}/labels"),
+                    post(add_labels),
+                )
+                .route(
+                    &at("/repos/{owner}/{repo}/issues/{number}/labels/{name}"),
+                    delete(remove_label),
+                )
+                .route(
+                    &at("/repos/{owner}/{repo}/issues/{number}/comments"),
+                    get(list_comments).post(create_comment),
+                )
+                .route(
+                    &at("/repos/{owner}/{repo}/issues/comments/{id}"),
+                    patch(update_comment),
+                )
+                .route(
+                    &at("/repos/{owner}/{repo}/issues/comments/{id}/reactions"),
+                    post(react),
+                )
+                .route(
+                    &at("/repos/{owner}/{repo}/collaborators/{login}/permission"),
+                    get(permission),
+                )
+                .route(
+                    &at("/repos/{owner}/{repo}/issues/{number}/dependencies/blocked_by"),
+                    get(list_blocked_by).post(add_blocked_by),
+                )
+                .route(
+                    &at("/repos/{owner}/{repo}/issues/{number}/dependencies/blocked_by/{id}"),
+                    delete(remove_blocked_by),
                 );
         }
         let app = app
@@ -102,6 +145,12 @@ impl FakeGithub {
             json!({"id": 1, "node_id": "LA_1", "url": "", "color": "ededed", "default": false, "description": null})
         });
         issue["number"] = json!(number);
+        let id = {
+            let mut state = self.state.lock().unwrap();
+            state.next_id += 1;
+            900_000 + state.next_id
+        };
+        issue["id"] = json!(id);
         issue["title"] = json!(title);
         issue["body"] = json!(body);
         issue["state"] = json!("open");
@@ -160,10 +209,11 @@ async fn scripted_or_normal(
         }
     };
     if let Some(scripted) = scripted {
-        let method = if request.method() == axum::http::Method::POST {
-            "POST"
-        } else {
-            "GET"
+        let method: &'static str = match request.method().as_str() {
+            "POST" => "POST",
+            "PATCH" => "PATCH",
+            "DELETE" => "DELETE",
+            _ => "GET",
         };
         record(&state, method, path, request.headers());
         let mut response = (
@@ -354,4 +404,341 @@ async fn access_token(
         })),
     )
         .into_response()
+}
+
+type Shared = State<Arc<Mutex<GithubState>>>;
+
+fn repo_of(owner: &str, repo: &str) -> String {
+    format!("{owner}/{repo}")
+}
+
+async fn get_label(
+    State(state): Shared,
+    Path((owner, repo, name)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let full = repo_of(&owner, &repo);
+    record(
+        &state,
+        "GET",
+        format!("/repos/{full}/labels/{name}"),
+        &headers,
+    );
+    let state = state.lock().unwrap();
+    match state.labels.get(&full).and_then(|labels| labels.get(&name)) {
+        Some((color, description)) => {
+            Json(json!({"name": name, "color": color, "description": description})).into_response()
+        }
+        None => not_found(),
+    }
+}
+
+async fn create_label(
+    State(state): Shared,
+    Path((owner, repo)): Path<(String, String)>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    let full = repo_of(&owner, &repo);
+    record(&state, "POST", format!("/repos/{full}/labels"), &headers);
+    let mut state = state.lock().unwrap();
+    let labels = state.labels.entry(full).or_default();
+    let name = body["name"].as_str().unwrap_or_default().to_owned();
+    if labels.contains_key(&name) {
+        return (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({"message": "Validation Failed"})),
+        )
+            .into_response();
+    }
+    let color = body["color"].as_str().unwrap_or("ededed").to_owned();
+    let description = body["description"].as_str().unwrap_or_default().to_owned();
+    labels.insert(name.clone(), (color.clone(), description));
+    (
+        StatusCode::CREATED,
+        Json(json!({"name": name, "color": color})),
+    )
+        .into_response()
+}
+
+fn issue_mut<'s>(state: &'s mut GithubState, full: &str, number: u64) -> Option<&'s mut Value> {
+    state.issues.get_mut(&(full.to_owned(), number))
+}
+
+async fn add_labels(
+    State(state): Shared,
+    Path((owner, repo, number)): Path<(String, String, u64)>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    let full = repo_of(&owner, &repo);
+    record(
+        &state,
+        "POST",
+        format!("/repos/{full}/issues/{number}/labels"),
+        &headers,
+    );
+    let mut state = state.lock().unwrap();
+    let Some(issue) = issue_mut(&mut state, &full, number) else {
+        return not_found();
+    };
+    let labels = issue["labels"].as_array_mut().unwrap();
+    for name in body["labels"].as_array().cloned().unwrap_or_default() {
+        if !labels.iter().any(|l| l["name"] == name) {
+            labels.push(json!({"id": 1, "node_id": "LA_x", "url": "", "name": name, "color": "ededed", "default": false, "description": null}));
+        }
+    }
+    Json(issue["labels"].clone()).into_response()
+}
+
+async fn remove_label(
+    State(state): Shared,
+    Path((owner, repo, number, name)): Path<(String, String, u64, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let full = repo_of(&owner, &repo);
+    record(
+        &state,
+        "DELETE",
+        format!("/repos/{full}/issues/{number}/labels/{name}"),
+        &headers,
+    );
+    let mut state = state.lock().unwrap();
+    let Some(issue) = issue_mut(&mut state, &full, number) else {
+        return not_found();
+    };
+    let labels = issue["labels"].as_array_mut().unwrap();
+    let before = labels.len();
+    labels.retain(|l| l["name"] != name.as_str());
+    if labels.len() == before {
+        return not_found();
+    }
+    Json(issue["labels"].clone()).into_response()
+}
+
+async fn patch_issue(
+    State(state): Shared,
+    Path((owner, repo, number)): Path<(String, String, u64)>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    let full = repo_of(&owner, &repo);
+    record(
+        &state,
+        "PATCH",
+        format!("/repos/{full}/issues/{number}"),
+        &headers,
+    );
+    let mut state = state.lock().unwrap();
+    let Some(issue) = issue_mut(&mut state, &full, number) else {
+        return not_found();
+    };
+    for key in ["state", "state_reason", "title", "body"] {
+        if let Some(value) = body.get(key) {
+            issue[key] = value.clone();
+        }
+    }
+    Json(issue.clone()).into_response()
+}
+
+async fn list_comments(
+    State(state): Shared,
+    Path((owner, repo, number)): Path<(String, String, u64)>,
+    headers: HeaderMap,
+) -> Response {
+    let full = repo_of(&owner, &repo);
+    record(
+        &state,
+        "GET",
+        format!("/repos/{full}/issues/{number}/comments"),
+        &headers,
+    );
+    let state = state.lock().unwrap();
+    let comments: Vec<Value> = state
+        .comments
+        .get(&(full, number))
+        .map(|all| {
+            all.iter()
+                .map(|(id, body)| json!({"id": id, "body": body}))
+                .collect()
+        })
+        .unwrap_or_default();
+    Json(comments).into_response()
+}
+
+async fn create_comment(
+    State(state): Shared,
+    Path((owner, repo, number)): Path<(String, String, u64)>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    let full = repo_of(&owner, &repo);
+    record(
+        &state,
+        "POST",
+        format!("/repos/{full}/issues/{number}/comments"),
+        &headers,
+    );
+    let mut state = state.lock().unwrap();
+    state.next_id += 1;
+    let id = state.next_id;
+    let text = body["body"].as_str().unwrap_or_default().to_owned();
+    state
+        .comments
+        .entry((full, number))
+        .or_default()
+        .push((id, text.clone()));
+    (StatusCode::CREATED, Json(json!({"id": id, "body": text}))).into_response()
+}
+
+async fn update_comment(
+    State(state): Shared,
+    Path((owner, repo, id)): Path<(String, String, u64)>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    let full = repo_of(&owner, &repo);
+    record(
+        &state,
+        "PATCH",
+        format!("/repos/{full}/issues/comments/{id}"),
+        &headers,
+    );
+    let mut state = state.lock().unwrap();
+    let text = body["body"].as_str().unwrap_or_default().to_owned();
+    for ((r, _), comments) in state.comments.iter_mut() {
+        if *r != full {
+            continue;
+        }
+        if let Some(comment) = comments.iter_mut().find(|(cid, _)| *cid == id) {
+            comment.1 = text.clone();
+            return Json(json!({"id": id, "body": text})).into_response();
+        }
+    }
+    not_found()
+}
+
+async fn react(
+    State(state): Shared,
+    Path((owner, repo, id)): Path<(String, String, u64)>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    let full = repo_of(&owner, &repo);
+    record(
+        &state,
+        "POST",
+        format!("/repos/{full}/issues/comments/{id}/reactions"),
+        &headers,
+    );
+    let content = body["content"].as_str().unwrap_or_default().to_owned();
+    state.lock().unwrap().reactions.push((id, content.clone()));
+    (
+        StatusCode::CREATED,
+        Json(json!({"id": 1, "content": content})),
+    )
+        .into_response()
+}
+
+async fn permission(
+    State(state): Shared,
+    Path((owner, repo, login)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let full = repo_of(&owner, &repo);
+    record(
+        &state,
+        "GET",
+        format!("/repos/{full}/collaborators/{login}/permission"),
+        &headers,
+    );
+    let state = state.lock().unwrap();
+    match state.permissions.get(&(full, login)) {
+        Some((permission, role)) => {
+            Json(json!({"permission": permission, "role_name": role})).into_response()
+        }
+        None => not_found(),
+    }
+}
+
+async fn list_blocked_by(
+    State(state): Shared,
+    Path((owner, repo, number)): Path<(String, String, u64)>,
+    headers: HeaderMap,
+) -> Response {
+    let full = repo_of(&owner, &repo);
+    record(
+        &state,
+        "GET",
+        format!("/repos/{full}/issues/{number}/dependencies/blocked_by"),
+        &headers,
+    );
+    let state = state.lock().unwrap();
+    let ids = state
+        .blocked_by
+        .get(&(full, number))
+        .cloned()
+        .unwrap_or_default();
+    let blockers: Vec<Value> = state
+        .issues
+        .values()
+        .filter(|i| ids.contains(&i["id"].as_u64().unwrap_or(0)))
+        .cloned()
+        .collect();
+    Json(blockers).into_response()
+}
+
+async fn add_blocked_by(
+    State(state): Shared,
+    Path((owner, repo, number)): Path<(String, String, u64)>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    let full = repo_of(&owner, &repo);
+    record(
+        &state,
+        "POST",
+        format!("/repos/{full}/issues/{number}/dependencies/blocked_by"),
+        &headers,
+    );
+    let mut state = state.lock().unwrap();
+    let Some(id) = body["issue_id"].as_u64() else {
+        return (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({"message": "issue_id must be an integer"})),
+        )
+            .into_response();
+    };
+    if !state.issues.values().any(|i| i["id"].as_u64() == Some(id)) {
+        return (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({"message": "no issue with that id"})),
+        )
+            .into_response();
+    }
+    state.blocked_by.entry((full, number)).or_default().push(id);
+    (StatusCode::CREATED, Json(json!({}))).into_response()
+}
+
+async fn remove_blocked_by(
+    State(state): Shared,
+    Path((owner, repo, number, id)): Path<(String, String, u64, u64)>,
+    headers: HeaderMap,
+) -> Response {
+    let full = repo_of(&owner, &repo);
+    record(
+        &state,
+        "DELETE",
+        format!("/repos/{full}/issues/{number}/dependencies/blocked_by/{id}"),
+        &headers,
+    );
+    let mut state = state.lock().unwrap();
+    let ids = state.blocked_by.entry((full, number)).or_default();
+    let before = ids.len();
+    ids.retain(|x| *x != id);
+    if ids.len() == before {
+        not_found()
+    } else {
+        Json(json!({})).into_response()
+    }
 }

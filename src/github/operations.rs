@@ -1,0 +1,391 @@
+//! The operations the bot performs on issues: labels, the status comment, reactions,
+//! state, permissions and native dependencies. Each is one or two calls through
+//! [`GitHub::send`], so all share its headers, metrics and retry rules.
+
+use std::time::{Duration, Instant};
+
+use axum::http::Method;
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{GitHub, GithubError, RestIssue};
+use crate::domain::{IssueRef, IssueSnapshot, RepoName, User};
+
+/// How long a user's permission on a repository is trusted before asking again.
+pub const PERMISSION_TTL: Duration = Duration::from_secs(300);
+
+/// A comment on an issue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssueComment {
+    /// Its id.
+    pub id: u64,
+    /// Its Markdown.
+    pub body: String,
+}
+
+/// What a user may do in a repository, as GitHub names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Permission {
+    /// Administer.
+    Admin,
+    /// Maintain.
+    Maintain,
+    /// Push.
+    Write,
+    /// Triage.
+    Triage,
+    /// Read only.
+    Read,
+    /// No access.
+    None,
+}
+
+impl Permission {
+    /// Whether the user may spend agents on the repository (write, maintain or admin).
+    pub fn may_run_agents(self) -> bool {
+        matches!(self, Self::Admin | Self::Maintain | Self::Write)
+    }
+
+    fn from_github(permission: &str, role: Option<&str>) -> Self {
+        // `permission` is the legacy coarse name (admin/write/read/none); `role_name` tells
+        // maintain and triage apart.
+        match (role, permission) {
+            (Some("maintain"), _) => Self::Maintain,
+            (Some("triage"), _) => Self::Triage,
+            (_, "admin") => Self::Admin,
+            (_, "maintain") => Self::Maintain,
+            (_, "write") => Self::Write,
+            (_, "triage") => Self::Triage,
+            (_, "read") => Self::Read,
+            _ => Self::None,
+        }
+    }
+}
+
+fn segment(text: &str) -> String {
+    utf8_percent_encode(text, NON_ALPHANUMERIC).to_string()
+}
+
+fn issue_route(issue: &IssueRef) -> String {
+    format!(
+        "/repos/{}/{}/issues/{}",
+        issue.repo.owner(),
+        issue.repo.name(),
+        issue.number
+    )
+}
+
+fn repo_route(repo: &RepoName) -> String {
+    format!("/repos/{}/{}", repo.owner(), repo.name())
+}
+
+impl GitHub {
+    /// Creates the label in `repo` with this colour and description unless it exists.
+    pub async fn ensure_label(
+        &self,
+        repo: &RepoName,
+        name: &str,
+        color: &str,
+        description: &str,
+    ) -> Result<(), GithubError> {
+        let route = format!("{}/labels/{}", repo_route(repo), segment(name));
+        match self.send(Method::GET, &route, None).await?.success() {
+            Ok(_) => return Ok(()),
+            Err(err) if err.status() == Some(404) => {}
+            Err(err) => return Err(err),
+        }
+        let body = json!({"name": name, "color": color, "description": description});
+        let created = self
+            .send(
+                Method::POST,
+                &format!("{}/labels", repo_route(repo)),
+                Some(&body),
+            )
+            .await?;
+        match created.success() {
+            Ok(_) => Ok(()),
+            // Created meanwhile by someone else: what we wanted.
+            Err(err) if err.status() == Some(422) => Ok(()),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Adds labels to an issue.
+    pub async fn add_labels(&self, issue: &IssueRef, labels: &[&str]) -> Result<(), GithubError> {
+        let body = json!({ "labels": labels });
+        let route = format!("{}/labels", issue_route(issue));
+        self.send(Method::POST, &route, Some(&body))
+            .await?
+            .success()?;
+        Ok(())
+    }
+
+    /// Removes a label from an issue; a label it does not carry is not an error.
+    pub async fn remove_label(&self, issue: &IssueRef, label: &str) -> Result<(), GithubError> {
+        let route = format!("{}/labels/{}", issue_route(issue), segment(label));
+        match self.send(Method::DELETE, &route, None).await?.success() {
+            Ok(_) => Ok(()),
+            Err(err) if err.status() == Some(404) => Ok(()),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Every comment on an issue, oldest first.
+    pub async fn comments(&self, issue: &IssueRef) -> Result<Vec<IssueComment>, GithubError> {
+        #[derive(Deserialize)]
+        struct RestComment {
+            id: u64,
+            #[serde(default)]
+            body: Option<String>,
+        }
+        let comments: Vec<RestComment> = self
+            .all_pages(format!("{}/comments?per_page=100", issue_route(issue)))
+            .await?;
+        Ok(comments
+            .into_iter()
+            .map(|c| IssueComment {
+                id: c.id,
+                body: c.body.unwrap_or_default(),
+            })
+            .collect())
+    }
+
+    /// Posts a comment; returns its id.
+    pub async fn create_comment(&self, issue: &IssueRef, body: &str) -> Result<u64, GithubError> {
+        #[derive(Deserialize)]
+        struct Created {
+            id: u64,
+        }
+        let route = format!("{}/comments", issue_route(issue));
+        let created: Created = self
+            .send(Method::POST, &route, Some(&json!({ "body": body })))
+            .await?
+            .success()?
+            .json()?;
+        Ok(created.id)
+    }
+
+    /// Replaces a comment's body.
+    pub async fn update_comment(
+        &self,
+        repo: &RepoName,
+        comment_id: u64,
+        body: &str,
+    ) -> Result<(), GithubError> {
+        let route = format!("{}/issues/comments/{comment_id}", repo_route(repo));
+        self.send(Method::PATCH, &route, Some(&json!({ "body": body })))
+            .await?
+            .success()?;
+        Ok(())
+    }
+
+    /// The first comment containing `marker` (a hidden HTML comment the bot writes).
+    pub async fn find_marked_comment(
+        &self,
+        issue: &IssueRef,
+        marker: &str,
+    ) -> Result<Option<IssueComment>, GithubError> {
+        Ok(self
+            .comments(issue)
+            .await?
+            .into_iter()
+            .find(|c| c.body.contains(marker)))
+    }
+
+    /// Keeps exactly one comment with `marker` on the issue: edits it in place, or posts it
+    /// the first time. `body` must contain the marker. Returns the comment's id.
+    pub async fn upsert_marked_comment(
+        &self,
+        issue: &IssueRef,
+        marker: &str,
+        body: &str,
+    ) -> Result<u64, GithubError> {
+        debug_assert!(
+            body.contains(marker),
+            "a marked comment must carry its marker"
+        );
+        match self.find_marked_comment(issue, marker).await? {
+            Some(existing) if existing.body == body => Ok(existing.id),
+            Some(existing) => {
+                self.update_comment(&issue.repo, existing.id, body).await?;
+                Ok(existing.id)
+            }
+            None => self.create_comment(issue, body).await,
+        }
+    }
+
+    /// Reacts to a comment (`+1`, `eyes`, `rocket`, `confused`, ...).
+    pub async fn react_to_comment(
+        &self,
+        repo: &RepoName,
+        comment_id: u64,
+        reaction: &str,
+    ) -> Result<(), GithubError> {
+        let route = format!(
+            "{}/issues/comments/{comment_id}/reactions",
+            repo_route(repo)
+        );
+        self.send(Method::POST, &route, Some(&json!({ "content": reaction })))
+            .await?
+            .success()?;
+        Ok(())
+    }
+
+    /// Closes an issue as completed.
+    pub async fn close_issue(&self, issue: &IssueRef) -> Result<(), GithubError> {
+        let body = json!({"state": "closed", "state_reason": "completed"});
+        self.send(Method::PATCH, &issue_route(issue), Some(&body))
+            .await?
+            .success()?;
+        Ok(())
+    }
+
+    /// Reopens an issue.
+    pub async fn reopen_issue(&self, issue: &IssueRef) -> Result<(), GithubError> {
+        let body = json!({"state": "open"});
+        self.send(Method::PATCH, &issue_route(issue), Some(&body))
+            .await?
+            .success()?;
+        Ok(())
+    }
+
+    /// A user's permission on a repository, asked once per user id every
+    /// [`PERMISSION_TTL`] (a renamed user keeps their id, and so their cache entry).
+    pub async fn permission(
+        &self,
+        repo: &RepoName,
+        user: &User,
+    ) -> Result<Permission, GithubError> {
+        let key = (repo.clone(), user.id);
+        if let Some((permission, at)) = self
+            .permissions
+            .lock()
+            .ok()
+            .and_then(|c| c.get(&key).copied())
+            && at.elapsed() < PERMISSION_TTL
+        {
+            return Ok(permission);
+        }
+        #[derive(Deserialize)]
+        struct RestPermission {
+            permission: String,
+            #[serde(default)]
+            role_name: Option<String>,
+        }
+        let route = format!(
+            "{}/collaborators/{}/permission",
+            repo_route(repo),
+            segment(&user.login)
+        );
+        let permission = match self.send(Method::GET, &route, None).await?.success() {
+            Ok(answer) => {
+                let found: RestPermission = answer.json()?;
+                Permission::from_github(&found.permission, found.role_name.as_deref())
+            }
+            // Not a collaborator at all.
+            Err(err) if err.status() == Some(404) => Permission::None,
+            Err(err) => return Err(err),
+        };
+        if let Ok(mut cache) = self.permissions.lock() {
+            cache.insert(key, (permission, Instant::now()));
+        }
+        Ok(permission)
+    }
+
+    /// The issues GitHub records as blocking `issue` (native dependencies).
+    pub async fn blocked_by(&self, issue: &IssueRef) -> Result<Vec<IssueSnapshot>, GithubError> {
+        let issues: Vec<RestIssue> = self
+            .all_pages(format!(
+                "{}/dependencies/blocked_by?per_page=100",
+                issue_route(issue)
+            ))
+            .await?;
+        Ok(issues
+            .into_iter()
+            .filter_map(RestIssue::into_snapshot)
+            .collect())
+    }
+
+    /// Records natively that `issue` is blocked by `blocker`. GitHub wants the blocker's
+    /// database id, never its number, so it is looked up first.
+    pub async fn add_blocked_by(
+        &self,
+        issue: &IssueRef,
+        blocker: &IssueRef,
+    ) -> Result<(), GithubError> {
+        let blocker_id = self.database_id(blocker).await?;
+        let route = format!("{}/dependencies/blocked_by", issue_route(issue));
+        self.send(
+            Method::POST,
+            &route,
+            Some(&json!({ "issue_id": blocker_id })),
+        )
+        .await?
+        .success()?;
+        Ok(())
+    }
+
+    /// Removes a native "blocked by" link; a link that is not there is not an error.
+    pub async fn remove_blocked_by(
+        &self,
+        issue: &IssueRef,
+        blocker: &IssueRef,
+    ) -> Result<(), GithubError> {
+        let blocker_id = self.database_id(blocker).await?;
+        let route = format!(
+            "{}/dependencies/blocked_by/{blocker_id}",
+            issue_route(issue)
+        );
+        match self.send(Method::DELETE, &route, None).await?.success() {
+            Ok(_) => Ok(()),
+            Err(err) if err.status() == Some(404) => Ok(()),
+            Err(err) => Err(err),
+        }
+    }
+
+    async fn database_id(&self, issue: &IssueRef) -> Result<u64, GithubError> {
+        let found: RestIssue = self
+            .send(Method::GET, &issue_route(issue), None)
+            .await?
+            .success()?
+            .json()?;
+        found
+            .id
+            .ok_or_else(|| GithubError::Transport(format!("{issue} came without its id")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permissions_read_githubs_names() {
+        assert_eq!(
+            Permission::from_github("write", Some("maintain")),
+            Permission::Maintain
+        );
+        assert_eq!(
+            Permission::from_github("read", Some("triage")),
+            Permission::Triage
+        );
+        assert_eq!(
+            Permission::from_github("admin", Some("admin")),
+            Permission::Admin
+        );
+        assert_eq!(
+            Permission::from_github("write", Some("write")),
+            Permission::Write
+        );
+        assert_eq!(Permission::from_github("read", None), Permission::Read);
+        assert_eq!(Permission::from_github("none", None), Permission::None);
+        assert!(Permission::Maintain.may_run_agents() && !Permission::Triage.may_run_agents());
+    }
+
+    #[test]
+    fn path_segments_are_encoded() {
+        assert_eq!(segment("codegen:running"), "codegen%3Arunning");
+        assert_eq!(segment("good first issue"), "good%20first%20issue");
+    }
+}

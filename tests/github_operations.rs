@@ -1,0 +1,234 @@
+//! The GitHub operations against the stateful fake: labels created with their colour,
+//! one status comment edited in place, permissions cached by user id, native dependencies
+//! linked by database id.
+
+mod support;
+
+use std::time::Duration;
+
+use codegen_orchestrator::config::{GithubConfig, Secret};
+use codegen_orchestrator::domain::{IssueRef, RepoName, User};
+use codegen_orchestrator::github::retry::RetryPolicy;
+use codegen_orchestrator::github::{GitHub, Permission};
+use support::fake_github::FakeGithub;
+
+async fn setup() -> (FakeGithub, GitHub) {
+    let github = FakeGithub::start().await;
+    github.add_issue("acme/api", 1, "One", "", &["codegen"]);
+    github.add_issue("acme/api", 2, "Two", "", &["codegen"]);
+    let config = GithubConfig {
+        api_url: github.url.clone(),
+        token: Some(Secret::new("ghp_ops_test")),
+        ..GithubConfig::default()
+    };
+    let policy = RetryPolicy {
+        base_delay: Duration::from_millis(5),
+        ..RetryPolicy::default()
+    };
+    let client = GitHub::for_repository_with(&config, &repo(), policy)
+        .await
+        .unwrap();
+    (github, client)
+}
+
+fn repo() -> RepoName {
+    "acme/api".parse().unwrap()
+}
+
+fn issue(number: u64) -> IssueRef {
+    IssueRef::new(repo(), number)
+}
+
+#[tokio::test]
+async fn state_labels_are_created_once_with_their_colour_then_added_and_removed() {
+    let (github, client) = setup().await;
+    client
+        .ensure_label(
+            &repo(),
+            "codegen:running",
+            "fbca04",
+            "An agent is working on it",
+        )
+        .await
+        .unwrap();
+    client
+        .ensure_label(
+            &repo(),
+            "codegen:running",
+            "fbca04",
+            "An agent is working on it",
+        )
+        .await
+        .unwrap();
+    let creations = github
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path == "/repos/acme/api/labels")
+        .count();
+    assert_eq!(creations, 1);
+    assert_eq!(
+        github.state.lock().unwrap().labels["acme/api"]["codegen:running"].0,
+        "fbca04"
+    );
+
+    client
+        .add_labels(&issue(1), &["codegen:running"])
+        .await
+        .unwrap();
+    let labels = |github: &FakeGithub| -> Vec<String> {
+        let state = github.state.lock().unwrap();
+        state.issues[&("acme/api".to_owned(), 1)]["labels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(labels(&github), ["codegen", "codegen:running"]);
+    client
+        .remove_label(&issue(1), "codegen:running")
+        .await
+        .unwrap();
+    client
+        .remove_label(&issue(1), "codegen:running")
+        .await
+        .unwrap(); // already gone: fine
+    assert_eq!(labels(&github), ["codegen"]);
+}
+
+#[tokio::test]
+async fn the_status_comment_is_posted_once_and_edited_in_place() {
+    let (github, client) = setup().await;
+    let marker = "<!-- codegen-orchestrator:status -->";
+    client
+        .create_comment(&issue(1), "Thanks, looking at it")
+        .await
+        .unwrap();
+    let first = client
+        .upsert_marked_comment(&issue(1), marker, &format!("{marker}\nqueued"))
+        .await
+        .unwrap();
+    let second = client
+        .upsert_marked_comment(&issue(1), marker, &format!("{marker}\nrunning"))
+        .await
+        .unwrap();
+    let unchanged = client
+        .upsert_marked_comment(&issue(1), marker, &format!("{marker}\nrunning"))
+        .await
+        .unwrap();
+    assert_eq!((first, second, unchanged), (first, first, first));
+    let state = github.state.lock().unwrap();
+    let comments = &state.comments[&("acme/api".to_owned(), 1)];
+    assert_eq!(comments.len(), 2, "{comments:?}");
+    assert_eq!(comments[1].1, format!("{marker}\nrunning"));
+    let edits = state
+        .requests
+        .iter()
+        .filter(|r| r.method == "PATCH")
+        .count();
+    assert_eq!(edits, 1, "an unchanged body was written again");
+}
+
+#[tokio::test]
+async fn reactions_and_closing() {
+    let (github, client) = setup().await;
+    let comment = client
+        .create_comment(&issue(1), "/codegen run")
+        .await
+        .unwrap();
+    client
+        .react_to_comment(&repo(), comment, "rocket")
+        .await
+        .unwrap();
+    client.close_issue(&issue(2)).await.unwrap();
+    let snapshot = client.issue(&issue(2)).await.unwrap();
+    assert_eq!(
+        snapshot.status,
+        codegen_orchestrator::domain::IssueStatus::ClosedCompleted
+    );
+    client.reopen_issue(&issue(2)).await.unwrap();
+    assert_eq!(
+        client.issue(&issue(2)).await.unwrap().status,
+        codegen_orchestrator::domain::IssueStatus::Open
+    );
+    assert_eq!(
+        github.state.lock().unwrap().reactions,
+        [(comment, "rocket".to_owned())]
+    );
+}
+
+#[tokio::test]
+async fn permissions_are_cached_by_user_id_even_across_a_rename() {
+    let (github, client) = setup().await;
+    github.state.lock().unwrap().permissions.insert(
+        ("acme/api".into(), "octo-dev".into()),
+        ("write".into(), "maintain".into()),
+    );
+    let user = User {
+        id: 77,
+        login: "octo-dev".into(),
+        is_bot: false,
+    };
+    assert_eq!(
+        client.permission(&repo(), &user).await.unwrap(),
+        Permission::Maintain
+    );
+    let renamed = User {
+        login: "octo-dev-renamed".into(),
+        ..user.clone()
+    };
+    assert_eq!(
+        client.permission(&repo(), &renamed).await.unwrap(),
+        Permission::Maintain
+    );
+    let asked = github
+        .requests()
+        .iter()
+        .filter(|r| r.path.contains("/collaborators/"))
+        .count();
+    assert_eq!(asked, 1);
+    let stranger = User {
+        id: 78,
+        login: "drive-by".into(),
+        is_bot: false,
+    };
+    assert_eq!(
+        client.permission(&repo(), &stranger).await.unwrap(),
+        Permission::None
+    );
+    assert!(!Permission::None.may_run_agents());
+}
+
+#[tokio::test]
+async fn native_dependencies_use_the_blockers_database_id() {
+    let (github, client) = setup().await;
+    client.add_blocked_by(&issue(2), &issue(1)).await.unwrap();
+    let blockers = client.blocked_by(&issue(2)).await.unwrap();
+    assert_eq!(
+        blockers
+            .iter()
+            .map(|b| b.reference.clone())
+            .collect::<Vec<_>>(),
+        [issue(1)]
+    );
+    let id_of_1 = github.state.lock().unwrap().issues[&("acme/api".to_owned(), 1)]["id"]
+        .as_u64()
+        .unwrap();
+    assert_ne!(
+        id_of_1, 1,
+        "the fake must give ids that differ from numbers"
+    );
+    assert_eq!(
+        github.state.lock().unwrap().blocked_by[&("acme/api".to_owned(), 2)],
+        [id_of_1]
+    );
+    client
+        .remove_blocked_by(&issue(2), &issue(1))
+        .await
+        .unwrap();
+    client
+        .remove_blocked_by(&issue(2), &issue(1))
+        .await
+        .unwrap(); // already gone: fine
+    assert!(client.blocked_by(&issue(2)).await.unwrap().is_empty());
+}
