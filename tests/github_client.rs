@@ -196,3 +196,107 @@ async fn every_request_asks_for_githubs_media_type() {
         "{requests:#?}"
     );
 }
+
+mod app_auth {
+    use super::*;
+    use codegen_orchestrator::config::GithubConfig;
+
+    const KEY: &str = include_str!("data/test-app-key.pem");
+
+    async fn app_client(github: &FakeGithub) -> GitHub {
+        github
+            .state
+            .lock()
+            .unwrap()
+            .installations
+            .insert("acme/api".into(), 42);
+        let config = GithubConfig {
+            api_url: github.url.clone(),
+            app_id: Some(1234),
+            private_key: Some(Secret::new(KEY)),
+            ..GithubConfig::default()
+        };
+        GitHub::for_repository_with(&config, &"acme/api".parse().unwrap(), quick())
+            .await
+            .unwrap()
+    }
+
+    fn tokens_issued(github: &FakeGithub) -> u64 {
+        github.state.lock().unwrap().tokens_issued
+    }
+
+    #[tokio::test]
+    async fn the_app_jwt_carries_the_claims_github_checks() {
+        let github = seeded().await;
+        app_client(&github).await.issue(&issue(1)).await.unwrap();
+        let now = chrono::Utc::now().timestamp();
+        let claims = github.state.lock().unwrap().jwt_claims.clone();
+        assert!(!claims.is_empty(), "no JWT was verified");
+        for claim in claims {
+            assert_eq!(claim["iss"], 1234);
+            let iat = claim["iat"].as_i64().unwrap();
+            let exp = claim["exp"].as_i64().unwrap();
+            assert!(
+                (now - 70..=now - 50).contains(&iat),
+                "iat {iat} vs now {now}"
+            );
+            assert!(exp > now && exp <= now + 600, "exp {exp} vs now {now}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_installation_token_is_cached() {
+        let github = seeded().await;
+        let client = app_client(&github).await;
+        for _ in 0..3 {
+            client.issue(&issue(1)).await.unwrap();
+        }
+        assert_eq!(tokens_issued(&github), 1);
+    }
+
+    #[tokio::test]
+    async fn a_token_close_to_expiry_is_renewed_ahead() {
+        let github = seeded().await;
+        // Tokens that live four minutes are always inside the five-minute margin.
+        github.state.lock().unwrap().token_lifetime_secs = 240;
+        let client = app_client(&github).await;
+        client.issue(&issue(1)).await.unwrap();
+        client.issue(&issue(1)).await.unwrap();
+        assert_eq!(tokens_issued(&github), 2);
+        let last = github.requests().last().cloned().unwrap();
+        assert_eq!(last.authorization, "Bearer ghs_installation42_2");
+    }
+
+    #[tokio::test]
+    async fn a_401_on_the_cached_token_renews_it_once() {
+        let github = seeded().await;
+        let client = app_client(&github).await;
+        client.issue(&issue(1)).await.unwrap();
+        github.script(
+            "/repos/acme/api/issues/1",
+            401,
+            &[],
+            json!({"message": "Bad credentials"}),
+        );
+        let found = client.issue(&issue(1)).await.unwrap();
+        assert_eq!(found.status, IssueStatus::Open);
+        assert_eq!(tokens_issued(&github), 2);
+    }
+}
+
+#[tokio::test]
+async fn a_listing_follows_link_over_three_pages() {
+    let github = FakeGithub::start().await;
+    for number in 1..=5 {
+        github.add_issue("acme/api", number, "Labeled", "", &["codegen"]);
+    }
+    github.add_issue("acme/api", 6, "Not labeled", "", &["bug"]);
+    let found = client(&github)
+        .await
+        .open_issues_labeled(&"acme/api".parse().unwrap(), "codegen")
+        .await
+        .unwrap();
+    let numbers: Vec<u64> = found.iter().map(|i| i.reference.number).collect();
+    assert_eq!(numbers, [1, 2, 3, 4, 5]);
+    assert_eq!(calls_to(&github, "/repos/acme/api/issues"), 3);
+}

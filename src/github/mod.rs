@@ -30,6 +30,9 @@ use retry::{RetryPolicy, Verdict};
 pub use operations::{IssueComment, PERMISSION_TTL, Permission};
 pub use rest::{RestIssue, RestLabel};
 
+/// How long before its expiry an installation token is replaced.
+const TOKEN_RENEWAL_MARGIN: chrono::Duration = chrono::Duration::minutes(5);
+
 /// The `User-Agent` every request carries.
 pub const USER_AGENT: &str = concat!("codegen-orchestrator/", env!("CARGO_PKG_VERSION"));
 
@@ -87,6 +90,8 @@ pub struct GitHub {
     base_path: String,
     /// Permissions by (repository, user id), with when they were read.
     permissions: Arc<Mutex<PermissionCache>>,
+    /// Whether the client acts as an App installation (its token is refreshed ahead).
+    installation: bool,
 }
 
 /// Permissions by (repository, user id), with when each was read.
@@ -121,7 +126,9 @@ impl GitHub {
             let client = app
                 .installation(OctoInstallationId(installation.0))
                 .map_err(GithubError::from_octocrab)?;
-            return Ok(Self::new(client, config, retry));
+            let mut github = Self::new(client, config, retry);
+            github.installation = true;
+            return Ok(github);
         }
         let Some(token) = &config.token else {
             return Err(GithubError::NoCredentials);
@@ -148,6 +155,7 @@ impl GitHub {
             retry,
             base_path,
             permissions: Arc::default(),
+            installation: false,
         }
     }
 
@@ -253,6 +261,14 @@ impl GitHub {
     ) -> Result<Answer, GithubError> {
         let mut attempt = 1;
         loop {
+            if self.installation {
+                // octocrab renews a cached installation token only 30 s before it expires;
+                // renewing 5 minutes ahead keeps long requests and clock drift safe.
+                self.client
+                    .installation_token_with_buffer(TOKEN_RENEWAL_MARGIN)
+                    .await
+                    .map_err(GithubError::from_octocrab)?;
+            }
             let builder = Request::builder()
                 .method(method.clone())
                 .uri(route)

@@ -58,6 +58,12 @@ pub struct GithubState {
     /// (owner/repo, issue number) -> database ids of its native blockers.
     pub blocked_by: BTreeMap<(String, u64), Vec<u64>>,
     pub next_id: u64,
+    /// Seconds an installation token lives (GitHub: one hour).
+    pub token_lifetime_secs: i64,
+    /// Installation tokens issued so far.
+    pub tokens_issued: u64,
+    /// Claims of every App JWT the fake verified.
+    pub jwt_claims: Vec<Value>,
     pub requests: Vec<Seen>,
 }
 
@@ -69,7 +75,10 @@ pub struct FakeGithub {
 
 impl FakeGithub {
     pub async fn start() -> Self {
-        let state = Arc::new(Mutex::new(GithubState::default()));
+        let state = Arc::new(Mutex::new(GithubState {
+            token_lifetime_secs: 3600,
+            ..GithubState::default()
+        }));
         // The same API at the root (github.com) and under /api/v3 (GitHub Enterprise Server).
         let mut app = Router::new();
         for prefix in ["", "/api/v3"] {
@@ -373,6 +382,9 @@ async fn repo_installation(
         format!("/repos/{full}/installation"),
         &headers,
     );
+    if let Err(refused) = verify_app_jwt(&state, &headers) {
+        return refused;
+    }
     let Some(id) = state.lock().unwrap().installations.get(&full).copied() else {
         return not_found();
     };
@@ -394,19 +406,60 @@ async fn access_token(
         format!("/app/installations/{id}/access_tokens"),
         &headers,
     );
-    (
-        StatusCode::CREATED,
-        Json(json!({
-            "token": format!("ghs_installation{id}"),
-            "expires_at": "2099-01-01T00:00:00Z",
-            "permissions": {"issues": "write", "metadata": "read"},
-            "repository_selection": "all"
-        })),
-    )
-        .into_response()
+    if let Err(refused) = verify_app_jwt(&state, &headers) {
+        return refused;
+    }
+    let (issued, lifetime) = {
+        let mut state = state.lock().unwrap();
+        state.tokens_issued += 1;
+        (state.tokens_issued, state.token_lifetime_secs)
+    };
+    let token = if issued == 1 {
+        format!("ghs_installation{id}")
+    } else {
+        format!("ghs_installation{id}_{issued}")
+    };
+    let expires_at = (chrono::Utc::now() + chrono::Duration::seconds(lifetime)).to_rfc3339();
+    let body = json!({
+        "token": token,
+        "expires_at": expires_at,
+        "permissions": {"issues": "write", "metadata": "read"},
+        "repository_selection": "all"
+    });
+    (StatusCode::CREATED, Json(body)).into_response()
 }
 
 type Shared = State<Arc<Mutex<GithubState>>>;
+
+/// Checks an App JWT as GitHub does: RS256, signed by the App's key, not expired. The
+/// claims are kept for tests to inspect.
+fn verify_app_jwt(state: &Mutex<GithubState>, headers: &HeaderMap) -> Result<(), Response> {
+    let unauthorized = |message: &str| {
+        (StatusCode::UNAUTHORIZED, Json(json!({"message": message}))).into_response()
+    };
+    let token = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| unauthorized("A JSON web token could not be decoded"))?;
+    let public = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/test-app-key.pub.pem"
+    ))
+    .unwrap();
+    let key = jsonwebtoken::DecodingKey::from_rsa_pem(&public).unwrap();
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    // GitHub takes a numeric `iss` (the App id), which the library's own `iss` check would refuse;
+    // the tests check `iss` and `iat` themselves.
+    validation.set_required_spec_claims(&["exp"]);
+    let decoded = jsonwebtoken::decode::<Value>(token, &key, &validation).map_err(|err| {
+        unauthorized(&format!(
+            "'Expiration time' claim ('exp') or signature is invalid: {err}"
+        ))
+    })?;
+    state.lock().unwrap().jwt_claims.push(decoded.claims);
+    Ok(())
+}
 
 fn repo_of(owner: &str, repo: &str) -> String {
     format!("{owner}/{repo}")
