@@ -382,7 +382,7 @@ async fn repo_installation(
         format!("/repos/{full}/installation"),
         &headers,
     );
-    if let Err(refused) = verify_app_jwt(&state, &headers) {
+    if let Some(refused) = verify_app_jwt(&state, &headers) {
         return refused;
     }
     let Some(id) = state.lock().unwrap().installations.get(&full).copied() else {
@@ -406,7 +406,7 @@ async fn access_token(
         format!("/app/installations/{id}/access_tokens"),
         &headers,
     );
-    if let Err(refused) = verify_app_jwt(&state, &headers) {
+    if let Some(refused) = verify_app_jwt(&state, &headers) {
         return refused;
     }
     let (issued, lifetime) = {
@@ -433,7 +433,8 @@ type Shared = State<Arc<Mutex<GithubState>>>;
 
 /// Checks an App JWT as GitHub does: RS256, signed by the App's key, not expired. The
 /// claims are kept for tests to inspect.
-fn verify_app_jwt(state: &Mutex<GithubState>, headers: &HeaderMap) -> Result<(), Response> {
+/// `None` when the JWT is good, else GitHub's 401 answer.
+fn verify_app_jwt(state: &Mutex<GithubState>, headers: &HeaderMap) -> Option<Response> {
     let unauthorized = |message: &str| {
         (StatusCode::UNAUTHORIZED, Json(json!({"message": message}))).into_response()
     };
@@ -441,7 +442,10 @@ fn verify_app_jwt(state: &Mutex<GithubState>, headers: &HeaderMap) -> Result<(),
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(|| unauthorized("A JSON web token could not be decoded"))?;
+        .map(str::to_owned);
+    let Some(token) = token else {
+        return Some(unauthorized("A JSON web token could not be decoded"));
+    };
     let public = std::fs::read(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/data/test-app-key.pub.pem"
@@ -452,13 +456,15 @@ fn verify_app_jwt(state: &Mutex<GithubState>, headers: &HeaderMap) -> Result<(),
     // GitHub takes a numeric `iss` (the App id), which the library's own `iss` check would refuse;
     // the tests check `iss` and `iat` themselves.
     validation.set_required_spec_claims(&["exp"]);
-    let decoded = jsonwebtoken::decode::<Value>(token, &key, &validation).map_err(|err| {
-        unauthorized(&format!(
-            "'Expiration time' claim ('exp') or signature is invalid: {err}"
-        ))
-    })?;
+    let decoded = match jsonwebtoken::decode::<Value>(&token, &key, &validation) {
+        Ok(decoded) => decoded,
+        Err(err) => {
+            let message = format!("'Expiration time' claim ('exp') or signature is invalid: {err}");
+            return Some(unauthorized(&message));
+        }
+    };
     state.lock().unwrap().jwt_claims.push(decoded.claims);
-    Ok(())
+    None
 }
 
 fn repo_of(owner: &str, repo: &str) -> String {
