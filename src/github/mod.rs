@@ -2,10 +2,12 @@
 //! (JWT, then an installation token octocrab mints, caches and refreshes, once more on a
 //! 401) or with a plain token; octocrab carries the requests. Every request goes through
 //! [`GitHub::send`], which sets the headers GitHub asks for, records the rate limits in
-//! metrics and retries in the one way [`retry`] describes. Payloads are read into the
-//! project's own types.
+//! metrics and retries in the one way [`retry`] describes; requests that create content
+//! are paced per installation ([`Pacer`]: 80 a minute, 500 an hour, one at a time).
+//! Payloads are read into the project's own types.
 
 mod operations;
+mod pacer;
 mod rest;
 pub mod retry;
 
@@ -28,6 +30,7 @@ use crate::telemetry::names;
 use retry::{RetryPolicy, Verdict};
 
 pub use operations::{IssueComment, PERMISSION_TTL, Permission};
+pub use pacer::Pacer;
 pub use rest::{RestIssue, RestLabel};
 
 /// How long before its expiry an installation token is replaced.
@@ -92,6 +95,8 @@ pub struct GitHub {
     permissions: Arc<Mutex<PermissionCache>>,
     /// Whether the client acts as an App installation (its token is refreshed ahead).
     installation: bool,
+    /// Paces content-creating requests for this installation.
+    pacer: Arc<Pacer>,
 }
 
 /// Permissions by (repository, user id), with when each was read.
@@ -156,6 +161,7 @@ impl GitHub {
             base_path,
             permissions: Arc::default(),
             installation: false,
+            pacer: Arc::default(),
         }
     }
 
@@ -259,6 +265,11 @@ impl GitHub {
         route: &str,
         body: Option<&serde_json::Value>,
     ) -> Result<Answer, GithubError> {
+        // Anything but a read creates content: one at a time, within the secondary limits.
+        let _admission = match method {
+            Method::GET | Method::HEAD => None,
+            _ => Some(self.pacer.admit().await),
+        };
         let mut attempt = 1;
         loop {
             if self.installation {
