@@ -6,6 +6,7 @@
 //! are paced per installation ([`Pacer`]: 80 a minute, 500 an hour, one at a time).
 //! Payloads are read into the project's own types.
 
+pub mod graphql;
 mod operations;
 mod pacer;
 mod rest;
@@ -15,12 +16,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use axum::http::header::{ACCEPT, LINK, USER_AGENT as USER_AGENT_HEADER};
-use axum::http::{HeaderMap, Method, Request, StatusCode};
+use axum::http::header::{ACCEPT, AUTHORIZATION, LINK, USER_AGENT as USER_AGENT_HEADER};
+use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode};
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use octocrab::Octocrab;
 use octocrab::models::{AppId, InstallationId as OctoInstallationId};
+use octocrab::secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
@@ -97,6 +99,16 @@ pub struct GitHub {
     installation: bool,
     /// Paces content-creating requests for this installation.
     pacer: Arc<Pacer>,
+    /// Projects' single-select fields by project id, looked up once each.
+    project_fields: Arc<Mutex<graphql::FieldCache>>,
+    /// For GitHub Enterprise Server, a client rooted at `https://host/api`, so that
+    /// `/graphql` reaches `https://host/api/graphql` (octocrab prefixes the REST base path
+    /// `/api/v3` to every route, absolute ones included). It carries no credentials of its
+    /// own: requests through it get [`GitHub::bearer`].
+    graphql_client: Option<Octocrab>,
+    /// The token of token mode, for requests to absolute URLs (which octocrab leaves
+    /// unauthenticated unless they go to api.github.com).
+    token: Option<crate::config::Secret>,
 }
 
 /// Permissions by (repository, user id), with when each was read.
@@ -155,13 +167,32 @@ impl GitHub {
             .map_or("", |at| &without_scheme[at..])
             .trim_end_matches('/')
             .to_owned();
+        let graphql_client = base_path.strip_suffix("/v3").and_then(|api| {
+            let scheme = &config.api_url[..config.api_url.len() - without_scheme.len()];
+            let host = without_scheme.split('/').next().unwrap_or_default();
+            let root = format!("{scheme}{host}{api}");
+            let built = Octocrab::builder()
+                .base_uri(root.as_str())
+                .map(|b| b.add_header(USER_AGENT_HEADER, USER_AGENT.to_owned()))
+                .and_then(|b| b.build());
+            match built {
+                Ok(client) => Some(client),
+                Err(err) => {
+                    tracing::error!(error = %err, root, "cannot build the GraphQL client");
+                    None
+                }
+            }
+        });
         Self {
             client,
             retry,
+            graphql_client,
+            token: config.token.clone(),
             base_path,
             permissions: Arc::default(),
             installation: false,
             pacer: Arc::default(),
+            project_fields: Arc::default(),
         }
     }
 
@@ -265,10 +296,28 @@ impl GitHub {
         route: &str,
         body: Option<&serde_json::Value>,
     ) -> Result<Answer, GithubError> {
-        // Anything but a read creates content: one at a time, within the secondary limits.
-        let _admission = match method {
-            Method::GET | Method::HEAD => None,
-            _ => Some(self.pacer.admit().await),
+        let creates_content = !matches!(method, Method::GET | Method::HEAD);
+        self.send_via(&self.client, false, creates_content, method, route, body)
+            .await
+    }
+
+    /// [`GitHub::send`] through `client`; with `own_auth` the request carries
+    /// [`GitHub::bearer`] because `client` has no credentials; `creates_content` requests
+    /// pass the [`Pacer`].
+    async fn send_via(
+        &self,
+        client: &Octocrab,
+        own_auth: bool,
+        creates_content: bool,
+        method: Method,
+        route: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<Answer, GithubError> {
+        // Content-creating requests go one at a time, within the secondary limits.
+        let _admission = if creates_content {
+            Some(self.pacer.admit().await)
+        } else {
+            None
         };
         let mut attempt = 1;
         loop {
@@ -280,15 +329,17 @@ impl GitHub {
                     .await
                     .map_err(GithubError::from_octocrab)?;
             }
-            let builder = Request::builder()
+            let mut builder = Request::builder()
                 .method(method.clone())
                 .uri(route)
                 .header(ACCEPT, "application/vnd.github+json");
-            let request = self
-                .client
+            if own_auth {
+                builder = builder.header(AUTHORIZATION, self.bearer().await?);
+            }
+            let request = client
                 .build_request(builder, body)
                 .map_err(GithubError::from_octocrab)?;
-            let wait = match self.client.execute(request).await {
+            let wait = match client.execute(request).await {
                 Ok(response) => {
                     let (parts, body) = response.into_parts();
                     let body = body
@@ -333,6 +384,27 @@ impl GitHub {
             tokio::time::sleep(wait).await;
             attempt += 1;
         }
+    }
+}
+
+impl GitHub {
+    /// `Bearer <token>` for a request octocrab will not authenticate itself.
+    async fn bearer(&self) -> Result<HeaderValue, GithubError> {
+        let token = if self.installation {
+            self.client
+                .installation_token()
+                .await
+                .map_err(GithubError::from_octocrab)?
+                .expose_secret()
+                .to_owned()
+        } else {
+            let token = self.token.as_ref().ok_or(GithubError::NoCredentials)?;
+            token.expose().to_owned()
+        };
+        let mut value = HeaderValue::from_str(&format!("Bearer {token}"))
+            .map_err(|_| GithubError::Setup("the token is not a valid header value".into()))?;
+        value.set_sensitive(true);
+        Ok(value)
     }
 }
 

@@ -62,7 +62,11 @@ pub fn verdict(
     if attempt >= policy.max_attempts {
         return Verdict::Accept;
     }
-    let wait = if status == StatusCode::FORBIDDEN || status == StatusCode::TOO_MANY_REQUESTS {
+    let graphql_limited = status == StatusCode::OK && graphql_rate_limited(body);
+    let wait = if status == StatusCode::FORBIDDEN
+        || status == StatusCode::TOO_MANY_REQUESTS
+        || graphql_limited
+    {
         match rate_limit_wait(policy, attempt, headers, body, now) {
             Some(wait) => wait,
             None => return Verdict::Accept, // a real permission problem
@@ -77,6 +81,14 @@ pub fn verdict(
     } else {
         Verdict::RetryAfter(wait)
     }
+}
+
+/// GraphQL reports an exhausted limit as `200` with an error of type `RATE_LIMITED`. The
+/// raw text is searched: inside a JSON string a quote is escaped, so issue text cannot
+/// forge this.
+fn graphql_rate_limited(body: &[u8]) -> bool {
+    const NEEDLE: &[u8] = br#""type":"RATE_LIMITED""#;
+    body.windows(NEEDLE.len()).any(|w| w == NEEDLE)
 }
 
 /// The wait after a transport error (no answer at all), or `None` when attempts are spent.
@@ -101,7 +113,10 @@ fn rate_limit_wait(
         return Some(Duration::from_secs(reset.saturating_sub(now) + 1));
     }
     let message = String::from_utf8_lossy(body).to_ascii_lowercase();
-    if message.contains("secondary rate limit") || message.contains("abuse") {
+    if message.contains("secondary rate limit")
+        || message.contains("abuse")
+        || graphql_rate_limited(body)
+    {
         return Some(policy.secondary_wait.max(backoff(policy, attempt)));
     }
     None
@@ -213,6 +228,25 @@ mod tests {
         );
         let late = waits(judge(503, &[], "", 4));
         assert!(late <= Duration::from_secs(10));
+    }
+
+    #[test]
+    fn a_graphql_rate_limit_waits_until_reset() {
+        let body = r#"{"data":null,"errors":[{"type":"RATE_LIMITED","message":"API rate limit exceeded"}]}"#;
+        let reset = (NOW + 30).to_string();
+        let wait = waits(judge(
+            200,
+            &[
+                ("x-ratelimit-remaining", "0"),
+                ("x-ratelimit-reset", &reset),
+            ],
+            body,
+            1,
+        ));
+        assert_eq!(wait, Duration::from_secs(31));
+        // Issue text quoting the error is escaped inside JSON and does not count.
+        let quoted = r#"{"data":{"body":"\"type\":\"RATE_LIMITED\""}}"#;
+        assert_eq!(judge(200, &[], quoted, 1), Verdict::Accept);
     }
 
     #[test]

@@ -64,8 +64,28 @@ pub struct GithubState {
     pub tokens_issued: u64,
     /// Claims of every App JWT the fake verified.
     pub jwt_claims: Vec<Value>,
+    /// Projects v2 by node id.
+    pub projects: BTreeMap<String, FakeProject>,
+    /// Variables of every GraphQL mutation received, with the operation name.
+    pub mutations: Vec<(String, Value)>,
     pub requests: Vec<Seen>,
 }
+
+/// A Projects v2 board.
+#[derive(Debug, Clone, Default)]
+pub struct FakeProject {
+    pub title: String,
+    /// Single-select fields.
+    pub fields: Vec<FakeField>,
+    /// Items on the board.
+    pub items: Vec<FakeItem>,
+}
+
+/// A single-select field: (id, name, options as (id, name)).
+pub type FakeField = (String, String, Vec<(String, String)>);
+
+/// An item: (item id, (owner/repo, issue number), field id -> option id).
+pub type FakeItem = (String, (String, u64), BTreeMap<String, String>);
 
 /// A running fake.
 pub struct FakeGithub {
@@ -84,6 +104,7 @@ impl FakeGithub {
         for prefix in ["", "/api/v3"] {
             let at = |path: &str| format!("{prefix}{path}");
             app = app
+                .route(&at("/graphql"), post(graphql))
                 .route(&at("/repos/{owner}/{repo}/issues"), get(list_issues))
                 .route(
                     &at("/repos/{owner}/{repo}/issues/{number}"),
@@ -133,6 +154,7 @@ impl FakeGithub {
                 );
         }
         let app = app
+            .route("/api/graphql", post(graphql))
             .layer(axum::middleware::from_fn_with_state(
                 state.clone(),
                 scripted_or_normal,
@@ -800,4 +822,110 @@ async fn remove_blocked_by(
     } else {
         Json(json!({})).into_response()
     }
+}
+
+/// GraphQL: answers the app's documents (told apart by operation name) from the state.
+async fn graphql(
+    State(state): Shared,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    Json(request): Json<Value>,
+) -> Response {
+    record(&state, "POST", uri.path().to_owned(), &headers);
+    let query = request["query"].as_str().unwrap_or_default();
+    let vars = &request["variables"];
+    let operation = query
+        .split_whitespace()
+        .skip_while(|word| *word != "query" && *word != "mutation")
+        .nth(1)
+        .unwrap_or_default()
+        .split('(')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let mut state = state.lock().unwrap();
+    let data = match operation.as_str() {
+        "IssueProjectItems" => {
+            let content = (
+                format!(
+                    "{}/{}",
+                    vars["owner"].as_str().unwrap(),
+                    vars["repo"].as_str().unwrap()
+                ),
+                vars["number"].as_u64().unwrap(),
+            );
+            let field_name = vars["field"].as_str().unwrap();
+            let mut nodes = Vec::new();
+            for (project_id, project) in &state.projects {
+                for (item_id, item_content, values) in &project.items {
+                    if *item_content != content {
+                        continue;
+                    }
+                    let value = project
+                        .fields
+                        .iter()
+                        .find(|(_, name, _)| name == field_name)
+                        .and_then(|(field_id, _, options)| {
+                            let option_id = values.get(field_id)?;
+                            let (_, option_name) =
+                                options.iter().find(|(id, _)| id == option_id)?;
+                            Some(json!({"name": option_name, "optionId": option_id}))
+                        });
+                    nodes.push(json!({"id": item_id, "project": {"id": project_id, "title": project.title}, "fieldValueByName": value}));
+                }
+            }
+            json!({"repository": {"issue": {"id": "I_fake", "projectItems": {"nodes": nodes}}}})
+        }
+        "ProjectFields" => {
+            let project_id = vars["project"].as_str().unwrap();
+            match state.projects.get(project_id) {
+                Some(project) => {
+                    let mut nodes: Vec<Value> = vec![json!({})]; // a text field: the fragment does not match
+                    nodes.extend(project.fields.iter().map(|(id, name, options)| {
+                        json!({"id": id, "name": name, "options": options.iter().map(|(id, name)| json!({"id": id, "name": name})).collect::<Vec<_>>()})
+                    }));
+                    json!({"node": {"id": project_id, "fields": {"nodes": nodes}}})
+                }
+                None => json!({"node": null}),
+            }
+        }
+        "SetSingleSelect" => {
+            state.mutations.push((operation.clone(), vars.clone()));
+            let (project_id, item_id, field_id, option_id) = (
+                vars["project"].as_str().unwrap(),
+                vars["item"].as_str().unwrap(),
+                vars["field"].as_str().unwrap(),
+                vars["option"].as_str().unwrap(),
+            );
+            let Some(project) = state.projects.get_mut(project_id) else {
+                return Json(json!({"data": null, "errors": [{"type": "NOT_FOUND", "message": "Could not resolve to a node with the global id"}]})).into_response();
+            };
+            if let Some((_, _, values)) = project.items.iter_mut().find(|(id, _, _)| id == item_id)
+            {
+                values.insert(field_id.to_owned(), option_id.to_owned());
+            }
+            json!({"updateProjectV2ItemFieldValue": {"projectV2Item": {"id": item_id}}})
+        }
+        "AddProjectItem" => {
+            state.mutations.push((operation.clone(), vars.clone()));
+            json!({"addProjectV2ItemById": {"item": {"id": format!("PVTI_{}", vars["content"].as_str().unwrap())}}})
+        }
+        "IssueByNode" => {
+            let id = vars["id"].as_str().unwrap();
+            let found = state
+                .issues
+                .iter()
+                .find(|(_, issue)| issue["node_id"] == id);
+            match found {
+                Some(((repo, number), _)) => {
+                    json!({"node": {"number": number, "repository": {"nameWithOwner": repo}}})
+                }
+                None => json!({"node": null}),
+            }
+        }
+        other => {
+            return Json(json!({"data": null, "errors": [{"message": format!("the fake does not know {other}")}]})).into_response();
+        }
+    };
+    Json(json!({"data": data})).into_response()
 }

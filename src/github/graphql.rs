@@ -1,0 +1,425 @@
+//! GitHub's GraphQL API: Projects v2 (the `Status` field of every project an issue is on),
+//! node ids from webhooks, and the pull requests that close an issue. The documents live
+//! in `graphql/*.graphql`; a test validates every one against GitHub's published schema.
+
+use std::collections::HashMap;
+
+use axum::http::Method;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use super::{GitHub, GithubError};
+use crate::domain::{IssueRef, RepoName};
+
+/// An issue's project items with the value of a named single-select field.
+pub const ISSUE_PROJECT_ITEMS: &str = include_str!("graphql/issue_project_items.graphql");
+/// A project's single-select fields and their options.
+pub const PROJECT_FIELDS: &str = include_str!("graphql/project_fields.graphql");
+/// Sets a single-select field of a project item.
+pub const SET_SINGLE_SELECT: &str = include_str!("graphql/set_single_select.graphql");
+/// Adds an issue (or pull request) to a project.
+pub const ADD_PROJECT_ITEM: &str = include_str!("graphql/add_project_item.graphql");
+/// The issue a node id (from a `projects_v2_item` webhook) stands for.
+pub const ISSUE_BY_NODE: &str = include_str!("graphql/issue_by_node.graphql");
+/// The pull requests that will close an issue when merged.
+pub const CLOSING_PULL_REQUESTS: &str = include_str!("graphql/closing_pull_requests.graphql");
+
+/// Every document the app can send, by name (for the schema validation test).
+pub const DOCUMENTS: &[(&str, &str)] = &[
+    ("issue_project_items", ISSUE_PROJECT_ITEMS),
+    ("project_fields", PROJECT_FIELDS),
+    ("set_single_select", SET_SINGLE_SELECT),
+    ("add_project_item", ADD_PROJECT_ITEM),
+    ("issue_by_node", ISSUE_BY_NODE),
+    ("closing_pull_requests", CLOSING_PULL_REQUESTS),
+];
+
+/// One project item of an issue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectItem {
+    /// The item's node id.
+    pub item_id: String,
+    /// The project's node id.
+    pub project_id: String,
+    /// The project's title.
+    pub project_title: String,
+    /// The option the field has now, by name.
+    pub current: Option<String>,
+}
+
+/// What setting the status did on one project.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProjectUpdate {
+    /// The field was set.
+    Set {
+        /// Which project.
+        project: String,
+    },
+    /// The field already had that option.
+    Unchanged {
+        /// Which project.
+        project: String,
+    },
+    /// The project has no single-select field of that name; skipped.
+    NoSuchField {
+        /// Which project.
+        project: String,
+    },
+    /// The field has no option of that name: a configuration problem, reported.
+    NoSuchOption {
+        /// Which project.
+        project: String,
+        /// The options it does have.
+        available: Vec<String>,
+    },
+}
+
+/// A single-select field with its options, as cached per project.
+#[derive(Debug, Clone)]
+pub(super) struct SingleSelectField {
+    id: String,
+    name: String,
+    options: Vec<(String, String)>, // (id, name)
+}
+
+/// A pull request that closes an issue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClosingPullRequest {
+    /// Where it is.
+    pub reference: IssueRef,
+    /// Its page.
+    pub url: String,
+    /// OPEN, CLOSED or MERGED.
+    pub state: String,
+    /// Its branch.
+    pub head_ref: String,
+}
+
+impl GitHub {
+    /// Sends a GraphQL document; GraphQL errors become [`GithubError::Api`] with their
+    /// messages (rate limiting was already waited out by the retry layer).
+    pub async fn graphql<T: DeserializeOwned>(
+        &self,
+        document: &str,
+        variables: Value,
+    ) -> Result<T, GithubError> {
+        #[derive(Deserialize)]
+        struct Response<T> {
+            data: Option<T>,
+            #[serde(default)]
+            errors: Vec<GraphqlError>,
+        }
+        #[derive(Deserialize)]
+        struct GraphqlError {
+            message: String,
+        }
+        let body = json!({ "query": document, "variables": variables });
+        // Only mutations create content; queries are reads, whatever the HTTP method.
+        let mutation = document.trim_start().starts_with("mutation");
+        let (client, own_auth) = match &self.graphql_client {
+            Some(enterprise) => (enterprise, true),
+            None => (&self.client, false),
+        };
+        let answer = self
+            .send_via(
+                client,
+                own_auth,
+                mutation,
+                Method::POST,
+                "/graphql",
+                Some(&body),
+            )
+            .await?
+            .success()?;
+        let response: Response<T> = answer.json()?;
+        match (response.data, response.errors.is_empty()) {
+            (Some(data), true) => Ok(data),
+            (_, _) if !response.errors.is_empty() => Err(GithubError::Api {
+                status: 200,
+                message: response
+                    .errors
+                    .into_iter()
+                    .map(|e| e.message)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            }),
+            _ => Err(GithubError::Transport("GraphQL answer without data".into())),
+        }
+    }
+
+    /// The issue's items on Projects v2 boards, with the current option of `field`.
+    pub async fn project_items(
+        &self,
+        issue: &IssueRef,
+        field: &str,
+    ) -> Result<Vec<ProjectItem>, GithubError> {
+        #[derive(Deserialize)]
+        struct Data {
+            repository: Option<Repository>,
+        }
+        #[derive(Deserialize)]
+        struct Repository {
+            issue: Option<IssueItems>,
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct IssueItems {
+            project_items: Nodes<Item>,
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Item {
+            id: String,
+            project: Project,
+            field_value_by_name: Option<FieldValue>,
+        }
+        #[derive(Deserialize)]
+        struct Project {
+            id: String,
+            title: String,
+        }
+        #[derive(Deserialize)]
+        struct FieldValue {
+            name: Option<String>,
+        }
+        let variables = json!({
+            "owner": issue.repo.owner(),
+            "repo": issue.repo.name(),
+            "number": issue.number,
+            "field": field,
+        });
+        let data: Data = self.graphql(ISSUE_PROJECT_ITEMS, variables).await?;
+        let items = data
+            .repository
+            .and_then(|r| r.issue)
+            .map(|i| i.project_items.nodes)
+            .unwrap_or_default();
+        Ok(items
+            .into_iter()
+            .flatten()
+            .map(|item| ProjectItem {
+                item_id: item.id,
+                project_id: item.project.id,
+                project_title: item.project.title,
+                current: item.field_value_by_name.and_then(|v| v.name),
+            })
+            .collect())
+    }
+
+    /// Sets the single-select `field` to `option` on every project the issue is an item
+    /// of. Field and option ids are looked up by name once per project and cached.
+    pub async fn set_project_status(
+        &self,
+        issue: &IssueRef,
+        field: &str,
+        option: &str,
+    ) -> Result<Vec<ProjectUpdate>, GithubError> {
+        let mut updates = Vec::new();
+        for item in self.project_items(issue, field).await? {
+            let project = item.project_title.clone();
+            if item.current.as_deref() == Some(option) {
+                updates.push(ProjectUpdate::Unchanged { project });
+                continue;
+            }
+            let fields = self.single_select_fields(&item.project_id).await?;
+            let Some(found) = fields.iter().find(|f| f.name == field) else {
+                tracing::warn!(%issue, project, field, "the project has no such single-select field; skipped");
+                updates.push(ProjectUpdate::NoSuchField { project });
+                continue;
+            };
+            let Some((option_id, _)) = found.options.iter().find(|(_, name)| name == option) else {
+                let available: Vec<String> = found.options.iter().map(|(_, n)| n.clone()).collect();
+                tracing::error!(%issue, project, field, option, ?available,
+                    "configuration problem: projects.status_options names an option the field does not have");
+                updates.push(ProjectUpdate::NoSuchOption { project, available });
+                continue;
+            };
+            let variables = json!({
+                "project": item.project_id,
+                "item": item.item_id,
+                "field": found.id,
+                "option": option_id,
+            });
+            let _: Value = self.graphql(SET_SINGLE_SELECT, variables).await?;
+            updates.push(ProjectUpdate::Set { project });
+        }
+        Ok(updates)
+    }
+
+    /// Adds content (an issue's node id) to a project; returns the item's id.
+    pub async fn add_to_project(
+        &self,
+        project_id: &str,
+        content_id: &str,
+    ) -> Result<String, GithubError> {
+        let data: Value = self
+            .graphql(
+                ADD_PROJECT_ITEM,
+                json!({ "project": project_id, "content": content_id }),
+            )
+            .await?;
+        data.pointer("/addProjectV2ItemById/item/id")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| GithubError::Transport("addProjectV2ItemById returned no item".into()))
+    }
+
+    /// The issue a node id stands for; `None` for drafts, pull requests or unknown ids.
+    pub async fn issue_for_node(&self, node_id: &str) -> Result<Option<IssueRef>, GithubError> {
+        let data: Value = self
+            .graphql(ISSUE_BY_NODE, json!({ "id": node_id }))
+            .await?;
+        let node = data.get("node");
+        let number = node.and_then(|n| n.get("number")).and_then(Value::as_u64);
+        let repo = node
+            .and_then(|n| n.pointer("/repository/nameWithOwner"))
+            .and_then(Value::as_str)
+            .and_then(|name| name.parse::<RepoName>().ok());
+        Ok(number
+            .zip(repo)
+            .map(|(number, repo)| IssueRef::new(repo, number)))
+    }
+
+    /// The pull requests that close `issue` when merged ("Fixes #N" and the like).
+    pub async fn closing_pull_requests(
+        &self,
+        issue: &IssueRef,
+    ) -> Result<Vec<ClosingPullRequest>, GithubError> {
+        let variables = json!({
+            "owner": issue.repo.owner(),
+            "repo": issue.repo.name(),
+            "number": issue.number,
+        });
+        let data: Value = self.graphql(CLOSING_PULL_REQUESTS, variables).await?;
+        let nodes = data
+            .pointer("/repository/issue/closedByPullRequestsReferences/nodes")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        Ok(nodes
+            .iter()
+            .filter_map(|pr| {
+                let repo: RepoName = pr
+                    .pointer("/repository/nameWithOwner")?
+                    .as_str()?
+                    .parse()
+                    .ok()?;
+                Some(ClosingPullRequest {
+                    reference: IssueRef::new(repo, pr.get("number")?.as_u64()?),
+                    url: pr.get("url")?.as_str()?.to_owned(),
+                    state: pr.get("state")?.as_str()?.to_owned(),
+                    head_ref: pr.get("headRefName")?.as_str()?.to_owned(),
+                })
+            })
+            .collect())
+    }
+
+    async fn single_select_fields(
+        &self,
+        project_id: &str,
+    ) -> Result<Vec<SingleSelectField>, GithubError> {
+        if let Some(fields) = self
+            .project_fields
+            .lock()
+            .ok()
+            .and_then(|c| c.get(project_id).cloned())
+        {
+            return Ok(fields);
+        }
+        let data: Value = self
+            .graphql(PROJECT_FIELDS, json!({ "project": project_id }))
+            .await?;
+        let nodes = data
+            .pointer("/node/fields/nodes")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let fields: Vec<SingleSelectField> = nodes
+            .iter()
+            .filter_map(|field| {
+                Some(SingleSelectField {
+                    id: field.get("id")?.as_str()?.to_owned(),
+                    name: field.get("name")?.as_str()?.to_owned(),
+                    options: field
+                        .get("options")?
+                        .as_array()?
+                        .iter()
+                        .filter_map(|o| {
+                            Some((
+                                o.get("id")?.as_str()?.to_owned(),
+                                o.get("name")?.as_str()?.to_owned(),
+                            ))
+                        })
+                        .collect(),
+                })
+            })
+            .collect();
+        if let Ok(mut cache) = self.project_fields.lock() {
+            cache.insert(project_id.to_owned(), fields.clone());
+        }
+        Ok(fields)
+    }
+}
+
+/// Field ids per project id.
+pub(super) type FieldCache = HashMap<String, Vec<SingleSelectField>>;
+
+/// A GraphQL connection's `nodes` (entries may be null).
+#[derive(Deserialize)]
+struct Nodes<T> {
+    #[serde(default = "Vec::new")]
+    nodes: Vec<Option<T>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use apollo_compiler::validation::Valid;
+    use apollo_compiler::{ExecutableDocument, Schema};
+
+    use super::DOCUMENTS;
+
+    /// GitHub's published schema. Its SDL defines a few `EnterpriseOwnerInfo` fields twice,
+    /// which a strict parser reports; those, and only those, are accepted (the first
+    /// definition is kept). It is what GitHub's server validates against, so it is taken
+    /// as valid.
+    fn github_schema() -> Valid<Schema> {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/fixtures/github-graphql/schema.graphql"
+        );
+        let sdl = std::fs::read_to_string(path)
+            .expect("../shared/fixtures/github-graphql/schema.graphql");
+        let schema = match Schema::parse(&sdl, "schema.graphql") {
+            Ok(schema) => schema,
+            Err(with_errors) => {
+                for error in with_errors.errors.iter() {
+                    let text = error.to_string();
+                    assert!(
+                        text.contains("duplicate definitions"),
+                        "unexpected schema error: {text}"
+                    );
+                }
+                with_errors.partial
+            }
+        };
+        Valid::assume_valid(schema)
+    }
+
+    #[test]
+    fn every_document_is_valid_against_githubs_schema() {
+        let schema = github_schema();
+        for (name, document) in DOCUMENTS {
+            if let Err(errors) = ExecutableDocument::parse_and_validate(&schema, *document, *name) {
+                panic!("{name}.graphql is not valid against GitHub's schema:\n{errors}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_document_with_a_wrong_field_is_caught() {
+        let schema = github_schema();
+        let wrong = "query { viewer { loginName } }";
+        assert!(ExecutableDocument::parse_and_validate(&schema, wrong, "wrong.graphql").is_err());
+    }
+}
