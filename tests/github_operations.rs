@@ -232,3 +232,77 @@ async fn native_dependencies_use_the_blockers_database_id() {
         .unwrap(); // already gone: fine
     assert!(client.blocked_by(&issue(2)).await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn pull_requests_are_read_and_merged_only_at_the_checked_head() {
+    let (github, client) = setup().await;
+    github
+        .state
+        .lock()
+        .unwrap()
+        .pulls
+        .insert(("acme/api".into(), 9), ("abc123".into(), true, false));
+    let pull = client.pull_request(&issue(9)).await.unwrap();
+    assert_eq!(
+        (pull.head_sha.as_str(), pull.mergeable, pull.merged),
+        ("abc123", Some(true), false)
+    );
+    assert_eq!(pull.head_ref, "codegen/9-fix");
+    let err = client
+        .merge_pull_request(&issue(9), "stale00")
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(409));
+    client
+        .merge_pull_request(&issue(9), &pull.head_sha)
+        .await
+        .unwrap();
+    assert!(client.pull_request(&issue(9)).await.unwrap().merged);
+}
+
+#[tokio::test]
+async fn a_branch_is_created_from_another_branchs_head_once() {
+    let (github, client) = setup().await;
+    github.state.lock().unwrap().branches.insert(
+        ("acme/api".into(), "codegen/1-schema".into()),
+        "feed01".into(),
+    );
+    client
+        .create_branch(&repo(), "codegen/2-endpoints", "codegen/1-schema")
+        .await
+        .unwrap();
+    client
+        .create_branch(&repo(), "codegen/2-endpoints", "codegen/1-schema")
+        .await
+        .unwrap();
+    let branches = github.state.lock().unwrap().branches.clone();
+    assert_eq!(
+        branches[&("acme/api".to_owned(), "codegen/2-endpoints".to_owned())],
+        "feed01"
+    );
+}
+
+#[tokio::test]
+async fn an_unchanged_issue_is_read_again_with_if_none_match() {
+    let (github, client) = setup().await;
+    let first = client.issue(&issue(1)).await.unwrap();
+    let second = client.issue(&issue(1)).await.unwrap();
+    assert_eq!(first, second);
+    let reads: Vec<_> = github
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == "/repos/acme/api/issues/1")
+        .collect();
+    assert_eq!(reads.len(), 2);
+    assert!(reads[0].if_none_match.is_empty());
+    assert!(
+        !reads[1].if_none_match.is_empty(),
+        "the second read was not conditional"
+    );
+    github.close("acme/api", 1, "completed");
+    let third = client.issue(&issue(1)).await.unwrap();
+    assert_eq!(
+        third.status,
+        codegen_orchestrator::domain::IssueStatus::ClosedCompleted
+    );
+}

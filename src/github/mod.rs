@@ -16,7 +16,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use axum::http::header::{ACCEPT, AUTHORIZATION, LINK, USER_AGENT as USER_AGENT_HEADER};
+use axum::http::header::{
+    ACCEPT, AUTHORIZATION, ETAG, IF_NONE_MATCH, LINK, USER_AGENT as USER_AGENT_HEADER,
+};
 use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode};
 use bytes::Bytes;
 use http_body_util::BodyExt;
@@ -31,7 +33,7 @@ use crate::domain::{InstallationId, IssueRef, IssueSnapshot, IssueStatus, RepoNa
 use crate::telemetry::names;
 use retry::{RetryPolicy, Verdict};
 
-pub use operations::{IssueComment, PERMISSION_TTL, Permission};
+pub use operations::{IssueComment, PERMISSION_TTL, Permission, PullRequestInfo};
 pub use pacer::Pacer;
 pub use rest::{RestIssue, RestLabel};
 
@@ -106,10 +108,19 @@ pub struct GitHub {
     /// `/api/v3` to every route, absolute ones included). It carries no credentials of its
     /// own: requests through it get [`GitHub::bearer`].
     graphql_client: Option<Octocrab>,
+    /// Bodies of earlier GET answers with their `ETag`, by route: asked again with
+    /// `If-None-Match`, an unchanged resource answers 304, which costs no rate limit.
+    etags: Arc<Mutex<EtagCache>>,
     /// The token of token mode, for requests to absolute URLs (which octocrab leaves
     /// unauthenticated unless they go to api.github.com).
     token: Option<crate::config::Secret>,
 }
+
+/// GET answers by route: the `ETag` and the body it names.
+type EtagCache = HashMap<String, (HeaderValue, Bytes)>;
+
+/// Routes whose answers are remembered for conditional requests, at most.
+const ETAG_CACHE_LIMIT: usize = 10_000;
 
 /// Permissions by (repository, user id), with when each was read.
 type PermissionCache = HashMap<(RepoName, u64), (Permission, Instant)>;
@@ -188,6 +199,7 @@ impl GitHub {
             retry,
             graphql_client,
             token: config.token.clone(),
+            etags: Arc::default(),
             base_path,
             permissions: Arc::default(),
             installation: false,
@@ -336,6 +348,12 @@ impl GitHub {
             if own_auth {
                 builder = builder.header(AUTHORIZATION, self.bearer().await?);
             }
+            let cached = (method == Method::GET)
+                .then(|| self.etags.lock().ok()?.get(route).cloned())
+                .flatten();
+            if let Some((etag, _)) = &cached {
+                builder = builder.header(IF_NONE_MATCH, etag.clone());
+            }
             let request = client
                 .build_request(builder, body)
                 .map_err(GithubError::from_octocrab)?;
@@ -359,11 +377,14 @@ impl GitHub {
                     );
                     match verdict {
                         Verdict::Accept => {
-                            return Ok(Answer {
-                                status: parts.status,
-                                headers: parts.headers,
+                            return Ok(self.remember(
+                                route,
+                                &method,
+                                cached,
+                                parts.status,
+                                parts.headers,
                                 body,
-                            });
+                            ));
                         }
                         Verdict::RetryAfter(wait) => {
                             tracing::warn!(%method, route, status = parts.status.as_u16(), attempt,
@@ -388,6 +409,43 @@ impl GitHub {
 }
 
 impl GitHub {
+    /// Keeps a GET answer's body under its `ETag`, and turns a 304 back into the remembered
+    /// answer.
+    fn remember(
+        &self,
+        route: &str,
+        method: &Method,
+        cached: Option<(HeaderValue, Bytes)>,
+        status: StatusCode,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> Answer {
+        if status == StatusCode::NOT_MODIFIED
+            && let Some((_, cached_body)) = cached
+        {
+            return Answer {
+                status: StatusCode::OK,
+                headers,
+                body: cached_body,
+            };
+        }
+        if *method == Method::GET
+            && status == StatusCode::OK
+            && let Some(etag) = headers.get(ETAG).cloned()
+            && let Ok(mut etags) = self.etags.lock()
+        {
+            if etags.len() >= ETAG_CACHE_LIMIT {
+                etags.clear();
+            }
+            etags.insert(route.to_owned(), (etag, body.clone()));
+        }
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+
     /// `Bearer <token>` for a request octocrab will not authenticate itself.
     async fn bearer(&self) -> Result<HeaderValue, GithubError> {
         let token = if self.installation {

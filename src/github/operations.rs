@@ -356,6 +356,126 @@ impl GitHub {
     }
 }
 
+/// A pull request as the bot needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullRequestInfo {
+    /// Where it is.
+    pub reference: IssueRef,
+    /// Title.
+    pub title: String,
+    /// `open` or `closed`.
+    pub state: String,
+    /// Whether it was merged.
+    pub merged: bool,
+    /// GitHub's mergeability (`None` while GitHub is still computing it).
+    pub mergeable: Option<bool>,
+    /// The branch it merges from, and that branch's head commit.
+    pub head_ref: String,
+    /// The head commit.
+    pub head_sha: String,
+    /// The branch it merges into.
+    pub base_ref: String,
+    /// Its page.
+    pub html_url: String,
+}
+
+impl GitHub {
+    /// A pull request.
+    pub async fn pull_request(&self, pull: &IssueRef) -> Result<PullRequestInfo, GithubError> {
+        #[derive(Deserialize)]
+        struct Branch {
+            #[serde(rename = "ref")]
+            name: String,
+            sha: String,
+        }
+        #[derive(Deserialize)]
+        struct RestPull {
+            title: String,
+            state: String,
+            #[serde(default)]
+            merged: bool,
+            mergeable: Option<bool>,
+            head: Branch,
+            base: Branch,
+            html_url: String,
+        }
+        let route = format!("{}/pulls/{}", repo_route(&pull.repo), pull.number);
+        let found: RestPull = self
+            .send(Method::GET, &route, None)
+            .await?
+            .success()?
+            .json()?;
+        Ok(PullRequestInfo {
+            reference: pull.clone(),
+            title: found.title,
+            state: found.state,
+            merged: found.merged,
+            mergeable: found.mergeable,
+            head_ref: found.head.name,
+            head_sha: found.head.sha,
+            base_ref: found.base.name,
+            html_url: found.html_url,
+        })
+    }
+
+    /// Squash-merges a pull request, only if its head is still `head_sha` (what was checked).
+    pub async fn merge_pull_request(
+        &self,
+        pull: &IssueRef,
+        head_sha: &str,
+    ) -> Result<(), GithubError> {
+        let route = format!("{}/pulls/{}/merge", repo_route(&pull.repo), pull.number);
+        let body = json!({"merge_method": "squash", "sha": head_sha});
+        self.send(Method::PUT, &route, Some(&body))
+            .await?
+            .success()?;
+        Ok(())
+    }
+
+    /// Creates branch `new` at the head of branch `from` (the Python tool's
+    /// `create_branch`); a branch that already exists is left as it is.
+    pub async fn create_branch(
+        &self,
+        repo: &RepoName,
+        new: &str,
+        from: &str,
+    ) -> Result<(), GithubError> {
+        #[derive(Deserialize)]
+        struct Ref {
+            object: Object,
+        }
+        #[derive(Deserialize)]
+        struct Object {
+            sha: String,
+        }
+        let head_route = format!("{}/git/ref/heads/{}", repo_route(repo), segment_path(from));
+        let head: Ref = self
+            .send(Method::GET, &head_route, None)
+            .await?
+            .success()?
+            .json()?;
+        let body = json!({"ref": format!("refs/heads/{new}"), "sha": head.object.sha});
+        let route = format!("{}/git/refs", repo_route(repo));
+        match self
+            .send(Method::POST, &route, Some(&body))
+            .await?
+            .success()
+        {
+            Ok(_) => Ok(()),
+            Err(GithubError::Api {
+                status: 422,
+                message,
+            }) if message.contains("already exists") => Ok(()),
+            Err(err) => Err(err),
+        }
+    }
+}
+
+/// A branch name in a path: each segment encoded, the slashes kept (`codegen/12-x`).
+fn segment_path(text: &str) -> String {
+    text.split('/').map(segment).collect::<Vec<_>>().join("/")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -26,6 +26,7 @@ pub struct Seen {
     pub user_agent: String,
     pub api_version: String,
     pub accept: String,
+    pub if_none_match: String,
 }
 
 /// An answer the fake gives instead of its normal one, once, to the next request for `path`.
@@ -68,6 +69,10 @@ pub struct GithubState {
     pub projects: BTreeMap<String, FakeProject>,
     /// Variables of every GraphQL mutation received, with the operation name.
     pub mutations: Vec<(String, Value)>,
+    /// (owner/repo, number) -> pull request (head sha, mergeable, merged).
+    pub pulls: BTreeMap<(String, u64), (String, bool, bool)>,
+    /// (owner/repo, branch) -> head sha.
+    pub branches: BTreeMap<(String, String), String>,
     pub requests: Vec<Seen>,
 }
 
@@ -105,6 +110,16 @@ impl FakeGithub {
             let at = |path: &str| format!("{prefix}{path}");
             app = app
                 .route(&at("/graphql"), post(graphql))
+                .route(&at("/repos/{owner}/{repo}/pulls/{number}"), get(get_pull))
+                .route(
+                    &at("/repos/{owner}/{repo}/pulls/{number}/merge"),
+                    axum::routing::put(merge_pull),
+                )
+                .route(
+                    &at("/repos/{owner}/{repo}/git/ref/heads/{*branch}"),
+                    get(get_branch),
+                )
+                .route(&at("/repos/{owner}/{repo}/git/refs"), post(create_ref))
                 .route(&at("/repos/{owner}/{repo}/issues"), get(list_issues))
                 .route(
                     &at("/repos/{owner}/{repo}/issues/{number}"),
@@ -295,6 +310,7 @@ fn record(state: &Mutex<GithubState>, method: &'static str, path: String, header
         user_agent: header("user-agent"),
         api_version: header("x-github-api-version"),
         accept: header("accept"),
+        if_none_match: header("if-none-match"),
     });
 }
 
@@ -386,10 +402,20 @@ async fn get_issue(
         )
             .into_response();
     }
-    match state.issues.get(&(full, number)) {
-        Some(issue) => Json(issue.clone()).into_response(),
-        None => not_found(),
+    let Some(issue) = state.issues.get(&(full, number)) else {
+        return not_found();
+    };
+    // Like GitHub: an ETag per representation, and 304 when the client already has it.
+    let etag = {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        issue.to_string().hash(&mut hasher);
+        format!("\"{:x}\"", hasher.finish())
+    };
+    if headers.get("if-none-match").and_then(|v| v.to_str().ok()) == Some(etag.as_str()) {
+        return (StatusCode::NOT_MODIFIED, [("etag", etag)]).into_response();
     }
+    (StatusCode::OK, [("etag", etag)], Json(issue.clone())).into_response()
 }
 
 async fn repo_installation(
@@ -928,4 +954,112 @@ async fn graphql(
         }
     };
     Json(json!({"data": data})).into_response()
+}
+
+async fn get_pull(
+    State(state): Shared,
+    Path((owner, repo, number)): Path<(String, String, u64)>,
+    headers: HeaderMap,
+) -> Response {
+    let full = repo_of(&owner, &repo);
+    record(
+        &state,
+        "GET",
+        format!("/repos/{full}/pulls/{number}"),
+        &headers,
+    );
+    let state = state.lock().unwrap();
+    let Some((sha, mergeable, merged)) = state.pulls.get(&(full.clone(), number)).cloned() else {
+        return not_found();
+    };
+    Json(json!({
+        "number": number, "title": format!("Fix #{number}"), "state": if merged { "closed" } else { "open" },
+        "merged": merged, "mergeable": mergeable,
+        "head": {"ref": format!("codegen/{number}-fix"), "sha": sha},
+        "base": {"ref": "main", "sha": "base000"},
+        "html_url": format!("https://github.com/{full}/pull/{number}"),
+    }))
+    .into_response()
+}
+
+async fn merge_pull(
+    State(state): Shared,
+    Path((owner, repo, number)): Path<(String, String, u64)>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    let full = repo_of(&owner, &repo);
+    record(
+        &state,
+        "PUT",
+        format!("/repos/{full}/pulls/{number}/merge"),
+        &headers,
+    );
+    let mut state = state.lock().unwrap();
+    let Some(pull) = state.pulls.get_mut(&(full, number)) else {
+        return not_found();
+    };
+    if body["sha"] != pull.0.as_str() {
+        return (
+            StatusCode::CONFLICT,
+            Json(json!({"message": "Head branch was modified. Review and try the merge again."})),
+        )
+            .into_response();
+    }
+    if !pull.1 {
+        return (
+            StatusCode::METHOD_NOT_ALLOWED,
+            Json(json!({"message": "Pull Request is not mergeable"})),
+        )
+            .into_response();
+    }
+    pull.2 = true;
+    Json(json!({"merged": true, "message": "Pull Request successfully merged"})).into_response()
+}
+
+async fn get_branch(
+    State(state): Shared,
+    Path((owner, repo, branch)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let full = repo_of(&owner, &repo);
+    record(
+        &state,
+        "GET",
+        format!("/repos/{full}/git/ref/heads/{branch}"),
+        &headers,
+    );
+    let state = state.lock().unwrap();
+    match state.branches.get(&(full, branch.clone())) {
+        Some(sha) => Json(json!({"ref": format!("refs/heads/{branch}"), "object": {"sha": sha, "type": "commit"}})).into_response(),
+        None => not_found(),
+    }
+}
+
+async fn create_ref(
+    State(state): Shared,
+    Path((owner, repo)): Path<(String, String)>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    let full = repo_of(&owner, &repo);
+    record(&state, "POST", format!("/repos/{full}/git/refs"), &headers);
+    let mut state = state.lock().unwrap();
+    let name = body["ref"]
+        .as_str()
+        .unwrap_or_default()
+        .trim_start_matches("refs/heads/")
+        .to_owned();
+    let key = (full, name);
+    if state.branches.contains_key(&key) {
+        return (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({"message": "Reference already exists"})),
+        )
+            .into_response();
+    }
+    state
+        .branches
+        .insert(key, body["sha"].as_str().unwrap_or_default().to_owned());
+    (StatusCode::CREATED, Json(json!({"ref": body["ref"]}))).into_response()
 }
