@@ -226,6 +226,52 @@ mod app_auth {
     }
 
     #[tokio::test]
+    async fn one_client_per_installation_shares_its_token() {
+        let github = seeded().await;
+        github.add_issue("acme/web", 3, "Web", "", &["codegen"]);
+        {
+            let mut state = github.state.lock().unwrap();
+            state.installations.insert("acme/api".into(), 42);
+            state.installations.insert("acme/web".into(), 42);
+        }
+        let config = GithubConfig {
+            api_url: github.url.clone(),
+            app_id: Some(1234),
+            private_key: Some(Secret::new(KEY)),
+            ..GithubConfig::default()
+        };
+        let registry = codegen_orchestrator::github::GitHubApp::new(&config, quick()).unwrap();
+        for _ in 0..2 {
+            let api = registry
+                .for_repository(&"acme/api".parse().unwrap())
+                .await
+                .unwrap();
+            api.issue(&issue(1)).await.unwrap();
+            let web = registry
+                .for_repository(&"acme/web".parse().unwrap())
+                .await
+                .unwrap();
+            web.issue(&IssueRef::new("acme/web".parse().unwrap(), 3))
+                .await
+                .unwrap();
+        }
+        assert_eq!(
+            tokens_issued(&github),
+            1,
+            "installation 42 minted more than one token"
+        );
+        let lookups = github
+            .requests()
+            .iter()
+            .filter(|r| r.path.ends_with("/installation"))
+            .count();
+        assert_eq!(
+            lookups, 2,
+            "each repository's installation is looked up once"
+        );
+    }
+
+    #[tokio::test]
     async fn the_app_jwt_carries_the_claims_github_checks() {
         let github = seeded().await;
         app_client(&github).await.issue(&issue(1)).await.unwrap();

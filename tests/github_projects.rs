@@ -55,6 +55,22 @@ async fn setup(api_suffix: &str) -> (FakeGithub, GitHub) {
             },
         );
         state.projects.insert(
+            "PVT_sprint".into(),
+            FakeProject {
+                title: "Sprint 12".into(),
+                fields: vec![(
+                    "PVTF_sprint_status".into(),
+                    "Status".into(),
+                    vec![
+                        ("OPT_s_todo".into(), "Todo".into()),
+                        ("OPT_s_progress".into(), "In Progress".into()),
+                        ("OPT_s_done".into(), "Done".into()),
+                    ],
+                )],
+                items: vec![item("PVTI_sprint_1", &[])],
+            },
+        );
+        state.projects.insert(
             "PVT_bugs".into(),
             FakeProject {
                 title: "Bug triage".into(),
@@ -81,22 +97,24 @@ async fn the_status_is_set_on_every_project_with_the_right_ids() {
         .set_project_status(&issue(), "Status", "In Progress")
         .await
         .unwrap();
-    assert_eq!(
-        updates,
-        [
-            ProjectUpdate::NoSuchField {
-                project: "Bug triage".into()
-            },
-            ProjectUpdate::Set {
-                project: "Roadmap".into()
-            },
-        ]
-    );
+    let set = |project: &str| ProjectUpdate::Set {
+        project: project.into(),
+    };
+    let skipped = ProjectUpdate::NoSuchField {
+        project: "Bug triage".into(),
+    };
+    assert_eq!(updates, [skipped, set("Roadmap"), set("Sprint 12")]);
     let mutations = github.state.lock().unwrap().mutations.clone();
-    assert_eq!(mutations.len(), 1);
+    let sent: Vec<_> = mutations
+        .iter()
+        .map(|(_, variables)| variables.clone())
+        .collect();
     assert_eq!(
-        mutations[0].1,
-        json!({"project": "PVT_roadmap", "item": "PVTI_roadmap_1", "field": "PVTF_status", "option": "OPT_progress"})
+        sent,
+        [
+            json!({"project": "PVT_roadmap", "item": "PVTI_roadmap_1", "field": "PVTF_status", "option": "OPT_progress"}),
+            json!({"project": "PVT_sprint", "item": "PVTI_sprint_1", "field": "PVTF_sprint_status", "option": "OPT_s_progress"}),
+        ]
     );
 
     // Again: already set, nothing written; the fields were looked up once per project.
@@ -112,14 +130,14 @@ async fn the_status_is_set_on_every_project_with_the_right_ids() {
         .await
         .unwrap();
     let state = github.state.lock().unwrap();
-    assert_eq!(state.mutations.len(), 2);
-    let field_lookups = state
+    assert_eq!(state.mutations.len(), 4);
+    let calls = state
         .requests
         .iter()
         .filter(|r| r.path == "/graphql")
         .count();
-    // 3 item reads + 2 mutations + fields of 2 projects once each.
-    assert_eq!(field_lookups, 3 + 2 + 2);
+    // 3 item reads + 4 mutations + the fields of 3 projects, once each.
+    assert_eq!(calls, 3 + 4 + 3);
 }
 
 #[tokio::test]
@@ -181,4 +199,22 @@ async fn github_enterprise_graphql_lives_at_api_graphql() {
             .all(|r| r.authorization == "Bearer ghp_projects"),
         "{graphql:#?}"
     );
+}
+
+#[tokio::test]
+async fn the_pull_requests_that_close_an_issue() {
+    let (github, client) = setup("").await;
+    github.state.lock().unwrap().closing.insert(
+        ("acme/api".into(), 1),
+        vec![json!({"number": 9, "url": "https://github.com/acme/api/pull/9", "state": "OPEN", "merged": false,
+                    "headRefName": "codegen/1-one", "repository": {"nameWithOwner": "acme/api"}})],
+    );
+    let pulls = client.closing_pull_requests(&issue()).await.unwrap();
+    assert_eq!(pulls.len(), 1);
+    assert_eq!(
+        pulls[0].reference,
+        IssueRef::new("acme/api".parse().unwrap(), 9)
+    );
+    assert_eq!(pulls[0].head_ref, "codegen/1-one");
+    assert_eq!(pulls[0].state, "OPEN");
 }

@@ -119,7 +119,7 @@ impl GitHub {
         let mutation = document.trim_start().starts_with("mutation");
         let (client, own_auth) = match &self.graphql_client {
             Some(enterprise) => (enterprise, true),
-            None => (&self.client, false),
+            None => (self.client.as_ref(), false),
         };
         let answer = self
             .send_via(

@@ -90,7 +90,9 @@ impl GithubError {
 /// A client acting for one installation (App mode) or one token.
 #[derive(Clone)]
 pub struct GitHub {
-    client: Octocrab,
+    /// Shared by clones: octocrab's installation token cache is copied, not shared, when an
+    /// `Octocrab` is cloned.
+    client: Arc<Octocrab>,
     retry: RetryPolicy,
     /// The path of `github.api_url` (`/api/v3` on GitHub Enterprise Server, else empty),
     /// which octocrab puts in front of every relative route.
@@ -151,12 +153,7 @@ impl GitHub {
                 .installation_covering(repo)
                 .await?;
             tracing::debug!(%installation, %repo, "acting as the App installation");
-            let client = app
-                .installation(OctoInstallationId(installation.0))
-                .map_err(GithubError::from_octocrab)?;
-            let mut github = Self::new(client, config, retry);
-            github.installation = true;
-            return Ok(github);
+            return Self::for_installation_of(&app, config, installation, retry);
         }
         let Some(token) = &config.token else {
             return Err(GithubError::NoCredentials);
@@ -166,6 +163,21 @@ impl GitHub {
             .build()
             .map_err(GithubError::from_octocrab)?;
         Ok(Self::new(client, config, retry))
+    }
+
+    /// A client for one installation of the App `app`.
+    fn for_installation_of(
+        app: &Octocrab,
+        config: &GithubConfig,
+        installation: InstallationId,
+        retry: RetryPolicy,
+    ) -> Result<Self, GithubError> {
+        let client = app
+            .installation(OctoInstallationId(installation.0))
+            .map_err(GithubError::from_octocrab)?;
+        let mut github = Self::new(client, config, retry);
+        github.installation = true;
+        Ok(github)
     }
 
     fn new(client: Octocrab, config: &GithubConfig, retry: RetryPolicy) -> Self {
@@ -195,7 +207,7 @@ impl GitHub {
             }
         });
         Self {
-            client,
+            client: Arc::new(client),
             retry,
             graphql_client,
             token: config.token.clone(),
@@ -463,6 +475,70 @@ impl GitHub {
             .map_err(|_| GithubError::Setup("the token is not a valid header value".into()))?;
         value.set_sensitive(true);
         Ok(value)
+    }
+}
+
+/// The one place clients come from in a long-running process: one [`GitHub`] per
+/// installation (or one for token mode), so that its token, pacer, permission cache and
+/// ETags are shared by everything acting for that installation.
+pub struct GitHubApp {
+    config: GithubConfig,
+    retry: RetryPolicy,
+    app: Option<Octocrab>,
+    clients: tokio::sync::Mutex<HashMap<InstallationId, GitHub>>,
+    installations: tokio::sync::Mutex<HashMap<RepoName, InstallationId>>,
+    token_client: tokio::sync::OnceCell<GitHub>,
+}
+
+impl GitHubApp {
+    /// The registry for `config` (App credentials, else a token).
+    pub fn new(config: &GithubConfig, retry: RetryPolicy) -> Result<Self, GithubError> {
+        Ok(Self {
+            config: config.clone(),
+            retry,
+            app: app_client(config)?,
+            clients: tokio::sync::Mutex::default(),
+            installations: tokio::sync::Mutex::default(),
+            token_client: tokio::sync::OnceCell::new(),
+        })
+    }
+
+    /// The client of an installation (App mode only).
+    pub async fn for_installation(
+        &self,
+        installation: InstallationId,
+    ) -> Result<GitHub, GithubError> {
+        let app = self.app.as_ref().ok_or(GithubError::NoCredentials)?;
+        let mut clients = self.clients.lock().await;
+        if let Some(client) = clients.get(&installation) {
+            return Ok(client.clone());
+        }
+        let client = GitHub::for_installation_of(app, &self.config, installation, self.retry)?;
+        clients.insert(installation, client.clone());
+        Ok(client)
+    }
+
+    /// The client that acts on `repo`: its installation's, or the token client.
+    pub async fn for_repository(&self, repo: &RepoName) -> Result<GitHub, GithubError> {
+        let Some(app) = &self.app else {
+            let client = self
+                .token_client
+                .get_or_try_init(|| GitHub::for_repository_with(&self.config, repo, self.retry))
+                .await?;
+            return Ok(client.clone());
+        };
+        let known = self.installations.lock().await.get(repo).copied();
+        let installation = match known {
+            Some(installation) => installation,
+            None => {
+                let found = GitHub::new(app.clone(), &self.config, self.retry)
+                    .installation_covering(repo)
+                    .await?;
+                self.installations.lock().await.insert(repo.clone(), found);
+                found
+            }
+        };
+        self.for_installation(installation).await
     }
 }
 

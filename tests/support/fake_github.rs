@@ -71,6 +71,8 @@ pub struct GithubState {
     pub mutations: Vec<(String, Value)>,
     /// (owner/repo, number) -> pull request (head sha, mergeable, merged).
     pub pulls: BTreeMap<(String, u64), (String, bool, bool)>,
+    /// (owner/repo, issue number) -> closing pull requests as GraphQL nodes.
+    pub closing: BTreeMap<(String, u64), Vec<Value>>,
     /// (owner/repo, branch) -> head sha.
     pub branches: BTreeMap<(String, String), String>,
     pub requests: Vec<Seen>,
@@ -948,6 +950,18 @@ async fn graphql(
                 }
                 None => json!({"node": null}),
             }
+        }
+        "ClosingPullRequests" => {
+            let key = (
+                format!(
+                    "{}/{}",
+                    vars["owner"].as_str().unwrap(),
+                    vars["repo"].as_str().unwrap()
+                ),
+                vars["number"].as_u64().unwrap(),
+            );
+            let nodes = state.closing.get(&key).cloned().unwrap_or_default();
+            json!({"repository": {"issue": {"closedByPullRequestsReferences": {"nodes": nodes}}}})
         }
         other => {
             return Json(json!({"data": null, "errors": [{"message": format!("the fake does not know {other}")}]})).into_response();
