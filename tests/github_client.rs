@@ -107,34 +107,38 @@ async fn server_errors_stop_after_the_last_attempt() {
     assert_eq!(calls_to(&github, "/repos/acme/api/issues/1"), 4);
 }
 
-#[tokio::test]
+/// `retry-after: 3` in virtual time: the client waits the three seconds on tokio's clock,
+/// and the test does not sleep them.
+#[tokio::test(start_paused = true)]
 async fn a_secondary_limit_waits_for_retry_after() {
     let github = seeded().await;
     github.script(
         "/repos/acme/api/issues/1",
         403,
-        &[("retry-after", "1")],
+        &[("retry-after", "3")],
         json!({"message": "You have exceeded a secondary rate limit."}),
     );
     let github_client = client(&github).await;
-    let started = Instant::now();
+    let (virtual_start, real_start) = (tokio::time::Instant::now(), Instant::now());
     let found = github_client.issue(&issue(1)).await.unwrap();
     assert_eq!(found.status, IssueStatus::Open);
+    assert!(tokio::time::Instant::now() - virtual_start >= Duration::from_secs(3));
     assert!(
-        started.elapsed() >= Duration::from_secs(1),
-        "{:?}",
-        started.elapsed()
+        real_start.elapsed() < Duration::from_secs(2),
+        "slept for real: {:?}",
+        real_start.elapsed()
     );
+    assert_eq!(calls_to(&github, "/repos/acme/api/issues/1"), 2);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn an_exhausted_primary_limit_waits_until_reset() {
     let github = seeded().await;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    let reset = (now + 1).to_string();
+    let reset = (now + 30).to_string();
     github.script(
         "/repos/acme/api/issues/1",
         403,
@@ -145,12 +149,16 @@ async fn an_exhausted_primary_limit_waits_until_reset() {
         json!({"message": "API rate limit exceeded"}),
     );
     let github_client = client(&github).await;
-    let started = Instant::now();
+    let (virtual_start, real_start) = (tokio::time::Instant::now(), Instant::now());
     github_client.issue(&issue(1)).await.unwrap();
+    let waited = tokio::time::Instant::now() - virtual_start;
     assert!(
-        started.elapsed() >= Duration::from_secs(1),
-        "{:?}",
-        started.elapsed()
+        waited >= Duration::from_secs(30) && waited <= Duration::from_secs(32),
+        "{waited:?}"
+    );
+    assert!(
+        real_start.elapsed() < Duration::from_secs(2),
+        "slept for real"
     );
 }
 
