@@ -138,7 +138,7 @@ async fn an_exhausted_primary_limit_waits_until_reset() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    let reset = (now + 30).to_string();
+    let reset = (now + 8).to_string();
     github.script(
         "/repos/acme/api/issues/1",
         403,
