@@ -306,3 +306,41 @@ async fn an_unchanged_issue_is_read_again_with_if_none_match() {
         codegen_orchestrator::domain::IssueStatus::ClosedCompleted
     );
 }
+
+/// 200 comments through the client in virtual time: never more than 80 in a minute, and
+/// no slower than that allows.
+#[tokio::test(start_paused = true)]
+async fn two_hundred_comments_are_paced_to_eighty_a_minute() {
+    let (github, client) = setup().await;
+    let start = tokio::time::Instant::now();
+    let mut sent_at = Vec::with_capacity(200);
+    for n in 0..200 {
+        client
+            .create_comment(&issue(1), &format!("comment {n}"))
+            .await
+            .unwrap();
+        sent_at.push(tokio::time::Instant::now() - start);
+    }
+    let most_in_a_minute = (0..sent_at.len())
+        .map(|i| {
+            sent_at[i..]
+                .iter()
+                .take_while(|t| **t - sent_at[i] < Duration::from_secs(60))
+                .count()
+        })
+        .max()
+        .unwrap();
+    assert!(
+        most_in_a_minute <= 80,
+        "{most_in_a_minute} comments within one minute"
+    );
+    assert!(
+        sent_at[199] < Duration::from_secs(180),
+        "{:?}",
+        sent_at[199]
+    );
+    assert_eq!(
+        github.state.lock().unwrap().comments[&("acme/api".to_owned(), 1)].len(),
+        200
+    );
+}
