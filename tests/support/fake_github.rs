@@ -241,14 +241,22 @@ impl FakeGithub {
     }
 }
 
-/// Gives a scripted answer when one waits for this path (recording the request), else the
-/// normal one with GitHub's rate-limit headers.
+/// Records every request, then gives a scripted answer when one waits for this path, else
+/// the normal one with GitHub's rate-limit headers.
 async fn scripted_or_normal(
     State(state): State<Arc<Mutex<GithubState>>>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
     let path = request.uri().path().to_owned();
+    let method: &'static str = match request.method().as_str() {
+        "POST" => "POST",
+        "PATCH" => "PATCH",
+        "PUT" => "PUT",
+        "DELETE" => "DELETE",
+        _ => "GET",
+    };
+    record(&state, method, path.clone(), request.headers());
     let scripted = {
         let mut state = state.lock().unwrap();
         match state.scripted.front() {
@@ -257,13 +265,6 @@ async fn scripted_or_normal(
         }
     };
     if let Some(scripted) = scripted {
-        let method: &'static str = match request.method().as_str() {
-            "POST" => "POST",
-            "PATCH" => "PATCH",
-            "DELETE" => "DELETE",
-            _ => "GET",
-        };
-        record(&state, method, path, request.headers());
         let mut response = (
             StatusCode::from_u16(scripted.status).unwrap(),
             Json(scripted.body),
@@ -332,7 +333,6 @@ async fn list_issues(
     headers: HeaderMap,
 ) -> Response {
     let full = format!("{owner}/{repo}");
-    record(&state, "GET", format!("/repos/{full}/issues"), &headers);
     let state = state.lock().unwrap();
     let wanted_label = query.get("labels").cloned();
     let wanted_state = query.get("state").cloned().unwrap_or_else(|| "open".into());
@@ -390,12 +390,6 @@ async fn get_issue(
     headers: HeaderMap,
 ) -> Response {
     let full = format!("{owner}/{repo}");
-    record(
-        &state,
-        "GET",
-        format!("/repos/{full}/issues/{number}"),
-        &headers,
-    );
     let state = state.lock().unwrap();
     if state.deleted.contains(&(full.clone(), number)) {
         return (
@@ -426,12 +420,6 @@ async fn repo_installation(
     headers: HeaderMap,
 ) -> Response {
     let full = format!("{owner}/{repo}");
-    record(
-        &state,
-        "GET",
-        format!("/repos/{full}/installation"),
-        &headers,
-    );
     if let Some(refused) = verify_app_jwt(&state, &headers) {
         return refused;
     }
@@ -450,12 +438,6 @@ async fn access_token(
     Path(id): Path<u64>,
     headers: HeaderMap,
 ) -> Response {
-    record(
-        &state,
-        "POST",
-        format!("/app/installations/{id}/access_tokens"),
-        &headers,
-    );
     if let Some(refused) = verify_app_jwt(&state, &headers) {
         return refused;
     }
@@ -524,15 +506,8 @@ fn repo_of(owner: &str, repo: &str) -> String {
 async fn get_label(
     State(state): Shared,
     Path((owner, repo, name)): Path<(String, String, String)>,
-    headers: HeaderMap,
 ) -> Response {
     let full = repo_of(&owner, &repo);
-    record(
-        &state,
-        "GET",
-        format!("/repos/{full}/labels/{name}"),
-        &headers,
-    );
     let state = state.lock().unwrap();
     match state.labels.get(&full).and_then(|labels| labels.get(&name)) {
         Some((color, description)) => {
@@ -545,11 +520,9 @@ async fn get_label(
 async fn create_label(
     State(state): Shared,
     Path((owner, repo)): Path<(String, String)>,
-    headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
     let full = repo_of(&owner, &repo);
-    record(&state, "POST", format!("/repos/{full}/labels"), &headers);
     let mut state = state.lock().unwrap();
     let labels = state.labels.entry(full).or_default();
     let name = body["name"].as_str().unwrap_or_default().to_owned();
@@ -577,16 +550,9 @@ fn issue_mut<'s>(state: &'s mut GithubState, full: &str, number: u64) -> Option<
 async fn add_labels(
     State(state): Shared,
     Path((owner, repo, number)): Path<(String, String, u64)>,
-    headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
     let full = repo_of(&owner, &repo);
-    record(
-        &state,
-        "POST",
-        format!("/repos/{full}/issues/{number}/labels"),
-        &headers,
-    );
     let mut state = state.lock().unwrap();
     let Some(issue) = issue_mut(&mut state, &full, number) else {
         return not_found();
@@ -603,15 +569,8 @@ async fn add_labels(
 async fn remove_label(
     State(state): Shared,
     Path((owner, repo, number, name)): Path<(String, String, u64, String)>,
-    headers: HeaderMap,
 ) -> Response {
     let full = repo_of(&owner, &repo);
-    record(
-        &state,
-        "DELETE",
-        format!("/repos/{full}/issues/{number}/labels/{name}"),
-        &headers,
-    );
     let mut state = state.lock().unwrap();
     let Some(issue) = issue_mut(&mut state, &full, number) else {
         return not_found();
@@ -628,16 +587,9 @@ async fn remove_label(
 async fn patch_issue(
     State(state): Shared,
     Path((owner, repo, number)): Path<(String, String, u64)>,
-    headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
     let full = repo_of(&owner, &repo);
-    record(
-        &state,
-        "PATCH",
-        format!("/repos/{full}/issues/{number}"),
-        &headers,
-    );
     let mut state = state.lock().unwrap();
     let Some(issue) = issue_mut(&mut state, &full, number) else {
         return not_found();
@@ -653,15 +605,8 @@ async fn patch_issue(
 async fn list_comments(
     State(state): Shared,
     Path((owner, repo, number)): Path<(String, String, u64)>,
-    headers: HeaderMap,
 ) -> Response {
     let full = repo_of(&owner, &repo);
-    record(
-        &state,
-        "GET",
-        format!("/repos/{full}/issues/{number}/comments"),
-        &headers,
-    );
     let state = state.lock().unwrap();
     let comments: Vec<Value> = state
         .comments
@@ -678,16 +623,9 @@ async fn list_comments(
 async fn create_comment(
     State(state): Shared,
     Path((owner, repo, number)): Path<(String, String, u64)>,
-    headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
     let full = repo_of(&owner, &repo);
-    record(
-        &state,
-        "POST",
-        format!("/repos/{full}/issues/{number}/comments"),
-        &headers,
-    );
     let mut state = state.lock().unwrap();
     state.next_id += 1;
     let id = state.next_id;
@@ -703,16 +641,9 @@ async fn create_comment(
 async fn update_comment(
     State(state): Shared,
     Path((owner, repo, id)): Path<(String, String, u64)>,
-    headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
     let full = repo_of(&owner, &repo);
-    record(
-        &state,
-        "PATCH",
-        format!("/repos/{full}/issues/comments/{id}"),
-        &headers,
-    );
     let mut state = state.lock().unwrap();
     let text = body["body"].as_str().unwrap_or_default().to_owned();
     for ((r, _), comments) in state.comments.iter_mut() {
@@ -729,17 +660,9 @@ async fn update_comment(
 
 async fn react(
     State(state): Shared,
-    Path((owner, repo, id)): Path<(String, String, u64)>,
-    headers: HeaderMap,
+    Path((_owner, _repo, id)): Path<(String, String, u64)>,
     Json(body): Json<Value>,
 ) -> Response {
-    let full = repo_of(&owner, &repo);
-    record(
-        &state,
-        "POST",
-        format!("/repos/{full}/issues/comments/{id}/reactions"),
-        &headers,
-    );
     let content = body["content"].as_str().unwrap_or_default().to_owned();
     state.lock().unwrap().reactions.push((id, content.clone()));
     (
@@ -752,15 +675,8 @@ async fn react(
 async fn permission(
     State(state): Shared,
     Path((owner, repo, login)): Path<(String, String, String)>,
-    headers: HeaderMap,
 ) -> Response {
     let full = repo_of(&owner, &repo);
-    record(
-        &state,
-        "GET",
-        format!("/repos/{full}/collaborators/{login}/permission"),
-        &headers,
-    );
     let state = state.lock().unwrap();
     match state.permissions.get(&(full, login)) {
         Some((permission, role)) => {
@@ -773,15 +689,8 @@ async fn permission(
 async fn list_blocked_by(
     State(state): Shared,
     Path((owner, repo, number)): Path<(String, String, u64)>,
-    headers: HeaderMap,
 ) -> Response {
     let full = repo_of(&owner, &repo);
-    record(
-        &state,
-        "GET",
-        format!("/repos/{full}/issues/{number}/dependencies/blocked_by"),
-        &headers,
-    );
     let state = state.lock().unwrap();
     let ids = state
         .blocked_by
@@ -800,16 +709,9 @@ async fn list_blocked_by(
 async fn add_blocked_by(
     State(state): Shared,
     Path((owner, repo, number)): Path<(String, String, u64)>,
-    headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
     let full = repo_of(&owner, &repo);
-    record(
-        &state,
-        "POST",
-        format!("/repos/{full}/issues/{number}/dependencies/blocked_by"),
-        &headers,
-    );
     let mut state = state.lock().unwrap();
     let Some(id) = body["issue_id"].as_u64() else {
         return (
@@ -832,15 +734,8 @@ async fn add_blocked_by(
 async fn remove_blocked_by(
     State(state): Shared,
     Path((owner, repo, number, id)): Path<(String, String, u64, u64)>,
-    headers: HeaderMap,
 ) -> Response {
     let full = repo_of(&owner, &repo);
-    record(
-        &state,
-        "DELETE",
-        format!("/repos/{full}/issues/{number}/dependencies/blocked_by/{id}"),
-        &headers,
-    );
     let mut state = state.lock().unwrap();
     let ids = state.blocked_by.entry((full, number)).or_default();
     let before = ids.len();
@@ -853,13 +748,7 @@ async fn remove_blocked_by(
 }
 
 /// GraphQL: answers the app's documents (told apart by operation name) from the state.
-async fn graphql(
-    State(state): Shared,
-    uri: axum::http::Uri,
-    headers: HeaderMap,
-    Json(request): Json<Value>,
-) -> Response {
-    record(&state, "POST", uri.path().to_owned(), &headers);
+async fn graphql(State(state): Shared, Json(request): Json<Value>) -> Response {
     let query = request["query"].as_str().unwrap_or_default();
     let vars = &request["variables"];
     let operation = query
@@ -973,15 +862,8 @@ async fn graphql(
 async fn get_pull(
     State(state): Shared,
     Path((owner, repo, number)): Path<(String, String, u64)>,
-    headers: HeaderMap,
 ) -> Response {
     let full = repo_of(&owner, &repo);
-    record(
-        &state,
-        "GET",
-        format!("/repos/{full}/pulls/{number}"),
-        &headers,
-    );
     let state = state.lock().unwrap();
     let Some((sha, mergeable, merged)) = state.pulls.get(&(full.clone(), number)).cloned() else {
         return not_found();
@@ -999,16 +881,9 @@ async fn get_pull(
 async fn merge_pull(
     State(state): Shared,
     Path((owner, repo, number)): Path<(String, String, u64)>,
-    headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
     let full = repo_of(&owner, &repo);
-    record(
-        &state,
-        "PUT",
-        format!("/repos/{full}/pulls/{number}/merge"),
-        &headers,
-    );
     let mut state = state.lock().unwrap();
     let Some(pull) = state.pulls.get_mut(&(full, number)) else {
         return not_found();
@@ -1034,15 +909,8 @@ async fn merge_pull(
 async fn get_branch(
     State(state): Shared,
     Path((owner, repo, branch)): Path<(String, String, String)>,
-    headers: HeaderMap,
 ) -> Response {
     let full = repo_of(&owner, &repo);
-    record(
-        &state,
-        "GET",
-        format!("/repos/{full}/git/ref/heads/{branch}"),
-        &headers,
-    );
     let state = state.lock().unwrap();
     match state.branches.get(&(full, branch.clone())) {
         Some(sha) => Json(json!({"ref": format!("refs/heads/{branch}"), "object": {"sha": sha, "type": "commit"}})).into_response(),
@@ -1053,11 +921,9 @@ async fn get_branch(
 async fn create_ref(
     State(state): Shared,
     Path((owner, repo)): Path<(String, String)>,
-    headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
     let full = repo_of(&owner, &repo);
-    record(&state, "POST", format!("/repos/{full}/git/refs"), &headers);
     let mut state = state.lock().unwrap();
     let name = body["ref"]
         .as_str()
