@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, watch};
 use tracing::{debug, error, info, info_span, warn};
 
+use crate::clock::now_millis;
 use crate::events::{self, Decoded, DomainEvent};
 use crate::store::{ClaimedDelivery, DeliveryOutcome, Store, StoreError};
 use crate::telemetry::names;
@@ -169,14 +170,6 @@ fn record_outcome(delivery: &ClaimedDelivery, outcome: &DeliveryOutcome) {
     let waited_ms = (now_millis() - delivery.received_at).max(0);
     metrics::histogram!(names::PROCESSING_LATENCY, "event" => delivery.event.clone())
         .record(waited_ms as f64 / 1000.0);
-}
-
-/// Unix time in milliseconds.
-pub fn now_millis() -> i64 {
-    let since_epoch = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    since_epoch.as_millis() as i64
 }
 
 #[cfg(test)]

@@ -378,7 +378,7 @@ impl GitHub {
                         .map_err(|err| GithubError::Transport(err.to_string()))?
                         .to_bytes();
                     record_call(&method, parts.status, &parts.headers);
-                    let now = crate::processor::now_millis() as u64 / 1000;
+                    let now = crate::clock::now_millis() as u64 / 1000;
                     let verdict = retry::verdict(
                         &self.retry,
                         attempt,

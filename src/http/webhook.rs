@@ -10,9 +10,9 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde::Deserialize;
 
 use super::{AppState, signature};
+use crate::clock::now_millis;
 use crate::domain::{DeliveryId, InstallationId};
 use crate::events;
-use crate::processor::now_millis;
 use crate::store::{NewDelivery, RecordOutcome};
 use crate::telemetry::names;
 
