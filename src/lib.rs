@@ -13,5 +13,6 @@ pub mod http;
 pub mod plan;
 pub mod processor;
 pub mod runtime;
+pub mod simulate;
 pub mod store;
 pub mod telemetry;

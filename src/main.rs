@@ -10,7 +10,7 @@ use codegen_orchestrator::config::{self, Config, ConfigSource, LoadedConfig};
 use codegen_orchestrator::deps::DependencyParser;
 use codegen_orchestrator::domain::RepoName;
 use codegen_orchestrator::github::GitHub;
-use codegen_orchestrator::{plan, runtime, telemetry};
+use codegen_orchestrator::{plan, runtime, simulate, telemetry};
 
 /// Turns GitHub issues into a dependency graph and works through it with Codegen agents.
 #[derive(Parser)]
@@ -49,6 +49,33 @@ enum Command {
         #[arg(long)]
         agents: Option<usize>,
     },
+    /// Run the scheduler on a virtual clock with fake agents and measure the makespan
+    /// against its lower bound.
+    Simulate {
+        #[command(flatten)]
+        source: SimSource,
+        /// Seed of the random graph.
+        #[arg(long, default_value_t = 1, requires = "random")]
+        seed: u64,
+        /// Agents (default: the graph file's, or codegen.max_concurrent_agents).
+        #[arg(long)]
+        agents: Option<usize>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Where `simulate` takes its graph from.
+#[derive(clap::Args)]
+#[group(required = true, multiple = false)]
+struct SimSource {
+    /// A JSON file: `{"agents": 10, "tasks": [{"id": "12", "duration_secs": 1800, "deps": ["7"]}]}`.
+    #[arg(long, value_name = "FILE")]
+    graph: Option<PathBuf>,
+    /// A layered random graph of N tasks with lognormal durations.
+    #[arg(long, value_name = "N")]
+    random: Option<usize>,
 }
 
 /// How `plan` prints its report.
@@ -86,6 +113,12 @@ fn main() -> ExitCode {
             format,
             agents,
         ),
+        Command::Simulate {
+            source,
+            seed,
+            agents,
+            json,
+        } => simulate(&loaded.config, &source, seed, agents, json),
     };
     match result {
         Ok(code) => code,
@@ -150,6 +183,36 @@ fn plan(
     } else {
         ExitCode::from(2)
     })
+}
+
+fn simulate(
+    config: &Config,
+    source: &SimSource,
+    seed: u64,
+    agents: Option<usize>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let default_agents = config.codegen.max_concurrent_agents as usize;
+    let mut graph = match (&source.graph, source.random) {
+        (Some(file), _) => {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            serde_json::from_str::<simulate::SimGraph>(&text)
+                .map_err(|err| anyhow!("{}: {err}", file.display()))?
+        }
+        (None, Some(tasks)) => simulate::random_graph(tasks, seed, default_agents),
+        (None, None) => anyhow::bail!("give --graph FILE or --random N"),
+    };
+    if let Some(agents) = agents {
+        graph.agents = agents;
+    }
+    let report = simulate::simulate(&graph)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.to_text());
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn serve(loaded: LoadedConfig) -> anyhow::Result<()> {

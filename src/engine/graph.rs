@@ -33,8 +33,41 @@ pub struct IssueNode {
     pub title: Option<String>,
     /// Held back because a dependency it declares was refused as a cycle: never ready.
     pub held: bool,
+    /// Its `priority:*` label, the scheduler's second criterion.
+    pub priority: Priority,
     /// Blockers that are not closed as completed.
     unsatisfied: usize,
+}
+
+/// An issue's `priority:high|medium|low` label; unlabelled issues sit between medium and
+/// low.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Priority {
+    /// `priority:high`
+    High,
+    /// `priority:medium`
+    Medium,
+    /// No priority label.
+    #[default]
+    Unset,
+    /// `priority:low`
+    Low,
+}
+
+impl Priority {
+    /// The priority the labels give (the highest if several).
+    pub fn from_labels<'a>(labels: impl IntoIterator<Item = &'a str>) -> Self {
+        labels
+            .into_iter()
+            .filter_map(|label| match label.to_ascii_lowercase().as_str() {
+                "priority:high" => Some(Self::High),
+                "priority:medium" => Some(Self::Medium),
+                "priority:low" => Some(Self::Low),
+                _ => None,
+            })
+            .min()
+            .unwrap_or_default()
+    }
 }
 
 impl IssueNode {
@@ -47,6 +80,7 @@ impl IssueNode {
             started: false,
             title: None,
             held: false,
+            priority: Priority::Unset,
             unsatisfied: 0,
         }
     }
@@ -189,6 +223,7 @@ impl DependencyGraph {
             if node.title.is_some() {
                 current.title = node.title;
             }
+            current.priority = node.priority;
             current.started |= node.started;
         }
         self.change_state(ix, old_state, node.state);

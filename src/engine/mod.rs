@@ -3,6 +3,8 @@
 
 mod graph;
 mod render;
+mod scheduler;
 
-pub use graph::{Blocker, CycleError, DependencyGraph, IssueNode};
+pub use graph::{Blocker, CycleError, DependencyGraph, IssueNode, Priority};
 pub use render::{GraphExport, to_json, to_mermaid};
+pub use scheduler::{Decision, Scheduler};

@@ -1,0 +1,153 @@
+//! The scheduler: whenever an agent slot is free, the ready issue with the longest chain of
+//! open dependents behind it goes first, then by `priority:*` label, then the oldest. No
+//! waves: a slot freed by one finished run is filled at once. Decisions are data; the
+//! caller carries them out.
+
+use std::collections::HashMap;
+
+use super::DependencyGraph;
+use crate::domain::{IssueRef, RepoName};
+
+/// What the engine decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Start an agent on this issue.
+    Launch {
+        /// Which issue.
+        issue: IssueRef,
+    },
+}
+
+/// Concurrency limits of one installation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scheduler {
+    /// Agents at once (`codegen.max_concurrent_agents`).
+    pub max_concurrent: usize,
+    /// Agents at once in any one repository, when capped.
+    pub per_repository: Option<usize>,
+}
+
+impl Scheduler {
+    /// A scheduler for `max_concurrent` agents, without a per-repository cap.
+    pub fn new(max_concurrent: usize) -> Self {
+        Self {
+            max_concurrent: max_concurrent.max(1),
+            per_repository: None,
+        }
+    }
+
+    /// The launches to make now, best first, given the issues whose agents are running.
+    /// Marking them started in the graph is the caller's part, once they are launched.
+    pub fn decide(&self, graph: &DependencyGraph, running: &[IssueRef]) -> Vec<Decision> {
+        let free = self.max_concurrent.saturating_sub(running.len());
+        if free == 0 {
+            return Vec::new();
+        }
+        let mut per_repo: HashMap<&RepoName, usize> = HashMap::new();
+        for issue in running {
+            *per_repo.entry(&issue.repo).or_default() += 1;
+        }
+        let lens = graph.critical_path_lens();
+        let mut ready = graph.ready();
+        ready.sort_by_cached_key(|issue| {
+            let node = graph.get(issue);
+            (
+                std::cmp::Reverse(lens.get(issue).copied().unwrap_or(0)),
+                node.map(|n| n.priority).unwrap_or_default(),
+                issue.clone(),
+            )
+        });
+        let mut decisions = Vec::with_capacity(free);
+        let mut launched: HashMap<RepoName, usize> = HashMap::new();
+        for issue in ready {
+            if decisions.len() == free {
+                break;
+            }
+            let in_repo = per_repo.get(&issue.repo).copied().unwrap_or(0)
+                + launched.get(&issue.repo).copied().unwrap_or(0);
+            if self.per_repository.is_some_and(|cap| in_repo >= cap) {
+                continue;
+            }
+            *launched.entry(issue.repo.clone()).or_default() += 1;
+            decisions.push(Decision::Launch { issue });
+        }
+        decisions
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::IssueStatus;
+    use crate::engine::{IssueNode, Priority};
+
+    fn r(repo: &str, n: u64) -> IssueRef {
+        IssueRef::new(repo.parse().unwrap(), n)
+    }
+
+    fn launched(decisions: &[Decision]) -> Vec<String> {
+        decisions
+            .iter()
+            .map(|Decision::Launch { issue }| issue.to_string())
+            .collect()
+    }
+
+    /// a/x#1 <- #2 <- #3; a/x#4, a/x#5 alone; a/x#6 alone but high priority.
+    fn graph() -> DependencyGraph {
+        let mut graph = DependencyGraph::new();
+        for n in 1..=6 {
+            let mut node = IssueNode::new(r("a/x", n), IssueStatus::Open).managed();
+            if n == 6 {
+                node.priority = Priority::High;
+            }
+            graph.upsert(node);
+        }
+        graph.add_dependency(&r("a/x", 2), &r("a/x", 1)).unwrap();
+        graph.add_dependency(&r("a/x", 3), &r("a/x", 2)).unwrap();
+        graph
+    }
+
+    #[test]
+    fn the_longest_chain_first_then_priority_then_oldest() {
+        let decisions = Scheduler::new(10).decide(&graph(), &[]);
+        assert_eq!(launched(&decisions), ["a/x#1", "a/x#6", "a/x#4", "a/x#5"]);
+    }
+
+    #[test]
+    fn the_concurrency_cap_is_never_exceeded() {
+        let scheduler = Scheduler::new(3);
+        assert_eq!(scheduler.decide(&graph(), &[]).len(), 3);
+        assert_eq!(scheduler.decide(&graph(), &[r("a/x", 9)]).len(), 2);
+        assert!(
+            scheduler
+                .decide(&graph(), &[r("a/x", 7), r("a/x", 8), r("a/x", 9)])
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_repository_cap_leaves_room_for_other_repositories() {
+        let mut graph = graph();
+        graph.upsert(IssueNode::new(r("a/y", 1), IssueStatus::Open).managed());
+        let scheduler = Scheduler {
+            max_concurrent: 10,
+            per_repository: Some(2),
+        };
+        let decisions = scheduler.decide(&graph, &[r("a/x", 9)]);
+        assert_eq!(launched(&decisions), ["a/x#1", "a/y#1"]);
+    }
+
+    #[test]
+    fn priority_labels_are_read() {
+        assert_eq!(
+            Priority::from_labels(["bug", "Priority:High"]),
+            Priority::High
+        );
+        assert_eq!(
+            Priority::from_labels(["priority:low", "priority:medium"]),
+            Priority::Medium
+        );
+        assert_eq!(Priority::from_labels(["bug"]), Priority::Unset);
+        assert!(Priority::Unset < Priority::Low && Priority::Medium < Priority::Unset);
+    }
+}
