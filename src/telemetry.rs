@@ -10,8 +10,11 @@ use tracing_subscriber::EnvFilter;
 pub fn init_logging() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let json = std::env::var("LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    // Colours only for a terminal; a log file or a platform's log collector gets plain text.
+    let colours = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colours)
         .with_writer(std::io::stderr);
     // A second call (tests start several apps in one process) keeps the first subscriber.
     let _ = if json {
