@@ -117,6 +117,24 @@ impl fmt::Display for IssueRef {
     }
 }
 
+impl FromStr for IssueRef {
+    type Err = InvalidIssueRef;
+
+    /// `owner/repo#12`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let invalid = || InvalidIssueRef(s.to_owned());
+        let (repo, number) = s.rsplit_once('#').ok_or_else(invalid)?;
+        let repo = repo.parse().map_err(|_| invalid())?;
+        let number = number.parse().map_err(|_| invalid())?;
+        Ok(Self::new(repo, number))
+    }
+}
+
+/// A string that is not an `owner/repo#N` issue reference.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not an issue reference of the form owner/repo#N")]
+pub struct InvalidIssueRef(String);
+
 /// A GitHub App installation (one org or user account that installed the App).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct InstallationId(pub u64);
@@ -242,6 +260,15 @@ mod tests {
             IssueRef::new(repo, 12).to_string(),
             "octo-org/hello.world#12"
         );
+    }
+
+    #[test]
+    fn issue_references_parse_back_from_their_text() {
+        let issue: IssueRef = "octo-org/hello#12".parse().unwrap();
+        assert_eq!(issue.to_string(), "octo-org/hello#12");
+        for bad in ["octo-org/hello", "#12", "octo-org/hello#x", "hello#12"] {
+            assert!(bad.parse::<IssueRef>().is_err(), "{bad:?} was accepted");
+        }
     }
 
     #[test]

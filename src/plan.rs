@@ -138,7 +138,7 @@ impl PlanReport {
             {
                 continue;
             }
-            let Ok(reference) = parse_ref(&issue.reference) else {
+            let Ok(reference) = issue.reference.parse::<IssueRef>() else {
                 continue;
             };
             let node = self.graph.get(&reference);
@@ -167,14 +167,6 @@ impl PlanReport {
         }
         waiting
     }
-}
-
-fn parse_ref(text: &str) -> Result<IssueRef, ()> {
-    let (repo, number) = text.rsplit_once('#').ok_or(())?;
-    Ok(IssueRef::new(
-        repo.parse().map_err(|_| ())?,
-        number.parse().map_err(|_| ())?,
-    ))
 }
 
 fn state_name(state: IssueStatus) -> &'static str {
