@@ -63,7 +63,17 @@ enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// `ready-queue` (the orchestrator's) or `waves` (batches, for comparison).
+        #[arg(long, value_enum, default_value_t = SimDispatch::ReadyQueue)]
+        dispatch: SimDispatch,
     },
+}
+
+/// How `simulate` dispatches launches.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum SimDispatch {
+    ReadyQueue,
+    Waves,
 }
 
 /// Where `simulate` takes its graph from.
@@ -118,7 +128,8 @@ fn main() -> ExitCode {
             seed,
             agents,
             json,
-        } => simulate(&loaded.config, &source, seed, agents, json),
+            dispatch,
+        } => simulate(&loaded.config, &source, seed, agents, json, dispatch),
     };
     match result {
         Ok(code) => code,
@@ -191,6 +202,7 @@ fn simulate(
     seed: u64,
     agents: Option<usize>,
     json: bool,
+    dispatch: SimDispatch,
 ) -> anyhow::Result<ExitCode> {
     let default_agents = config.codegen.max_concurrent_agents as usize;
     let mut graph = match (&source.graph, source.random) {
@@ -206,7 +218,11 @@ fn simulate(
     if let Some(agents) = agents {
         graph.agents = agents;
     }
-    let report = simulate::simulate(&graph)?;
+    let dispatch = match dispatch {
+        SimDispatch::ReadyQueue => simulate::Dispatch::ReadyQueue,
+        SimDispatch::Waves => simulate::Dispatch::Waves,
+    };
+    let report = simulate::simulate_with(&graph, dispatch)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

@@ -85,8 +85,24 @@ pub enum SimError {
     NoAgents,
 }
 
-/// Runs the scheduler on `graph` with `agents` fake agents.
+/// How launches are dispatched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Dispatch {
+    /// The orchestrator's way: a freed agent takes the best ready issue at once.
+    #[default]
+    ReadyQueue,
+    /// The Python tool's way, for comparison: launch a batch of ready issues, wait until
+    /// all of them are done, then launch the next batch.
+    Waves,
+}
+
+/// Runs the scheduler on `graph` with its fake agents, dispatching from a ready queue.
 pub fn simulate(graph: &SimGraph) -> Result<SimReport, SimError> {
+    simulate_with(graph, Dispatch::ReadyQueue)
+}
+
+/// Runs the scheduler on `graph`, dispatching as `dispatch` says.
+pub fn simulate_with(graph: &SimGraph, dispatch: Dispatch) -> Result<SimReport, SimError> {
     if graph.agents == 0 {
         return Err(SimError::NoAgents);
     }
@@ -133,7 +149,13 @@ pub fn simulate(graph: &SimGraph) -> Result<SimReport, SimError> {
     let mut finishing: BinaryHeap<Reverse<(u64, IssueRef)>> = BinaryHeap::new();
     let mut launches = Vec::with_capacity(graph.tasks.len());
     loop {
-        for Decision::Launch { issue } in scheduler.decide(&engine, &running) {
+        let may_launch = dispatch == Dispatch::ReadyQueue || running.is_empty();
+        let decisions = if may_launch {
+            scheduler.decide(&engine, &running)
+        } else {
+            Vec::new()
+        };
+        for Decision::Launch { issue } in decisions {
             engine.set_started(&issue, true);
             let end = now + durations[&issue];
             launches.push(SimLaunch {
@@ -350,6 +372,19 @@ mod tests {
         let r = report.launches.iter().find(|l| l.id == "r").unwrap();
         assert_eq!(r.start_secs, 1.0);
         assert_eq!(report.makespan_secs, 100.0);
+    }
+
+    #[test]
+    fn waves_wait_for_the_slowest_run_of_each_batch() {
+        // The same graph as above: with waves, r waits for q (100 s) before it starts.
+        let graph = SimGraph {
+            agents: 2,
+            tasks: vec![task("p", 1.0, &[]), task("q", 100.0, &[]), task("r", 10.0, &["p"])],
+        };
+        let report = simulate_with(&graph, Dispatch::Waves).unwrap();
+        let r = report.launches.iter().find(|l| l.id == "r").unwrap();
+        assert_eq!(r.start_secs, 100.0);
+        assert_eq!(report.makespan_secs, 110.0);
     }
 
     #[test]
