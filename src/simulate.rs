@@ -379,7 +379,11 @@ mod tests {
         // The same graph as above: with waves, r waits for q (100 s) before it starts.
         let graph = SimGraph {
             agents: 2,
-            tasks: vec![task("p", 1.0, &[]), task("q", 100.0, &[]), task("r", 10.0, &["p"])],
+            tasks: vec![
+                task("p", 1.0, &[]),
+                task("q", 100.0, &[]),
+                task("r", 10.0, &["p"]),
+            ],
         };
         let report = simulate_with(&graph, Dispatch::Waves).unwrap();
         let r = report.launches.iter().find(|l| l.id == "r").unwrap();
