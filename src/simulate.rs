@@ -357,17 +357,22 @@ mod tests {
         assert_eq!(report.utilisation, 1.0);
     }
 
-    #[test]
-    fn no_waves_a_freed_agent_starts_the_next_ready_task_at_once() {
-        // Two agents: p(1) and q(100) start; r (after p) starts at 1, not when q ends.
-        let graph = SimGraph {
+    /// Two agents; p (1 s) and q (100 s) are ready at once, r (10 s) waits for p.
+    fn short_beside_long() -> SimGraph {
+        SimGraph {
             agents: 2,
             tasks: vec![
                 task("p", 1.0, &[]),
                 task("q", 100.0, &[]),
                 task("r", 10.0, &["p"]),
             ],
-        };
+        }
+    }
+
+    #[test]
+    fn no_waves_a_freed_agent_starts_the_next_ready_task_at_once() {
+        // Two agents: p(1) and q(100) start; r (after p) starts at 1, not when q ends.
+        let graph = short_beside_long();
         let report = simulate(&graph).unwrap();
         let r = report.launches.iter().find(|l| l.id == "r").unwrap();
         assert_eq!(r.start_secs, 1.0);
@@ -376,15 +381,8 @@ mod tests {
 
     #[test]
     fn waves_wait_for_the_slowest_run_of_each_batch() {
-        // The same graph as above: with waves, r waits for q (100 s) before it starts.
-        let graph = SimGraph {
-            agents: 2,
-            tasks: vec![
-                task("p", 1.0, &[]),
-                task("q", 100.0, &[]),
-                task("r", 10.0, &["p"]),
-            ],
-        };
+        // With waves, r waits for q (100 s) before it starts.
+        let graph = short_beside_long();
         let report = simulate_with(&graph, Dispatch::Waves).unwrap();
         let r = report.launches.iter().find(|l| l.id == "r").unwrap();
         assert_eq!(r.start_secs, 100.0);
