@@ -145,6 +145,58 @@ impl fmt::Display for InstallationId {
     }
 }
 
+/// A Codegen agent run's id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct RunId(pub u64);
+
+impl fmt::Display for RunId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Where an agent run stands, from Codegen's free-text `status`, compared without regard to
+/// case: `COMPLETE`/`completed` succeeded; `FAILED`, `ERROR`, `CANCELLED`, `STOPPED`,
+/// `TIMEOUT`, `MAX_ITERATIONS_REACHED`, `OUT_OF_TOKENS` failed; anything else, unknown values
+/// included, is still running (a new status must never be taken for an ending).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentStatus {
+    /// Not finished.
+    Running,
+    /// Finished successfully.
+    Succeeded,
+    /// Finished without success.
+    Failed,
+}
+
+impl AgentStatus {
+    /// Classifies a Codegen status string (`None`: not reported yet, so running).
+    pub fn from_codegen(status: Option<&str>) -> Self {
+        const SUCCESS: &[&str] = &["complete", "completed"];
+        const FAILURE: &[&str] = &[
+            "failed",
+            "error",
+            "cancelled",
+            "canceled",
+            "stopped",
+            "timeout",
+            "max_iterations_reached",
+            "out_of_tokens",
+        ];
+        let Some(status) = status.map(str::trim) else {
+            return Self::Running;
+        };
+        if SUCCESS.iter().any(|s| status.eq_ignore_ascii_case(s)) {
+            Self::Succeeded
+        } else if FAILURE.iter().any(|s| status.eq_ignore_ascii_case(s)) {
+            Self::Failed
+        } else {
+            Self::Running
+        }
+    }
+}
+
 /// GitHub's id for one webhook delivery (`X-GitHub-Delivery`): 1 to 128 characters of
 /// `[A-Za-z0-9-]`, so it is safe in logs, keys and file names.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -290,5 +342,51 @@ mod tests {
             assert!(bad.parse::<DeliveryId>().is_err(), "{bad:?} was accepted");
         }
         assert!("a".repeat(129).parse::<DeliveryId>().is_err());
+    }
+
+    #[test]
+    fn codegen_statuses_are_classified_without_regard_to_case() {
+        for s in ["COMPLETE", "completed", "Complete"] {
+            assert_eq!(
+                AgentStatus::from_codegen(Some(s)),
+                AgentStatus::Succeeded,
+                "{s}"
+            );
+        }
+        for s in [
+            "FAILED",
+            "failed",
+            "ERROR",
+            "CANCELLED",
+            "STOPPED",
+            "TIMEOUT",
+            "MAX_ITERATIONS_REACHED",
+            "OUT_OF_TOKENS",
+            "out_of_tokens",
+        ] {
+            assert_eq!(
+                AgentStatus::from_codegen(Some(s)),
+                AgentStatus::Failed,
+                "{s}"
+            );
+        }
+        for s in [
+            "ACTIVE",
+            "RUNNING",
+            "PENDING",
+            "EVALUATION",
+            "PAUSED",
+            "queued",
+            "in_progress",
+            "SOMETHING_NEW",
+            "",
+        ] {
+            assert_eq!(
+                AgentStatus::from_codegen(Some(s)),
+                AgentStatus::Running,
+                "{s}"
+            );
+        }
+        assert_eq!(AgentStatus::from_codegen(None), AgentStatus::Running);
     }
 }

@@ -3,6 +3,7 @@
 //! flows one way: http -> store -> events -> engine -> effects.
 
 pub mod clock;
+pub mod codegen;
 pub mod config;
 pub mod deps;
 pub mod domain;

@@ -54,4 +54,18 @@ pub mod names {
     pub const GITHUB_CALLS: &str = "orchestrator_github_calls_total";
     /// Gauge: GitHub's `x-ratelimit-remaining` by `resource`.
     pub const GITHUB_RATE_LIMIT_REMAINING: &str = "orchestrator_github_rate_limit_remaining";
+    /// Counter: requests to Codegen by `method` and `status`.
+    pub const CODEGEN_CALLS: &str = "orchestrator_codegen_calls_total";
+    /// Counter: agent runs launched.
+    pub const RUNS_LAUNCHED: &str = "orchestrator_runs_launched_total";
+    /// Counter: agent runs ended, by `outcome` (succeeded, failed, timed_out, cancelled).
+    pub const RUNS_ENDED: &str = "orchestrator_runs_ended_total";
+    /// Counter: launches that failed before a run existed, by `reason`.
+    pub const LAUNCH_FAILURES: &str = "orchestrator_launch_failures_total";
+}
+
+/// Counts one answered Codegen request.
+pub fn record_codegen_call(method: &str, status: u16) {
+    metrics::counter!(names::CODEGEN_CALLS, "method" => method.to_owned(), "status" => status.to_string())
+        .increment(1);
 }

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod fake_codegen;
 pub mod fake_github;
 
 use std::path::PathBuf;

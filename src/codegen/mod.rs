@@ -1,0 +1,565 @@
+//! The Codegen API client: create agent runs, read and list them, stop them, and resolve a
+//! GitHub repository to Codegen's integer `repo_id`.
+//!
+//! This is the one place Codegen requests are retried: 429 (no `Retry-After` is
+//! documented), 5xx and transport errors back off exponentially with jitter, up to
+//! `codegen.retry_attempts` retries. 402 (plan quota used up), 403, 404 and 422 are final
+//! and carry the API's message. The client keeps itself under the documented limits (10
+//! creations a minute, 60 reads per 30 s) so that 429s stay rare.
+//!
+//! Creating a run is not idempotent, so a creation whose answer was lost (a 5xx or a
+//! dropped connection) is looked up by its `metadata` before it is tried again.
+
+mod limiter;
+mod payload;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::http::{HeaderValue, Method, Request, StatusCode, header};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+use crate::config::{CodegenConfig, Secret};
+use crate::domain::{AgentStatus, InstallationId, IssueRef, RepoName, RunId};
+pub use limiter::SlidingWindow;
+use payload::{ApiReposPage, ApiRun, ApiRunsPage, ErrorBody};
+
+/// Runs are listed in pages of at most this many (the API's maximum).
+const PAGE_SIZE: usize = 100;
+/// How many pages of the runs list a search by metadata reads before giving up.
+const SEARCH_PAGES: usize = 10;
+/// With more active runs than this, one list call tracks them all.
+const LIST_TRACKING_THRESHOLD: usize = 3;
+/// How long the list of Codegen repositories is trusted before a miss reloads it.
+const REPOS_TTL: Duration = Duration::from_secs(600);
+
+/// Why a Codegen call failed. Callers branch on it: a transient error is tried again
+/// later, a quota error pauses launches, a rejection is reported to the user.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CodegenError {
+    /// 402: the plan's agent runs are used up. Launching must pause.
+    #[error("Codegen's plan quota is used up (402): {message}")]
+    QuotaExhausted {
+        /// Codegen's explanation.
+        message: String,
+    },
+    /// 403, 404, 422 or another 4xx: asking again will not help.
+    #[error("Codegen refused the request ({status}): {message}")]
+    Rejected {
+        /// The HTTP status.
+        status: u16,
+        /// Codegen's explanation.
+        message: String,
+    },
+    /// Still 429 or 5xx after every retry.
+    #[error("Codegen answered {status} {attempts} times; giving up for now")]
+    Unavailable {
+        /// The last HTTP status.
+        status: u16,
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// No answer at all after every retry.
+    #[error("could not reach Codegen: {0}")]
+    Transport(String),
+    /// An answer that is not what the API describes.
+    #[error("could not read Codegen's answer: {0}")]
+    Decode(String),
+    /// `codegen.org_id` or `codegen.api_token` is missing.
+    #[error("Codegen is not configured: set {0}")]
+    NotConfigured(&'static str),
+}
+
+impl CodegenError {
+    /// Whether asking again later may succeed (network trouble, 5xx, 429).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Unavailable { .. } | Self::Transport(_))
+    }
+}
+
+/// What a run carries so that it can be recognised after a crash:
+/// `{"installation_id": 42, "repository": "owner/repo", "issue_number": 12, "attempt": 1}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunMetadata {
+    /// The installation the issue belongs to.
+    pub installation_id: InstallationId,
+    /// `owner/repo`.
+    pub repository: String,
+    /// The issue number.
+    pub issue_number: u64,
+    /// Which attempt at the issue (1 for the first).
+    pub attempt: u32,
+}
+
+impl RunMetadata {
+    /// The metadata of `attempt` at `issue`.
+    pub fn new(installation: InstallationId, issue: &IssueRef, attempt: u32) -> Self {
+        Self {
+            installation_id: installation,
+            repository: issue.repo.to_string(),
+            issue_number: issue.number,
+            attempt,
+        }
+    }
+
+    fn same_run(&self, other: &Self) -> bool {
+        self.installation_id == other.installation_id
+            && self.repository.eq_ignore_ascii_case(&other.repository)
+            && self.issue_number == other.issue_number
+            && self.attempt == other.attempt
+    }
+}
+
+/// A pull request an agent run opened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PullRequestLink {
+    /// Its URL on GitHub.
+    pub url: String,
+    /// Its head branch, when reported.
+    pub head_branch: Option<String>,
+}
+
+/// An agent run as Codegen reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentRun {
+    /// Codegen's id.
+    pub id: RunId,
+    /// Where it stands.
+    pub status: AgentStatus,
+    /// The status exactly as reported.
+    pub raw_status: Option<String>,
+    /// The run's page on codegen.com.
+    pub web_url: Option<String>,
+    /// The agent's final answer.
+    pub result: Option<String>,
+    /// A short summary.
+    pub summary: Option<String>,
+    /// Pull requests it opened.
+    pub pull_requests: Vec<PullRequestLink>,
+    /// The metadata it was created with, when it is ours.
+    pub metadata: Option<RunMetadata>,
+}
+
+/// A run to create.
+#[derive(Debug, Clone)]
+pub struct NewRun {
+    /// The agent's instructions.
+    pub prompt: String,
+    /// Who the run is for.
+    pub metadata: RunMetadata,
+    /// The repository to work in; sent as `repo_id` when Codegen knows it.
+    pub repository: RepoName,
+}
+
+/// Retry timing and limits of the client.
+#[derive(Debug, Clone, Copy)]
+pub struct CodegenTuning {
+    /// Retries after the first attempt (`codegen.retry_attempts`).
+    pub retries: u32,
+    /// First backoff delay; doubles per retry.
+    pub base_delay: Duration,
+    /// Longest backoff delay.
+    pub max_delay: Duration,
+    /// Run creations allowed per window (Codegen: 10 a minute).
+    pub creations: (usize, Duration),
+    /// Reads allowed per window (Codegen: 60 per 30 s).
+    pub reads: (usize, Duration),
+    /// The longest one request may take.
+    pub request_timeout: Duration,
+}
+
+impl CodegenTuning {
+    /// Codegen's documented limits, with `retries` retries.
+    pub fn documented(retries: u32) -> Self {
+        Self {
+            retries,
+            base_delay: Duration::from_secs(2),
+            max_delay: Duration::from_secs(60),
+            creations: (10, Duration::from_secs(60)),
+            reads: (60, Duration::from_secs(30)),
+            request_timeout: Duration::from_secs(60),
+        }
+    }
+
+    /// `base * 2^(retry-1)`, capped, plus up to 25 % jitter.
+    fn backoff(&self, retry: u32) -> Duration {
+        let exponential = self
+            .base_delay
+            .saturating_mul(2u32.saturating_pow(retry.saturating_sub(1)))
+            .min(self.max_delay);
+        exponential + exponential.mul_f64(fastrand::f64() * 0.25)
+    }
+}
+
+/// The Codegen API, for one organisation and token. Clones share limits and caches.
+#[derive(Clone)]
+pub struct Codegen {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
+    base: String,
+    org_id: u64,
+    authorization: HeaderValue,
+    tuning: CodegenTuning,
+    creations: SlidingWindow,
+    reads: SlidingWindow,
+    repos: Mutex<Option<(Instant, HashMap<String, u64>)>>,
+}
+
+impl std::fmt::Debug for Codegen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Codegen")
+            .field("base", &self.inner.base)
+            .field("org_id", &self.inner.org_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One answer, read whole.
+struct Answer {
+    status: StatusCode,
+    body: Bytes,
+}
+
+impl Codegen {
+    /// A client for the configured server, organisation and token.
+    pub fn new(config: &CodegenConfig) -> Result<Self, CodegenError> {
+        let org_id = config
+            .org_id
+            .ok_or(CodegenError::NotConfigured("codegen.org_id"))?;
+        let token = config
+            .api_token
+            .as_ref()
+            .ok_or(CodegenError::NotConfigured("codegen.api_token"))?;
+        Self::with_tuning(
+            &config.api_url,
+            org_id,
+            token,
+            CodegenTuning::documented(config.retry_attempts),
+        )
+    }
+
+    /// A client with explicit timing and limits (tests shorten them).
+    pub fn with_tuning(
+        api_url: &str,
+        org_id: u64,
+        token: &Secret,
+        tuning: CodegenTuning,
+    ) -> Result<Self, CodegenError> {
+        let mut authorization = HeaderValue::from_str(&format!("Bearer {}", token.expose()))
+            .map_err(|_| CodegenError::NotConfigured("codegen.api_token (printable text)"))?;
+        authorization.set_sensitive(true);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_native_roots()
+            .map_err(|err| CodegenError::Transport(format!("no TLS root certificates: {err}")))?
+            .https_or_http()
+            .enable_http1()
+            .build();
+        let http = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build(connector);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                http,
+                base: api_url.trim_end_matches('/').to_owned(),
+                org_id,
+                authorization,
+                tuning,
+                creations: SlidingWindow::new(tuning.creations.0, tuning.creations.1),
+                reads: SlidingWindow::new(tuning.reads.0, tuning.reads.1),
+                repos: Mutex::new(None),
+            }),
+        })
+    }
+
+    /// Creates an agent run. Before trying again after an answer that may have been lost,
+    /// it looks for a run with the same metadata and returns that one instead.
+    pub async fn create_run(&self, run: &NewRun) -> Result<AgentRun, CodegenError> {
+        let repo_id = self.repo_id(&run.repository).await?;
+        let body = serde_json::json!({
+            "prompt": run.prompt,
+            "metadata": run.metadata,
+            "repo_id": repo_id,
+        });
+        let path = self.org_path("/agent/run");
+        let mut retry = 0;
+        loop {
+            self.inner.creations.admit().await;
+            let outcome = self.send_once(Method::POST, &path, Some(&body)).await;
+            let lost = match &outcome {
+                Ok(answer) if answer.status.is_success() => {
+                    return Ok(decode::<ApiRun>(&answer.body)?.into_run());
+                }
+                Ok(answer) => answer.status.is_server_error(),
+                Err(_) => true,
+            };
+            let error = match outcome {
+                Ok(answer) => Self::error_of(&answer, retry + 1),
+                Err(err) => err,
+            };
+            if !error.is_transient() || retry >= self.inner.tuning.retries {
+                return Err(error);
+            }
+            retry += 1;
+            let wait = self.inner.tuning.backoff(retry);
+            tracing::warn!(error = %error, retry, wait_secs = wait.as_secs_f64(),
+                "creating a Codegen run failed; retrying");
+            tokio::time::sleep(wait).await;
+            if lost && let Some(found) = self.find_run(&run.metadata).await? {
+                tracing::info!(run = %found.id, "the lost creation had succeeded; adopting its run");
+                return Ok(found);
+            }
+        }
+    }
+
+    /// One run.
+    pub async fn run(&self, id: RunId) -> Result<AgentRun, CodegenError> {
+        let answer = self
+            .read(&self.org_path(&format!("/agent/run/{id}")))
+            .await?;
+        Ok(decode::<ApiRun>(&answer.body)?.into_run())
+    }
+
+    /// One page of the runs this token created through the API, as Codegen orders them.
+    pub async fn list_runs(
+        &self,
+        skip: usize,
+        limit: usize,
+    ) -> Result<Vec<AgentRun>, CodegenError> {
+        let limit = limit.clamp(1, PAGE_SIZE);
+        let path = self.org_path(&format!(
+            "/agent/runs?source_type=API&skip={skip}&limit={limit}"
+        ));
+        let page: ApiRunsPage = decode(&self.read(&path).await?.body)?;
+        Ok(page.items.into_iter().map(ApiRun::into_run).collect())
+    }
+
+    /// The run created with `metadata`, searched in the most recent pages of the list.
+    pub async fn find_run(&self, metadata: &RunMetadata) -> Result<Option<AgentRun>, CodegenError> {
+        for page in 0..SEARCH_PAGES {
+            let runs = self.list_runs(page * PAGE_SIZE, PAGE_SIZE).await?;
+            let last_page = runs.len() < PAGE_SIZE;
+            if let Some(found) = runs
+                .into_iter()
+                .find(|run| run.metadata.as_ref().is_some_and(|m| m.same_run(metadata)))
+            {
+                return Ok(Some(found));
+            }
+            if last_page {
+                break;
+            }
+        }
+        Ok(None)
+    }
+
+    /// The current state of each of `ids`. With many runs active, pages of the list are
+    /// read (one call for up to 100 runs) and only the runs not found there are read one
+    /// by one.
+    pub async fn track(&self, ids: &[RunId]) -> Result<HashMap<RunId, AgentRun>, CodegenError> {
+        let mut found = HashMap::with_capacity(ids.len());
+        let wanted: HashSet<RunId> = ids.iter().copied().collect();
+        if wanted.len() > LIST_TRACKING_THRESHOLD {
+            let pages = wanted.len().div_ceil(PAGE_SIZE) + 1;
+            for page in 0..pages {
+                let runs = self.list_runs(page * PAGE_SIZE, PAGE_SIZE).await?;
+                let last_page = runs.len() < PAGE_SIZE;
+                found.extend(
+                    runs.into_iter()
+                        .filter(|run| wanted.contains(&run.id))
+                        .map(|run| (run.id, run)),
+                );
+                if last_page || found.len() == wanted.len() {
+                    break;
+                }
+            }
+        }
+        for &id in &wanted {
+            if !found.contains_key(&id) {
+                found.insert(id, self.run(id).await?);
+            }
+        }
+        Ok(found)
+    }
+
+    /// Stops a run (Codegen calls it banning all checks of the run).
+    pub async fn stop_run(&self, id: RunId) -> Result<(), CodegenError> {
+        let body = serde_json::json!({ "agent_run_id": id.0 });
+        self.request(Method::POST, &self.org_path("/agent/run/ban"), Some(&body))
+            .await
+            .map(drop)
+    }
+
+    /// Codegen's integer id of `repo`, when Codegen knows the repository. The list is
+    /// cached; a miss reloads it at most every ten minutes.
+    pub async fn repo_id(&self, repo: &RepoName) -> Result<Option<u64>, CodegenError> {
+        let key = repo.to_string().to_ascii_lowercase();
+        if let Some((loaded, ids)) = &*self.repos_cache() {
+            if let Some(&id) = ids.get(&key) {
+                return Ok(Some(id));
+            }
+            if loaded.elapsed() < REPOS_TTL {
+                return Ok(None);
+            }
+        }
+        let mut ids = HashMap::new();
+        for page in 0.. {
+            let path = self.org_path(&format!(
+                "/repos?skip={}&limit={PAGE_SIZE}",
+                page * PAGE_SIZE
+            ));
+            let repos: ApiReposPage = decode(&self.read(&path).await?.body)?;
+            let count = repos.items.len();
+            ids.extend(
+                repos
+                    .items
+                    .into_iter()
+                    .map(|r| (r.full_name.to_ascii_lowercase(), r.id)),
+            );
+            if count < PAGE_SIZE || (page + 1) * PAGE_SIZE >= repos.total {
+                break;
+            }
+        }
+        let id = ids.get(&key).copied();
+        *self.repos_cache() = Some((Instant::now(), ids));
+        Ok(id)
+    }
+
+    fn repos_cache(&self) -> std::sync::MutexGuard<'_, Option<(Instant, HashMap<String, u64>)>> {
+        // A poisoned cache is still a valid cache: it holds whole maps only.
+        self.inner
+            .repos
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn org_path(&self, rest: &str) -> String {
+        format!("/v1/organizations/{}{rest}", self.inner.org_id)
+    }
+
+    async fn read(&self, path: &str) -> Result<Answer, CodegenError> {
+        self.request(Method::GET, path, None).await
+    }
+
+    /// Sends an idempotent request with retries; a non-success answer becomes an error.
+    async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<Answer, CodegenError> {
+        let mut retry = 0;
+        loop {
+            self.inner.reads.admit().await;
+            let error = match self.send_once(method.clone(), path, body).await {
+                Ok(answer) if answer.status.is_success() => return Ok(answer),
+                Ok(answer) => Self::error_of(&answer, retry + 1),
+                Err(err) => err,
+            };
+            if !error.is_transient() || retry >= self.inner.tuning.retries {
+                return Err(error);
+            }
+            retry += 1;
+            let wait = self.inner.tuning.backoff(retry);
+            tracing::warn!(%method, path, error = %error, retry,
+                wait_secs = wait.as_secs_f64(), "Codegen request failed; retrying");
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// One request, no retry; `Err` only when no answer came.
+    async fn send_once(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<Answer, CodegenError> {
+        let mut builder = Request::builder()
+            .method(method.clone())
+            .uri(format!("{}{path}", self.inner.base))
+            .header(header::AUTHORIZATION, self.inner.authorization.clone())
+            .header(header::ACCEPT, "application/json");
+        let bytes = match body {
+            Some(body) => {
+                builder = builder.header(header::CONTENT_TYPE, "application/json");
+                Bytes::from(
+                    serde_json::to_vec(body).map_err(|e| CodegenError::Decode(e.to_string()))?,
+                )
+            }
+            None => Bytes::new(),
+        };
+        let request = builder
+            .body(Full::new(bytes))
+            .map_err(|err| CodegenError::Transport(format!("bad request to {path}: {err}")))?;
+        let exchange = async {
+            let response = self.inner.http.request(request).await.map_err(|err| {
+                CodegenError::Transport(format!("{method} {path}: {}", error_chain(&err)))
+            })?;
+            let (parts, body) = response.into_parts();
+            let body = body
+                .collect()
+                .await
+                .map_err(|err| CodegenError::Transport(format!("{method} {path}: {err}")))?
+                .to_bytes();
+            Ok(Answer {
+                status: parts.status,
+                body,
+            })
+        };
+        let timeout = self.inner.tuning.request_timeout;
+        let answer = tokio::time::timeout(timeout, exchange)
+            .await
+            .map_err(|_| {
+                CodegenError::Transport(format!("{path}: no answer within {timeout:?}"))
+            })??;
+        crate::telemetry::record_codegen_call(method.as_str(), answer.status.as_u16());
+        Ok(answer)
+    }
+
+    /// The error an unsuccessful answer stands for.
+    fn error_of(answer: &Answer, attempts: u32) -> CodegenError {
+        let status = answer.status;
+        if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+            return CodegenError::Unavailable {
+                status: status.as_u16(),
+                attempts,
+            };
+        }
+        let message = ErrorBody::message_of(&answer.body)
+            .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_owned());
+        if status == StatusCode::PAYMENT_REQUIRED {
+            CodegenError::QuotaExhausted { message }
+        } else {
+            CodegenError::Rejected {
+                status: status.as_u16(),
+                message,
+            }
+        }
+    }
+}
+
+fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, CodegenError> {
+    serde_json::from_slice(body).map_err(|err| CodegenError::Decode(err.to_string()))
+}
+
+/// The error and its causes, which hyper keeps apart ("client error (Connect)" alone says
+/// little).
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
