@@ -2,6 +2,7 @@
 //! through it with Codegen AI agents. See DESIGN in the README for the architecture; data
 //! flows one way: http -> store -> events -> engine -> effects.
 
+pub mod agents;
 pub mod clock;
 pub mod codegen;
 pub mod config;

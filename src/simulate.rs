@@ -155,7 +155,7 @@ pub fn simulate_with(graph: &SimGraph, dispatch: Dispatch) -> Result<SimReport, 
         } else {
             Vec::new()
         };
-        for Decision::Launch { issue } in decisions {
+        for Decision::Launch { issue, .. } in decisions {
             engine.set_started(&issue, true);
             let end = now + durations[&issue];
             launches.push(SimLaunch {

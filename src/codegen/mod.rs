@@ -383,10 +383,12 @@ impl Codegen {
                 }
             }
         }
-        for &id in &wanted {
-            if !found.contains_key(&id) {
-                found.insert(id, self.run(id).await?);
-            }
+        let missing: Vec<RunId> = wanted
+            .into_iter()
+            .filter(|id| !found.contains_key(id))
+            .collect();
+        for id in missing {
+            found.insert(id, self.run(id).await?);
         }
         Ok(found)
     }

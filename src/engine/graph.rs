@@ -35,6 +35,11 @@ pub struct IssueNode {
     pub held: bool,
     /// Its `priority:*` label, the scheduler's second criterion.
     pub priority: Priority,
+    /// Agent runs made for it so far; the next launch is attempt `attempts + 1`.
+    pub attempts: u32,
+    /// Its latest agent run reported success (enough for dependents under
+    /// [`UnblockOn::AgentCompleted`]).
+    pub agent_done: bool,
     /// Blockers that are not closed as completed.
     unsatisfied: usize,
 }
@@ -81,6 +86,8 @@ impl IssueNode {
             title: None,
             held: false,
             priority: Priority::Unset,
+            attempts: 0,
+            agent_done: false,
             unsatisfied: 0,
         }
     }
@@ -151,18 +158,37 @@ impl Blocker {
 
 type Graph = Acyclic<StableDiGraph<IssueNode, ()>>;
 
+/// When a blocker stops blocking (`orchestrator.unblock_on`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum UnblockOn {
+    /// When it is closed as completed (a merged PR closing it, usually).
+    #[default]
+    IssueClosed,
+    /// Also when its agent run completed successfully, before anything is merged.
+    AgentCompleted,
+}
+
 /// The dependency graph of one installation.
 #[derive(Debug, Clone, Default)]
 pub struct DependencyGraph {
     graph: Graph,
     index: HashMap<IssueRef, NodeIndex>,
     ready: HashSet<NodeIndex>,
+    unblock_on: UnblockOn,
 }
 
 impl DependencyGraph {
     /// An empty graph.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty graph whose blockers stop blocking as `unblock_on` says.
+    pub fn with_unblock_on(unblock_on: UnblockOn) -> Self {
+        Self {
+            unblock_on,
+            ..Self::default()
+        }
     }
 
     /// Builds a graph from scratch: every node, then every "`issue` depends on `blocker`"
@@ -199,12 +225,13 @@ impl DependencyGraph {
             graph,
             index,
             ready: HashSet::new(),
+            unblock_on: UnblockOn::default(),
         };
         let all: Vec<_> = built.index.values().copied().collect();
         for ix in all {
             let unsatisfied = built
                 .blockers_ix(ix)
-                .filter(|b| !built.node(*b).state.satisfies())
+                .filter(|b| !built.satisfied(*b))
                 .count();
             built.node_mut(ix).unsatisfied = unsatisfied;
             built.refresh(ix);
@@ -216,24 +243,23 @@ impl DependencyGraph {
     /// its `started` mark are kept.
     pub fn upsert(&mut self, node: IssueNode) {
         let ix = self.ensure(&node.issue, node.state);
-        let old_state = self.node(ix).state;
-        {
-            let current = self.node_mut(ix);
+        self.update(ix, |current| {
             current.managed = node.managed;
             if node.title.is_some() {
                 current.title = node.title;
             }
             current.priority = node.priority;
             current.started |= node.started;
-        }
-        self.change_state(ix, old_state, node.state);
+            current.attempts = current.attempts.max(node.attempts);
+            current.agent_done |= node.agent_done;
+            current.state = node.state;
+        });
     }
 
     /// Sets an issue's state (adding it as an unmanaged node if new).
     pub fn set_state(&mut self, issue: &IssueRef, state: IssueStatus) {
         let ix = self.ensure(issue, state);
-        let old = self.node(ix).state;
-        self.change_state(ix, old, state);
+        self.update(ix, |node| node.state = state);
     }
 
     /// Marks whether an issue is managed.
@@ -255,6 +281,17 @@ impl DependencyGraph {
         let ix = self.ensure(issue, IssueStatus::Unknown);
         self.node_mut(ix).started = started;
         self.refresh(ix);
+    }
+
+    /// Records an agent run's progress: `attempts` made so far, whether one is running
+    /// (`started`) and whether the latest succeeded (`agent_done`).
+    pub fn set_agent(&mut self, issue: &IssueRef, attempts: u32, started: bool, agent_done: bool) {
+        let ix = self.ensure(issue, IssueStatus::Unknown);
+        self.update(ix, |node| {
+            node.attempts = attempts;
+            node.started = started;
+            node.agent_done = agent_done;
+        });
     }
 
     /// Makes `issue` depend on exactly `blockers` (its body was edited, say). All or
@@ -319,7 +356,7 @@ impl DependencyGraph {
                 });
             }
         }
-        if !self.node(b).state.satisfies() {
+        if !self.satisfied(b) {
             self.node_mut(a).unsatisfied += 1;
             self.refresh(a);
         }
@@ -335,7 +372,7 @@ impl DependencyGraph {
             return false;
         };
         self.graph.remove_edge(edge);
-        if !self.node(b).state.satisfies() {
+        if !self.satisfied(b) {
             self.node_mut(a).unsatisfied -= 1;
             self.refresh(a);
         }
@@ -563,7 +600,7 @@ impl DependencyGraph {
         self.graph
             .inner()
             .neighbors_directed(ix, Outgoing)
-            .filter(|d| !self.node(*d).state.satisfies())
+            .filter(|d| !self.satisfied(*d))
             .map(|d| 1 + lens.get(&d).copied().unwrap_or(0))
             .max()
             .unwrap_or(0)
@@ -592,9 +629,21 @@ impl DependencyGraph {
         }
     }
 
-    fn change_state(&mut self, ix: NodeIndex, old: IssueStatus, new: IssueStatus) {
-        self.node_mut(ix).state = new;
-        if old.satisfies() != new.satisfies() {
+    /// Whether the issue at `ix` no longer blocks what depends on it.
+    fn satisfied(&self, ix: NodeIndex) -> bool {
+        let node = self.node(ix);
+        node.state.satisfies()
+            || (self.unblock_on == UnblockOn::AgentCompleted
+                && node.agent_done
+                && node.state == IssueStatus::Open)
+    }
+
+    /// Changes a node and keeps its dependents' blocker counts and the ready set right.
+    fn update(&mut self, ix: NodeIndex, change: impl FnOnce(&mut IssueNode)) {
+        let was = self.satisfied(ix);
+        change(self.node_mut(ix));
+        let now = self.satisfied(ix);
+        if was != now {
             let dependents: Vec<_> = self
                 .graph
                 .inner()
@@ -602,7 +651,7 @@ impl DependencyGraph {
                 .collect();
             for dependent in dependents {
                 let node = self.node_mut(dependent);
-                if new.satisfies() {
+                if now {
                     node.unsatisfied -= 1;
                 } else {
                     node.unsatisfied += 1;

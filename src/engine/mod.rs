@@ -5,6 +5,6 @@ mod graph;
 mod render;
 mod scheduler;
 
-pub use graph::{Blocker, CycleError, DependencyGraph, IssueNode, Priority};
+pub use graph::{Blocker, CycleError, DependencyGraph, IssueNode, Priority, UnblockOn};
 pub use render::{GraphExport, to_json, to_mermaid};
 pub use scheduler::{Decision, Scheduler};

@@ -15,6 +15,9 @@ pub enum Decision {
     Launch {
         /// Which issue.
         issue: IssueRef,
+        /// Which attempt at it (1 for the first): with the issue, the key that makes a
+        /// launch happen once.
+        attempt: u32,
     },
 }
 
@@ -69,7 +72,8 @@ impl Scheduler {
                 continue;
             }
             *launched.entry(issue.repo.clone()).or_default() += 1;
-            decisions.push(Decision::Launch { issue });
+            let attempt = graph.get(&issue).map_or(0, |node| node.attempts) + 1;
+            decisions.push(Decision::Launch { issue, attempt });
         }
         decisions
     }
@@ -79,7 +83,7 @@ impl Scheduler {
 mod tests {
     use super::*;
     use crate::domain::IssueStatus;
-    use crate::engine::{IssueNode, Priority};
+    use crate::engine::{IssueNode, Priority, UnblockOn};
 
     fn r(repo: &str, n: u64) -> IssueRef {
         IssueRef::new(repo.parse().unwrap(), n)
@@ -88,7 +92,7 @@ mod tests {
     fn launched(decisions: &[Decision]) -> Vec<String> {
         decisions
             .iter()
-            .map(|Decision::Launch { issue }| issue.to_string())
+            .map(|Decision::Launch { issue, .. }| issue.to_string())
             .collect()
     }
 
@@ -149,5 +153,47 @@ mod tests {
         );
         assert_eq!(Priority::from_labels(["bug"]), Priority::Unset);
         assert!(Priority::Unset < Priority::Low && Priority::Medium < Priority::Unset);
+    }
+
+    #[test]
+    fn a_failed_run_keeps_dependents_blocked_and_a_retry_is_attempt_two() {
+        let mut graph = graph();
+        let scheduler = Scheduler::new(10);
+        // #1 launched (attempt 1), then its run failed: it is not started any more, so it
+        // may be retried, and #2 stays blocked because #1 is still open.
+        graph.set_agent(&r("a/x", 1), 1, true, false);
+        assert!(!graph.ready().contains(&r("a/x", 1)));
+        graph.set_agent(&r("a/x", 1), 1, false, false);
+        assert!(!graph.ready().contains(&r("a/x", 2)));
+        let retry = scheduler.decide(&graph, &[]);
+        assert_eq!(
+            retry[0],
+            Decision::Launch {
+                issue: r("a/x", 1),
+                attempt: 2
+            }
+        );
+    }
+
+    #[test]
+    fn a_completed_agent_unblocks_only_when_configured() {
+        for (unblock_on, unblocked) in [
+            (UnblockOn::IssueClosed, false),
+            (UnblockOn::AgentCompleted, true),
+        ] {
+            let mut graph = DependencyGraph::with_unblock_on(unblock_on);
+            graph.upsert(IssueNode::new(r("a/x", 1), IssueStatus::Open).managed());
+            graph.upsert(IssueNode::new(r("a/x", 2), IssueStatus::Open).managed());
+            graph.add_dependency(&r("a/x", 2), &r("a/x", 1)).unwrap();
+            graph.set_agent(&r("a/x", 1), 1, false, true);
+            assert_eq!(
+                graph.ready().contains(&r("a/x", 2)),
+                unblocked,
+                "{unblock_on:?}"
+            );
+            // Closed as not planned, the agent's success no longer counts.
+            graph.set_state(&r("a/x", 1), IssueStatus::ClosedNotPlanned);
+            assert!(!graph.ready().contains(&r("a/x", 2)));
+        }
     }
 }

@@ -5,7 +5,7 @@ mod sqlite;
 
 use bytes::Bytes;
 
-use crate::domain::{DeliveryId, InstallationId};
+use crate::domain::{DeliveryId, InstallationId, IssueRef, RunId};
 
 /// A failure of the storage itself (disk, database server, migration).
 #[derive(Debug, thiserror::Error)]
@@ -149,6 +149,109 @@ pub struct InboxCounts {
     pub failed: u64,
 }
 
+/// Where a run row stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RunState {
+    /// The intent is recorded; its holder is asking Codegen (or crashed doing so).
+    Launching,
+    /// Codegen accepted it and it has not ended.
+    Running,
+    /// The agent reported success.
+    Succeeded,
+    /// The agent reported failure, or Codegen refused the launch.
+    Failed,
+    /// It ran longer than `codegen.run_timeout_secs` and was stopped.
+    TimedOut,
+    /// Stopped by `/codegen cancel` or because the issue left management.
+    Cancelled,
+}
+
+impl RunState {
+    /// The name stored in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Launching => "launching",
+            Self::Running => "running",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::TimedOut => "timed_out",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        [
+            Self::Launching,
+            Self::Running,
+            Self::Succeeded,
+            Self::Failed,
+            Self::TimedOut,
+            Self::Cancelled,
+        ]
+        .into_iter()
+        .find(|state| state.as_str() == text)
+    }
+
+    /// Whether the run has ended.
+    pub fn is_final(self) -> bool {
+        !matches!(self, Self::Launching | Self::Running)
+    }
+}
+
+/// Which run rows to read.
+#[derive(Debug, Clone, Copy)]
+enum RunFilter {
+    StaleLaunches { now: i64 },
+    Running,
+    All,
+}
+
+/// One run row: an attempt at an issue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunRecord {
+    /// The row's key.
+    pub row: i64,
+    /// The installation the issue belongs to.
+    pub installation: InstallationId,
+    /// The issue.
+    pub issue: IssueRef,
+    /// Which attempt (1 for the first).
+    pub attempt: u32,
+    /// Where it stands.
+    pub state: RunState,
+    /// The agent's instructions.
+    pub prompt: String,
+    /// Codegen's id, once it accepted the run.
+    pub run_id: Option<RunId>,
+    /// The run's page on codegen.com.
+    pub web_url: Option<String>,
+    /// The agent's summary, once ended.
+    pub summary: Option<String>,
+    /// Pull requests the agent opened.
+    pub pull_requests: Vec<String>,
+    /// Why it failed.
+    pub failure: Option<String>,
+    /// Unix ms the intent was recorded.
+    pub created_at: i64,
+    /// Unix ms Codegen accepted it.
+    pub started_at: Option<i64>,
+    /// Unix ms it ended.
+    pub finished_at: Option<i64>,
+}
+
+/// How a run ended, to be stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunEnding {
+    /// The final state (not launching or running).
+    pub state: RunState,
+    /// Why, when it did not succeed.
+    pub failure: Option<String>,
+    /// The agent's summary.
+    pub summary: Option<String>,
+    /// Pull requests the agent opened.
+    pub pull_requests: Vec<String>,
+}
+
 /// The store. Cheap to clone; all clones share one database.
 #[derive(Clone)]
 pub struct Store {
@@ -210,6 +313,83 @@ impl Store {
     /// Pending and failed counts.
     pub async fn inbox_counts(&self) -> Result<InboxCounts, StoreError> {
         self.backend.inbox_counts().await
+    }
+
+    /// Records the intent to launch `attempt` at `issue` with `prompt`, held until
+    /// `now + lease_ms`.
+    /// `None` when that attempt is already recorded: someone else launches (or launched)
+    /// it, and the caller must not call Codegen.
+    pub async fn begin_launch(
+        &self,
+        installation: InstallationId,
+        issue: &IssueRef,
+        attempt: u32,
+        prompt: &str,
+        now: i64,
+        lease_ms: i64,
+    ) -> Result<Option<RunRecord>, StoreError> {
+        self.backend
+            .begin_launch(installation, issue, attempt, prompt, now, lease_ms)
+            .await
+    }
+
+    /// Takes over a launch whose holder's lease ran out (it crashed, or gave up for now);
+    /// `false` when it is no longer stale (another replica took it, or it was recorded).
+    pub async fn take_over_launch(
+        &self,
+        row: i64,
+        now: i64,
+        lease_ms: i64,
+    ) -> Result<bool, StoreError> {
+        self.backend.take_over_launch(row, now, lease_ms).await
+    }
+
+    /// Gives up a launch Codegen certainly did not create (402): the attempt can be made
+    /// again later.
+    pub async fn abandon_launch(&self, row: i64) -> Result<(), StoreError> {
+        self.backend.abandon_launch(row).await
+    }
+
+    /// Stores the id of the run Codegen created for a launching row; `false` when the
+    /// row is no longer launching (it was cancelled meanwhile).
+    pub async fn record_started(
+        &self,
+        row: i64,
+        run_id: RunId,
+        web_url: Option<&str>,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        self.backend.record_started(row, run_id, web_url, now).await
+    }
+
+    /// Stores how a launching or running row ended; `false` if it had already ended.
+    pub async fn record_ended(
+        &self,
+        row: i64,
+        ending: &RunEnding,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        self.backend.record_ended(row, ending, now).await
+    }
+
+    /// Launching rows whose lease ran out before `now`.
+    pub async fn stale_launches(&self, now: i64) -> Result<Vec<RunRecord>, StoreError> {
+        self.backend.runs(RunFilter::StaleLaunches { now }).await
+    }
+
+    /// Runs Codegen accepted that have not ended.
+    pub async fn running_runs(&self) -> Result<Vec<RunRecord>, StoreError> {
+        self.backend.runs(RunFilter::Running).await
+    }
+
+    /// Every attempt at `issue`, oldest first.
+    pub async fn runs_of(&self, issue: &IssueRef) -> Result<Vec<RunRecord>, StoreError> {
+        self.backend.runs_of(issue).await
+    }
+
+    /// Every run row, oldest first.
+    pub async fn all_runs(&self) -> Result<Vec<RunRecord>, StoreError> {
+        self.backend.runs(RunFilter::All).await
     }
 
     /// Checks that the database answers.

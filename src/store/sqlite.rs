@@ -19,9 +19,9 @@ use tokio::task::JoinHandle;
 
 use super::{
     ClaimedDelivery, DeliveryOutcome, DeliveryRecord, DeliveryState, InboxCounts, NewDelivery,
-    RecordOutcome, StoreError,
+    RecordOutcome, RunEnding, RunFilter, RunRecord, RunState, StoreError,
 };
-use crate::domain::DeliveryId;
+use crate::domain::{DeliveryId, InstallationId, IssueRef, RunId};
 
 /// Most deliveries committed in one group (7 bound values each; SQLite allows 32,766).
 const MAX_GROUP: usize = 512;
@@ -181,6 +181,173 @@ impl SqliteStore {
         })
     }
 
+    pub(super) async fn begin_launch(
+        &self,
+        installation: InstallationId,
+        issue: &IssueRef,
+        attempt: u32,
+        prompt: &str,
+        now: i64,
+        lease_ms: i64,
+    ) -> Result<Option<RunRecord>, StoreError> {
+        let repository = issue.repo.to_string();
+        let prompt = prompt.to_owned();
+        let number = issue.number as i64;
+        let row: Option<i64> = self
+            .write(move |conn| {
+                Box::pin(async move {
+                    sqlx::query_scalar(
+                        "INSERT INTO runs (installation_id, repository, issue_number, attempt,
+                                           prompt, state, lease_until, created_at)
+                         VALUES (?, ?, ?, ?, ?, 'launching', ?, ?)
+                         ON CONFLICT DO NOTHING RETURNING id",
+                    )
+                    .bind(installation.0 as i64)
+                    .bind(repository)
+                    .bind(number)
+                    .bind(attempt)
+                    .bind(prompt)
+                    .bind(now + lease_ms)
+                    .bind(now)
+                    .fetch_optional(conn)
+                    .await
+                })
+            })
+            .await?;
+        match row {
+            Some(row) => self.run(row).await,
+            None => Ok(None),
+        }
+    }
+
+    pub(super) async fn take_over_launch(
+        &self,
+        row: i64,
+        now: i64,
+        lease_ms: i64,
+    ) -> Result<bool, StoreError> {
+        self.update(
+            "UPDATE runs SET lease_until = ? WHERE id = ? AND state = 'launching' AND lease_until < ?",
+            vec![now + lease_ms, row, now],
+        )
+        .await
+    }
+
+    pub(super) async fn abandon_launch(&self, row: i64) -> Result<(), StoreError> {
+        self.update(
+            "DELETE FROM runs WHERE id = ? AND state = 'launching'",
+            vec![row],
+        )
+        .await
+        .map(drop)
+    }
+
+    pub(super) async fn record_started(
+        &self,
+        row: i64,
+        run_id: RunId,
+        web_url: Option<&str>,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let web_url = web_url.map(str::to_owned);
+        self.write(move |conn| {
+            Box::pin(async move {
+                sqlx::query(
+                    "UPDATE runs SET state = 'running', codegen_run_id = ?, web_url = ?,
+                            started_at = ?, lease_until = NULL
+                     WHERE id = ? AND state = 'launching'",
+                )
+                .bind(run_id.0 as i64)
+                .bind(web_url)
+                .bind(now)
+                .bind(row)
+                .execute(conn)
+                .await
+                .map(|done| done.rows_affected() == 1)
+            })
+        })
+        .await
+    }
+
+    pub(super) async fn record_ended(
+        &self,
+        row: i64,
+        ending: &RunEnding,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let ending = ending.clone();
+        let pull_requests =
+            serde_json::to_string(&ending.pull_requests).unwrap_or_else(|_| "[]".into());
+        self.write(move |conn| {
+            Box::pin(async move {
+                let done = sqlx::query(
+                    "UPDATE runs SET state = ?, failure = ?, summary = ?, pull_requests = ?,
+                            finished_at = ?, lease_until = NULL
+                     WHERE id = ? AND state IN ('launching', 'running')",
+                )
+                .bind(ending.state.as_str())
+                .bind(ending.failure)
+                .bind(ending.summary)
+                .bind(pull_requests)
+                .bind(now)
+                .bind(row)
+                .execute(conn)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            })
+        })
+        .await
+    }
+
+    pub(super) async fn runs(&self, filter: RunFilter) -> Result<Vec<RunRecord>, StoreError> {
+        let query = match filter {
+            RunFilter::StaleLaunches { now } => sqlx::query(
+                "SELECT * FROM runs WHERE state = 'launching' AND lease_until < ? ORDER BY id",
+            )
+            .bind(now),
+            RunFilter::Running => {
+                sqlx::query("SELECT * FROM runs WHERE state = 'running' ORDER BY id")
+            }
+            RunFilter::All => sqlx::query("SELECT * FROM runs ORDER BY id"),
+        };
+        let rows = query.fetch_all(&self.pool).await?;
+        Ok(rows.iter().filter_map(run_record).collect())
+    }
+
+    pub(super) async fn runs_of(&self, issue: &IssueRef) -> Result<Vec<RunRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM runs WHERE lower(repository) = lower(?) AND issue_number = ?
+             ORDER BY attempt",
+        )
+        .bind(issue.repo.to_string())
+        .bind(issue.number as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().filter_map(run_record).collect())
+    }
+
+    async fn run(&self, row: i64) -> Result<Option<RunRecord>, StoreError> {
+        let found = sqlx::query("SELECT * FROM runs WHERE id = ?")
+            .bind(row)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(found.as_ref().and_then(run_record))
+    }
+
+    /// One statement with integer parameters on the writer; whether it changed a row.
+    async fn update(&self, sql: &'static str, params: Vec<i64>) -> Result<bool, StoreError> {
+        self.write(move |conn| {
+            Box::pin(async move {
+                let mut query = sqlx::query(sql);
+                for param in params {
+                    query = query.bind(param);
+                }
+                Ok(query.execute(conn).await?.rows_affected() > 0)
+            })
+        })
+        .await
+    }
+
     pub(super) async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
@@ -217,6 +384,40 @@ impl SqliteStore {
             .map_err(|_| StoreError::Closed)?;
         Ok(answer.await.map_err(|_| StoreError::Closed)??)
     }
+}
+
+/// A run row as [`RunRecord`]; a row that does not read (written by a newer version) is
+/// skipped with an error in the log rather than failing every caller.
+fn run_record(row: &sqlx::sqlite::SqliteRow) -> Option<RunRecord> {
+    let read = || -> Result<RunRecord, String> {
+        let text = |column: &str| row.try_get::<String, _>(column).map_err(|e| e.to_string());
+        let int = |column: &str| row.try_get::<i64, _>(column).map_err(|e| e.to_string());
+        let optional = |column: &str| {
+            row.try_get::<Option<i64>, _>(column)
+                .map_err(|e| e.to_string())
+        };
+        let repo = text("repository")?.parse().map_err(|e| format!("{e}"))?;
+        let state = text("state")?;
+        Ok(RunRecord {
+            row: int("id")?,
+            installation: InstallationId(int("installation_id")? as u64),
+            issue: IssueRef::new(repo, int("issue_number")? as u64),
+            attempt: int("attempt")? as u32,
+            state: RunState::parse(&state).ok_or_else(|| format!("unknown state {state}"))?,
+            prompt: text("prompt")?,
+            run_id: optional("codegen_run_id")?.map(|id| RunId(id as u64)),
+            web_url: row.try_get("web_url").map_err(|e| e.to_string())?,
+            summary: row.try_get("summary").map_err(|e| e.to_string())?,
+            pull_requests: serde_json::from_str(&text("pull_requests")?).unwrap_or_default(),
+            failure: row.try_get("failure").map_err(|e| e.to_string())?,
+            created_at: int("created_at")?,
+            started_at: optional("started_at")?,
+            finished_at: optional("finished_at")?,
+        })
+    };
+    read()
+        .map_err(|err| tracing::error!(error = %err, "a run row could not be read"))
+        .ok()
 }
 
 fn create_parent_dir(file: &Path) -> Result<(), StoreError> {

@@ -35,7 +35,8 @@ pub struct Fault {
     pub target: Target,
     pub status: u16,
     pub body: Value,
-    /// For creations: create the run anyway, then answer with the fault (a lost answer).
+    /// For creations: create the run anyway, then answer with the fault (a lost answer);
+    /// with status 200, the normal answer after `delay` (a slow one).
     pub create_anyway: bool,
     /// Wait this long before answering (the run, if any, is created first).
     pub delay: Duration,
@@ -318,7 +319,9 @@ async fn create_run(
     };
     if let Some(fault) = fault {
         tokio::time::sleep(fault.delay).await;
-        return fault_response(&fault);
+        if fault.status != 200 {
+            return fault_response(&fault);
+        }
     }
     Json(run_json(&run)).into_response()
 }
@@ -352,16 +355,16 @@ async fn get_run(
     }
 }
 
-fn page(query: &BTreeMap<String, String>) -> Result<(usize, usize), Response> {
+fn page(query: &BTreeMap<String, String>) -> Result<(usize, usize), Box<Response>> {
     let skip = query.get("skip").map_or(Ok(0), |s| s.parse::<usize>());
     let limit = query.get("limit").map_or(Ok(100), |s| s.parse::<usize>());
     match (skip, limit) {
         (Ok(skip), Ok(limit)) if (1..=100).contains(&limit) => Ok((skip, limit)),
-        _ => Err((
+        _ => Err(Box::new((
             StatusCode::UNPROCESSABLE_ENTITY,
             Json(json!({"detail": [{"loc": ["query", "limit"], "msg": "Input should be less than or equal to 100", "type": "less_than_equal"}]})),
         )
-            .into_response()),
+            .into_response())),
     }
 }
 
@@ -398,7 +401,7 @@ async fn list_runs(
     }
     let (skip, limit) = match page(&query) {
         Ok(page) => page,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let state = state.lock().unwrap();
     // Newest first, as a list of recent runs is shown.
@@ -444,7 +447,7 @@ async fn list_repos(
     }
     let (skip, limit) = match page(&query) {
         Ok(page) => page,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let state = state.lock().unwrap();
     let items = state

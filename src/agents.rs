@@ -1,0 +1,409 @@
+//! Carries out the engine's launch decisions, exactly once, and follows the runs to their
+//! end.
+//!
+//! Exactly once: a run is recorded before it is created. [`Agents::launch`] inserts an
+//! intent row unique on (issue, attempt); only the caller whose insert succeeded asks
+//! Codegen, and the run's id goes into that same row. A redelivery, a second replica or a
+//! restart finds the row and does nothing. If the process dies between Codegen's answer
+//! and storing it, the row stays `launching` with a lease; once the lease runs out,
+//! [`Agents::recover`] looks for a run carrying the row's metadata and adopts it, and only
+//! creates one if there is none.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use crate::codegen::{AgentRun, Codegen, CodegenError, NewRun, RunMetadata};
+use crate::domain::{AgentStatus, InstallationId, IssueRef, RunId};
+use crate::store::{RunEnding, RunRecord, RunState, Store, StoreError};
+use crate::telemetry::names;
+
+/// How long a launch may stay unrecorded before recovery takes it over.
+const LAUNCH_LEASE: Duration = Duration::from_secs(300);
+/// After a 402, launches for the installation pause this long before one tries again.
+const QUOTA_PAUSE: Duration = Duration::from_secs(900);
+
+/// One launch to make.
+#[derive(Debug, Clone)]
+pub struct Launch {
+    /// The installation the issue belongs to.
+    pub installation: InstallationId,
+    /// The issue.
+    pub issue: IssueRef,
+    /// Which attempt (from [`crate::engine::Decision::Launch`]).
+    pub attempt: u32,
+    /// The agent's instructions.
+    pub prompt: String,
+}
+
+/// What became of a launch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LaunchOutcome {
+    /// Codegen runs it (`adopted`: a run created before a crash was found and kept).
+    Started {
+        /// Codegen's id.
+        run: RunId,
+        /// The run's page.
+        web_url: Option<String>,
+        /// Found by its metadata rather than created now.
+        adopted: bool,
+    },
+    /// This attempt is already recorded: launched, or being launched, elsewhere.
+    Taken,
+    /// Codegen's plan quota is used up; launches for the installation pause.
+    Paused {
+        /// Codegen's message.
+        reason: String,
+    },
+    /// Codegen refused it, or stayed unavailable; the attempt is recorded as failed.
+    Failed {
+        /// Why, for the status comment.
+        reason: String,
+    },
+    /// No answer, and no way to tell whether the run exists: recovery settles it later.
+    Deferred {
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+/// A run that ended, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndedRun {
+    /// The row, updated.
+    pub record: RunRecord,
+}
+
+/// Timing of runs.
+#[derive(Debug, Clone, Copy)]
+pub struct AgentSettings {
+    /// A run still going after this long is stopped and counts as timed out.
+    pub run_timeout: Duration,
+    /// How long a launch may stay unrecorded before recovery takes it over.
+    pub launch_lease: Duration,
+}
+
+impl AgentSettings {
+    /// The defaults with `run_timeout`.
+    pub fn with_timeout(run_timeout: Duration) -> Self {
+        Self {
+            run_timeout,
+            launch_lease: LAUNCH_LEASE,
+        }
+    }
+}
+
+/// Launches and follows agent runs. Times are unix milliseconds passed in, so tests (and
+/// `simulate`) choose the clock.
+pub struct Agents {
+    store: Store,
+    codegen: Codegen,
+    settings: AgentSettings,
+    /// Installations whose quota ran out: since when, and Codegen's message.
+    paused: Mutex<HashMap<InstallationId, (i64, String)>>,
+}
+
+impl Agents {
+    /// Agents recorded in `store`, created through `codegen`.
+    pub fn new(store: Store, codegen: Codegen, settings: AgentSettings) -> Self {
+        Self {
+            store,
+            codegen,
+            settings,
+            paused: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Launches `launch` unless its attempt is already recorded.
+    pub async fn launch(&self, launch: &Launch, now: i64) -> Result<LaunchOutcome, StoreError> {
+        if let Some(reason) = self.quota_pause(launch.installation, now) {
+            return Ok(LaunchOutcome::Paused { reason });
+        }
+        let lease = self.lease_ms();
+        let Some(row) = self
+            .store
+            .begin_launch(
+                launch.installation,
+                &launch.issue,
+                launch.attempt,
+                &launch.prompt,
+                now,
+                lease,
+            )
+            .await?
+        else {
+            tracing::info!(issue = %launch.issue, attempt = launch.attempt,
+                "this attempt is already recorded; not launching it again");
+            return Ok(LaunchOutcome::Taken);
+        };
+        self.create(&row, now).await
+    }
+
+    /// Settles launches whose holder did not record an answer before its lease ran out:
+    /// adopts the run Codegen has for them, or creates it.
+    pub async fn recover(&self, now: i64) -> Result<Vec<(IssueRef, LaunchOutcome)>, StoreError> {
+        let mut settled = Vec::new();
+        for row in self.store.stale_launches(now).await? {
+            if !self
+                .store
+                .take_over_launch(row.row, now, self.lease_ms())
+                .await?
+            {
+                continue; // another replica took it
+            }
+            match self.codegen.find_run(&metadata_of(&row)).await {
+                Ok(Some(run)) => {
+                    let outcome = self.record_started(&row, &run, true, now).await?;
+                    settled.push((row.issue.clone(), outcome));
+                }
+                Ok(None) => {
+                    tracing::info!(issue = %row.issue, attempt = row.attempt,
+                        "no run was created before the interruption; creating it now");
+                    let outcome = self.create(&row, now).await?;
+                    settled.push((row.issue.clone(), outcome));
+                }
+                Err(err) => {
+                    tracing::warn!(issue = %row.issue, error = %err,
+                        "cannot tell yet whether an interrupted launch created a run");
+                }
+            }
+        }
+        Ok(settled)
+    }
+
+    /// Reads the state of every running run (one list call when there are many) and
+    /// records those that ended; a run past `run_timeout` is stopped and recorded as
+    /// timed out.
+    pub async fn poll(&self, now: i64) -> Result<Vec<EndedRun>, StoreError> {
+        let running = self.store.running_runs().await?;
+        let ids: Vec<RunId> = running.iter().filter_map(|row| row.run_id).collect();
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let tracked = match self.codegen.track(&ids).await {
+            Ok(tracked) => tracked,
+            Err(err) => {
+                tracing::warn!(error = %err, runs = ids.len(), "could not read run states; trying again next time");
+                return Ok(Vec::new());
+            }
+        };
+        let mut ended = Vec::new();
+        for row in running {
+            let Some(run) = row.run_id.and_then(|id| tracked.get(&id)) else {
+                continue;
+            };
+            let ending = match run.status {
+                AgentStatus::Succeeded => Some(ending(RunState::Succeeded, None, run)),
+                AgentStatus::Failed => {
+                    let status = run.raw_status.as_deref().unwrap_or("failed");
+                    let reason = format!("the agent run ended with status {status}");
+                    Some(ending(RunState::Failed, Some(reason), run))
+                }
+                AgentStatus::Running if self.timed_out(&row, now) => {
+                    self.stop(run.id).await;
+                    let reason = format!(
+                        "no result within {} s (codegen.run_timeout_secs); the run was stopped",
+                        self.settings.run_timeout.as_secs()
+                    );
+                    Some(ending(RunState::TimedOut, Some(reason), run))
+                }
+                AgentStatus::Running => None,
+            };
+            if let Some(ending) = ending
+                && let Some(record) = self.end(&row, ending, now).await?
+            {
+                ended.push(EndedRun { record });
+            }
+        }
+        Ok(ended)
+    }
+
+    /// Stops the running attempt at `issue`, if any, and records it as cancelled.
+    pub async fn cancel(
+        &self,
+        issue: &IssueRef,
+        now: i64,
+    ) -> Result<Option<RunRecord>, StoreError> {
+        let runs = self.store.runs_of(issue).await?;
+        let Some(row) = runs.into_iter().rev().find(|row| !row.state.is_final()) else {
+            return Ok(None);
+        };
+        if let Some(id) = row.run_id {
+            self.stop(id).await;
+        }
+        let ending = RunEnding {
+            state: RunState::Cancelled,
+            failure: Some("cancelled".into()),
+            summary: None,
+            pull_requests: Vec::new(),
+        };
+        self.end(&row, ending, now).await
+    }
+
+    /// Lets launches for `installation` go ahead again after a quota pause.
+    pub fn resume(&self, installation: InstallationId) {
+        self.paused_lock().remove(&installation);
+    }
+
+    /// Codegen's message while launches for `installation` are paused by a used-up quota.
+    pub fn quota_pause(&self, installation: InstallationId, now: i64) -> Option<String> {
+        let mut paused = self.paused_lock();
+        let (since, reason) = paused.get(&installation)?;
+        if now - since >= QUOTA_PAUSE.as_millis() as i64 {
+            // Long enough: let the next launch find out whether the quota is back.
+            paused.remove(&installation);
+            return None;
+        }
+        Some(reason.clone())
+    }
+
+    /// Asks Codegen for the run of a launching `row` and records the answer.
+    async fn create(&self, row: &RunRecord, now: i64) -> Result<LaunchOutcome, StoreError> {
+        let new_run = NewRun {
+            prompt: row.prompt.clone(),
+            metadata: metadata_of(row),
+            repository: row.issue.repo.clone(),
+        };
+        match self.codegen.create_run(&new_run).await {
+            Ok(run) => {
+                metrics::counter!(names::RUNS_LAUNCHED).increment(1);
+                self.record_started(row, &run, false, now).await
+            }
+            Err(CodegenError::QuotaExhausted { message }) => {
+                metrics::counter!(names::LAUNCH_FAILURES, "reason" => "quota").increment(1);
+                tracing::warn!(installation = %row.installation, %message,
+                    "Codegen's plan quota is used up; pausing launches");
+                self.store.abandon_launch(row.row).await?;
+                self.paused_lock()
+                    .insert(row.installation, (now, message.clone()));
+                Ok(LaunchOutcome::Paused { reason: message })
+            }
+            Err(err) if err.is_transient() => self.settle_unanswered(row, err, now).await,
+            Err(err) => {
+                metrics::counter!(names::LAUNCH_FAILURES, "reason" => "rejected").increment(1);
+                self.fail_launch(row, err.to_string(), now).await
+            }
+        }
+    }
+
+    /// Codegen stayed unavailable through every retry: a run may still have been created,
+    /// so look for it before recording the attempt as failed.
+    async fn settle_unanswered(
+        &self,
+        row: &RunRecord,
+        err: CodegenError,
+        now: i64,
+    ) -> Result<LaunchOutcome, StoreError> {
+        metrics::counter!(names::LAUNCH_FAILURES, "reason" => "unavailable").increment(1);
+        match self.codegen.find_run(&metadata_of(row)).await {
+            Ok(Some(run)) => self.record_started(row, &run, true, now).await,
+            Ok(None) => self.fail_launch(row, err.to_string(), now).await,
+            Err(_) => {
+                tracing::warn!(issue = %row.issue, error = %err,
+                    "Codegen is unavailable; the launch will be settled by recovery");
+                Ok(LaunchOutcome::Deferred {
+                    reason: err.to_string(),
+                })
+            }
+        }
+    }
+
+    async fn record_started(
+        &self,
+        row: &RunRecord,
+        run: &AgentRun,
+        adopted: bool,
+        now: i64,
+    ) -> Result<LaunchOutcome, StoreError> {
+        let recorded = self
+            .store
+            .record_started(row.row, run.id, run.web_url.as_deref(), now)
+            .await?;
+        if !recorded {
+            // Cancelled while Codegen was being asked: the run must not go on alone.
+            tracing::info!(issue = %row.issue, run = %run.id, "the launch was cancelled meanwhile; stopping its run");
+            self.stop(run.id).await;
+            return Ok(LaunchOutcome::Taken);
+        }
+        tracing::info!(issue = %row.issue, attempt = row.attempt, run = %run.id, adopted, "agent run started");
+        Ok(LaunchOutcome::Started {
+            run: run.id,
+            web_url: run.web_url.clone(),
+            adopted,
+        })
+    }
+
+    async fn fail_launch(
+        &self,
+        row: &RunRecord,
+        reason: String,
+        now: i64,
+    ) -> Result<LaunchOutcome, StoreError> {
+        tracing::warn!(issue = %row.issue, attempt = row.attempt, %reason, "launch failed");
+        let ending = RunEnding {
+            state: RunState::Failed,
+            failure: Some(reason.clone()),
+            summary: None,
+            pull_requests: Vec::new(),
+        };
+        self.store.record_ended(row.row, &ending, now).await?;
+        Ok(LaunchOutcome::Failed { reason })
+    }
+
+    /// Stores `ending` and returns the updated row, or `None` if it had ended already.
+    async fn end(
+        &self,
+        row: &RunRecord,
+        ending: RunEnding,
+        now: i64,
+    ) -> Result<Option<RunRecord>, StoreError> {
+        if !self.store.record_ended(row.row, &ending, now).await? {
+            return Ok(None);
+        }
+        metrics::counter!(names::RUNS_ENDED, "outcome" => ending.state.as_str()).increment(1);
+        tracing::info!(issue = %row.issue, attempt = row.attempt, outcome = ending.state.as_str(), "agent run ended");
+        Ok(Some(RunRecord {
+            state: ending.state,
+            failure: ending.failure,
+            summary: ending.summary,
+            pull_requests: ending.pull_requests,
+            finished_at: Some(now),
+            ..row.clone()
+        }))
+    }
+
+    /// Stops a run; a failure is logged, not fatal (the run may have ended on its own).
+    async fn stop(&self, id: RunId) {
+        if let Err(err) = self.codegen.stop_run(id).await {
+            tracing::warn!(run = %id, error = %err, "could not stop an agent run");
+        }
+    }
+
+    fn timed_out(&self, row: &RunRecord, now: i64) -> bool {
+        let started = row.started_at.unwrap_or(row.created_at);
+        now - started >= self.settings.run_timeout.as_millis() as i64
+    }
+
+    fn lease_ms(&self) -> i64 {
+        self.settings.launch_lease.as_millis() as i64
+    }
+
+    fn paused_lock(&self) -> std::sync::MutexGuard<'_, HashMap<InstallationId, (i64, String)>> {
+        self.paused
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+fn metadata_of(row: &RunRecord) -> RunMetadata {
+    RunMetadata::new(row.installation, &row.issue, row.attempt)
+}
+
+fn ending(state: RunState, failure: Option<String>, run: &AgentRun) -> RunEnding {
+    RunEnding {
+        state,
+        failure,
+        summary: run.summary.clone(),
+        pull_requests: run.pull_requests.iter().map(|pr| pr.url.clone()).collect(),
+    }
+}
