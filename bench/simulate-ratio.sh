@@ -2,17 +2,20 @@
 # Makespan / lower bound of the scheduler over random graphs, on the virtual clock.
 #
 #   bench/simulate-ratio.sh [graphs] [tasks] [agents] [dispatch]
-#   (default 30 200 10 ready-queue; dispatch `waves` measures batch dispatch for comparison)
+#   bench/simulate-ratio.sh 30 200 10 ready-queue --estimates
+#   (default 30 200 10 ready-queue; dispatch `waves` measures batch dispatch for comparison;
+#   --estimates tells the scheduler the durations)
 set -euo pipefail
 graphs=${1:-30}
 tasks=${2:-200}
 agents=${3:-10}
 dispatch=${4:-ready-queue}
+shift $(( $# < 4 ? $# : 4 ))  # anything after the first four goes to simulate as is (e.g. --estimates)
 here=$(cd "$(dirname "$0")/.." && pwd)
 cargo build --release --quiet --manifest-path "$here/Cargo.toml"
 bin="$here/target/release/codegen-orchestrator"
 for seed in $(seq 1 "$graphs"); do
-  "$bin" simulate --random "$tasks" --seed "$seed" --agents "$agents" --dispatch "$dispatch" --json
+  "$bin" simulate --random "$tasks" --seed "$seed" --agents "$agents" --dispatch "$dispatch" --json "$@"
 done | python3 -c '
 import json, sys, statistics
 decoder = json.JSONDecoder()

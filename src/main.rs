@@ -66,6 +66,10 @@ enum Command {
         /// `ready-queue` (the orchestrator's) or `waves` (batches, for comparison).
         #[arg(long, value_enum, default_value_t = SimDispatch::ReadyQueue)]
         dispatch: SimDispatch,
+        /// Tell the scheduler each task's duration as its estimate (by default it sees
+        /// only the graph's shape, as with issues that carry no estimate).
+        #[arg(long)]
+        estimates: bool,
     },
 }
 
@@ -129,7 +133,15 @@ fn main() -> ExitCode {
             agents,
             json,
             dispatch,
-        } => simulate(&loaded.config, &source, seed, agents, json, dispatch),
+            estimates,
+        } => simulate(
+            &loaded.config,
+            &source,
+            seed,
+            agents,
+            json,
+            (dispatch, estimates),
+        ),
     };
     match result {
         Ok(code) => code,
@@ -202,7 +214,7 @@ fn simulate(
     seed: u64,
     agents: Option<usize>,
     json: bool,
-    dispatch: SimDispatch,
+    (dispatch, estimates): (SimDispatch, bool),
 ) -> anyhow::Result<ExitCode> {
     let default_agents = config.codegen.max_concurrent_agents as usize;
     let mut graph = match (&source.graph, source.random) {
@@ -222,7 +234,11 @@ fn simulate(
         SimDispatch::ReadyQueue => simulate::Dispatch::ReadyQueue,
         SimDispatch::Waves => simulate::Dispatch::Waves,
     };
-    let report = simulate::simulate_with(&graph, dispatch)?;
+    let options = simulate::SimOptions {
+        dispatch,
+        estimates,
+    };
+    let report = simulate::simulate_with(&graph, options)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

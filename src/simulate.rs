@@ -96,13 +96,28 @@ pub enum Dispatch {
     Waves,
 }
 
-/// Runs the scheduler on `graph` with its fake agents, dispatching from a ready queue.
-pub fn simulate(graph: &SimGraph) -> Result<SimReport, SimError> {
-    simulate_with(graph, Dispatch::ReadyQueue)
+/// How a simulation is run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SimOptions {
+    /// How launches are dispatched.
+    pub dispatch: Dispatch,
+    /// Whether the scheduler is told each task's duration as its estimate (weight); without,
+    /// it knows only the shape of the graph, as for issues without an estimate.
+    pub estimates: bool,
 }
 
-/// Runs the scheduler on `graph`, dispatching as `dispatch` says.
-pub fn simulate_with(graph: &SimGraph, dispatch: Dispatch) -> Result<SimReport, SimError> {
+/// Runs the scheduler on `graph` with its fake agents, dispatching from a ready queue,
+/// with the tasks' durations unknown to the scheduler.
+pub fn simulate(graph: &SimGraph) -> Result<SimReport, SimError> {
+    simulate_with(graph, SimOptions::default())
+}
+
+/// Runs the scheduler on `graph` as `options` say.
+pub fn simulate_with(graph: &SimGraph, options: SimOptions) -> Result<SimReport, SimError> {
+    let SimOptions {
+        dispatch,
+        estimates,
+    } = options;
     if graph.agents == 0 {
         return Err(SimError::NoAgents);
     }
@@ -123,7 +138,11 @@ pub fn simulate_with(graph: &SimGraph, dispatch: Dispatch) -> Result<SimReport, 
     }
     let mut engine = DependencyGraph::new();
     for issue in refs.values() {
-        engine.upsert(IssueNode::new(issue.clone(), IssueStatus::Open).managed());
+        let mut node = IssueNode::new(issue.clone(), IssueStatus::Open).managed();
+        if estimates {
+            node.weight = durations[issue].max(1);
+        }
+        engine.upsert(node);
     }
     for task in &graph.tasks {
         let issue = &refs[task.id.as_str()];
@@ -383,7 +402,11 @@ mod tests {
     fn waves_wait_for_the_slowest_run_of_each_batch() {
         // With waves, r waits for q (100 s) before it starts.
         let graph = short_beside_long();
-        let report = simulate_with(&graph, Dispatch::Waves).unwrap();
+        let options = SimOptions {
+            dispatch: Dispatch::Waves,
+            estimates: false,
+        };
+        let report = simulate_with(&graph, options).unwrap();
         let r = report.launches.iter().find(|l| l.id == "r").unwrap();
         assert_eq!(r.start_secs, 100.0);
         assert_eq!(report.makespan_secs, 110.0);

@@ -64,3 +64,53 @@ fn a_bad_graph_file_is_a_clear_error() {
     assert_eq!(code, 1);
     assert!(text.contains("cycle"), "{text}");
 }
+
+/// A short chain against long single tasks, two agents: counted in issues, the chain of
+/// three looks longest and goes first; told the durations, the scheduler starts the two
+/// long tasks and fits the chain beside them.
+#[test]
+fn estimates_let_the_scheduler_weigh_chains_by_duration() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("weights.json");
+    std::fs::write(
+        &file,
+        r#"{"agents": 2, "tasks": [
+            {"id": "x1", "duration_secs": 10},
+            {"id": "x2", "duration_secs": 10, "deps": ["x1"]},
+            {"id": "x3", "duration_secs": 10, "deps": ["x2"]},
+            {"id": "long", "duration_secs": 100, "deps": []},
+            {"id": "longer", "duration_secs": 130, "deps": []}
+        ]}"#,
+    )
+    .unwrap();
+    let path = file.to_str().unwrap();
+    let makespan = |extra: &[&str]| {
+        let (code, json) = run(&[&["--graph", path, "--json"], extra].concat());
+        assert_eq!(code, 0, "{json}");
+        serde_json::from_str::<serde_json::Value>(&json).unwrap()["makespan_secs"].clone()
+    };
+    // Shape only: x1 and `long` at 0; x2 at 10, x3 at 20, `longer` at 30 -> 160.
+    assert_eq!(makespan(&[]), 160.0);
+    // Durations known: `longer` and `long` at 0, the chain from 100 -> 130, the bound.
+    assert_eq!(makespan(&["--estimates"]), 130.0);
+}
+
+/// The scheduling target on one of the benchmark's graphs (200 issues, 10 agents).
+#[test]
+fn with_estimates_a_benchmark_graph_is_within_two_percent_of_its_bound() {
+    let (code, json) = run(&[
+        "--random",
+        "200",
+        "--seed",
+        "1",
+        "--agents",
+        "10",
+        "--json",
+        "--estimates",
+    ]);
+    assert_eq!(code, 0);
+    let ratio = serde_json::from_str::<serde_json::Value>(&json).unwrap()["ratio"]
+        .as_f64()
+        .unwrap();
+    assert!(ratio <= 1.02, "{ratio}");
+}

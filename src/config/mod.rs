@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_yaml_ng::{Mapping, Value};
 
+pub use crate::engine::UnblockOn;
+
 pub use secret::{REDACTED, Secret, SecretList};
 
 /// The file read when `--config` is not given; built-in defaults apply when it is absent.
@@ -127,6 +129,11 @@ pub struct CodegenConfig {
     pub run_timeout_secs: u64,
     /// Retries of a transient failure before giving up.
     pub retry_attempts: u32,
+    /// Agents running at once in any one repository; `None`: only the installation cap.
+    pub max_agents_per_repository: Option<u32>,
+    /// New attempts made on their own after an agent run reports failure (0: only
+    /// `/codegen retry` starts another).
+    pub retry_failed_runs: u32,
 }
 
 impl Default for CodegenConfig {
@@ -139,6 +146,8 @@ impl Default for CodegenConfig {
             poll_interval_secs: 30,
             run_timeout_secs: 3600,
             retry_attempts: 3,
+            max_agents_per_repository: None,
+            retry_failed_runs: 0,
         }
     }
 }
@@ -155,6 +164,9 @@ pub struct OrchestratorConfig {
     pub command: String,
     /// Seconds between reconciliation passes.
     pub reconcile_interval_secs: u64,
+    /// When a blocker stops blocking: `issue_closed` (closed as completed) or
+    /// `agent_completed` (its agent run succeeded, before anything is merged).
+    pub unblock_on: UnblockOn,
 }
 
 impl Default for OrchestratorConfig {
@@ -164,6 +176,7 @@ impl Default for OrchestratorConfig {
             label_prefix: "codegen:".into(),
             command: "/codegen".into(),
             reconcile_interval_secs: 600,
+            unblock_on: UnblockOn::IssueClosed,
         }
     }
 }

@@ -113,6 +113,20 @@ fn a_wrong_type_is_named_with_its_key() {
 }
 
 #[test]
+fn an_unknown_choice_names_the_key_and_the_choices() {
+    let err = load_text("orchestrator:\n  unblock_on: merged\n", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("key `orchestrator.unblock_on`"), "{err}");
+    assert!(
+        err.contains("issue_closed") && err.contains("agent_completed"),
+        "{err}"
+    );
+    let config = load_text("orchestrator:\n  unblock_on: agent_completed\n", &[]).unwrap();
+    assert_eq!(config.orchestrator.unblock_on, UnblockOn::AgentCompleted);
+}
+
+#[test]
 fn a_bad_environment_value_names_the_variable() {
     let err = load_text("", &[("CODEGEN_ORG_ID", "acme")])
         .unwrap_err()

@@ -37,6 +37,10 @@ pub struct IssueNode {
     pub priority: Priority,
     /// Agent runs made for it so far; the next launch is attempt `attempts + 1`.
     pub attempts: u32,
+    /// The work it stands for, relative to other issues (minutes from an `estimate:*`
+    /// label, or [`DEFAULT_ESTIMATE_MINUTES`]; `simulate` may use its known durations).
+    /// Without estimates every issue weighs the same and chains are counted in issues.
+    pub weight: u64,
     /// Its latest agent run reported success (enough for dependents under
     /// [`UnblockOn::AgentCompleted`]).
     pub agent_done: bool,
@@ -75,6 +79,33 @@ impl Priority {
     }
 }
 
+/// Weight of an issue without an `estimate:*` label: one hour of agent work, in minutes.
+pub const DEFAULT_ESTIMATE_MINUTES: u64 = 60;
+
+/// The work an `estimate:<N>m|h|d` label states, in minutes (`estimate:90m`, `estimate:2h`,
+/// `estimate:1d`, a day being 8 hours of work); the largest if several, `None` without.
+pub fn estimate_from_labels<'a>(labels: impl IntoIterator<Item = &'a str>) -> Option<u64> {
+    labels
+        .into_iter()
+        .filter_map(|label| {
+            let (key, value) = label.split_once(':')?;
+            if !key.trim().eq_ignore_ascii_case("estimate") {
+                return None;
+            }
+            let value = value.trim().to_ascii_lowercase();
+            let unit_at = value.find(|c: char| !c.is_ascii_digit())?;
+            let amount: u64 = value[..unit_at].parse().ok()?;
+            let minutes = match &value[unit_at..] {
+                "m" | "min" => 1,
+                "h" => 60,
+                "d" => 8 * 60,
+                _ => return None,
+            };
+            Some(amount.saturating_mul(minutes).max(1))
+        })
+        .max()
+}
+
 impl IssueNode {
     /// A node for `issue` in `state`, unmanaged, not started, without a title.
     pub fn new(issue: IssueRef, state: IssueStatus) -> Self {
@@ -87,6 +118,7 @@ impl IssueNode {
             held: false,
             priority: Priority::Unset,
             attempts: 0,
+            weight: DEFAULT_ESTIMATE_MINUTES,
             agent_done: false,
             unsatisfied: 0,
         }
@@ -159,7 +191,8 @@ impl Blocker {
 type Graph = Acyclic<StableDiGraph<IssueNode, ()>>;
 
 /// When a blocker stops blocking (`orchestrator.unblock_on`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum UnblockOn {
     /// When it is closed as completed (a merged PR closing it, usually).
     #[default]
@@ -249,6 +282,7 @@ impl DependencyGraph {
                 current.title = node.title;
             }
             current.priority = node.priority;
+            current.weight = node.weight;
             current.started |= node.started;
             current.attempts = current.attempts.max(node.attempts);
             current.agent_done |= node.agent_done;
@@ -483,6 +517,28 @@ impl DependencyGraph {
         }
         lens.into_iter()
             .map(|(ix, len)| (self.node(ix).issue.clone(), len))
+            .collect()
+    }
+
+    /// For every issue, the most work on one chain that starts at it and runs through
+    /// not-yet-completed dependents (its own weight included): the scheduler starts the
+    /// heaviest chain first, since nothing can end before that chain does.
+    pub fn critical_work(&self) -> HashMap<IssueRef, u64> {
+        let order: Vec<_> = self.graph.nodes_iter().collect();
+        let mut work: HashMap<NodeIndex, u64> = HashMap::with_capacity(order.len());
+        for &ix in order.iter().rev() {
+            let behind = self
+                .graph
+                .inner()
+                .neighbors_directed(ix, Outgoing)
+                .filter(|d| !self.satisfied(*d))
+                .map(|d| work.get(&d).copied().unwrap_or(0))
+                .max()
+                .unwrap_or(0);
+            work.insert(ix, self.node(ix).weight.saturating_add(behind));
+        }
+        work.into_iter()
+            .map(|(ix, w)| (self.node(ix).issue.clone(), w))
             .collect()
     }
 

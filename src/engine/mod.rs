@@ -5,6 +5,9 @@ mod graph;
 mod render;
 mod scheduler;
 
-pub use graph::{Blocker, CycleError, DependencyGraph, IssueNode, Priority, UnblockOn};
+pub use graph::{
+    Blocker, CycleError, DEFAULT_ESTIMATE_MINUTES, DependencyGraph, IssueNode, Priority, UnblockOn,
+    estimate_from_labels,
+};
 pub use render::{GraphExport, to_json, to_mermaid};
 pub use scheduler::{Decision, Scheduler};

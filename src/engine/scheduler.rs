@@ -50,12 +50,12 @@ impl Scheduler {
         for issue in running {
             *per_repo.entry(&issue.repo).or_default() += 1;
         }
-        let lens = graph.critical_path_lens();
+        let work = graph.critical_work();
         let mut ready = graph.ready();
         ready.sort_by_cached_key(|issue| {
             let node = graph.get(issue);
             (
-                std::cmp::Reverse(lens.get(issue).copied().unwrap_or(0)),
+                std::cmp::Reverse(work.get(issue).copied().unwrap_or(0)),
                 node.map(|n| n.priority).unwrap_or_default(),
                 issue.clone(),
             )
@@ -83,7 +83,9 @@ impl Scheduler {
 mod tests {
     use super::*;
     use crate::domain::IssueStatus;
-    use crate::engine::{IssueNode, Priority, UnblockOn};
+    use crate::engine::{
+        DEFAULT_ESTIMATE_MINUTES, IssueNode, Priority, UnblockOn, estimate_from_labels,
+    };
 
     fn r(repo: &str, n: u64) -> IssueRef {
         IssueRef::new(repo.parse().unwrap(), n)
@@ -195,5 +197,37 @@ mod tests {
             graph.set_state(&r("a/x", 1), IssueStatus::ClosedNotPlanned);
             assert!(!graph.ready().contains(&r("a/x", 2)));
         }
+    }
+
+    #[test]
+    fn estimate_labels_weigh_chains() {
+        assert_eq!(estimate_from_labels(["estimate:90m"]), Some(90));
+        assert_eq!(estimate_from_labels(["Estimate: 2h", "bug"]), Some(120));
+        assert_eq!(
+            estimate_from_labels(["estimate:1d", "estimate:3h"]),
+            Some(480)
+        );
+        assert_eq!(
+            estimate_from_labels(["estimate:soon", "estimate:", "size:2h"]),
+            None
+        );
+
+        // #1 (10 min) blocks #2 (10 min); #3 alone takes a day: #3 is the longer chain.
+        let mut graph = DependencyGraph::new();
+        for (n, minutes) in [(1, 10), (2, 10), (3, 480)] {
+            let mut node = IssueNode::new(r("a/x", n), IssueStatus::Open).managed();
+            node.weight = minutes;
+            graph.upsert(node);
+        }
+        graph.add_dependency(&r("a/x", 2), &r("a/x", 1)).unwrap();
+        let decisions = Scheduler::new(1).decide(&graph, &[]);
+        assert_eq!(launched(&decisions), ["a/x#3"]);
+        // Without estimates the chain of two goes first.
+        for n in 1..=3 {
+            let mut node = graph.get(&r("a/x", n)).unwrap().clone();
+            node.weight = DEFAULT_ESTIMATE_MINUTES;
+            graph.upsert(node);
+        }
+        assert_eq!(launched(&Scheduler::new(1).decide(&graph, &[])), ["a/x#1"]);
     }
 }
