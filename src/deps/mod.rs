@@ -18,6 +18,7 @@ pub struct DependencyParser {
     phrase: Regex,
     reference: Regex,
     heading: Regex,
+    closing: Regex,
 }
 
 impl DependencyParser {
@@ -34,7 +35,11 @@ impl DependencyParser {
         let phrase = format!(
             r"(?i)(?-u:\b)(?:depends?\s+on|blocked\s+by|requires|needs|after)\s*:?\s*(?P<list>(?:{unnamed})(?:{separator}(?:{unnamed}))*)"
         );
+        let closing = format!(
+            r"(?i)(?-u:\b)(?:close[sd]?|fix(?:e[sd])?|resolve[sd]?)\s*:?\s+(?P<reference>{unnamed})"
+        );
         Self {
+            closing: Regex::new(&closing).expect("the closing keyword pattern is valid"),
             phrase: Regex::new(&phrase).expect("the dependency phrase pattern is valid"),
             reference: Regex::new(&reference).expect("the reference pattern is valid"),
             heading: Regex::new(r"(?i)^\s*(?:dependencies|depends\s+on|blocked\s+by)\s*:?\s*$")
@@ -71,6 +76,28 @@ impl DependencyParser {
         }
         for item in &text.dependency_items {
             self.collect_references(repo, item, &mut found);
+        }
+        found
+    }
+
+    /// Every reference in `text` (`#N`, `owner/repo#N`, issue or pull URLs), resolved
+    /// against `repo`; for command arguments, where no phrase is needed.
+    pub fn references(&self, repo: &RepoName, text: &str) -> BTreeSet<IssueRef> {
+        let mut found = BTreeSet::new();
+        self.collect_references(repo, text, &mut found);
+        found
+    }
+
+    /// The issues a pull request's body says it closes, with GitHub's closing keywords
+    /// (`close`, `closes`, `closed`, `fix`, `fixes`, `fixed`, `resolve`, `resolves`,
+    /// `resolved`, any case, an optional colon), outside code and quotes.
+    pub fn closing_references(&self, repo: &RepoName, body: &str) -> BTreeSet<IssueRef> {
+        let mut found = BTreeSet::new();
+        let text = extract_text(&self.heading, body);
+        for block in &text.blocks {
+            for closing in self.closing.captures_iter(block) {
+                self.collect_references(repo, &closing["reference"], &mut found);
+            }
         }
         found
     }

@@ -211,3 +211,30 @@ proptest! {
         prop_assert!(parser().dependencies(&own(), &body, &[]).contains(&expected), "{}", body);
     }
 }
+
+#[test]
+fn closing_keywords_name_the_issues_a_pull_request_closes() {
+    let parser = DependencyParser::new("github.com");
+    let repo: RepoName = "acme/api".parse().unwrap();
+    let found = parser.closing_references(
+        &repo,
+        "Fixes #12, closes acme/web#3 and Resolved: https://github.com/acme/api/issues/9\n\n`fixes #4`\n> closes #5\nsee #6, prefixes #7",
+    );
+    let found: Vec<String> = found.iter().map(ToString::to_string).collect();
+    assert_eq!(found, ["acme/api#9", "acme/api#12", "acme/web#3"]);
+}
+
+#[test]
+fn command_arguments_are_plain_reference_lists() {
+    let parser = DependencyParser::new("github.com");
+    let repo: RepoName = "acme/api".parse().unwrap();
+    let found: Vec<String> = parser
+        .references(
+            &repo,
+            "#1, other/x#2 and https://github.com/acme/api/pull/3",
+        )
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(found, ["acme/api#1", "acme/api#3", "other/x#2"]);
+}

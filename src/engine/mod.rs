@@ -1,6 +1,7 @@
 //! The engine: the dependency graph and (with later issues) the scheduler and commands.
 //! Pure logic: it imports nothing from http, store, github or codegen and does no I/O.
 
+pub mod commands;
 mod graph;
 mod render;
 mod scheduler;
