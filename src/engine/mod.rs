@@ -3,8 +3,10 @@
 
 pub mod commands;
 mod graph;
+pub mod prompt;
 mod render;
 mod scheduler;
+pub mod status;
 
 pub use graph::{
     Blocker, CycleError, DEFAULT_ESTIMATE_MINUTES, DependencyGraph, IssueNode, Priority, UnblockOn,
