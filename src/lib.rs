@@ -3,6 +3,7 @@
 //! flows one way: http -> store -> events -> engine -> effects.
 
 pub mod agents;
+pub mod bot;
 pub mod clock;
 pub mod codegen;
 pub mod config;

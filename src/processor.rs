@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
-use tracing::{debug, error, info, info_span, warn};
+use tracing::{Instrument, debug, error, info, info_span, warn};
 
+use crate::bot::Bot;
 use crate::clock::now_millis;
 use crate::events::{self, Decoded, DomainEvent};
 use crate::store::{ClaimedDelivery, DeliveryOutcome, Store, StoreError};
@@ -53,12 +54,20 @@ pub struct InboxProcessor {
     store: Store,
     wake: Arc<Notify>,
     retry: RetryPolicy,
+    bot: Option<Bot>,
 }
 
 impl InboxProcessor {
-    /// A processor for `store`, woken through `wake` when a new delivery is stored.
-    pub fn new(store: Store, wake: Arc<Notify>, retry: RetryPolicy) -> Self {
-        Self { store, wake, retry }
+    /// A processor for `store`, woken through `wake` when a new delivery is stored; events
+    /// go to `bot` (without one, as when no GitHub credentials are configured, they are
+    /// only logged).
+    pub fn new(store: Store, wake: Arc<Notify>, retry: RetryPolicy, bot: Option<Bot>) -> Self {
+        Self {
+            store,
+            wake,
+            retry,
+            bot,
+        }
     }
 
     /// Processes deliveries until `shutdown` turns true; the round in progress is finished.
@@ -94,7 +103,7 @@ impl InboxProcessor {
                     event = %delivery.event,
                     repo = delivery.repository.as_deref().unwrap_or("-"),
                 );
-                let outcome = span.in_scope(|| self.process(delivery));
+                let outcome = self.process(delivery).instrument(span).await;
                 outcomes.push((delivery.seq, outcome));
             }
             self.store
@@ -106,13 +115,13 @@ impl InboxProcessor {
         Ok(handled)
     }
 
-    fn process(&self, delivery: &ClaimedDelivery) -> DeliveryOutcome {
+    async fn process(&self, delivery: &ClaimedDelivery) -> DeliveryOutcome {
         let result = events::decode(&delivery.event, delivery.action.as_deref(), &delivery.body);
         let outcome = match result {
-            Ok(Decoded::Event(event)) => {
-                self.handle(*event);
-                DeliveryOutcome::Processed
-            }
+            Ok(Decoded::Event(event)) => match self.handle(*event).await {
+                Ok(()) => DeliveryOutcome::Processed,
+                Err(err) => self.failure(delivery, err),
+            },
             Ok(Decoded::Ignored(why)) => {
                 debug!(
                     action = delivery.action.as_deref().unwrap_or("-"),
@@ -126,10 +135,14 @@ impl InboxProcessor {
         outcome
     }
 
-    /// What the app does with an event. Acting on events arrives with the engine; for now
-    /// the decoded event is logged.
-    fn handle(&self, event: DomainEvent) {
+    /// What the app does with an event: the bot acts on it (a failure is retried with the
+    /// delivery); without a bot it is logged.
+    async fn handle(&self, event: DomainEvent) -> Result<(), String> {
         info!(event = %event.summary(), installation = ?event.installation.map(|i| i.0), "event");
+        match &self.bot {
+            Some(bot) => bot.handle(event).await.map_err(|err| err.to_string()),
+            None => Ok(()),
+        }
     }
 
     fn failure(&self, delivery: &ClaimedDelivery, error: String) -> DeliveryOutcome {

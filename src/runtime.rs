@@ -9,7 +9,11 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 use tracing::{info, warn};
 
+use crate::agents::{AgentSettings, Agents};
+use crate::bot::{Bot, BotSettings};
+use crate::codegen::{Codegen, CodegenError};
 use crate::config::Config;
+use crate::github::GitHubApp;
 use crate::http::{self, AppState, DoorLimits};
 use crate::processor::{InboxProcessor, RetryPolicy};
 use crate::store::Store;
@@ -23,7 +27,11 @@ pub struct App {
     pub state: AppState,
     /// The inbox processor.
     pub processor: Arc<InboxProcessor>,
+    /// The bot, when GitHub credentials are configured.
+    pub bot: Option<Bot>,
     webhook_path: String,
+    poll_interval: std::time::Duration,
+    reconcile_interval: std::time::Duration,
 }
 
 impl App {
@@ -52,12 +60,23 @@ impl App {
             metrics: telemetry::metrics_handle(),
             limits,
         };
-        let processor = Arc::new(InboxProcessor::new(store.clone(), inbox, retry));
+        let bot = build_bot(config, &store).await?;
+        let processor = Arc::new(InboxProcessor::new(
+            store.clone(),
+            inbox,
+            retry,
+            bot.clone(),
+        ));
         Ok(Self {
             store,
             state,
             processor,
+            bot,
             webhook_path: config.server.webhook_path.clone(),
+            poll_interval: std::time::Duration::from_secs(config.codegen.poll_interval_secs.max(1)),
+            reconcile_interval: std::time::Duration::from_secs(
+                config.orchestrator.reconcile_interval_secs.max(1),
+            ),
         })
     }
 
@@ -75,6 +94,14 @@ impl App {
     ) -> anyhow::Result<()> {
         let (stop_processor, stop_signal) = watch::channel(false);
         let processor = self.processor.clone();
+        let background = self.bot.clone().map(|bot| {
+            tokio::spawn(run_periodic(
+                bot,
+                self.poll_interval,
+                self.reconcile_interval,
+                stop_signal.clone(),
+            ))
+        });
         let processing = tokio::spawn(async move { processor.run(stop_signal).await });
         let served = axum::serve(listener, self.router())
             .with_graceful_shutdown(shutdown)
@@ -85,9 +112,75 @@ impl App {
         if let Err(err) = processing.await {
             warn!(error = %err, "the inbox processor ended abnormally");
         }
+        if let Some(background) = background
+            && let Err(err) = background.await
+        {
+            warn!(error = %err, "the periodic jobs ended abnormally");
+        }
         self.store.close().await;
         info!("stopped");
         served
+    }
+}
+
+/// The bot, when GitHub credentials are configured; its Codegen side when Codegen is.
+async fn build_bot(config: &Config, store: &Store) -> anyhow::Result<Option<Bot>> {
+    let github = &config.github;
+    if github.app_id.is_none() && github.token.is_none() {
+        warn!(
+            "no GitHub credentials (github.app_id with a private key, or github.token): \
+             deliveries are stored and decoded but not acted on"
+        );
+        return Ok(None);
+    }
+    let app = GitHubApp::new(github, crate::github::retry::RetryPolicy::default())
+        .context("setting up the GitHub client")?;
+    let agents = match Codegen::new(&config.codegen) {
+        Ok(codegen) => Some(Agents::new(
+            store.clone(),
+            codegen,
+            AgentSettings::with_timeout(std::time::Duration::from_secs(
+                config.codegen.run_timeout_secs,
+            )),
+        )),
+        Err(CodegenError::NotConfigured(what)) => {
+            warn!("Codegen is not configured ({what}): issues are tracked and queued, nothing is launched");
+            None
+        }
+        Err(err) => return Err(err).context("setting up the Codegen client"),
+    };
+    let bot = Bot::new(BotSettings::from_config(config), store.clone(), Arc::new(app), agents);
+    bot.load().await.context("loading the graph from the store")?;
+    Ok(Some(bot))
+}
+
+/// Follows runs every `poll` and reconciles at start-up and every `reconcile`, until
+/// `stop` turns true.
+async fn run_periodic(
+    bot: Bot,
+    poll: std::time::Duration,
+    reconcile: std::time::Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut next_reconcile = tokio::time::Instant::now();
+    let mut next_poll = tokio::time::Instant::now() + poll;
+    while !*stop.borrow() {
+        let now = tokio::time::Instant::now();
+        if now >= next_reconcile {
+            if let Err(err) = bot.reconcile().await {
+                warn!(error = %err, "reconciliation failed; trying again at the next interval");
+            }
+            next_reconcile = tokio::time::Instant::now() + reconcile;
+        } else if now >= next_poll {
+            if let Err(err) = bot.tick().await {
+                warn!(error = %err, "following the agent runs failed; trying again shortly");
+            }
+            next_poll = tokio::time::Instant::now() + poll;
+        }
+        tokio::select! {
+            () = tokio::time::sleep_until(next_poll.min(next_reconcile)) => {}
+            _ = stop.changed() => {}
+        }
     }
 }
 

@@ -167,6 +167,10 @@ pub struct OrchestratorConfig {
     /// When a blocker stops blocking: `issue_closed` (closed as completed) or
     /// `agent_completed` (its agent run succeeded, before anything is merged).
     pub unblock_on: UnblockOn,
+    /// Whether closing (or unlabelling) a managed issue stops its running agent.
+    pub cancel_on_close: bool,
+    /// The agent's prompt; see `config.example.yaml` for the placeholders.
+    pub prompt_template: String,
 }
 
 impl Default for OrchestratorConfig {
@@ -177,6 +181,8 @@ impl Default for OrchestratorConfig {
             command: "/codegen".into(),
             reconcile_interval_secs: 600,
             unblock_on: UnblockOn::IssueClosed,
+            cancel_on_close: true,
+            prompt_template: crate::engine::prompt::DEFAULT_TEMPLATE.to_owned(),
         }
     }
 }
@@ -200,7 +206,9 @@ impl Default for ProjectsConfig {
     }
 }
 
-/// `projects.status_options.*`: defaults match the options of GitHub's project template.
+/// `projects.status_options.*`: Todo / In Progress / Done are the options of GitHub's
+/// project template; add Blocked and Failed to the board's Status field, or set them to
+/// `null` to leave the field alone in those states.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StatusOptions {
@@ -216,14 +224,28 @@ pub struct StatusOptions {
     pub failed: Option<String>,
 }
 
+impl StatusOptions {
+    /// The option for a state (by its name: blocked, queued, running, done, failed).
+    pub fn for_state(&self, state: &str) -> Option<&str> {
+        match state {
+            "blocked" => self.blocked.as_deref(),
+            "queued" => self.queued.as_deref(),
+            "running" => self.running.as_deref(),
+            "done" => self.done.as_deref(),
+            "failed" => self.failed.as_deref(),
+            _ => None,
+        }
+    }
+}
+
 impl Default for StatusOptions {
     fn default() -> Self {
         Self {
-            blocked: None,
+            blocked: Some("Blocked".into()),
             queued: Some("Todo".into()),
             running: Some("In Progress".into()),
             done: Some("Done".into()),
-            failed: None,
+            failed: Some("Failed".into()),
         }
     }
 }

@@ -464,6 +464,11 @@ impl DependencyGraph {
         ready
     }
 
+    /// Whether `issue` no longer blocks what depends on it.
+    pub fn is_satisfied(&self, issue: &IssueRef) -> bool {
+        self.index.get(issue).is_some_and(|&ix| self.satisfied(ix))
+    }
+
     /// The direct blockers of `issue` with their states, sorted.
     pub fn blockers(&self, issue: &IssueRef) -> Vec<Blocker> {
         let Some(&ix) = self.index.get(issue) else {

@@ -22,12 +22,14 @@ pub enum Decision {
 }
 
 /// Concurrency limits of one installation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Scheduler {
     /// Agents at once (`codegen.max_concurrent_agents`).
     pub max_concurrent: usize,
     /// Agents at once in any one repository, when capped.
     pub per_repository: Option<usize>,
+    /// Repositories where nothing is launched (`/codegen pause`).
+    pub paused: std::collections::BTreeSet<RepoName>,
 }
 
 impl Scheduler {
@@ -36,7 +38,24 @@ impl Scheduler {
         Self {
             max_concurrent: max_concurrent.max(1),
             per_repository: None,
+            paused: Default::default(),
         }
+    }
+
+    /// The ready issues, best first: the order in which free agents take them.
+    pub fn queue(&self, graph: &DependencyGraph) -> Vec<IssueRef> {
+        let work = graph.critical_work();
+        let mut ready = graph.ready();
+        ready.retain(|issue| !self.paused.contains(&issue.repo));
+        ready.sort_by_cached_key(|issue| {
+            let node = graph.get(issue);
+            (
+                std::cmp::Reverse(work.get(issue).copied().unwrap_or(0)),
+                node.map(|n| n.priority).unwrap_or_default(),
+                issue.clone(),
+            )
+        });
+        ready
     }
 
     /// The launches to make now, best first, given the issues whose agents are running.
@@ -50,16 +69,7 @@ impl Scheduler {
         for issue in running {
             *per_repo.entry(&issue.repo).or_default() += 1;
         }
-        let work = graph.critical_work();
-        let mut ready = graph.ready();
-        ready.sort_by_cached_key(|issue| {
-            let node = graph.get(issue);
-            (
-                std::cmp::Reverse(work.get(issue).copied().unwrap_or(0)),
-                node.map(|n| n.priority).unwrap_or_default(),
-                issue.clone(),
-            )
-        });
+        let ready = self.queue(graph);
         let mut decisions = Vec::with_capacity(free);
         let mut launched: HashMap<RepoName, usize> = HashMap::new();
         for issue in ready {
@@ -136,8 +146,8 @@ mod tests {
         let mut graph = graph();
         graph.upsert(IssueNode::new(r("a/y", 1), IssueStatus::Open).managed());
         let scheduler = Scheduler {
-            max_concurrent: 10,
             per_repository: Some(2),
+            ..Scheduler::new(10)
         };
         let decisions = scheduler.decide(&graph, &[r("a/x", 9)]);
         assert_eq!(launched(&decisions), ["a/x#1", "a/y#1"]);

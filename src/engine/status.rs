@@ -136,7 +136,8 @@ pub struct StatusView {
     pub notes: Vec<String>,
 }
 
-/// The state of a managed issue from its facts.
+/// The state of a managed issue from its facts. `started`: the current attempt was
+/// launched (a retry clears it, and the last run no longer decides).
 pub fn work_state(
     status: IssueStatus,
     unsatisfied_blockers: usize,
@@ -147,13 +148,15 @@ pub fn work_state(
     if status == IssueStatus::ClosedCompleted {
         return WorkState::Done;
     }
-    match run.map(|r| r.phase) {
-        Some(RunPhase::Launching | RunPhase::Running) => return WorkState::Running,
-        Some(RunPhase::Succeeded) => return WorkState::Done,
-        Some(RunPhase::Failed | RunPhase::TimedOut | RunPhase::Cancelled) if !started => {
-            return WorkState::Failed;
+    if started {
+        match run.map(|r| r.phase) {
+            Some(RunPhase::Succeeded) => return WorkState::Done,
+            Some(RunPhase::Failed | RunPhase::TimedOut | RunPhase::Cancelled) => {
+                return WorkState::Failed;
+            }
+            // Launching, running, or launched and not yet recorded.
+            _ => return WorkState::Running,
         }
-        _ => {}
     }
     if held || unsatisfied_blockers > 0 {
         WorkState::Blocked
@@ -355,16 +358,16 @@ mod tests {
             Running
         );
         assert_eq!(
-            work_state(open, 0, false, false, Some(&run(RunPhase::Succeeded))),
+            work_state(open, 0, false, true, Some(&run(RunPhase::Succeeded))),
             Done
         );
         assert_eq!(
-            work_state(open, 0, false, false, Some(&run(RunPhase::TimedOut))),
+            work_state(open, 0, false, true, Some(&run(RunPhase::TimedOut))),
             Failed
         );
         // A retry was asked for: the failed run no longer decides.
         assert_eq!(
-            work_state(open, 0, false, true, Some(&run(RunPhase::Failed))),
+            work_state(open, 0, false, false, Some(&run(RunPhase::Failed))),
             Queued
         );
         assert_eq!(

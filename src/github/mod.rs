@@ -259,6 +259,27 @@ impl GitHub {
             .collect())
     }
 
+    /// The repositories this installation may act on (every page).
+    pub async fn installation_repositories(&self) -> Result<Vec<RepoName>, GithubError> {
+        #[derive(Deserialize)]
+        struct Page {
+            repositories: Vec<Repository>,
+        }
+        #[derive(Deserialize)]
+        struct Repository {
+            full_name: String,
+        }
+        let mut repos = Vec::new();
+        let mut route = Some("/installation/repositories?per_page=100".to_owned());
+        while let Some(current) = route.take() {
+            let answer = self.send(Method::GET, &current, None).await?.success()?;
+            route = next_page(&answer.headers, &self.base_path);
+            let page: Page = answer.json()?;
+            repos.extend(page.repositories.into_iter().filter_map(|r| r.full_name.parse().ok()));
+        }
+        Ok(repos)
+    }
+
     /// One issue; a deleted one (410) is reported as deleted, one that cannot be seen (404:
     /// missing, or outside what the credentials reach) as unknown.
     pub async fn issue(&self, issue: &IssueRef) -> Result<IssueSnapshot, GithubError> {
@@ -516,6 +537,37 @@ impl GitHubApp {
         let client = GitHub::for_installation_of(app, &self.config, installation, self.retry)?;
         clients.insert(installation, client.clone());
         Ok(client)
+    }
+
+    /// Whether the App's credentials are configured (else a token is used).
+    pub fn is_app(&self) -> bool {
+        self.app.is_some()
+    }
+
+    /// The installations of the App (every page); empty in token mode.
+    pub async fn installations(&self) -> Result<Vec<InstallationId>, GithubError> {
+        let Some(app) = &self.app else {
+            return Ok(Vec::new());
+        };
+        let client = GitHub::new(app.clone(), &self.config, self.retry);
+        let found: Vec<InstallationRef> = client
+            .all_pages("/app/installations?per_page=100".to_owned())
+            .await?;
+        Ok(found.into_iter().map(|i| InstallationId(i.id)).collect())
+    }
+
+    /// The client that acts for `installation` on `repo`: the installation's in App mode,
+    /// the token client otherwise.
+    pub async fn client(
+        &self,
+        installation: InstallationId,
+        repo: &RepoName,
+    ) -> Result<GitHub, GithubError> {
+        if self.app.is_some() && installation.0 != 0 {
+            self.for_installation(installation).await
+        } else {
+            self.for_repository(repo).await
+        }
     }
 
     /// The client that acts on `repo`: its installation's, or the token client.

@@ -42,6 +42,18 @@ pub enum Permission {
 }
 
 impl Permission {
+    /// GitHub's name for it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Admin => "admin",
+            Self::Maintain => "maintain",
+            Self::Write => "write",
+            Self::Triage => "triage",
+            Self::Read => "read",
+            Self::None => "none",
+        }
+    }
+
     /// Whether the user may spend agents on the repository (write, maintain or admin).
     pub fn may_run_agents(self) -> bool {
         matches!(self, Self::Admin | Self::Maintain | Self::Write)

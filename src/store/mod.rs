@@ -252,6 +252,17 @@ pub struct RunEnding {
     pub pull_requests: Vec<String>,
 }
 
+/// An issue's status comment as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusCommentRecord {
+    /// Its id, once created.
+    pub comment_id: Option<u64>,
+    /// Hash of the body last written.
+    pub body_hash: Option<String>,
+    /// Until when a creator holds the claim (unix ms).
+    pub claimed_until: Option<i64>,
+}
+
 /// The store. Cheap to clone; all clones share one database.
 #[derive(Clone)]
 pub struct Store {
@@ -390,6 +401,80 @@ impl Store {
     /// Every run row, oldest first.
     pub async fn all_runs(&self) -> Result<Vec<RunRecord>, StoreError> {
         self.backend.runs(RunFilter::All).await
+    }
+
+    /// Saves what the bot knows of `issue` (JSON it wrote).
+    pub async fn save_issue(
+        &self,
+        installation: InstallationId,
+        issue: &IssueRef,
+        data: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.backend
+            .save_issue(installation, issue, data, now)
+            .await
+    }
+
+    /// Forgets an issue.
+    pub async fn delete_issue(&self, issue: &IssueRef) -> Result<(), StoreError> {
+        self.backend.delete_issue(issue).await
+    }
+
+    /// Every saved issue with its installation and data.
+    pub async fn issues(&self) -> Result<Vec<(InstallationId, IssueRef, String)>, StoreError> {
+        self.backend.issues().await
+    }
+
+    /// The status comment of `issue`: its id and the hash of the body last written.
+    pub async fn status_comment(
+        &self,
+        issue: &IssueRef,
+    ) -> Result<Option<StatusCommentRecord>, StoreError> {
+        self.backend.status_comment(issue).await
+    }
+
+    /// Claims the right to create the status comment of `issue` until `now + lease_ms`;
+    /// `false` when someone else holds it or the comment exists.
+    pub async fn claim_status_comment(
+        &self,
+        issue: &IssueRef,
+        now: i64,
+        lease_ms: i64,
+    ) -> Result<bool, StoreError> {
+        self.backend
+            .claim_status_comment(issue, now, lease_ms)
+            .await
+    }
+
+    /// Records the status comment's id and the hash of its body.
+    pub async fn record_status_comment(
+        &self,
+        issue: &IssueRef,
+        comment_id: u64,
+        body_hash: &str,
+    ) -> Result<(), StoreError> {
+        self.backend
+            .record_status_comment(issue, comment_id, body_hash)
+            .await
+    }
+
+    /// A setting's value.
+    pub async fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.backend.setting(key).await
+    }
+
+    /// Sets (`Some`) or removes (`None`) a setting.
+    pub async fn set_setting(&self, key: &str, value: Option<&str>) -> Result<(), StoreError> {
+        self.backend.set_setting(key, value).await
+    }
+
+    /// Settings whose key starts with `prefix`.
+    pub async fn settings_with_prefix(
+        &self,
+        prefix: &str,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        self.backend.settings_with_prefix(prefix).await
     }
 
     /// Checks that the database answers.

@@ -19,7 +19,7 @@ use tokio::task::JoinHandle;
 
 use super::{
     ClaimedDelivery, DeliveryOutcome, DeliveryRecord, DeliveryState, InboxCounts, NewDelivery,
-    RecordOutcome, RunEnding, RunFilter, RunRecord, RunState, StoreError,
+    RecordOutcome, RunEnding, RunFilter, RunRecord, RunState, StatusCommentRecord, StoreError,
 };
 use crate::domain::{DeliveryId, InstallationId, IssueRef, RunId};
 
@@ -346,6 +346,218 @@ impl SqliteStore {
             })
         })
         .await
+    }
+
+    pub(super) async fn save_issue(
+        &self,
+        installation: InstallationId,
+        issue: &IssueRef,
+        data: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let (repository, number, data) =
+            (issue.repo.to_string(), issue.number as i64, data.to_owned());
+        self.write(move |conn| {
+            Box::pin(async move {
+                sqlx::query(
+                    "INSERT INTO issues (installation_id, repository, number, data, updated_at)
+                     VALUES (?, ?, ?, ?, ?)
+                     ON CONFLICT (lower(repository), number)
+                     DO UPDATE SET installation_id = excluded.installation_id,
+                                   repository = excluded.repository,
+                                   data = excluded.data, updated_at = excluded.updated_at",
+                )
+                .bind(installation.0 as i64)
+                .bind(repository)
+                .bind(number)
+                .bind(data)
+                .bind(now)
+                .execute(conn)
+                .await
+                .map(drop)
+            })
+        })
+        .await
+    }
+
+    pub(super) async fn delete_issue(&self, issue: &IssueRef) -> Result<(), StoreError> {
+        let (repository, number) = (issue.repo.to_string(), issue.number as i64);
+        self.write(move |conn| {
+            Box::pin(async move {
+                sqlx::query("DELETE FROM issues WHERE lower(repository) = lower(?) AND number = ?")
+                    .bind(repository)
+                    .bind(number)
+                    .execute(conn)
+                    .await
+                    .map(drop)
+            })
+        })
+        .await
+    }
+
+    pub(super) async fn issues(
+        &self,
+    ) -> Result<Vec<(InstallationId, IssueRef, String)>, StoreError> {
+        let rows = sqlx::query("SELECT installation_id, repository, number, data FROM issues ORDER BY repository, number")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|row| {
+                let repo = row.get::<String, _>("repository").parse().ok()?;
+                Some((
+                    InstallationId(row.get::<i64, _>("installation_id") as u64),
+                    IssueRef::new(repo, row.get::<i64, _>("number") as u64),
+                    row.get("data"),
+                ))
+            })
+            .collect())
+    }
+
+    pub(super) async fn status_comment(
+        &self,
+        issue: &IssueRef,
+    ) -> Result<Option<StatusCommentRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT comment_id, body_hash, claimed_until FROM status_comments
+             WHERE lower(repository) = lower(?) AND number = ?",
+        )
+        .bind(issue.repo.to_string())
+        .bind(issue.number as i64)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|row| StatusCommentRecord {
+            comment_id: row.get::<Option<i64>, _>("comment_id").map(|id| id as u64),
+            body_hash: row.get("body_hash"),
+            claimed_until: row.get("claimed_until"),
+        }))
+    }
+
+    pub(super) async fn claim_status_comment(
+        &self,
+        issue: &IssueRef,
+        now: i64,
+        lease_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let (repository, number) = (issue.repo.to_string(), issue.number as i64);
+        self.write(move |conn| {
+            Box::pin(async move {
+                let inserted = sqlx::query(
+                    "INSERT INTO status_comments (repository, number, claimed_until)
+                     VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                )
+                .bind(&repository)
+                .bind(number)
+                .bind(now + lease_ms)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected();
+                if inserted == 1 {
+                    return Ok(true);
+                }
+                // A creator that did not finish within its lease: take over.
+                let taken = sqlx::query(
+                    "UPDATE status_comments SET claimed_until = ?
+                     WHERE lower(repository) = lower(?) AND number = ?
+                       AND comment_id IS NULL AND claimed_until < ?",
+                )
+                .bind(now + lease_ms)
+                .bind(&repository)
+                .bind(number)
+                .bind(now)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected();
+                Ok(taken == 1)
+            })
+        })
+        .await
+    }
+
+    pub(super) async fn record_status_comment(
+        &self,
+        issue: &IssueRef,
+        comment_id: u64,
+        body_hash: &str,
+    ) -> Result<(), StoreError> {
+        let (repository, number, hash) = (
+            issue.repo.to_string(),
+            issue.number as i64,
+            body_hash.to_owned(),
+        );
+        self.write(move |conn| {
+            Box::pin(async move {
+                sqlx::query(
+                    "INSERT INTO status_comments (repository, number, comment_id, body_hash)
+                     VALUES (?, ?, ?, ?)
+                     ON CONFLICT (lower(repository), number)
+                     DO UPDATE SET comment_id = excluded.comment_id,
+                                   body_hash = excluded.body_hash, claimed_until = NULL",
+                )
+                .bind(repository)
+                .bind(number)
+                .bind(comment_id as i64)
+                .bind(hash)
+                .execute(conn)
+                .await
+                .map(drop)
+            })
+        })
+        .await
+    }
+
+    pub(super) async fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT value FROM settings WHERE key = ?")
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    pub(super) async fn set_setting(
+        &self,
+        key: &str,
+        value: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let (key, value) = (key.to_owned(), value.map(str::to_owned));
+        self.write(move |conn| {
+            Box::pin(async move {
+                match value {
+                    Some(value) => sqlx::query(
+                        "INSERT INTO settings (key, value) VALUES (?, ?)
+                         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    )
+                    .bind(key)
+                    .bind(value)
+                    .execute(conn)
+                    .await
+                    .map(drop),
+                    None => sqlx::query("DELETE FROM settings WHERE key = ?")
+                        .bind(key)
+                        .execute(conn)
+                        .await
+                        .map(drop),
+                }
+            })
+        })
+        .await
+    }
+
+    pub(super) async fn settings_with_prefix(
+        &self,
+        prefix: &str,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let rows =
+            sqlx::query("SELECT key, value FROM settings WHERE substr(key, 1, ?) = ? ORDER BY key")
+                .bind(prefix.len() as i64)
+                .bind(prefix)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .iter()
+            .map(|row| (row.get("key"), row.get("value")))
+            .collect())
     }
 
     pub(super) async fn ping(&self) -> Result<(), StoreError> {

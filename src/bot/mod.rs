@@ -1,0 +1,534 @@
+//! The bot: what the app does with events, commands, finished runs and the periodic
+//! reconciliation. It keeps the live graph of every installation (rebuilt from the store at
+//! start-up), asks the pure engine what to do, and carries the decisions out through
+//! GitHub and Codegen.
+//!
+//! Everything that changes state goes through one lock, one event at a time, so that the
+//! graph, the store and what GitHub shows never disagree for long. After each change,
+//! [`Bot::settle`] launches what became ready and publishes the statuses that changed.
+
+mod handlers;
+mod publish;
+mod tracked;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use tokio::sync::Mutex;
+
+use crate::agents::{Agents, Launch, LaunchOutcome};
+use crate::clock::now_millis;
+use crate::config::{Config, OrchestratorConfig, ProjectsConfig};
+use crate::deps::DependencyParser;
+use crate::domain::{InstallationId, IssueRef, IssueStatus, RepoName};
+use crate::engine::prompt::{PromptBlocker, PromptInput, render_prompt};
+use crate::engine::{Decision, DependencyGraph, IssueNode, Priority, Scheduler, estimate_from_labels};
+use crate::events::DomainEvent;
+use crate::github::{GitHub, GitHubApp, GithubError};
+use crate::store::{RunRecord, RunState, Store, StoreError};
+pub use tracked::Tracked;
+
+/// The installation id used in token mode, where deliveries name none.
+pub const TOKEN_MODE: InstallationId = InstallationId(0);
+
+/// Why handling something failed; the delivery (or tick) is tried again later.
+#[derive(Debug, thiserror::Error)]
+pub enum BotError {
+    /// GitHub did not answer as needed.
+    #[error("GitHub: {0}")]
+    Github(#[from] GithubError),
+    /// The store failed.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// What the bot needs from the configuration.
+#[derive(Debug, Clone)]
+pub struct BotSettings {
+    /// `orchestrator.*`
+    pub orchestrator: OrchestratorConfig,
+    /// `projects.*`
+    pub projects: ProjectsConfig,
+    /// `codegen.max_concurrent_agents`
+    pub max_concurrent: usize,
+    /// `codegen.max_agents_per_repository`
+    pub per_repository: Option<usize>,
+    /// `codegen.retry_failed_runs`
+    pub retry_failed_runs: u32,
+    /// The web host issue links point to (`github.com` or a GHES host).
+    pub web_host: String,
+}
+
+impl BotSettings {
+    /// The settings `config` describes.
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            orchestrator: config.orchestrator.clone(),
+            projects: config.projects.clone(),
+            max_concurrent: config.codegen.max_concurrent_agents.max(1) as usize,
+            per_repository: config.codegen.max_agents_per_repository.map(|n| n as usize),
+            retry_failed_runs: config.codegen.retry_failed_runs,
+            web_host: config.github.web_host(),
+        }
+    }
+}
+
+/// The bot. Cheap to clone; clones share everything.
+#[derive(Clone)]
+pub struct Bot {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    settings: BotSettings,
+    store: Store,
+    github: Arc<GitHubApp>,
+    agents: Option<Agents>,
+    parser: DependencyParser,
+    state: Mutex<State>,
+}
+
+/// What the bot knows, per installation.
+#[derive(Default)]
+struct State {
+    installations: HashMap<InstallationId, Installation>,
+    /// Issues whose status may have changed since it was last published.
+    dirty: BTreeSet<(InstallationId, IssueRef)>,
+    /// Repositories where launching is paused, with who paused them.
+    paused: HashMap<RepoName, String>,
+}
+
+/// One installation's graph and issues.
+struct Installation {
+    graph: DependencyGraph,
+    issues: HashMap<IssueRef, Tracked>,
+    /// The latest run of each issue that has one.
+    runs: HashMap<IssueRef, RunRecord>,
+}
+
+impl Installation {
+    fn new(settings: &BotSettings) -> Self {
+        Self {
+            graph: DependencyGraph::with_unblock_on(settings.orchestrator.unblock_on),
+            issues: HashMap::new(),
+            runs: HashMap::new(),
+        }
+    }
+}
+
+impl Bot {
+    /// A bot over `store`, acting through `github` and (when configured) `agents`. Call
+    /// [`Bot::load`] before use.
+    pub fn new(
+        settings: BotSettings,
+        store: Store,
+        github: Arc<GitHubApp>,
+        agents: Option<Agents>,
+    ) -> Self {
+        let parser = DependencyParser::new(&settings.web_host);
+        Self {
+            inner: Arc::new(Inner {
+                settings,
+                store,
+                github,
+                agents,
+                parser,
+                state: Mutex::new(State::default()),
+            }),
+        }
+    }
+
+    /// Rebuilds the graphs from the store: saved issues, their runs, paused repositories.
+    pub async fn load(&self) -> Result<(), BotError> {
+        let mut state = State::default();
+        for (installation, issue, data) in self.inner.store.issues().await? {
+            match serde_json::from_str::<Tracked>(&data) {
+                Ok(tracked) => {
+                    state
+                        .installations
+                        .entry(installation)
+                        .or_insert_with(|| Installation::new(&self.inner.settings))
+                        .issues
+                        .insert(issue, tracked);
+                }
+                Err(err) => tracing::error!(%issue, error = %err, "a saved issue could not be read; it will be rediscovered"),
+            }
+        }
+        for run in self.inner.store.all_runs().await? {
+            if let Some(installation) = state.installations.get_mut(&run.installation) {
+                installation.runs.insert(run.issue.clone(), run);
+            }
+        }
+        for (key, by) in self.inner.store.settings_with_prefix("paused:").await? {
+            if let Ok(repo) = key["paused:".len()..].parse() {
+                state.paused.insert(repo, by);
+            }
+        }
+        let keys: Vec<_> = state.installations.keys().copied().collect();
+        for id in keys {
+            let installation = state.installations.get_mut(&id).expect("listed");
+            rebuild_graph(installation, &self.inner.settings);
+        }
+        let issues: usize = state.installations.values().map(|i| i.issues.len()).sum();
+        tracing::info!(installations = state.installations.len(), issues, "graphs rebuilt from the store");
+        *self.inner.state.lock().await = state;
+        Ok(())
+    }
+
+    /// Acts on one event, then launches what became ready and publishes what changed.
+    pub async fn handle(&self, event: DomainEvent) -> Result<(), BotError> {
+        let mut state = self.inner.state.lock().await;
+        self.apply_event(&mut state, event).await?;
+        self.settle(&mut state).await
+    }
+
+    /// Settles launches a crash interrupted, follows running agents, and acts on the runs
+    /// that ended.
+    pub async fn tick(&self) -> Result<(), BotError> {
+        let Some(agents) = &self.inner.agents else {
+            return Ok(());
+        };
+        let now = now_millis();
+        let recovered = agents.recover(now).await?;
+        let ended = agents.poll(now).await?;
+        let mut state = self.inner.state.lock().await;
+        for (issue, outcome) in &recovered {
+            tracing::info!(%issue, ?outcome, "an interrupted launch was settled");
+            self.reload_run(&mut state, issue).await?;
+        }
+        for ended in &ended {
+            let record = &ended.record;
+            let auto_retry = matches!(record.state, RunState::Failed | RunState::TimedOut)
+                && record.attempt <= self.inner.settings.retry_failed_runs;
+            if auto_retry
+                && let Some(installation) = state.installations.get_mut(&record.installation)
+                && let Some(tracked) = installation.issues.get_mut(&record.issue)
+            {
+                tracing::info!(issue = %record.issue, attempt = record.attempt,
+                    "the run failed; trying again (codegen.retry_failed_runs)");
+                tracked.cleared_attempt = record.attempt;
+            }
+            self.reload_run(&mut state, &record.issue).await?;
+        }
+        self.settle(&mut state).await
+    }
+
+    /// Reads the latest run of `issue` from the store into its installation and brings
+    /// the graph in line.
+    async fn reload_run(&self, state: &mut State, issue: &IssueRef) -> Result<(), BotError> {
+        let Some(latest) = self.inner.store.runs_of(issue).await?.pop() else {
+            return Ok(());
+        };
+        let id = latest.installation;
+        let Some(installation) = state.installations.get_mut(&id) else {
+            return Ok(());
+        };
+        installation.runs.insert(issue.clone(), latest);
+        self.refresh_agent(state, id, issue).await
+    }
+
+    /// Heals what lost webhooks or downtime left behind: for every repository of every
+    /// installation, the open issues with the trigger label are listed (conditional
+    /// requests: an unchanged list costs a 304) and compared with what the bot knows; then
+    /// runs are followed and every managed status is published again if it changed.
+    pub async fn reconcile(&self) -> Result<(), BotError> {
+        let mut targets: Vec<(InstallationId, Vec<RepoName>)> = Vec::new();
+        if self.inner.github.is_app() {
+            for id in self.inner.github.installations().await? {
+                let client = self.inner.github.for_installation(id).await?;
+                targets.push((id, client.installation_repositories().await?));
+            }
+        } else {
+            // Token mode: the repositories the bot already knows.
+            let state = self.inner.state.lock().await;
+            for (id, installation) in &state.installations {
+                let repos: BTreeSet<RepoName> =
+                    installation.issues.keys().map(|i| i.repo.clone()).collect();
+                targets.push((*id, repos.into_iter().collect()));
+            }
+        }
+        let trigger = self.inner.settings.orchestrator.trigger_label.clone();
+        let mut state = self.inner.state.lock().await;
+        for (id, repos) in targets {
+            for repo in repos {
+                let client = self.client(id, &repo).await?;
+                let open = client.open_issues_labeled(&repo, &trigger).await?;
+                let found: BTreeSet<IssueRef> = open.iter().map(|i| i.reference.clone()).collect();
+                for snapshot in open {
+                    self.adopt(&mut state, id, snapshot).await?;
+                }
+                let vanished: Vec<IssueRef> = state
+                    .installations
+                    .get(&id)
+                    .map(|installation| {
+                        installation
+                            .issues
+                            .iter()
+                            .filter(|(issue, tracked)| {
+                                issue.repo == repo
+                                    && tracked.managed
+                                    && tracked.status == IssueStatus::Open
+                                    && !found.contains(*issue)
+                            })
+                            .map(|(issue, _)| issue.clone())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                for issue in vanished {
+                    self.recheck(&mut state, id, &issue).await?;
+                }
+            }
+        }
+        // Every managed issue once more: a comment or label edited while down is redone
+        // only where the stored hash or label differs.
+        let all: Vec<(InstallationId, IssueRef)> = state
+            .installations
+            .iter()
+            .flat_map(|(id, installation)| {
+                installation
+                    .issues
+                    .iter()
+                    .filter(|(_, t)| t.managed)
+                    .map(move |(issue, _)| (*id, issue.clone()))
+            })
+            .collect();
+        state.dirty.extend(all);
+        self.settle(&mut state).await?;
+        drop(state);
+        self.tick().await
+    }
+
+    /// Launches whatever is ready, then publishes every status that may have changed.
+    async fn settle(&self, state: &mut State) -> Result<(), BotError> {
+        self.launch_ready(state).await?;
+        self.mark_queue_dirty(state);
+        self.publish_dirty(state).await;
+        Ok(())
+    }
+
+    /// Asks the scheduler what to launch in every installation and launches it.
+    async fn launch_ready(&self, state: &mut State) -> Result<(), BotError> {
+        let Some(agents) = &self.inner.agents else {
+            return Ok(());
+        };
+        let ids: Vec<InstallationId> = state.installations.keys().copied().collect();
+        for id in ids {
+            let now = now_millis();
+            if agents.quota_pause(id, now).is_some() {
+                continue;
+            }
+            let scheduler = self.scheduler(state);
+            let installation = &state.installations[&id];
+            let running = running_issues(installation);
+            let decisions = scheduler.decide(&installation.graph, &running);
+            for Decision::Launch { issue, attempt } in decisions {
+                let prompt = self.prompt_for(&state.installations[&id], &issue);
+                let launch = Launch {
+                    installation: id,
+                    issue: issue.clone(),
+                    attempt,
+                    prompt,
+                };
+                let outcome = agents.launch(&launch, now).await?;
+                tracing::info!(%issue, attempt, ?outcome, "launch");
+                if matches!(outcome, LaunchOutcome::Paused { .. }) {
+                    state.dirty.insert((id, issue));
+                    break;
+                }
+                // Whatever happened is in the run row; read it back.
+                if let Some(latest) = self.inner.store.runs_of(&issue).await?.pop() {
+                    state
+                        .installations
+                        .get_mut(&id)
+                        .expect("listed")
+                        .runs
+                        .insert(issue.clone(), latest);
+                }
+                self.refresh_agent(state, id, &issue).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The scheduler with the configured caps and the paused repositories.
+    fn scheduler(&self, state: &State) -> Scheduler {
+        Scheduler {
+            per_repository: self.inner.settings.per_repository,
+            paused: state.paused.keys().cloned().collect(),
+            ..Scheduler::new(self.inner.settings.max_concurrent)
+        }
+    }
+
+    /// Brings an issue's agent marks in the graph in line with its latest run, and marks it
+    /// and its dependents for publishing.
+    async fn refresh_agent(
+        &self,
+        state: &mut State,
+        id: InstallationId,
+        issue: &IssueRef,
+    ) -> Result<(), BotError> {
+        let Some(installation) = state.installations.get_mut(&id) else {
+            return Ok(());
+        };
+        let cleared = installation
+            .issues
+            .get(issue)
+            .map_or(0, |t| t.cleared_attempt);
+        apply_run(&mut installation.graph, issue, installation.runs.get(issue), cleared);
+        self.save(state, id, issue).await?;
+        mark_with_dependents(state, id, issue);
+        Ok(())
+    }
+
+    /// The prompt for `issue`, from the template and what is known of its blockers.
+    fn prompt_for(&self, installation: &Installation, issue: &IssueRef) -> String {
+        let tracked = installation.issues.get(issue);
+        let blockers: Vec<PromptBlocker> = installation
+            .graph
+            .blockers(issue)
+            .into_iter()
+            .map(|blocker| {
+                let known = installation.issues.get(&blocker.issue);
+                PromptBlocker {
+                    title: known.and_then(|t| t.title.clone()),
+                    pull_requests: known.map(|t| t.pulls.iter().cloned().collect()).unwrap_or_default(),
+                    issue: blocker.issue,
+                    state: blocker.state,
+                }
+            })
+            .collect();
+        let url = self.issue_url(issue);
+        let input = PromptInput {
+            issue,
+            title: tracked.and_then(|t| t.title.as_deref()).unwrap_or(""),
+            body: tracked.map_or("", |t| t.body.as_str()),
+            url: &url,
+            blockers: &blockers,
+            stacked_on: None,
+        };
+        render_prompt(self.template(), &input)
+    }
+
+    fn template(&self) -> &str {
+        &self.inner.settings.orchestrator.prompt_template
+    }
+
+    fn issue_url(&self, issue: &IssueRef) -> String {
+        format!(
+            "https://{}/{}/issues/{}",
+            self.inner.settings.web_host, issue.repo, issue.number
+        )
+    }
+
+    /// The GitHub client acting for `installation` on `repo`.
+    async fn client(&self, installation: InstallationId, repo: &RepoName) -> Result<GitHub, GithubError> {
+        self.inner.github.client(installation, repo).await
+    }
+
+    /// Saves what is known of `issue`. (The JSON is made before the await: a graph is
+    /// not `Sync`, so no reference into the state may live across one.)
+    async fn save(&self, state: &mut State, id: InstallationId, issue: &IssueRef) -> Result<(), BotError> {
+        let data = state
+            .installations
+            .get(&id)
+            .and_then(|installation| installation.issues.get(issue))
+            .map(|tracked| serde_json::to_string(tracked).expect("tracked issues serialise"));
+        if let Some(data) = data {
+            self.inner.store.save_issue(id, issue, &data, now_millis()).await?;
+        }
+        Ok(())
+    }
+
+    /// Queue positions move whenever anything launches: every queued issue may show a new
+    /// one. Unchanged comments are not edited (their hash is compared).
+    fn mark_queue_dirty(&self, state: &mut State) {
+        let scheduler = self.scheduler(state);
+        let queued: Vec<(InstallationId, IssueRef)> = state
+            .installations
+            .iter()
+            .flat_map(|(id, installation)| {
+                scheduler
+                    .queue(&installation.graph)
+                    .into_iter()
+                    .map(move |issue| (*id, issue))
+            })
+            .collect();
+        state.dirty.extend(queued);
+    }
+}
+
+/// Issues whose current attempt is launched and not ended.
+fn running_issues(installation: &Installation) -> Vec<IssueRef> {
+    installation
+        .graph
+        .nodes()
+        .filter(|node| node.started)
+        .filter(|node| {
+            installation
+                .runs
+                .get(&node.issue)
+                .is_none_or(|run| !run.state.is_final())
+        })
+        .map(|node| node.issue.clone())
+        .collect()
+}
+
+/// Sets the agent marks of `issue` from its latest run: attempts made, whether the current
+/// attempt is launched (not cleared by a retry), whether it succeeded.
+fn apply_run(graph: &mut DependencyGraph, issue: &IssueRef, run: Option<&RunRecord>, cleared: u32) {
+    let attempts = run.map_or(0, |r| r.attempt).max(cleared);
+    let started = run.is_some_and(|r| r.attempt > cleared);
+    let done = started && run.is_some_and(|r| r.state == RunState::Succeeded);
+    graph.set_agent(issue, attempts, started, done);
+}
+
+/// Rebuilds an installation's graph from its tracked issues and runs.
+fn rebuild_graph(installation: &mut Installation, settings: &BotSettings) {
+    let mut graph = DependencyGraph::with_unblock_on(settings.orchestrator.unblock_on);
+    let mut issues: Vec<_> = installation.issues.iter().collect();
+    issues.sort_by(|a, b| a.0.cmp(b.0));
+    for (issue, tracked) in &issues {
+        graph.upsert(node_for(issue, tracked));
+    }
+    for (issue, tracked) in &issues {
+        if tracked.managed {
+            // A cycle cannot come back from the store: edges were checked when added.
+            if let Err(cycle) = graph.set_dependencies(issue, &tracked.blockers()) {
+                tracing::warn!(%issue, cycle = %cycle, "a saved dependency closes a cycle; holding the issue");
+                graph.set_held(issue, true);
+            }
+            if tracked.cycle.is_some() {
+                graph.set_held(issue, true);
+            }
+        }
+    }
+    for (issue, tracked) in &issues {
+        apply_run(&mut graph, issue, installation.runs.get(*issue), tracked.cleared_attempt);
+    }
+    installation.graph = graph;
+}
+
+/// The graph node for a tracked issue.
+fn node_for(issue: &IssueRef, tracked: &Tracked) -> IssueNode {
+    let mut node = IssueNode::new(issue.clone(), tracked.status);
+    node.managed = tracked.managed && tracked.status == IssueStatus::Open;
+    node.title = tracked.title.clone();
+    let labels = tracked.labels.iter().map(String::as_str);
+    node.priority = Priority::from_labels(labels.clone());
+    if let Some(minutes) = estimate_from_labels(labels) {
+        node.weight = minutes;
+    }
+    node
+}
+
+/// Marks `issue`, its blockers' dependents and everything depending on it for publishing.
+fn mark_with_dependents(state: &mut State, id: InstallationId, issue: &IssueRef) {
+    let Some(installation) = state.installations.get(&id) else {
+        return;
+    };
+    let dependents = installation.graph.dependents(issue);
+    state.dirty.insert((id, issue.clone()));
+    state
+        .dirty
+        .extend(dependents.into_iter().map(|dependent| (id, dependent)));
+}
