@@ -144,13 +144,22 @@ async fn build_bot(config: &Config, store: &Store) -> anyhow::Result<Option<Bot>
             )),
         )),
         Err(CodegenError::NotConfigured(what)) => {
-            warn!("Codegen is not configured ({what}): issues are tracked and queued, nothing is launched");
+            warn!(
+                "Codegen is not configured ({what}): issues are tracked and queued, nothing is launched"
+            );
             None
         }
         Err(err) => return Err(err).context("setting up the Codegen client"),
     };
-    let bot = Bot::new(BotSettings::from_config(config), store.clone(), Arc::new(app), agents);
-    bot.load().await.context("loading the graph from the store")?;
+    let bot = Bot::new(
+        BotSettings::from_config(config),
+        store.clone(),
+        Arc::new(app),
+        agents,
+    );
+    bot.load()
+        .await
+        .context("loading the graph from the store")?;
     Ok(Some(bot))
 }
 

@@ -10,8 +10,7 @@ use crate::engine::commands::{Command, help_text, new_commands, parse_commands};
 use crate::engine::to_mermaid;
 use crate::events::{
     CloseReason, Comment, CommentAction, DependencyAction, DomainEvent, Event, InstallationAction,
-    Issue, IssueAction, IssueState, ProjectItem, ProjectItemAction, PullRequest,
-    PullRequestAction,
+    Issue, IssueAction, IssueState, ProjectItem, ProjectItemAction, PullRequest, PullRequestAction,
 };
 use crate::github::GitHub;
 
@@ -84,7 +83,10 @@ impl Bot {
                 action,
                 blocked,
                 blocking,
-            } => self.on_dependency(state, id, action, &blocked, &blocking).await,
+            } => {
+                self.on_dependency(state, id, action, &blocked, &blocking)
+                    .await
+            }
             Event::ProjectItem { action, item } => {
                 self.on_project_item(state, id, sender.as_ref(), action, &item)
                     .await
@@ -126,7 +128,8 @@ impl Bot {
                 }
             }
             IssueAction::Unlabeled { label } if is_trigger(&label) => {
-                self.observe(state, id, reference, Facts::from(issue)).await?;
+                self.observe(state, id, reference, Facts::from(issue))
+                    .await?;
                 self.leave(state, id, reference).await
             }
             IssueAction::Closed { .. } | IssueAction::Deleted | IssueAction::Transferred { .. } => {
@@ -138,17 +141,24 @@ impl Bot {
                 self.leave(state, id, reference).await
             }
             IssueAction::Reopened => {
-                self.observe(state, id, reference, Facts::from(issue)).await?;
-                let managed = self.tracked(state, id, reference).is_some_and(|t| t.managed);
+                self.observe(state, id, reference, Facts::from(issue))
+                    .await?;
+                let managed = self
+                    .tracked(state, id, reference)
+                    .is_some_and(|t| t.managed);
                 if managed {
-                    self.manage(state, id, reference, Facts::from(issue)).await?;
+                    self.manage(state, id, reference, Facts::from(issue))
+                        .await?;
                 }
                 Ok(())
             }
             // Body or labels changed (dependencies, priority, estimate), or it was opened.
             _ => {
-                self.observe(state, id, reference, Facts::from(issue)).await?;
-                let managed = self.tracked(state, id, reference).is_some_and(|t| t.managed);
+                self.observe(state, id, reference, Facts::from(issue))
+                    .await?;
+                let managed = self
+                    .tracked(state, id, reference)
+                    .is_some_and(|t| t.managed);
                 if managed && issue.state == IssueState::Open {
                     self.refresh_dependencies(state, id, reference).await?;
                 }
@@ -173,7 +183,11 @@ impl Bot {
         let native = client.blocked_by(issue).await?;
         let installation = installation_mut(state, id, &self.inner.settings);
         for blocker in &native {
-            remember_blocker(installation, &blocker.reference, Facts::from(blocker.clone()));
+            remember_blocker(
+                installation,
+                &blocker.reference,
+                Facts::from(blocker.clone()),
+            );
         }
         let tracked = installation
             .issues
@@ -234,7 +248,8 @@ impl Bot {
         if !closed_done {
             let installation = installation_mut(state, id, &self.inner.settings);
             if let Some(tracked) = installation.issues.get_mut(issue) {
-                tracked.managed = tracked.managed && tracked.status == IssueStatus::Open && labelled;
+                tracked.managed =
+                    tracked.managed && tracked.status == IssueStatus::Open && labelled;
             }
             installation.graph.set_managed(issue, false);
         }
@@ -371,7 +386,13 @@ impl Bot {
                 }
             }
         }
-        react(&client, repo, comment.id, if all_done { "rocket" } else { "confused" }).await;
+        react(
+            &client,
+            repo,
+            comment.id,
+            if all_done { "rocket" } else { "confused" },
+        )
+        .await;
         if !replies.is_empty() {
             client
                 .create_comment(&issue.reference, &replies.join("\n\n---\n\n"))
@@ -393,9 +414,12 @@ impl Bot {
         match command {
             Command::Run => {
                 if issue.state != IssueState::Open {
-                    return Ok(Outcome::Refused("A closed issue is not run; reopen it first.".into()));
+                    return Ok(Outcome::Refused(
+                        "A closed issue is not run; reopen it first.".into(),
+                    ));
                 }
-                self.manage(state, id, reference, Facts::from(issue)).await?;
+                self.manage(state, id, reference, Facts::from(issue))
+                    .await?;
                 Ok(Outcome::Done(None))
             }
             Command::Retry => self.retry(state, id, reference).await,
@@ -412,22 +436,31 @@ impl Bot {
                         self.refresh_agent(state, id, reference).await?;
                         Ok(Outcome::Done(None))
                     }
-                    None => Ok(Outcome::Refused("No agent is running for this issue.".into())),
+                    None => Ok(Outcome::Refused(
+                        "No agent is running for this issue.".into(),
+                    )),
                 }
             }
             Command::Status => {
-                let managed = self.tracked(state, id, reference).is_some_and(|t| t.managed);
+                let managed = self
+                    .tracked(state, id, reference)
+                    .is_some_and(|t| t.managed);
                 if !managed {
                     return Ok(Outcome::Refused(format!(
                         "This issue is not managed; label it `{}` or comment `{prefix} run`.",
                         self.inner.settings.orchestrator.trigger_label
                     )));
                 }
-                self.manage(state, id, reference, Facts::from(issue)).await?;
+                self.manage(state, id, reference, Facts::from(issue))
+                    .await?;
                 Ok(Outcome::Done(None))
             }
-            Command::DependsOn(text) | Command::Unblock(text) if self.references(reference, &text).is_empty() => {
-                Ok(Outcome::Refused(format!("No issue references found in `{text}`; write them as `#12`, `owner/repo#12` or issue URLs.")))
+            Command::DependsOn(text) | Command::Unblock(text)
+                if self.references(reference, &text).is_empty() =>
+            {
+                Ok(Outcome::Refused(format!(
+                    "No issue references found in `{text}`; write them as `#12`, `owner/repo#12` or issue URLs."
+                )))
             }
             Command::DependsOn(text) => {
                 let refs = self.references(reference, &text);
@@ -436,7 +469,10 @@ impl Bot {
                     tracked.removed.retain(|r| !refs.contains(r));
                 })
                 .await?;
-                match self.tracked(state, id, reference).and_then(|t| t.cycle.clone()) {
+                match self
+                    .tracked(state, id, reference)
+                    .and_then(|t| t.cycle.clone())
+                {
                     Some(cycle) => Ok(Outcome::Refused(format!(
                         "Refused: that dependency would close a cycle: `{cycle}`."
                     ))),
@@ -456,16 +492,27 @@ impl Bot {
                 let installation = installation_mut(state, id, &self.inner.settings);
                 let component = installation.graph.component(reference);
                 if component.len() <= 1 {
-                    return Ok(Outcome::Done(Some("This issue has no dependencies and nothing depends on it.".into())));
+                    return Ok(Outcome::Done(Some(
+                        "This issue has no dependencies and nothing depends on it.".into(),
+                    )));
                 }
                 let diagram = to_mermaid(&installation.graph, Some(&component));
                 Ok(Outcome::Done(Some(format!("```mermaid\n{diagram}```"))))
             }
-            Command::Plan => Ok(Outcome::Done(Some(self.plan_text(state, id, &reference.repo)))),
+            Command::Plan => Ok(Outcome::Done(Some(self.plan_text(
+                state,
+                id,
+                &reference.repo,
+            )))),
             Command::Pause => {
                 let key = format!("paused:{}", reference.repo);
-                self.inner.store.set_setting(&key, Some(&author.login)).await?;
-                state.paused.insert(reference.repo.clone(), author.login.clone());
+                self.inner
+                    .store
+                    .set_setting(&key, Some(&author.login))
+                    .await?;
+                state
+                    .paused
+                    .insert(reference.repo.clone(), author.login.clone());
                 self.mark_repository_dirty(state, id, &reference.repo);
                 Ok(Outcome::Done(None))
             }
@@ -492,7 +539,9 @@ impl Bot {
     ) -> Result<Outcome, BotError> {
         let installation = installation_mut(state, id, &self.inner.settings);
         let Some(run) = installation.runs.get(issue).cloned() else {
-            return Ok(Outcome::Refused("There is nothing to retry: no agent has run for this issue.".into()));
+            return Ok(Outcome::Refused(
+                "There is nothing to retry: no agent has run for this issue.".into(),
+            ));
         };
         let Some(tracked) = installation.issues.get_mut(issue) else {
             return Ok(Outcome::Refused("This issue is not managed.".into()));
@@ -555,7 +604,12 @@ impl Bot {
             .topological_order()
             .into_iter()
             .filter(|i| &i.repo == repo)
-            .filter(|i| installation.graph.get(i).is_some_and(|n| n.managed && !n.started))
+            .filter(|i| {
+                installation
+                    .graph
+                    .get(i)
+                    .is_some_and(|n| n.managed && !n.started)
+            })
             .filter(|i| !queue.contains(i))
             .collect();
         let list = |issues: &[IssueRef]| -> String {
@@ -566,7 +620,11 @@ impl Bot {
                 .iter()
                 .enumerate()
                 .map(|(n, i)| {
-                    let title = installation.issues.get(i).and_then(|t| t.title.as_deref()).unwrap_or("");
+                    let title = installation
+                        .issues
+                        .get(i)
+                        .and_then(|t| t.title.as_deref())
+                        .unwrap_or("");
                     format!("{}. {i} {title}", n + 1)
                 })
                 .collect::<Vec<_>>()
@@ -625,7 +683,9 @@ impl Bot {
                 let installation = installation_mut(state, id, &self.inner.settings);
                 let entry = installation.issues.get_mut(&issue).expect("filtered");
                 entry.status = IssueStatus::ClosedCompleted;
-                installation.graph.set_state(&issue, IssueStatus::ClosedCompleted);
+                installation
+                    .graph
+                    .set_state(&issue, IssueStatus::ClosedCompleted);
             }
             self.save(state, id, &issue).await?;
             mark_with_dependents(state, id, &issue);
@@ -651,7 +711,8 @@ impl Bot {
             DependencyAction::Removed => tracked.native.remove(&blocking.reference),
         };
         if tracked.managed {
-            self.refresh_dependencies(state, id, &blocked.reference).await?;
+            self.refresh_dependencies(state, id, &blocked.reference)
+                .await?;
         } else {
             self.save(state, id, &blocked.reference).await?;
         }
@@ -841,7 +902,11 @@ fn remember_blocker(installation: &mut Installation, issue: &IssueRef, facts: Fa
     if !managed {
         tracked.body = String::new(); // bodies of unmanaged blockers are not kept
     } else {
-        tracked.body = if tracked.body.is_empty() { body } else { tracked.body.clone() };
+        tracked.body = if tracked.body.is_empty() {
+            body
+        } else {
+            tracked.body.clone()
+        };
     }
     let node = node_for(issue, tracked);
     installation.graph.upsert(node);

@@ -22,7 +22,9 @@ use crate::config::{Config, OrchestratorConfig, ProjectsConfig};
 use crate::deps::DependencyParser;
 use crate::domain::{InstallationId, IssueRef, IssueStatus, RepoName};
 use crate::engine::prompt::{PromptBlocker, PromptInput, render_prompt};
-use crate::engine::{Decision, DependencyGraph, IssueNode, Priority, Scheduler, estimate_from_labels};
+use crate::engine::{
+    Decision, DependencyGraph, IssueNode, Priority, Scheduler, estimate_from_labels,
+};
 use crate::events::DomainEvent;
 use crate::github::{GitHub, GitHubApp, GithubError};
 use crate::store::{RunRecord, RunState, Store, StoreError};
@@ -151,7 +153,9 @@ impl Bot {
                         .issues
                         .insert(issue, tracked);
                 }
-                Err(err) => tracing::error!(%issue, error = %err, "a saved issue could not be read; it will be rediscovered"),
+                Err(err) => {
+                    tracing::error!(%issue, error = %err, "a saved issue could not be read; it will be rediscovered")
+                }
             }
         }
         for run in self.inner.store.all_runs().await? {
@@ -170,7 +174,11 @@ impl Bot {
             rebuild_graph(installation, &self.inner.settings);
         }
         let issues: usize = state.installations.values().map(|i| i.issues.len()).sum();
-        tracing::info!(installations = state.installations.len(), issues, "graphs rebuilt from the store");
+        tracing::info!(
+            installations = state.installations.len(),
+            issues,
+            "graphs rebuilt from the store"
+        );
         *self.inner.state.lock().await = state;
         Ok(())
     }
@@ -374,7 +382,12 @@ impl Bot {
             .issues
             .get(issue)
             .map_or(0, |t| t.cleared_attempt);
-        apply_run(&mut installation.graph, issue, installation.runs.get(issue), cleared);
+        apply_run(
+            &mut installation.graph,
+            issue,
+            installation.runs.get(issue),
+            cleared,
+        );
         self.save(state, id, issue).await?;
         mark_with_dependents(state, id, issue);
         Ok(())
@@ -391,7 +404,9 @@ impl Bot {
                 let known = installation.issues.get(&blocker.issue);
                 PromptBlocker {
                     title: known.and_then(|t| t.title.clone()),
-                    pull_requests: known.map(|t| t.pulls.iter().cloned().collect()).unwrap_or_default(),
+                    pull_requests: known
+                        .map(|t| t.pulls.iter().cloned().collect())
+                        .unwrap_or_default(),
                     issue: blocker.issue,
                     state: blocker.state,
                 }
@@ -421,20 +436,32 @@ impl Bot {
     }
 
     /// The GitHub client acting for `installation` on `repo`.
-    async fn client(&self, installation: InstallationId, repo: &RepoName) -> Result<GitHub, GithubError> {
+    async fn client(
+        &self,
+        installation: InstallationId,
+        repo: &RepoName,
+    ) -> Result<GitHub, GithubError> {
         self.inner.github.client(installation, repo).await
     }
 
     /// Saves what is known of `issue`. (The JSON is made before the await: a graph is
     /// not `Sync`, so no reference into the state may live across one.)
-    async fn save(&self, state: &mut State, id: InstallationId, issue: &IssueRef) -> Result<(), BotError> {
+    async fn save(
+        &self,
+        state: &mut State,
+        id: InstallationId,
+        issue: &IssueRef,
+    ) -> Result<(), BotError> {
         let data = state
             .installations
             .get(&id)
             .and_then(|installation| installation.issues.get(issue))
             .map(|tracked| serde_json::to_string(tracked).expect("tracked issues serialise"));
         if let Some(data) = data {
-            self.inner.store.save_issue(id, issue, &data, now_millis()).await?;
+            self.inner
+                .store
+                .save_issue(id, issue, &data, now_millis())
+                .await?;
         }
         Ok(())
     }
@@ -503,7 +530,12 @@ fn rebuild_graph(installation: &mut Installation, settings: &BotSettings) {
         }
     }
     for (issue, tracked) in &issues {
-        apply_run(&mut graph, issue, installation.runs.get(*issue), tracked.cleared_attempt);
+        apply_run(
+            &mut graph,
+            issue,
+            installation.runs.get(*issue),
+            tracked.cleared_attempt,
+        );
     }
     installation.graph = graph;
 }

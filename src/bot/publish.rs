@@ -47,9 +47,10 @@ impl Bot {
             return Ok(()); // never managed: a blocker only
         }
         let client = self.client(id, &issue.repo).await?;
-        let wanted_label = view
-            .as_ref()
-            .map(|v| v.state.label(&self.inner.settings.orchestrator.label_prefix));
+        let wanted_label = view.as_ref().map(|v| {
+            v.state
+                .label(&self.inner.settings.orchestrator.label_prefix)
+        });
         let wanted_option = view
             .as_ref()
             .and_then(|v| {
@@ -64,8 +65,13 @@ impl Bot {
         let old_option = tracked.project_option.clone();
         let mut notes = Vec::new();
         if wanted_label != old_label {
-            self.set_state_label(&client, issue, old_label.as_deref(), wanted_label.as_deref())
-                .await?;
+            self.set_state_label(
+                &client,
+                issue,
+                old_label.as_deref(),
+                wanted_label.as_deref(),
+            )
+            .await?;
         }
         if wanted_option.is_some() && wanted_option != old_option {
             notes = self
@@ -99,7 +105,10 @@ impl Bot {
         issue: &IssueRef,
     ) -> Option<StatusView> {
         let tracked = installation.issues.get(issue)?;
-        let shown = matches!(tracked.status, IssueStatus::Open | IssueStatus::ClosedCompleted);
+        let shown = matches!(
+            tracked.status,
+            IssueStatus::Open | IssueStatus::ClosedCompleted
+        );
         if !tracked.managed || !shown {
             return None;
         }
@@ -113,7 +122,9 @@ impl Bot {
                 BlockerView {
                     satisfied: graph.is_satisfied(&b.issue),
                     title: known.and_then(|t| t.title.clone()),
-                    pull_requests: known.map(|t| t.pulls.iter().cloned().collect()).unwrap_or_default(),
+                    pull_requests: known
+                        .map(|t| t.pulls.iter().cloned().collect())
+                        .unwrap_or_default(),
                     issue: b.issue,
                     state: b.state,
                 }
@@ -121,7 +132,13 @@ impl Bot {
             .collect();
         let unsatisfied = blockers.iter().filter(|b| !b.satisfied).count();
         let run = installation.runs.get(issue).map(run_view);
-        let state_now = work_state(tracked.status, unsatisfied, node.held, node.started, run.as_ref());
+        let state_now = work_state(
+            tracked.status,
+            unsatisfied,
+            node.held,
+            node.started,
+            run.as_ref(),
+        );
         let queue_position = (state_now == WorkState::Queued)
             .then(|| {
                 self.scheduler(state)
@@ -155,7 +172,9 @@ impl Bot {
             ));
         }
         match &self.inner.agents {
-            None => Some("Codegen is not configured (set codegen.org_id and codegen.api_token).".into()),
+            None => {
+                Some("Codegen is not configured (set codegen.org_id and codegen.api_token).".into())
+            }
             Some(agents) => agents
                 .quota_pause(id, now_millis())
                 .map(|message| format!("Codegen's plan quota is used up: {message}")),
@@ -192,7 +211,12 @@ impl Bot {
 
     /// Sets the Projects field on every board the issue is on; problems are returned as
     /// notes for the status comment (reported once, not retried).
-    async fn set_project_option(&self, client: &GitHub, issue: &IssueRef, option: &str) -> Vec<String> {
+    async fn set_project_option(
+        &self,
+        client: &GitHub,
+        issue: &IssueRef,
+        option: &str,
+    ) -> Vec<String> {
         let field = &self.inner.settings.projects.status_field;
         match client.set_project_status(issue, field, option).await {
             Ok(updates) => updates
@@ -233,7 +257,9 @@ impl Bot {
             }
             match client.update_comment(&issue.repo, comment_id, body).await {
                 Ok(()) => {
-                    store.record_status_comment(issue, comment_id, &hash).await?;
+                    store
+                        .record_status_comment(issue, comment_id, &hash)
+                        .await?;
                     return Ok(());
                 }
                 // Deleted by someone: write a new one below.
@@ -249,7 +275,9 @@ impl Bot {
         let id = match client.find_marked_comment(issue, STATUS_MARKER).await? {
             Some(existing) if known.as_ref().and_then(|k| k.comment_id) != Some(existing.id) => {
                 if existing.body != body {
-                    client.update_comment(&issue.repo, existing.id, body).await?;
+                    client
+                        .update_comment(&issue.repo, existing.id, body)
+                        .await?;
                 }
                 existing.id
             }
@@ -267,7 +295,9 @@ fn left_text(installation: &Installation, issue: &IssueRef) -> String {
         Some(IssueStatus::Deleted) => "it was deleted or moved",
         _ => "the trigger label was removed",
     };
-    format!("{STATUS_MARKER}\n### codegen-orchestrator: not managed\n\nThis issue is no longer managed: {why}.\n")
+    format!(
+        "{STATUS_MARKER}\n### codegen-orchestrator: not managed\n\nThis issue is no longer managed: {why}.\n"
+    )
 }
 
 fn run_view(run: &RunRecord) -> RunView {

@@ -275,7 +275,11 @@ impl GitHub {
             let answer = self.send(Method::GET, &current, None).await?.success()?;
             route = next_page(&answer.headers, &self.base_path);
             let page: Page = answer.json()?;
-            repos.extend(page.repositories.into_iter().filter_map(|r| r.full_name.parse().ok()));
+            repos.extend(
+                page.repositories
+                    .into_iter()
+                    .filter_map(|r| r.full_name.parse().ok()),
+            );
         }
         Ok(repos)
     }

@@ -123,6 +123,11 @@ impl FakeGithub {
                 )
                 .route(&at("/repos/{owner}/{repo}/git/refs"), post(create_ref))
                 .route(&at("/repos/{owner}/{repo}/issues"), get(list_issues))
+                .route(&at("/app/installations"), get(list_installations))
+                .route(
+                    &at("/installation/repositories"),
+                    get(installation_repositories),
+                )
                 .route(
                     &at("/repos/{owner}/{repo}/issues/{number}"),
                     get(get_issue).patch(patch_issue),
@@ -364,7 +369,21 @@ async fn list_issues(
         .take(per_page)
         .map(|v| (*v).clone())
         .collect();
-    let mut response = Json(Value::Array(items)).into_response();
+    // Like GitHub: an ETag per page, and 304 (free of rate limit) when unchanged.
+    let etag = {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        Value::Array(items.clone()).to_string().hash(&mut hasher);
+        format!("\"{:x}\"", hasher.finish())
+    };
+    let not_modified =
+        headers.get("if-none-match").and_then(|v| v.to_str().ok()) == Some(etag.as_str());
+    let mut response = if not_modified {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        Json(Value::Array(items)).into_response()
+    };
+    response.headers_mut().insert("etag", etag.parse().unwrap());
     if page * per_page < matching.len() {
         let host = headers
             .get("host")
@@ -412,6 +431,65 @@ async fn get_issue(
         return (StatusCode::NOT_MODIFIED, [("etag", etag)]).into_response();
     }
     (StatusCode::OK, [("etag", etag)], Json(issue.clone())).into_response()
+}
+
+async fn list_installations(
+    State(state): State<Arc<Mutex<GithubState>>>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(refused) = verify_app_jwt(&state, &headers) {
+        return refused;
+    }
+    let ids: std::collections::BTreeSet<u64> = state
+        .lock()
+        .unwrap()
+        .installations
+        .values()
+        .copied()
+        .collect();
+    let payload: Value =
+        serde_json::from_slice(&fixture("installation/created.payload.json")).unwrap();
+    let all: Vec<Value> = ids
+        .into_iter()
+        .map(|id| {
+            let mut installation = payload["installation"].clone();
+            installation["id"] = json!(id);
+            installation
+        })
+        .collect();
+    Json(all).into_response()
+}
+
+/// The repositories of the installation whose token (`ghs_installation<id>...`) asks.
+async fn installation_repositories(
+    State(state): State<Arc<Mutex<GithubState>>>,
+    headers: HeaderMap,
+) -> Response {
+    let token = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let id: Option<u64> = token
+        .strip_prefix("Bearer ghs_installation")
+        .or_else(|| token.strip_prefix("token ghs_installation"))
+        .and_then(|rest| rest.split('_').next())
+        .and_then(|id| id.parse().ok());
+    let Some(id) = id else {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"message": "Bad credentials"})),
+        )
+            .into_response();
+    };
+    let repos: Vec<Value> = state
+        .lock()
+        .unwrap()
+        .installations
+        .iter()
+        .filter(|(_, installation)| **installation == id)
+        .map(|(repo, _)| json!({"full_name": repo, "name": repo.split('/').nth(1)}))
+        .collect();
+    Json(json!({"total_count": repos.len(), "repositories": repos})).into_response()
 }
 
 async fn repo_installation(

@@ -1,0 +1,429 @@
+//! The whole app against the fake GitHub and the fake Codegen: signed webhooks built from
+//! the real payloads in `../shared/fixtures` go through the real router, the inbox and the
+//! bot; tests look at what the fakes were asked to do.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use axum::http::StatusCode;
+use codegen_orchestrator::config::{Config, Secret, SecretList};
+use codegen_orchestrator::http::DoorLimits;
+use codegen_orchestrator::runtime::App;
+use serde_json::{Value, json};
+
+use super::fake_codegen::{self, FakeCodegen};
+use super::fake_github::FakeGithub;
+use super::{SECRET, fixture, quick_retries, webhook};
+
+/// The installation every repository of the world belongs to.
+pub const INSTALLATION: u64 = 42;
+/// A maintainer with write permission everywhere.
+pub const MAINTAINER: &str = "maintainer";
+/// Someone who may only read.
+pub const READER: &str = "reader";
+
+/// The fakes and the app.
+pub struct World {
+    pub github: FakeGithub,
+    pub codegen: FakeCodegen,
+    pub app: App,
+    pub dir: tempfile::TempDir,
+    config: Config,
+    /// Every delivery sent: (event, id, body).
+    pub sent: Mutex<Vec<(String, String, Vec<u8>)>>,
+}
+
+fn test_key() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/test-app-key.pem")
+}
+
+impl World {
+    /// A world with `acme/api`, `acme/web` and `other/lib` in one installation.
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
+        codegen_orchestrator::telemetry::init_logging();
+        let github = FakeGithub::start().await;
+        let codegen = FakeCodegen::start().await;
+        {
+            let mut state = github.state.lock().unwrap();
+            for repo in ["acme/api", "acme/web", "other/lib"] {
+                state.installations.insert(repo.into(), INSTALLATION);
+                state.permissions.insert(
+                    (repo.into(), MAINTAINER.into()),
+                    ("write".into(), "write".into()),
+                );
+                state
+                    .permissions
+                    .insert((repo.into(), READER.into()), ("read".into(), "read".into()));
+            }
+        }
+        codegen.add_repo(7001, "acme/api");
+        codegen.add_repo(7002, "other/lib");
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::default();
+        config.storage.url = format!("sqlite://{}", dir.path().join("orchestrator.db").display());
+        config.github.webhook_secret = SecretList::new(vec![Secret::new(SECRET)]);
+        config.github.api_url = github.url.clone();
+        config.github.app_id = Some(1);
+        config.github.private_key = Some(Secret::new(std::fs::read_to_string(test_key()).unwrap()));
+        config.codegen.api_url = codegen.url.clone();
+        config.codegen.org_id = Some(fake_codegen::ORG);
+        config.codegen.api_token = Some(Secret::new(fake_codegen::TOKEN));
+        config.codegen.max_concurrent_agents = 2;
+        adjust(&mut config);
+        let app = App::build_with(&config, DoorLimits::default(), quick_retries(2))
+            .await
+            .unwrap();
+        Self {
+            github,
+            codegen,
+            app,
+            dir,
+            config,
+            sent: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Stops the app and starts a new one on the same database and fakes.
+    pub async fn restart(mut self) -> Self {
+        self.app.store.close().await;
+        self.app = App::build_with(&self.config, DoorLimits::default(), quick_retries(2))
+            .await
+            .unwrap();
+        self
+    }
+
+    /// Posts a signed delivery and lets the inbox process it.
+    pub async fn send(&self, event: &str, payload: &Value) -> StatusCode {
+        let body = serde_json::to_vec(payload).unwrap();
+        let id = {
+            let mut sent = self.sent.lock().unwrap();
+            let id = format!("delivery-{}", sent.len() + 1);
+            sent.push((event.to_owned(), id.clone(), body.clone()));
+            id
+        };
+        self.post(event, &id, &body).await
+    }
+
+    async fn post(&self, event: &str, id: &str, body: &[u8]) -> StatusCode {
+        use tower::ServiceExt;
+        let request = webhook(event, id, body).signed(SECRET);
+        let status = self.app.router().oneshot(request).await.unwrap().status();
+        self.app.processor.drain().await.unwrap();
+        status
+    }
+
+    /// Sends every delivery again, as GitHub's "redeliver" does.
+    pub async fn redeliver_all(&self) {
+        let sent = self.sent.lock().unwrap().clone();
+        for (event, id, body) in sent {
+            assert_eq!(self.post(&event, &id, &body).await, StatusCode::OK, "{id}");
+        }
+    }
+
+    /// Follows the runs once (what the poll interval does).
+    pub async fn tick(&self) {
+        self.app.bot.as_ref().unwrap().tick().await.unwrap();
+    }
+
+    pub async fn reconcile(&self) {
+        self.app.bot.as_ref().unwrap().reconcile().await.unwrap();
+    }
+
+    // ---- GitHub's side: the fake's state changes and the webhooks they cause ----
+
+    pub fn add_issue(&self, repo: &str, number: u64, title: &str, body: &str, labels: &[&str]) {
+        self.github.add_issue(repo, number, title, body, labels);
+    }
+
+    fn issue_json(&self, repo: &str, number: u64) -> Value {
+        self.github.state.lock().unwrap().issues[&(repo.to_owned(), number)].clone()
+    }
+
+    fn issue_payload(&self, action: &str, repo: &str, number: u64, sender: &str) -> Value {
+        let mut payload: Value =
+            serde_json::from_slice(&fixture("issues/labeled.payload.json")).unwrap();
+        payload["action"] = json!(action);
+        payload["issue"] = self.issue_json(repo, number);
+        set_common(&mut payload, repo, sender);
+        payload
+    }
+
+    /// Someone adds a label; GitHub sends `issues.labeled`.
+    pub async fn label(&self, repo: &str, number: u64, label: &str, sender: &str) -> StatusCode {
+        self.set_labels(repo, number, |labels| {
+            if !labels.contains(&label.to_owned()) {
+                labels.push(label.to_owned());
+            }
+        });
+        let mut payload = self.issue_payload("labeled", repo, number, sender);
+        payload["label"]["name"] = json!(label);
+        self.send("issues", &payload).await
+    }
+
+    pub async fn unlabel(&self, repo: &str, number: u64, label: &str) -> StatusCode {
+        self.set_labels(repo, number, |labels| labels.retain(|l| l != label));
+        let mut payload = self.issue_payload("unlabeled", repo, number, MAINTAINER);
+        payload["label"]["name"] = json!(label);
+        self.send("issues", &payload).await
+    }
+
+    fn set_labels(&self, repo: &str, number: u64, change: impl FnOnce(&mut Vec<String>)) {
+        let mut state = self.github.state.lock().unwrap();
+        let issue = state.issues.get_mut(&(repo.to_owned(), number)).unwrap();
+        let mut names: Vec<String> = issue["labels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["name"].as_str().unwrap().to_owned())
+            .collect();
+        change(&mut names);
+        issue["labels"] = Value::Array(
+            names
+                .iter()
+                .map(|n| json!({"id": 1, "node_id": "LA_x", "url": "", "name": n, "color": "ededed", "default": false, "description": null}))
+                .collect(),
+        );
+    }
+
+    /// The issue is closed (`completed` or `not_planned`); GitHub sends `issues.closed`.
+    pub async fn close(&self, repo: &str, number: u64, reason: &str) -> StatusCode {
+        self.github.close(repo, number, reason);
+        let payload = self.issue_payload("closed", repo, number, MAINTAINER);
+        self.send("issues", &payload).await
+    }
+
+    pub async fn reopen(&self, repo: &str, number: u64) -> StatusCode {
+        {
+            let mut state = self.github.state.lock().unwrap();
+            let issue = state.issues.get_mut(&(repo.to_owned(), number)).unwrap();
+            issue["state"] = json!("open");
+            issue["state_reason"] = json!("reopened");
+        }
+        let payload = self.issue_payload("reopened", repo, number, MAINTAINER);
+        self.send("issues", &payload).await
+    }
+
+    /// The body is edited; GitHub sends `issues.edited` with the old body.
+    pub async fn edit_body(&self, repo: &str, number: u64, body: &str) -> StatusCode {
+        let old = {
+            let mut state = self.github.state.lock().unwrap();
+            let issue = state.issues.get_mut(&(repo.to_owned(), number)).unwrap();
+            let old = issue["body"].clone();
+            issue["body"] = json!(body);
+            old
+        };
+        let mut payload = self.issue_payload("edited", repo, number, MAINTAINER);
+        payload["changes"] = json!({"body": {"from": old}});
+        self.send("issues", &payload).await
+    }
+
+    /// A comment is posted; returns its id.
+    pub async fn comment(&self, repo: &str, number: u64, body: &str, author: &str) -> u64 {
+        self.comment_event("created", repo, number, body, None, author, None)
+            .await
+    }
+
+    /// A comment is edited from `old` to `new`.
+    pub async fn edit_comment(
+        &self,
+        repo: &str,
+        number: u64,
+        id: u64,
+        old: &str,
+        new: &str,
+        author: &str,
+    ) {
+        self.comment_event("edited", repo, number, new, Some(old), author, Some(id))
+            .await;
+    }
+
+    /// A comment by a bot account (`type: Bot`).
+    pub async fn bot_comment(&self, repo: &str, number: u64, body: &str) {
+        let mut payload =
+            self.comment_payload("created", repo, number, body, None, "ci-helper[bot]", None);
+        payload["comment"]["user"]["type"] = json!("Bot");
+        payload["sender"]["type"] = json!("Bot");
+        self.send("issue_comment", &payload).await;
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn comment_event(
+        &self,
+        action: &str,
+        repo: &str,
+        number: u64,
+        body: &str,
+        old: Option<&str>,
+        author: &str,
+        id: Option<u64>,
+    ) -> u64 {
+        let payload = self.comment_payload(action, repo, number, body, old, author, id);
+        let id = payload["comment"]["id"].as_u64().unwrap();
+        assert_eq!(
+            self.send("issue_comment", &payload).await,
+            StatusCode::ACCEPTED
+        );
+        id
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn comment_payload(
+        &self,
+        action: &str,
+        repo: &str,
+        number: u64,
+        body: &str,
+        old: Option<&str>,
+        author: &str,
+        id: Option<u64>,
+    ) -> Value {
+        let mut payload: Value =
+            serde_json::from_slice(&fixture("issue_comment/created.payload.json")).unwrap();
+        payload["action"] = json!(action);
+        payload["issue"] = self.issue_json(repo, number);
+        let id = id.unwrap_or_else(|| 5_000_000 + self.sent.lock().unwrap().len() as u64);
+        payload["comment"]["id"] = json!(id);
+        payload["comment"]["body"] = json!(body);
+        payload["comment"]["user"]["login"] = json!(author);
+        payload["comment"]["user"]["id"] = json!(user_id(author));
+        payload["comment"]["user"]["type"] = json!("User");
+        payload["comment"]["performed_via_github_app"] = Value::Null;
+        if let Some(old) = old {
+            payload["changes"] = json!({"body": {"from": old}});
+        }
+        set_common(&mut payload, repo, author);
+        payload
+    }
+
+    /// A pull request whose body closes issues is merged.
+    pub async fn merge_pull_request(&self, repo: &str, number: u64, body: &str) -> StatusCode {
+        let mut payload: Value =
+            serde_json::from_slice(&fixture("pull_request/closed.payload.json")).unwrap();
+        payload["action"] = json!("closed");
+        payload["number"] = json!(number);
+        let pr = &mut payload["pull_request"];
+        pr["number"] = json!(number);
+        pr["body"] = json!(body);
+        pr["merged"] = json!(true);
+        pr["html_url"] = json!(format!("https://github.com/{repo}/pull/{number}"));
+        set_common(&mut payload, repo, MAINTAINER);
+        self.send("pull_request", &payload).await
+    }
+
+    // ---- What tests look at ----
+
+    /// Bodies of the comments on an issue that carry the status marker.
+    pub fn status_comments(&self, repo: &str, number: u64) -> Vec<String> {
+        self.comments(repo, number)
+            .into_iter()
+            .filter(|c| c.contains("<!-- codegen-orchestrator:status -->"))
+            .collect()
+    }
+
+    /// Bodies of all comments on an issue, oldest first.
+    pub fn comments(&self, repo: &str, number: u64) -> Vec<String> {
+        self.github
+            .state
+            .lock()
+            .unwrap()
+            .comments
+            .get(&(repo.to_owned(), number))
+            .map(|all| all.iter().map(|(_, body)| body.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// The comments that are not the status comment.
+    pub fn replies(&self, repo: &str, number: u64) -> Vec<String> {
+        self.comments(repo, number)
+            .into_iter()
+            .filter(|c| !c.contains("<!-- codegen-orchestrator:status -->"))
+            .collect()
+    }
+
+    pub fn labels(&self, repo: &str, number: u64) -> Vec<String> {
+        let mut labels: Vec<String> = self.issue_json(repo, number)["labels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["name"].as_str().unwrap().to_owned())
+            .collect();
+        labels.sort();
+        labels
+    }
+
+    /// The state labels (`codegen:*`) of an issue.
+    pub fn state_labels(&self, repo: &str, number: u64) -> Vec<String> {
+        self.labels(repo, number)
+            .into_iter()
+            .filter(|l| l.starts_with("codegen:"))
+            .collect()
+    }
+
+    /// Issues launched, in creation order, as `owner/repo#N (attempt A)`.
+    pub fn launches(&self) -> Vec<String> {
+        self.codegen
+            .runs()
+            .iter()
+            .map(|run| {
+                let m = &run.metadata;
+                format!(
+                    "{}#{} (attempt {})",
+                    m["repository"].as_str().unwrap_or("?"),
+                    m["issue_number"],
+                    m["attempt"]
+                )
+            })
+            .collect()
+    }
+
+    /// The fake run id of the latest run for an issue.
+    pub fn run_of(&self, repo: &str, number: u64) -> u64 {
+        self.codegen
+            .runs()
+            .iter()
+            .rev()
+            .find(|r| r.metadata["repository"] == repo && r.metadata["issue_number"] == number)
+            .unwrap_or_else(|| panic!("no run for {repo}#{number}"))
+            .id
+    }
+
+    /// Reactions posted to a comment.
+    pub fn reactions(&self, comment: u64) -> Vec<String> {
+        self.github
+            .state
+            .lock()
+            .unwrap()
+            .reactions
+            .iter()
+            .filter(|(id, _)| *id == comment)
+            .map(|(_, r)| r.clone())
+            .collect()
+    }
+}
+
+/// A stable id per login (GitHub ids never change when a login does).
+pub fn user_id(login: &str) -> u64 {
+    match login {
+        MAINTAINER => 101,
+        READER => 202,
+        _ => 303,
+    }
+}
+
+fn set_common(payload: &mut Value, repo: &str, sender: &str) {
+    payload["installation"] =
+        json!({"id": INSTALLATION, "node_id": "MDIzOkludGVncmF0aW9uSW5zdGFsbGF0aW9uNDI="});
+    payload["repository"]["full_name"] = json!(repo);
+    payload["repository"]["name"] = json!(repo.split('/').nth(1).unwrap());
+    payload["sender"]["login"] = json!(sender);
+    payload["sender"]["id"] = json!(user_id(sender));
+    payload["sender"]["type"] = json!(if sender.ends_with("[bot]") {
+        "Bot"
+    } else {
+        "User"
+    });
+}
