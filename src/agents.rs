@@ -229,6 +229,24 @@ impl Agents {
             return Ok(None);
         };
         if let Some(id) = row.run_id {
+            // It may have ended since the last poll: then its real ending is recorded.
+            if let Ok(run) = self.codegen.run(id).await {
+                let ending = match run.status {
+                    AgentStatus::Succeeded => Some(ending(RunState::Succeeded, None, &run)),
+                    AgentStatus::Failed => Some(ending(
+                        RunState::Failed,
+                        Some(format!(
+                            "the agent run ended with status {}",
+                            run.raw_status.as_deref().unwrap_or("failed")
+                        )),
+                        &run,
+                    )),
+                    AgentStatus::Running => None,
+                };
+                if let Some(ending) = ending {
+                    return self.end(&row, ending, now).await;
+                }
+            }
             self.stop(id).await;
         }
         let ending = RunEnding {

@@ -127,3 +127,335 @@ async fn a_label_from_someone_without_write_permission_manages_nothing() {
     assert!(world.launches().is_empty());
     assert!(world.comments("acme/api", 1).is_empty());
 }
+
+#[tokio::test]
+async fn one_status_comment_per_issue_across_twenty_updates_and_a_restart() {
+    let world = World::start().await;
+    world.add_issue("acme/api", 1, "Schema", "", &[]);
+    world.add_issue("acme/api", 2, "API", "Depends on #1", &[]);
+    world.add_project(
+        "PVT_road",
+        "Roadmap",
+        &["Blocked", "Todo", "In Progress", "Done", "Failed"],
+        &[("acme/api", 1), ("acme/api", 2)],
+    );
+    world.add_project(
+        "PVT_sprint",
+        "Sprint",
+        &["Todo", "In Progress", "Done"],
+        &[("acme/api", 2)],
+    );
+    world.label("acme/api", 1, "codegen", MAINTAINER).await;
+    world.label("acme/api", 2, "codegen", MAINTAINER).await;
+    assert_eq!(
+        world.project_status("PVT_road", "acme/api", 1).as_deref(),
+        Some("In Progress")
+    );
+    assert_eq!(
+        world.project_status("PVT_road", "acme/api", 2).as_deref(),
+        Some("Blocked")
+    );
+    let mut world = world;
+    for round in 0..20 {
+        match round % 4 {
+            0 => {
+                world
+                    .edit_body("acme/api", 2, &format!("Depends on #1\n\nRevision {round}"))
+                    .await;
+            }
+            1 => {
+                world
+                    .comment("acme/api", 2, "/codegen status", MAINTAINER)
+                    .await;
+            }
+            2 => world.tick().await,
+            _ => {
+                world
+                    .label("acme/api", 2, &format!("note-{round}"), MAINTAINER)
+                    .await;
+            }
+        }
+        if round == 10 {
+            world = world.restart().await;
+        }
+    }
+    for n in [1, 2] {
+        assert_eq!(world.status_comments("acme/api", n).len(), 1, "#{n}");
+    }
+    let status = &world.status_comments("acme/api", 2)[0];
+    assert!(
+        status.contains("**blocked**") && status.contains("- [ ] acme/api#1 Schema — open"),
+        "{status}"
+    );
+    // The Sprint board has no "Blocked" option: said once, in the status comment.
+    assert_eq!(
+        status.matches("has no option \"Blocked\"").count(),
+        1,
+        "{status}"
+    );
+    assert_eq!(world.state_labels("acme/api", 2), ["codegen:blocked"]);
+
+    let run = world.run_of("acme/api", 1);
+    world.codegen.finish(run, "COMPLETE", None);
+    world.tick().await;
+    world.close("acme/api", 1, "completed").await;
+    assert_eq!(world.state_labels("acme/api", 1), ["codegen:done"]);
+    assert_eq!(
+        world.project_status("PVT_road", "acme/api", 1).as_deref(),
+        Some("Done")
+    );
+    assert_eq!(world.state_labels("acme/api", 2), ["codegen:running"]);
+    assert_eq!(
+        world.project_status("PVT_road", "acme/api", 2).as_deref(),
+        Some("In Progress")
+    );
+    assert_eq!(
+        world.project_status("PVT_sprint", "acme/api", 2).as_deref(),
+        Some("In Progress")
+    );
+    for n in [1, 2] {
+        assert_eq!(world.status_comments("acme/api", n).len(), 1, "#{n}");
+    }
+}
+
+#[tokio::test]
+async fn a_cycle_from_an_edit_is_refused_with_its_path_and_removing_it_lets_work_continue() {
+    let world = World::start().await;
+    world.add_issue("acme/api", 3, "Groundwork", "", &[]);
+    world.add_issue("acme/api", 1, "One", "Depends on #2", &[]);
+    world.add_issue("acme/api", 2, "Two", "Depends on #3", &[]);
+    world.label("acme/api", 1, "codegen", MAINTAINER).await;
+    world.label("acme/api", 2, "codegen", MAINTAINER).await;
+    world.edit_body("acme/api", 2, "Depends on #3 and #1").await;
+    let status = &world.status_comments("acme/api", 2)[0];
+    assert!(
+        status.contains("`acme/api#2 -> acme/api#1 -> acme/api#2`"),
+        "{status}"
+    );
+    // Its blocker closes, but it is held while the cycle stands.
+    world.close("acme/api", 3, "completed").await;
+    assert!(world.launches().is_empty());
+    world.edit_body("acme/api", 2, "Depends on #3").await;
+    assert_eq!(world.launches(), ["acme/api#2 (attempt 1)"]);
+    let status = &world.status_comments("acme/api", 2)[0];
+    assert!(!status.contains("cycle"), "{status}");
+}
+
+#[tokio::test]
+async fn a_blocker_closed_as_not_planned_keeps_dependents_blocked_and_reopening_blocks_again() {
+    let world = World::start().await;
+    world.add_issue("acme/api", 1, "One", "", &[]);
+    world.add_issue("acme/api", 2, "Two", "Depends on #1", &[]);
+    world.label("acme/api", 2, "codegen", MAINTAINER).await;
+    world.close("acme/api", 1, "not_planned").await;
+    assert!(world.launches().is_empty());
+    let status = &world.status_comments("acme/api", 2)[0];
+    assert!(
+        status.contains("closed as not planned: still blocks"),
+        "{status}"
+    );
+    world.reopen("acme/api", 1).await;
+    world.close("acme/api", 1, "completed").await;
+    assert_eq!(world.launches(), ["acme/api#2 (attempt 1)"]);
+    // Reopened while #2 runs: #2 is blocked again, and nothing is cancelled.
+    world.reopen("acme/api", 1).await;
+    assert!(world.codegen.runs().iter().all(|r| !r.banned));
+}
+
+#[tokio::test]
+async fn commands_from_the_right_people_outside_code_do_what_they_say() {
+    let world = World::start().await;
+    world.add_issue("acme/api", 1, "One", "", &[]);
+    world.add_issue("acme/api", 2, "Two", "Depends on #1", &[]);
+    world.label("acme/api", 2, "codegen", MAINTAINER).await;
+
+    // Refused: a reader, a bot, a command in a code block, a quote.
+    let refused = world.comment("acme/api", 1, "/codegen run", READER).await;
+    let reply = world.replies("acme/api", 1).pop().unwrap();
+    assert!(
+        reply.contains("need write, maintain or admin permission")
+            && reply.contains("yours is read"),
+        "{reply}"
+    );
+    assert!(world.reactions(refused).is_empty());
+    world.bot_comment("acme/api", 1, "/codegen run").await;
+    world
+        .comment(
+            "acme/api",
+            1,
+            "```\n/codegen run\n```\n> /codegen run",
+            MAINTAINER,
+        )
+        .await;
+    assert!(world.launches().is_empty());
+    assert_eq!(world.replies("acme/api", 1).len(), 1);
+
+    // An edit that adds a command runs just that command.
+    let edited = world
+        .comment("acme/api", 1, "Looks good.", MAINTAINER)
+        .await;
+    world
+        .edit_comment(
+            "acme/api",
+            1,
+            edited,
+            "Looks good.",
+            "Looks good.\n/codegen run",
+            MAINTAINER,
+        )
+        .await;
+    assert_eq!(world.launches(), ["acme/api#1 (attempt 1)"]);
+    assert_eq!(world.reactions(edited), ["eyes", "rocket"]);
+
+    // The agent fails: the issue says so and #2 stays blocked; retry makes attempt 2.
+    world
+        .codegen
+        .finish(world.run_of("acme/api", 1), "FAILED", None);
+    world.tick().await;
+    assert_eq!(world.state_labels("acme/api", 1), ["codegen:failed"]);
+    assert!(world.status_comments("acme/api", 1)[0].contains("ended with status FAILED"));
+    world
+        .comment("acme/api", 1, "/codegen retry", MAINTAINER)
+        .await;
+    assert_eq!(
+        world.launches(),
+        ["acme/api#1 (attempt 1)", "acme/api#1 (attempt 2)"]
+    );
+
+    // Cancel stops the running agent.
+    world
+        .comment("acme/api", 1, "/codegen cancel", MAINTAINER)
+        .await;
+    let second = world.run_of("acme/api", 1);
+    assert!(
+        world
+            .codegen
+            .runs()
+            .iter()
+            .any(|r| r.id == second && r.banned)
+    );
+    assert_eq!(world.state_labels("acme/api", 1), ["codegen:failed"]);
+
+    // Unknown verbs get the help text, with a suggestion when one is close.
+    let typo = world
+        .comment("acme/api", 1, "/codegen rery", MAINTAINER)
+        .await;
+    let reply = world.replies("acme/api", 1).pop().unwrap();
+    assert!(
+        reply.contains("Did you mean `retry`?") && reply.contains("| `/codegen plan` |"),
+        "{reply}"
+    );
+    assert_eq!(world.reactions(typo), ["eyes", "confused"]);
+
+    // Graph and plan reply; pause stops launching in the repository until resume.
+    world
+        .comment("acme/api", 2, "/codegen graph", MAINTAINER)
+        .await;
+    assert!(
+        world
+            .replies("acme/api", 2)
+            .pop()
+            .unwrap()
+            .starts_with("```mermaid")
+    );
+    world
+        .comment("acme/api", 1, "/codegen pause\n/codegen retry", MAINTAINER)
+        .await;
+    assert_eq!(world.launches().len(), 2, "paused");
+    assert!(world.status_comments("acme/api", 1)[0].contains("was paused by @maintainer"));
+    world
+        .comment("acme/api", 1, "/codegen resume", MAINTAINER)
+        .await;
+    assert_eq!(world.launches().last().unwrap(), "acme/api#1 (attempt 3)");
+    world
+        .comment("acme/api", 1, "/codegen plan", MAINTAINER)
+        .await;
+    let plan = world.replies("acme/api", 1).pop().unwrap();
+    assert!(plan.contains("Running:\n1. acme/api#1 One"), "{plan}");
+}
+
+#[tokio::test]
+async fn redelivering_every_webhook_changes_nothing() {
+    let world = diamond().await;
+    finish_and_merge(&world, "acme/api", 1, 101).await;
+    let launches = world.launches();
+    let comments: Vec<_> = [1, 2, 3, 4]
+        .iter()
+        .map(|n| world.comments("acme/api", *n))
+        .collect();
+    let labels: Vec<_> = [1, 2, 3, 4]
+        .iter()
+        .map(|n| world.labels("acme/api", *n))
+        .collect();
+    world.redeliver_all().await;
+    world.tick().await;
+    assert_eq!(world.launches(), launches);
+    let after: Vec<_> = [1, 2, 3, 4]
+        .iter()
+        .map(|n| world.comments("acme/api", *n))
+        .collect();
+    assert_eq!(after, comments);
+    let after: Vec<_> = [1, 2, 3, 4]
+        .iter()
+        .map(|n| world.labels("acme/api", *n))
+        .collect();
+    assert_eq!(after, labels);
+}
+
+#[tokio::test]
+async fn a_reconcile_after_lost_webhooks_reaches_the_same_end_state() {
+    // With every webhook.
+    let delivered = diamond().await;
+    finish_and_merge(&delivered, "acme/api", 1, 101).await;
+
+    // The same changes on GitHub, but no webhook arrives; the reconciler finds them.
+    let lost = World::start().await;
+    lost.add_issue("acme/api", 1, "Schema", "The schema.", &["codegen"]);
+    lost.add_issue("acme/api", 2, "API", "Depends on #1", &["codegen"]);
+    lost.add_issue("acme/api", 3, "Docs", "Blocked by #1", &["codegen"]);
+    lost.add_issue("acme/api", 4, "UI", "Depends on #2 and #3", &["codegen"]);
+    lost.add_issue(
+        "other/lib",
+        5,
+        "Client",
+        "Requires acme/api#4",
+        &["codegen"],
+    );
+    lost.reconcile().await;
+    assert_eq!(lost.launches(), ["acme/api#1 (attempt 1)"]);
+    lost.codegen.finish(
+        lost.run_of("acme/api", 1),
+        "COMPLETE",
+        Some("https://github.com/acme/api/pull/101"),
+    );
+    lost.github.close("acme/api", 1, "completed");
+    lost.reconcile().await;
+
+    assert_eq!(lost.launches(), delivered.launches());
+    for (repo, n) in [
+        ("acme/api", 1),
+        ("acme/api", 2),
+        ("acme/api", 3),
+        ("acme/api", 4),
+        ("other/lib", 5),
+    ] {
+        assert_eq!(
+            lost.state_labels(repo, n),
+            delivered.state_labels(repo, n),
+            "{repo}#{n}"
+        );
+        assert_eq!(lost.status_comments(repo, n).len(), 1, "{repo}#{n}");
+    }
+    // An unchanged repository costs conditional requests answered 304.
+    let before = lost.github.requests().len();
+    lost.reconcile().await;
+    let lists: Vec<_> = lost.github.requests()[before..]
+        .iter()
+        .filter(|r| r.path.ends_with("/issues"))
+        .map(|r| r.if_none_match.is_empty())
+        .collect();
+    assert!(
+        !lists.is_empty() && lists.iter().all(|fresh| !fresh),
+        "{lists:?}"
+    );
+}

@@ -240,6 +240,8 @@ impl Bot {
     /// requests: an unchanged list costs a 304) and compared with what the bot knows; then
     /// runs are followed and every managed status is published again if it changed.
     pub async fn reconcile(&self) -> Result<(), BotError> {
+        // Runs first: an issue closed while its run finished is not taken for a cancel.
+        self.tick().await?;
         let mut targets: Vec<(InstallationId, Vec<RepoName>)> = Vec::new();
         if self.inner.github.is_app() {
             for id in self.inner.github.installations().await? {
@@ -301,9 +303,7 @@ impl Bot {
             })
             .collect();
         state.dirty.extend(all);
-        self.settle(&mut state).await?;
-        drop(state);
-        self.tick().await
+        self.settle(&mut state).await
     }
 
     /// Launches whatever is ready, then publishes every status that may have changed.

@@ -12,7 +12,7 @@ use codegen_orchestrator::runtime::App;
 use serde_json::{Value, json};
 
 use super::fake_codegen::{self, FakeCodegen};
-use super::fake_github::FakeGithub;
+use super::fake_github::{FakeGithub, FakeProject};
 use super::{SECRET, fixture, quick_retries, webhook};
 
 /// The installation every repository of the world belongs to.
@@ -44,7 +44,9 @@ impl World {
     }
 
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
-        codegen_orchestrator::telemetry::init_logging();
+        if std::env::var_os("TEST_LOG").is_some() {
+            codegen_orchestrator::telemetry::init_logging();
+        }
         let github = FakeGithub::start().await;
         let codegen = FakeCodegen::start().await;
         {
@@ -312,6 +314,54 @@ impl World {
         pr["html_url"] = json!(format!("https://github.com/{repo}/pull/{number}"));
         set_common(&mut payload, repo, MAINTAINER);
         self.send("pull_request", &payload).await
+    }
+
+    /// A Projects v2 board with a single-select `Status` field of `options`, holding an
+    /// item for each of `issues`.
+    pub fn add_project(&self, id: &str, title: &str, options: &[&str], issues: &[(&str, u64)]) {
+        let options: Vec<(String, String)> = options
+            .iter()
+            .map(|name| {
+                (
+                    format!("OPT_{id}_{}", name.replace(' ', "_")),
+                    (*name).to_owned(),
+                )
+            })
+            .collect();
+        let items = issues
+            .iter()
+            .map(|(repo, n)| {
+                (
+                    format!("PVTI_{id}_{n}"),
+                    ((*repo).to_owned(), *n),
+                    Default::default(),
+                )
+            })
+            .collect();
+        self.github.state.lock().unwrap().projects.insert(
+            id.to_owned(),
+            FakeProject {
+                title: title.to_owned(),
+                fields: vec![(format!("PVTF_{id}_status"), "Status".into(), options)],
+                items,
+            },
+        );
+    }
+
+    /// The `Status` option an issue's item has on a board.
+    pub fn project_status(&self, project: &str, repo: &str, n: u64) -> Option<String> {
+        let state = self.github.state.lock().unwrap();
+        let board = &state.projects[project];
+        let (field, _, options) = &board.fields[0];
+        let item = board
+            .items
+            .iter()
+            .find(|(_, content, _)| *content == (repo.to_owned(), n))?;
+        let option = item.2.get(field)?;
+        options
+            .iter()
+            .find(|(id, _)| id == option)
+            .map(|(_, name)| name.clone())
     }
 
     // ---- What tests look at ----
