@@ -459,3 +459,60 @@ async fn a_reconcile_after_lost_webhooks_reaches_the_same_end_state() {
         "{lists:?}"
     );
 }
+
+#[tokio::test]
+async fn a_repository_file_overrides_the_trigger_labels_and_cap_and_mistakes_are_reported() {
+    let world = World::start().await;
+    let path = ".github/codegen-orchestrator.yml";
+    world.put_file(
+        "acme/web",
+        path,
+        "trigger_label: ai\nlabel_prefix: \"bot/\"\nmax_agents: 1\n",
+    );
+    for n in 1..=3 {
+        world.add_issue("acme/web", n, &format!("Web {n}"), "", &[]);
+    }
+    world.label("acme/web", 1, "ai", MAINTAINER).await;
+    world.label("acme/web", 2, "ai", MAINTAINER).await;
+    world.label("acme/web", 3, "codegen", MAINTAINER).await;
+    assert_eq!(
+        world.launches(),
+        ["acme/web#1 (attempt 1)"],
+        "one agent in acme/web"
+    );
+    assert_eq!(world.state_labels("acme/web", 1), Vec::<String>::new());
+    assert!(
+        world
+            .labels("acme/web", 1)
+            .contains(&"bot/running".to_owned())
+    );
+    assert!(
+        world
+            .labels("acme/web", 2)
+            .contains(&"bot/queued".to_owned())
+    );
+    assert!(
+        world.comments("acme/web", 3).is_empty(),
+        "`codegen` is not this repository's label"
+    );
+
+    // An invalid file: reported on the issue, the defaults apply.
+    world.put_file("acme/api", path, "trigger_lable: go\n");
+    world.add_issue("acme/api", 1, "Api", "", &[]);
+    world.label("acme/api", 1, "codegen", MAINTAINER).await;
+    let warning = world.replies("acme/api", 1).pop().unwrap();
+    assert!(
+        warning.contains("is invalid") && warning.contains("trigger_lable"),
+        "{warning}"
+    );
+    assert_eq!(world.launches().len(), 2);
+
+    // Fixed by a push to the default branch: read again.
+    world.put_file("acme/api", path, "trigger_label: go\n");
+    world.push("acme/api", &[path]).await;
+    world.add_issue("acme/api", 2, "Api 2", "", &[]);
+    world.label("acme/api", 2, "go", MAINTAINER).await;
+    // Managed, and queued: both agents of the installation are busy.
+    assert_eq!(world.state_labels("acme/api", 2), ["codegen:queued"]);
+    assert!(world.status_comments("acme/api", 2)[0].contains("number 1 in the queue"));
+}

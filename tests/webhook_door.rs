@@ -185,7 +185,7 @@ async fn a_redelivery_is_answered_200_and_stored_once() {
 async fn an_unknown_event_is_acknowledged_and_not_stored() {
     let app = TestApp::start().await;
     let (status, text) = app
-        .deliver("push", DELIVERY, b"{\"ref\": \"refs/heads/main\"}")
+        .deliver("watch", DELIVERY, b"{\"action\": \"started\"}")
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{text}");
     assert!(text.contains("ignored"), "{text}");

@@ -96,6 +96,19 @@ impl Bot {
                 installation,
                 ..
             } => self.forget_installation(state, installation).await,
+            Event::Push {
+                repo,
+                default_branch,
+                paths,
+            } => {
+                if default_branch && paths.iter().any(|p| p == super::REPO_CONFIG_PATH) {
+                    tracing::info!(%repo, "the repository's configuration file changed; reading it again");
+                    state.repos.remove(&repo);
+                    self.load_repo(state, id, &repo, None).await?;
+                    self.mark_repository_dirty(state, id, &repo);
+                }
+                Ok(())
+            }
             Event::Installation { .. }
             | Event::InstallationRepositories { .. }
             | Event::Label { .. }
@@ -115,8 +128,11 @@ impl Bot {
             return Ok(());
         }
         let reference = &issue.reference;
-        let trigger = &self.inner.settings.orchestrator.trigger_label;
-        let is_trigger = |label: &str| label.eq_ignore_ascii_case(trigger);
+        let trigger = self
+            .load_repo(state, id, &reference.repo, Some(reference))
+            .await?
+            .trigger_label;
+        let is_trigger = |label: &str| label.eq_ignore_ascii_case(&trigger);
         match action {
             IssueAction::Labeled { label } if is_trigger(&label) => {
                 if self.may_run_agents(id, &reference.repo, sender).await? {
@@ -238,10 +254,11 @@ impl Bot {
             return Ok(());
         };
         let closed_done = tracked.status == IssueStatus::ClosedCompleted;
+        let trigger = self.repo(state, &issue.repo).trigger_label;
         let labelled = tracked
             .labels
             .iter()
-            .any(|l| l.eq_ignore_ascii_case(&self.inner.settings.orchestrator.trigger_label));
+            .any(|l| l.eq_ignore_ascii_case(&trigger));
         if tracked.status == IssueStatus::Open && labelled {
             return Ok(());
         }
@@ -448,7 +465,7 @@ impl Bot {
                 if !managed {
                     return Ok(Outcome::Refused(format!(
                         "This issue is not managed; label it `{}` or comment `{prefix} run`.",
-                        self.inner.settings.orchestrator.trigger_label
+                        self.repo(state, &reference.repo).trigger_label
                     )));
                 }
                 self.manage(state, id, reference, Facts::from(issue))

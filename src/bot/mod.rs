@@ -9,6 +9,7 @@
 
 mod handlers;
 mod publish;
+mod repo_config;
 mod tracked;
 
 use std::collections::{BTreeSet, HashMap};
@@ -28,6 +29,7 @@ use crate::engine::{
 use crate::events::DomainEvent;
 use crate::github::{GitHub, GitHubApp, GithubError};
 use crate::store::{RunRecord, RunState, Store, StoreError};
+pub use repo_config::{REPO_CONFIG_PATH, RepoSettings};
 pub use tracked::Tracked;
 
 /// The installation id used in token mode, where deliveries name none.
@@ -62,6 +64,18 @@ pub struct BotSettings {
 }
 
 impl BotSettings {
+    /// The settings of a repository without its own configuration file.
+    pub fn repo_defaults(&self) -> RepoSettings {
+        RepoSettings {
+            trigger_label: self.orchestrator.trigger_label.clone(),
+            label_prefix: self.orchestrator.label_prefix.clone(),
+            prompt_template: self.orchestrator.prompt_template.clone(),
+            max_agents: self.per_repository,
+            status_field: self.projects.status_field.clone(),
+            status_options: self.projects.status_options.clone(),
+        }
+    }
+
     /// The settings `config` describes.
     pub fn from_config(config: &Config) -> Self {
         Self {
@@ -98,6 +112,8 @@ struct State {
     dirty: BTreeSet<(InstallationId, IssueRef)>,
     /// Repositories where launching is paused, with who paused them.
     paused: HashMap<RepoName, String>,
+    /// Each repository's settings, once its configuration file was read.
+    repos: HashMap<RepoName, RepoSettings>,
 }
 
 /// One installation's graph and issues.
@@ -257,10 +273,13 @@ impl Bot {
                 targets.push((*id, repos.into_iter().collect()));
             }
         }
-        let trigger = self.inner.settings.orchestrator.trigger_label.clone();
         let mut state = self.inner.state.lock().await;
         for (id, repos) in targets {
             for repo in repos {
+                let trigger = self
+                    .load_repo(&mut state, id, &repo, None)
+                    .await?
+                    .trigger_label;
                 let client = self.client(id, &repo).await?;
                 let open = client.open_issues_labeled(&repo, &trigger).await?;
                 let found: BTreeSet<IssueRef> = open.iter().map(|i| i.reference.clone()).collect();
@@ -330,7 +349,11 @@ impl Bot {
             let running = running_issues(installation);
             let decisions = scheduler.decide(&installation.graph, &running);
             for Decision::Launch { issue, attempt } in decisions {
-                let prompt = self.prompt_for(&state.installations[&id], &issue);
+                let template = self
+                    .load_repo(state, id, &issue.repo, None)
+                    .await?
+                    .prompt_template;
+                let prompt = self.prompt_for(&state.installations[&id], &issue, &template);
                 let launch = Launch {
                     installation: id,
                     issue: issue.clone(),
@@ -363,6 +386,11 @@ impl Bot {
         Scheduler {
             per_repository: self.inner.settings.per_repository,
             paused: state.paused.keys().cloned().collect(),
+            repository_caps: state
+                .repos
+                .iter()
+                .filter_map(|(repo, settings)| Some((repo.clone(), settings.max_agents?)))
+                .collect(),
             ..Scheduler::new(self.inner.settings.max_concurrent)
         }
     }
@@ -394,7 +422,7 @@ impl Bot {
     }
 
     /// The prompt for `issue`, from the template and what is known of its blockers.
-    fn prompt_for(&self, installation: &Installation, issue: &IssueRef) -> String {
+    fn prompt_for(&self, installation: &Installation, issue: &IssueRef, template: &str) -> String {
         let tracked = installation.issues.get(issue);
         let blockers: Vec<PromptBlocker> = installation
             .graph
@@ -421,11 +449,59 @@ impl Bot {
             blockers: &blockers,
             stacked_on: None,
         };
-        render_prompt(self.template(), &input)
+        render_prompt(template, &input)
     }
 
-    fn template(&self) -> &str {
-        &self.inner.settings.orchestrator.prompt_template
+    /// The settings in force in `repo`: its file's, once read, else the global ones.
+    fn repo(&self, state: &State, repo: &RepoName) -> RepoSettings {
+        state
+            .repos
+            .get(repo)
+            .cloned()
+            .unwrap_or_else(|| self.inner.settings.repo_defaults())
+    }
+
+    /// Reads `repo`'s configuration file on first use; an invalid one is reported on
+    /// `report_on` (and in the log) and the defaults apply.
+    async fn load_repo(
+        &self,
+        state: &mut State,
+        id: InstallationId,
+        repo: &RepoName,
+        report_on: Option<&IssueRef>,
+    ) -> Result<RepoSettings, BotError> {
+        if let Some(known) = state.repos.get(repo) {
+            return Ok(known.clone());
+        }
+        let defaults = self.inner.settings.repo_defaults();
+        let client = self.client(id, repo).await?;
+        let settings = match client.file(repo, REPO_CONFIG_PATH).await {
+            Ok(None) => defaults,
+            Ok(Some(text)) => match repo_config::parse_overrides(&text) {
+                Ok(overrides) => {
+                    tracing::info!(%repo, "the repository's configuration file applies");
+                    RepoSettings::with(&defaults, overrides)
+                }
+                Err(problem) => {
+                    tracing::warn!(%repo, %problem, "the repository's configuration file is invalid; the defaults apply");
+                    if let Some(issue) = report_on {
+                        let text = format!(
+                            "⚠️ `{REPO_CONFIG_PATH}` on the default branch is invalid: {problem}. \
+                             The defaults apply until it is fixed."
+                        );
+                        client.create_comment(issue, &text).await?;
+                    }
+                    defaults
+                }
+            },
+            Err(err) if err.status() == Some(403) => {
+                tracing::warn!(%repo, error = %err, "cannot read the repository's configuration file; the defaults apply");
+                defaults
+            }
+            Err(err) => return Err(err.into()),
+        };
+        state.repos.insert(repo.clone(), settings.clone());
+        Ok(settings)
     }
 
     fn issue_url(&self, issue: &IssueRef) -> String {

@@ -46,23 +46,15 @@ impl Bot {
         if view.is_none() && tracked.state_label.is_none() {
             return Ok(()); // never managed: a blocker only
         }
-        let client = self.client(id, &issue.repo).await?;
-        let wanted_label = view.as_ref().map(|v| {
-            v.state
-                .label(&self.inner.settings.orchestrator.label_prefix)
-        });
-        let wanted_option = view
-            .as_ref()
-            .and_then(|v| {
-                self.inner
-                    .settings
-                    .projects
-                    .status_options
-                    .for_state(v.state.name())
-            })
-            .map(str::to_owned);
         let old_label = tracked.state_label.clone();
         let old_option = tracked.project_option.clone();
+        let settings = self.load_repo(state, id, &issue.repo, None).await?;
+        let client = self.client(id, &issue.repo).await?;
+        let wanted_label = view.as_ref().map(|v| v.state.label(&settings.label_prefix));
+        let wanted_option = view
+            .as_ref()
+            .and_then(|v| settings.status_options.for_state(v.state.name()))
+            .map(str::to_owned);
         let mut notes = Vec::new();
         if wanted_label != old_label {
             self.set_state_label(
@@ -73,9 +65,11 @@ impl Bot {
             )
             .await?;
         }
-        if wanted_option.is_some() && wanted_option != old_option {
+        if let Some(option) = wanted_option.as_deref()
+            && wanted_option != old_option
+        {
             notes = self
-                .set_project_option(&client, issue, wanted_option.as_deref().unwrap_or_default())
+                .set_project_option(&client, issue, &settings.status_field, option)
                 .await;
         }
         let installation = state.installations.get_mut(&id).expect("checked above");
@@ -197,14 +191,10 @@ impl Bot {
                 .await?;
             client.add_labels(issue, &[label]).await?;
         }
-        let prefix = &self.inner.settings.orchestrator.label_prefix;
-        let stale = WorkState::ALL
-            .iter()
-            .map(|s| s.label(prefix))
-            .filter(|l| Some(l.as_str()) != wanted)
-            .filter(|l| Some(l.as_str()) == old);
-        for label in stale {
-            client.remove_label(issue, &label).await?;
+        if let Some(old) = old
+            && Some(old) != wanted
+        {
+            client.remove_label(issue, old).await?;
         }
         Ok(())
     }
@@ -215,9 +205,9 @@ impl Bot {
         &self,
         client: &GitHub,
         issue: &IssueRef,
+        field: &str,
         option: &str,
     ) -> Vec<String> {
-        let field = &self.inner.settings.projects.status_field;
         match client.set_project_status(issue, field, option).await {
             Ok(updates) => updates
                 .into_iter()

@@ -209,7 +209,7 @@ impl Default for ProjectsConfig {
 /// `projects.status_options.*`: Todo / In Progress / Done are the options of GitHub's
 /// project template; add Blocked and Failed to the board's Status field, or set them to
 /// `null` to leave the field alone in those states.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StatusOptions {
     /// Waiting for blockers.

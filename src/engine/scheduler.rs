@@ -30,6 +30,9 @@ pub struct Scheduler {
     pub per_repository: Option<usize>,
     /// Repositories where nothing is launched (`/codegen pause`).
     pub paused: std::collections::BTreeSet<RepoName>,
+    /// Caps of particular repositories (their own configuration file), before
+    /// `per_repository`.
+    pub repository_caps: std::collections::BTreeMap<RepoName, usize>,
 }
 
 impl Scheduler {
@@ -39,6 +42,7 @@ impl Scheduler {
             max_concurrent: max_concurrent.max(1),
             per_repository: None,
             paused: Default::default(),
+            repository_caps: Default::default(),
         }
     }
 
@@ -78,7 +82,12 @@ impl Scheduler {
             }
             let in_repo = per_repo.get(&issue.repo).copied().unwrap_or(0)
                 + launched.get(&issue.repo).copied().unwrap_or(0);
-            if self.per_repository.is_some_and(|cap| in_repo >= cap) {
+            let cap = self
+                .repository_caps
+                .get(&issue.repo)
+                .copied()
+                .or(self.per_repository);
+            if cap.is_some_and(|cap| in_repo >= cap) {
                 continue;
             }
             *launched.entry(issue.repo.clone()).or_default() += 1;

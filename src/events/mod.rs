@@ -18,6 +18,7 @@ pub const SUPPORTED_EVENTS: &[&str] = &[
     "installation",
     "installation_repositories",
     "issue_dependencies",
+    "push",
     "ping",
 ];
 
@@ -116,6 +117,15 @@ pub enum Event {
         blocked: Issue,
         /// The issue that blocks (or blocked) it.
         blocking: Issue,
+    },
+    /// Commits were pushed to a branch.
+    Push {
+        /// The repository.
+        repo: RepoName,
+        /// Whether the branch is the repository's default branch.
+        default_branch: bool,
+        /// Paths added, modified or removed by the pushed commits.
+        paths: Vec<String>,
     },
     /// GitHub checks that the webhook works.
     Ping {
@@ -396,6 +406,14 @@ impl DomainEvent {
             } => format!(
                 "issue_dependencies.{action:?} {} blocked by {}",
                 blocked.reference, blocking.reference
+            ),
+            Event::Push {
+                repo,
+                default_branch,
+                paths,
+            } => format!(
+                "push {repo} default_branch={default_branch} paths={}",
+                paths.len()
             ),
             Event::Ping { hook_id } => format!("ping hook={hook_id:?}"),
         }

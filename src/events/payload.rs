@@ -53,6 +53,7 @@ fn decode_event(event: &str, action: Option<&str>, body: &[u8]) -> Result<Decode
         "installation" => installation(parse(event, body)?),
         "installation_repositories" => installation_repositories(parse(event, body)?),
         "issue_dependencies" => issue_dependencies(parse(event, body)?),
+        "push" => push(parse(event, body)?),
         "ping" => ping(parse(event, body)?),
         _ => Ok(Decoded::Ignored("event not handled")),
     }
@@ -626,6 +627,61 @@ struct PingPayload {
     hook_id: Option<u64>,
     installation: Option<InstallationRef>,
     sender: Option<UserPayload>,
+}
+
+#[derive(Deserialize)]
+struct PushPayload {
+    #[serde(rename = "ref")]
+    git_ref: String,
+    repository: PushRepository,
+    #[serde(default)]
+    commits: Vec<PushCommit>,
+    installation: Option<InstallationRef>,
+    sender: Option<UserPayload>,
+}
+
+#[derive(Deserialize)]
+struct PushRepository {
+    full_name: String,
+    default_branch: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct PushCommit {
+    #[serde(default)]
+    added: Vec<String>,
+    #[serde(default)]
+    modified: Vec<String>,
+    #[serde(default)]
+    removed: Vec<String>,
+}
+
+fn push(payload: PushPayload) -> Result<Decoded, DecodeError> {
+    let repo: RepoName = payload
+        .repository
+        .full_name
+        .parse()
+        .map_err(|_| invalid("repository.full_name", "not owner/name"))?;
+    let default_branch = payload
+        .repository
+        .default_branch
+        .is_some_and(|branch| payload.git_ref == format!("refs/heads/{branch}"));
+    let mut paths: Vec<String> = payload
+        .commits
+        .into_iter()
+        .flat_map(|c| c.added.into_iter().chain(c.modified).chain(c.removed))
+        .collect();
+    paths.sort();
+    paths.dedup();
+    Ok(domain_event(
+        payload.installation,
+        payload.sender,
+        Event::Push {
+            repo,
+            default_branch,
+            paths,
+        },
+    ))
 }
 
 fn ping(payload: PingPayload) -> Result<Decoded, DecodeError> {

@@ -244,6 +244,37 @@ impl GitHub {
         Ok(())
     }
 
+    /// A file's text on the default branch; `None` when there is no such file.
+    pub async fn file(&self, repo: &RepoName, path: &str) -> Result<Option<String>, GithubError> {
+        #[derive(Deserialize)]
+        struct Contents {
+            content: String,
+            encoding: String,
+        }
+        let segments: Vec<String> = path.split('/').map(segment).collect();
+        let route = format!("{}/contents/{}", repo_route(repo), segments.join("/"));
+        let answer = match self.send(Method::GET, &route, None).await?.success() {
+            Ok(answer) => answer,
+            Err(err) if err.status() == Some(404) => return Ok(None),
+            Err(err) => return Err(err),
+        };
+        let contents: Contents = answer.json()?;
+        if contents.encoding != "base64" {
+            return Err(GithubError::Transport(format!(
+                "{path}: unexpected encoding {}",
+                contents.encoding
+            )));
+        }
+        use base64::Engine;
+        let compact: String = contents.content.split_whitespace().collect();
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(compact)
+            .map_err(|err| GithubError::Transport(format!("{path}: {err}")))?;
+        String::from_utf8(bytes)
+            .map(Some)
+            .map_err(|_| GithubError::Transport(format!("{path} is not UTF-8 text")))
+    }
+
     /// Closes an issue as completed.
     pub async fn close_issue(&self, issue: &IssueRef) -> Result<(), GithubError> {
         let body = json!({"state": "closed", "state_reason": "completed"});

@@ -75,6 +75,8 @@ pub struct GithubState {
     pub closing: BTreeMap<(String, u64), Vec<Value>>,
     /// (owner/repo, branch) -> head sha.
     pub branches: BTreeMap<(String, String), String>,
+    /// (owner/repo, path) -> text of files on the default branch.
+    pub files: BTreeMap<(String, String), String>,
     pub requests: Vec<Seen>,
 }
 
@@ -124,6 +126,10 @@ impl FakeGithub {
                 .route(&at("/repos/{owner}/{repo}/git/refs"), post(create_ref))
                 .route(&at("/repos/{owner}/{repo}/issues"), get(list_issues))
                 .route(&at("/app/installations"), get(list_installations))
+                .route(
+                    &at("/repos/{owner}/{repo}/contents/{*path}"),
+                    get(file_contents),
+                )
                 .route(
                     &at("/installation/repositories"),
                     get(installation_repositories),
@@ -431,6 +437,27 @@ async fn get_issue(
         return (StatusCode::NOT_MODIFIED, [("etag", etag)]).into_response();
     }
     (StatusCode::OK, [("etag", etag)], Json(issue.clone())).into_response()
+}
+
+async fn file_contents(
+    State(state): State<Arc<Mutex<GithubState>>>,
+    Path((owner, repo, path)): Path<(String, String, String)>,
+) -> Response {
+    use base64::Engine;
+    let full = format!("{owner}/{repo}");
+    let state = state.lock().unwrap();
+    let Some(text) = state.files.get(&(full, path.clone())) else {
+        return not_found();
+    };
+    // GitHub wraps the base64 text at 60 characters.
+    let encoded = base64::engine::general_purpose::STANDARD.encode(text);
+    let wrapped: Vec<String> = encoded
+        .as_bytes()
+        .chunks(60)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect();
+    Json(json!({"type": "file", "path": path, "encoding": "base64", "content": wrapped.join("\n") + "\n"}))
+        .into_response()
 }
 
 async fn list_installations(

@@ -364,6 +364,31 @@ impl World {
             .map(|(_, name)| name.clone())
     }
 
+    /// A file on a repository's default branch.
+    pub fn put_file(&self, repo: &str, path: &str, text: &str) {
+        self.github
+            .state
+            .lock()
+            .unwrap()
+            .files
+            .insert((repo.to_owned(), path.to_owned()), text.to_owned());
+    }
+
+    /// A push to the default branch touching `paths` (GitHub's `push` webhook; no example
+    /// of it is among the fixtures, so the fields the app reads are written here).
+    pub async fn push(&self, repo: &str, paths: &[&str]) -> StatusCode {
+        let mut payload = json!({
+            "ref": "refs/heads/main",
+            "before": "0000000000000000000000000000000000000000",
+            "after": "1111111111111111111111111111111111111111",
+            "repository": {"full_name": repo, "name": repo.split('/').nth(1).unwrap(), "default_branch": "main"},
+            "commits": [{"id": "1111111111111111111111111111111111111111", "added": [], "modified": paths, "removed": []}],
+            "sender": {"login": MAINTAINER, "id": 101, "type": "User"},
+        });
+        set_common(&mut payload, repo, MAINTAINER);
+        self.send("push", &payload).await
+    }
+
     // ---- What tests look at ----
 
     /// Bodies of the comments on an issue that carry the status marker.

@@ -202,7 +202,7 @@ fn a_payload_missing_a_field_names_it() {
 #[test]
 fn an_event_the_app_does_not_handle_is_ignored() {
     assert_eq!(
-        decode_payload("push", b"{}").unwrap(),
+        decode_payload("watch", b"{}").unwrap(),
         Decoded::Ignored("event not handled")
     );
 }
