@@ -516,3 +516,78 @@ async fn a_repository_file_overrides_the_trigger_labels_and_cap_and_mistakes_are
     assert_eq!(world.state_labels("acme/api", 2), ["codegen:queued"]);
     assert!(world.status_comments("acme/api", 2)[0].contains("number 1 in the queue"));
 }
+
+#[tokio::test]
+async fn stacked_work_starts_a_dependent_on_its_blockers_pull_request_branch() {
+    let world = World::start_with(|config| {
+        config.orchestrator.unblock_on = codegen_orchestrator::config::UnblockOn::PrOpened;
+    })
+    .await;
+    world.add_issue("acme/api", 1, "Schema", "", &[]);
+    world.add_issue("acme/api", 2, "Add the API!", "Depends on #1", &[]);
+    world.label("acme/api", 1, "codegen", MAINTAINER).await;
+    world.label("acme/api", 2, "codegen", MAINTAINER).await;
+    assert_eq!(world.launches(), ["acme/api#1 (attempt 1)"]);
+
+    // The agent of #1 opens its pull request: #2 starts on a branch made from it.
+    world.github.state.lock().unwrap().branches.insert(
+        ("acme/api".into(), "agent/schema".into()),
+        "5ca1ab1e".into(),
+    );
+    world
+        .open_pull_request("acme/api", 50, "Fixes #1", "agent/schema")
+        .await;
+    assert_eq!(
+        world.launches(),
+        ["acme/api#1 (attempt 1)", "acme/api#2 (attempt 1)"]
+    );
+    let prompt = &world.codegen.runs()[1].prompt;
+    assert!(
+        prompt.contains("create the branch `codegen/2-add-the-api` from `agent/schema`"),
+        "{prompt}"
+    );
+    let branch = world
+        .github
+        .state
+        .lock()
+        .unwrap()
+        .branches
+        .get(&("acme/api".into(), "codegen/2-add-the-api".into()))
+        .cloned();
+    assert_eq!(branch.as_deref(), Some("5ca1ab1e"));
+}
+
+#[tokio::test]
+async fn auto_merge_waits_for_passing_checks_then_merges_and_unblocks() {
+    let world = World::start_with(|config| config.orchestrator.auto_merge = true).await;
+    world.add_issue("acme/api", 1, "Schema", "", &[]);
+    world.add_issue("acme/api", 2, "API", "Depends on #1", &[]);
+    world.label("acme/api", 1, "codegen", MAINTAINER).await;
+    world.label("acme/api", 2, "codegen", MAINTAINER).await;
+    {
+        let mut state = world.github.state.lock().unwrap();
+        state
+            .pulls
+            .insert(("acme/api".into(), 60), ("abc123".into(), true, false));
+        state.failing_checks.insert(("acme/api".into(), 60));
+    }
+    world.codegen.finish(
+        world.run_of("acme/api", 1),
+        "COMPLETE",
+        Some("https://github.com/acme/api/pull/60"),
+    );
+    world.tick().await;
+    assert!(
+        !world.github.state.lock().unwrap().pulls[&("acme/api".into(), 60)].2,
+        "checks fail: not merged"
+    );
+    assert_eq!(world.launches().len(), 1);
+
+    world.github.state.lock().unwrap().failing_checks.clear();
+    world.tick().await;
+    let state = world.github.state.lock().unwrap();
+    assert!(state.pulls[&("acme/api".into(), 60)].2, "merged");
+    assert_eq!(state.issues[&("acme/api".into(), 1)]["state"], "closed");
+    drop(state);
+    assert_eq!(world.launches().last().unwrap(), "acme/api#2 (attempt 1)");
+}

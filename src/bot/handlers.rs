@@ -691,6 +691,16 @@ impl Bot {
             let installation = installation_mut(state, id, &self.inner.settings);
             let entry = installation.issues.get_mut(&issue).expect("filtered");
             entry.pulls.insert(pull.html_url.clone());
+            if matches!(action, PullRequestAction::Closed { .. }) {
+                entry.branches.remove(&pull.html_url);
+            } else {
+                entry
+                    .branches
+                    .insert(pull.html_url.clone(), pull.head_ref.clone());
+            }
+            let node = node_for(&issue, entry);
+            installation.graph.upsert(node);
+            let entry = installation.issues.get_mut(&issue).expect("filtered");
             let managed_open = entry.managed && entry.status == IssueStatus::Open;
             if action == (PullRequestAction::Closed { merged: true }) && managed_open {
                 // GitHub closes it itself only for merges into the default branch.

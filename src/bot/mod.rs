@@ -234,6 +234,7 @@ impl Bot {
             }
             self.reload_run(&mut state, &record.issue).await?;
         }
+        self.merge_ready(&mut state).await?;
         self.settle(&mut state).await
     }
 
@@ -353,7 +354,12 @@ impl Bot {
                     .load_repo(state, id, &issue.repo, None)
                     .await?
                     .prompt_template;
-                let prompt = self.prompt_for(&state.installations[&id], &issue, &template);
+                let stacked = self.stack(state, id, &issue).await?;
+                let stacked_on = stacked
+                    .as_ref()
+                    .map(|(base, new)| (base.as_str(), new.as_str()));
+                let prompt =
+                    self.prompt_for(&state.installations[&id], &issue, &template, stacked_on);
                 let launch = Launch {
                     installation: id,
                     issue: issue.clone(),
@@ -395,6 +401,99 @@ impl Bot {
         }
     }
 
+    /// Stacked work (`unblock_on: pr_opened`): when a blocker in the same repository is
+    /// still open with a pull request, the issue starts on a new branch
+    /// `codegen/<number>-<slug>` made from that pull request's branch. Returns (base, new).
+    async fn stack(
+        &self,
+        state: &mut State,
+        id: InstallationId,
+        issue: &IssueRef,
+    ) -> Result<Option<(String, String)>, BotError> {
+        if self.inner.settings.orchestrator.unblock_on != crate::engine::UnblockOn::PrOpened {
+            return Ok(None);
+        }
+        let installation = &state.installations[&id];
+        let base = installation
+            .graph
+            .blockers(issue)
+            .into_iter()
+            .filter(|b| b.issue.repo == issue.repo && b.state == IssueStatus::Open)
+            .find_map(|b| {
+                installation
+                    .issues
+                    .get(&b.issue)?
+                    .branches
+                    .values()
+                    .next()
+                    .cloned()
+            });
+        let Some(base) = base else {
+            return Ok(None);
+        };
+        let title = installation
+            .issues
+            .get(issue)
+            .and_then(|t| t.title.clone())
+            .unwrap_or_default();
+        let new = format!("codegen/{}-{}", issue.number, slug(&title));
+        let client = self.client(id, &issue.repo).await?;
+        if let Err(err) = client.create_branch(&issue.repo, &new, &base).await {
+            tracing::warn!(%issue, %base, error = %err, "could not create the stacked branch; the agent is asked to");
+        }
+        Ok(Some((base, new)))
+    }
+
+    /// `orchestrator.auto_merge`: merges the pull requests of successful agent runs once
+    /// GitHub reports them mergeable with every check passed, and closes their issues.
+    async fn merge_ready(&self, state: &mut State) -> Result<(), BotError> {
+        if !self.inner.settings.orchestrator.auto_merge {
+            return Ok(());
+        }
+        let candidates: Vec<(InstallationId, IssueRef, Vec<String>)> = state
+            .installations
+            .iter()
+            .flat_map(|(id, installation)| {
+                installation.runs.iter().filter_map(move |(issue, run)| {
+                    let tracked = installation.issues.get(issue)?;
+                    let open = tracked.managed && tracked.status == IssueStatus::Open;
+                    let current = run.attempt > tracked.cleared_attempt;
+                    (open && current && run.state == RunState::Succeeded)
+                        .then(|| (*id, issue.clone(), run.pull_requests.clone()))
+                })
+            })
+            .collect();
+        for (id, issue, pulls) in candidates {
+            let client = self.client(id, &issue.repo).await?;
+            for url in pulls {
+                let Some(pull) = pull_ref(&url) else { continue };
+                let info = client.pull_request(&pull).await?;
+                let clean = info.state == "open"
+                    && !info.merged
+                    && info.mergeable == Some(true)
+                    && info.mergeable_state.as_deref() == Some("clean");
+                if !clean {
+                    continue;
+                }
+                client.merge_pull_request(&pull, &info.head_sha).await?;
+                client.close_issue(&issue).await?;
+                tracing::info!(%issue, %pull, "merged the agent's pull request (orchestrator.auto_merge)");
+                let installation = state.installations.get_mut(&id).expect("listed");
+                if let Some(tracked) = installation.issues.get_mut(&issue) {
+                    tracked.status = IssueStatus::ClosedCompleted;
+                    tracked.pulls.insert(url.clone());
+                }
+                installation
+                    .graph
+                    .set_state(&issue, IssueStatus::ClosedCompleted);
+                self.save(state, id, &issue).await?;
+                mark_with_dependents(state, id, &issue);
+                break;
+            }
+        }
+        Ok(())
+    }
+
     /// Brings an issue's agent marks in the graph in line with its latest run, and marks it
     /// and its dependents for publishing.
     async fn refresh_agent(
@@ -422,7 +521,13 @@ impl Bot {
     }
 
     /// The prompt for `issue`, from the template and what is known of its blockers.
-    fn prompt_for(&self, installation: &Installation, issue: &IssueRef, template: &str) -> String {
+    fn prompt_for(
+        &self,
+        installation: &Installation,
+        issue: &IssueRef,
+        template: &str,
+        stacked_on: Option<(&str, &str)>,
+    ) -> String {
         let tracked = installation.issues.get(issue);
         let blockers: Vec<PromptBlocker> = installation
             .graph
@@ -447,7 +552,7 @@ impl Bot {
             body: tracked.map_or("", |t| t.body.as_str()),
             url: &url,
             blockers: &blockers,
-            stacked_on: None,
+            stacked_on,
         };
         render_prompt(template, &input)
     }
@@ -560,6 +665,37 @@ impl Bot {
     }
 }
 
+/// A branch-name-safe short form of a title: `Add the API!` -> `add-the-api`.
+fn slug(title: &str) -> String {
+    let mut slug = String::new();
+    for c in title.chars().flat_map(char::to_lowercase) {
+        if c.is_ascii_alphanumeric() {
+            slug.push(c);
+        } else if !slug.ends_with('-') && !slug.is_empty() {
+            slug.push('-');
+        }
+        if slug.len() >= 40 {
+            break;
+        }
+    }
+    let slug = slug.trim_matches('-');
+    if slug.is_empty() {
+        "work".to_owned()
+    } else {
+        slug.to_owned()
+    }
+}
+
+/// The pull request a GitHub URL names (`https://host/owner/repo/pull/12`).
+fn pull_ref(url: &str) -> Option<IssueRef> {
+    let mut parts = url.trim_end_matches('/').rsplit('/');
+    let number = parts.next()?.parse().ok()?;
+    (parts.next()? == "pull").then_some(())?;
+    let name = parts.next()?;
+    let owner = parts.next()?;
+    Some(IssueRef::new(RepoName::new(owner, name).ok()?, number))
+}
+
 /// Issues whose current attempt is launched and not ended.
 fn running_issues(installation: &Installation) -> Vec<IssueRef> {
     installation
@@ -620,6 +756,7 @@ fn rebuild_graph(installation: &mut Installation, settings: &BotSettings) {
 fn node_for(issue: &IssueRef, tracked: &Tracked) -> IssueNode {
     let mut node = IssueNode::new(issue.clone(), tracked.status);
     node.managed = tracked.managed && tracked.status == IssueStatus::Open;
+    node.pr_open = !tracked.branches.is_empty();
     node.title = tracked.title.clone();
     let labels = tracked.labels.iter().map(String::as_str);
     node.priority = Priority::from_labels(labels.clone());

@@ -37,6 +37,9 @@ pub struct Tracked {
     /// Pull requests that close it.
     #[serde(default)]
     pub pulls: BTreeSet<String>,
+    /// Head branches of its open pull requests, by URL (for stacked work).
+    #[serde(default)]
+    pub branches: std::collections::BTreeMap<String, String>,
     /// A dependency refused as a cycle, with the cycle's path.
     #[serde(default)]
     pub cycle: Option<String>,
@@ -68,6 +71,7 @@ impl Tracked {
             added: BTreeSet::new(),
             removed: BTreeSet::new(),
             pulls: BTreeSet::new(),
+            branches: Default::default(),
             cycle: None,
             notes: Vec::new(),
             cleared_attempt: 0,

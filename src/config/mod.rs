@@ -164,9 +164,13 @@ pub struct OrchestratorConfig {
     pub command: String,
     /// Seconds between reconciliation passes.
     pub reconcile_interval_secs: u64,
-    /// When a blocker stops blocking: `issue_closed` (closed as completed) or
-    /// `agent_completed` (its agent run succeeded, before anything is merged).
+    /// When a blocker stops blocking: `issue_closed` (closed as completed),
+    /// `agent_completed` (its agent run succeeded, before anything is merged) or
+    /// `pr_opened` (its pull request is open: dependents are stacked on its branch).
     pub unblock_on: UnblockOn,
+    /// Merge a Codegen pull request once GitHub reports it mergeable with every check
+    /// passed.
+    pub auto_merge: bool,
     /// Whether closing (or unlabelling) a managed issue stops its running agent.
     pub cancel_on_close: bool,
     /// The agent's prompt; see `config.example.yaml` for the placeholders.
@@ -182,6 +186,7 @@ impl Default for OrchestratorConfig {
             reconcile_interval_secs: 600,
             unblock_on: UnblockOn::IssueClosed,
             cancel_on_close: true,
+            auto_merge: false,
             prompt_template: crate::engine::prompt::DEFAULT_TEMPLATE.to_owned(),
         }
     }

@@ -41,6 +41,8 @@ pub struct IssueNode {
     /// label, or [`DEFAULT_ESTIMATE_MINUTES`]; `simulate` may use its known durations).
     /// Without estimates every issue weighs the same and chains are counted in issues.
     pub weight: u64,
+    /// A pull request that closes it is open (counts under [`UnblockOn::PrOpened`]).
+    pub pr_open: bool,
     /// Its latest agent run reported success (enough for dependents under
     /// [`UnblockOn::AgentCompleted`]).
     pub agent_done: bool,
@@ -120,6 +122,7 @@ impl IssueNode {
             attempts: 0,
             weight: DEFAULT_ESTIMATE_MINUTES,
             agent_done: false,
+            pr_open: false,
             unsatisfied: 0,
         }
     }
@@ -199,6 +202,9 @@ pub enum UnblockOn {
     IssueClosed,
     /// Also when its agent run completed successfully, before anything is merged.
     AgentCompleted,
+    /// Also as soon as its agent opened a pull request (stacked work: dependents start
+    /// from that pull request's branch).
+    PrOpened,
 }
 
 /// The dependency graph of one installation.
@@ -286,6 +292,7 @@ impl DependencyGraph {
             current.started |= node.started;
             current.attempts = current.attempts.max(node.attempts);
             current.agent_done |= node.agent_done;
+            current.pr_open = node.pr_open;
             current.state = node.state;
         });
     }
@@ -693,10 +700,12 @@ impl DependencyGraph {
     /// Whether the issue at `ix` no longer blocks what depends on it.
     fn satisfied(&self, ix: NodeIndex) -> bool {
         let node = self.node(ix);
-        node.state.satisfies()
-            || (self.unblock_on == UnblockOn::AgentCompleted
-                && node.agent_done
-                && node.state == IssueStatus::Open)
+        let early = match self.unblock_on {
+            UnblockOn::IssueClosed => false,
+            UnblockOn::AgentCompleted => node.agent_done,
+            UnblockOn::PrOpened => node.agent_done || node.pr_open,
+        };
+        node.state.satisfies() || (early && node.state == IssueStatus::Open)
     }
 
     /// Changes a node and keeps its dependents' blocker counts and the ready set right.

@@ -412,6 +412,8 @@ pub struct PullRequestInfo {
     pub merged: bool,
     /// GitHub's mergeability (`None` while GitHub is still computing it).
     pub mergeable: Option<bool>,
+    /// GitHub's `mergeable_state`: `clean` when mergeable and every check passed.
+    pub mergeable_state: Option<String>,
     /// The branch it merges from, and that branch's head commit.
     pub head_ref: String,
     /// The head commit.
@@ -438,6 +440,8 @@ impl GitHub {
             #[serde(default)]
             merged: bool,
             mergeable: Option<bool>,
+            #[serde(default)]
+            mergeable_state: Option<String>,
             head: Branch,
             base: Branch,
             html_url: String,
@@ -454,6 +458,7 @@ impl GitHub {
             state: found.state,
             merged: found.merged,
             mergeable: found.mergeable,
+            mergeable_state: found.mergeable_state,
             head_ref: found.head.name,
             head_sha: found.head.sha,
             base_ref: found.base.name,

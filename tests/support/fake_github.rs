@@ -75,6 +75,8 @@ pub struct GithubState {
     pub closing: BTreeMap<(String, u64), Vec<Value>>,
     /// (owner/repo, branch) -> head sha.
     pub branches: BTreeMap<(String, String), String>,
+    /// Pull requests whose checks fail.
+    pub failing_checks: std::collections::BTreeSet<(String, u64)>,
     /// (owner/repo, path) -> text of files on the default branch.
     pub files: BTreeMap<(String, String), String>,
     pub requests: Vec<Seen>,
@@ -976,6 +978,7 @@ async fn get_pull(
     Json(json!({
         "number": number, "title": format!("Fix #{number}"), "state": if merged { "closed" } else { "open" },
         "merged": merged, "mergeable": mergeable,
+        "mergeable_state": if merged { "unknown" } else if !mergeable { "dirty" } else if state.failing_checks.contains(&(full.clone(), number)) { "unstable" } else { "clean" },
         "head": {"ref": format!("codegen/{number}-fix"), "sha": sha},
         "base": {"ref": "main", "sha": "base000"},
         "html_url": format!("https://github.com/{full}/pull/{number}"),

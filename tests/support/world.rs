@@ -389,6 +389,27 @@ impl World {
         self.send("push", &payload).await
     }
 
+    /// A pull request is opened from `head` with `body`.
+    pub async fn open_pull_request(
+        &self,
+        repo: &str,
+        number: u64,
+        body: &str,
+        head: &str,
+    ) -> StatusCode {
+        let mut payload: Value =
+            serde_json::from_slice(&fixture("pull_request/opened.payload.json")).unwrap();
+        payload["action"] = json!("opened");
+        payload["number"] = json!(number);
+        let pr = &mut payload["pull_request"];
+        pr["number"] = json!(number);
+        pr["body"] = json!(body);
+        pr["head"]["ref"] = json!(head);
+        pr["html_url"] = json!(format!("https://github.com/{repo}/pull/{number}"));
+        set_common(&mut payload, repo, MAINTAINER);
+        self.send("pull_request", &payload).await
+    }
+
     // ---- What tests look at ----
 
     /// Bodies of the comments on an issue that carry the status marker.
