@@ -591,3 +591,35 @@ async fn auto_merge_waits_for_passing_checks_then_merges_and_unblocks() {
     drop(state);
     assert_eq!(world.launches().last().unwrap(), "acme/api#2 (attempt 1)");
 }
+
+#[tokio::test]
+async fn moving_a_card_to_the_queued_option_manages_the_issue_for_writers_only() {
+    let world = World::start().await;
+    world.add_issue("acme/api", 1, "Schema", "", &[]);
+    world.add_issue("acme/api", 2, "API", "", &[]);
+    world.add_project(
+        "PVT_road",
+        "Roadmap",
+        &["Blocked", "Todo", "In Progress", "Done", "Failed"],
+        &[("acme/api", 1), ("acme/api", 2)],
+    );
+    world
+        .move_card("PVT_road", "acme/api", 2, "Todo", READER)
+        .await;
+    assert!(world.launches().is_empty(), "a reader's move does nothing");
+    world
+        .move_card("PVT_road", "acme/api", 1, "Done", MAINTAINER)
+        .await;
+    assert!(
+        world.launches().is_empty(),
+        "only the queued option manages"
+    );
+    world
+        .move_card("PVT_road", "acme/api", 1, "Todo", MAINTAINER)
+        .await;
+    assert_eq!(world.launches(), ["acme/api#1 (attempt 1)"]);
+    assert_eq!(
+        world.project_status("PVT_road", "acme/api", 1).as_deref(),
+        Some("In Progress")
+    );
+}

@@ -762,11 +762,15 @@ impl Bot {
         if !matches!(action, ProjectItemAction::Edited { .. }) || item.content_type != "Issue" {
             return Ok(());
         }
-        // Any repository's client reaches GraphQL for the installation.
-        let Some(repo) = self.any_repository(state, id) else {
-            return Ok(());
+        let client = if self.inner.github.is_app() {
+            self.inner.github.for_installation(id).await?
+        } else {
+            // Token mode: any repository's client reaches GraphQL.
+            let Some(repo) = self.any_repository(state, id) else {
+                return Ok(());
+            };
+            self.client(id, &repo).await?
         };
-        let client = self.client(id, &repo).await?;
         let Some(issue) = client.issue_for_node(&item.content_node_id).await? else {
             return Ok(());
         };

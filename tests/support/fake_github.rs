@@ -212,6 +212,7 @@ impl FakeGithub {
             900_000 + state.next_id
         };
         issue["id"] = json!(id);
+        issue["node_id"] = json!(format!("I_{}_{number}", repo.replace('/', "_")));
         issue["title"] = json!(title);
         issue["body"] = json!(body);
         issue["state"] = json!("open");

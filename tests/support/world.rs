@@ -410,6 +410,45 @@ impl World {
         self.send("pull_request", &payload).await
     }
 
+    /// Someone moves an issue's card on a board to `option` (GitHub sends
+    /// `projects_v2_item.edited`).
+    pub async fn move_card(
+        &self,
+        project: &str,
+        repo: &str,
+        n: u64,
+        option: &str,
+        sender: &str,
+    ) -> StatusCode {
+        let item_id = {
+            let mut state = self.github.state.lock().unwrap();
+            let board = state.projects.get_mut(project).unwrap();
+            let (field, _, options) = board.fields[0].clone();
+            let option_id = options
+                .iter()
+                .find(|(_, name)| name == option)
+                .unwrap()
+                .0
+                .clone();
+            let item = board
+                .items
+                .iter_mut()
+                .find(|(_, content, _)| *content == (repo.to_owned(), n))
+                .unwrap();
+            item.2.insert(field, option_id);
+            item.0.clone()
+        };
+        let mut payload: Value =
+            serde_json::from_slice(&fixture("projects_v2_item/edited.payload.json")).unwrap();
+        payload["projects_v2_item"]["node_id"] = json!(item_id);
+        payload["projects_v2_item"]["project_node_id"] = json!(project);
+        payload["projects_v2_item"]["content_node_id"] =
+            self.issue_json(repo, n)["node_id"].clone();
+        payload["projects_v2_item"]["content_type"] = json!("Issue");
+        set_common(&mut payload, repo, sender);
+        self.send("projects_v2_item", &payload).await
+    }
+
     // ---- What tests look at ----
 
     /// Bodies of the comments on an issue that carry the status marker.
