@@ -623,3 +623,30 @@ async fn moving_a_card_to_the_queued_option_manages_the_issue_for_writers_only()
         Some("In Progress")
     );
 }
+
+#[tokio::test]
+async fn removing_the_label_stops_the_agent_and_says_so() {
+    let world = World::start().await;
+    world.add_issue("acme/api", 1, "Schema", "", &[]);
+    world.label("acme/api", 1, "codegen", MAINTAINER).await;
+    let run = world.run_of("acme/api", 1);
+    world.unlabel("acme/api", 1, "codegen").await;
+    assert!(world.codegen.runs().iter().any(|r| r.id == run && r.banned));
+    assert!(world.state_labels("acme/api", 1).is_empty());
+    let status = world.status_comments("acme/api", 1);
+    assert_eq!(status.len(), 1);
+    assert!(
+        status[0].contains("no longer managed: the trigger label was removed"),
+        "{}",
+        status[0]
+    );
+}
+
+#[tokio::test]
+async fn with_cancel_on_close_off_a_closed_issue_keeps_its_agent() {
+    let world = World::start_with(|config| config.orchestrator.cancel_on_close = false).await;
+    world.add_issue("acme/api", 1, "Schema", "", &[]);
+    world.label("acme/api", 1, "codegen", MAINTAINER).await;
+    world.close("acme/api", 1, "not_planned").await;
+    assert!(world.codegen.runs().iter().all(|r| !r.banned));
+}
