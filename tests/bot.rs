@@ -650,3 +650,15 @@ async fn with_cancel_on_close_off_a_closed_issue_keeps_its_agent() {
     world.close("acme/api", 1, "not_planned").await;
     assert!(world.codegen.runs().iter().all(|r| !r.banned));
 }
+
+#[tokio::test]
+async fn a_new_installation_picks_up_its_labelled_issues_at_once() {
+    let world = World::start().await;
+    world.add_issue("acme/api", 1, "Schema", "", &["codegen"]);
+    let mut payload: serde_json::Value =
+        serde_json::from_slice(&support::fixture("installation/created.payload.json")).unwrap();
+    payload["installation"]["id"] = serde_json::json!(support::world::INSTALLATION);
+    payload["repositories"] = serde_json::json!([{"id": 1, "node_id": "R_1", "name": "api", "full_name": "acme/api", "private": true}]);
+    world.send("installation", &payload).await;
+    assert_eq!(world.launches(), ["acme/api#1 (attempt 1)"]);
+}

@@ -109,6 +109,17 @@ impl Bot {
                 }
                 Ok(())
             }
+            Event::Installation {
+                action: InstallationAction::Created | InstallationAction::Unsuspended,
+                installation,
+                repos,
+                ..
+            } => self.welcome(state, installation, &repos).await,
+            Event::InstallationRepositories {
+                installation,
+                added,
+                ..
+            } if !added.is_empty() => self.welcome(state, installation, &added).await,
             Event::Installation { .. }
             | Event::InstallationRepositories { .. }
             | Event::Label { .. }

@@ -277,35 +277,9 @@ impl Bot {
         let mut state = self.inner.state.lock().await;
         for (id, repos) in targets {
             for repo in repos {
-                let trigger = self
-                    .load_repo(&mut state, id, &repo, None)
-                    .await?
-                    .trigger_label;
-                let client = self.client(id, &repo).await?;
-                let open = client.open_issues_labeled(&repo, &trigger).await?;
-                let found: BTreeSet<IssueRef> = open.iter().map(|i| i.reference.clone()).collect();
-                for snapshot in open {
-                    self.adopt(&mut state, id, snapshot).await?;
-                }
-                let vanished: Vec<IssueRef> = state
-                    .installations
-                    .get(&id)
-                    .map(|installation| {
-                        installation
-                            .issues
-                            .iter()
-                            .filter(|(issue, tracked)| {
-                                issue.repo == repo
-                                    && tracked.managed
-                                    && tracked.status == IssueStatus::Open
-                                    && !found.contains(*issue)
-                            })
-                            .map(|(issue, _)| issue.clone())
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                for issue in vanished {
-                    self.recheck(&mut state, id, &issue).await?;
+                // One repository's trouble (a 403, an outage) does not stop the others.
+                if let Err(err) = self.reconcile_repo(&mut state, id, &repo).await {
+                    tracing::warn!(%repo, error = %err, "reconciling the repository failed; trying again next time");
                 }
             }
         }
@@ -324,6 +298,70 @@ impl Bot {
             .collect();
         state.dirty.extend(all);
         self.settle(&mut state).await
+    }
+
+    /// Brings one repository in line with GitHub: labelled open issues are managed (or
+    /// re-read when changed), managed issues no longer listed are looked at again.
+    async fn reconcile_repo(
+        &self,
+        state: &mut State,
+        id: InstallationId,
+        repo: &RepoName,
+    ) -> Result<(), BotError> {
+        let trigger = self.load_repo(state, id, repo, None).await?.trigger_label;
+        let client = self.client(id, repo).await?;
+        let open = client.open_issues_labeled(repo, &trigger).await?;
+        let found: BTreeSet<IssueRef> = open.iter().map(|i| i.reference.clone()).collect();
+        for snapshot in open {
+            self.adopt(state, id, snapshot).await?;
+        }
+        let vanished: Vec<IssueRef> = state
+            .installations
+            .get(&id)
+            .map(|installation| {
+                installation
+                    .issues
+                    .iter()
+                    .filter(|(issue, tracked)| {
+                        &issue.repo == repo
+                            && tracked.managed
+                            && tracked.status == IssueStatus::Open
+                            && !found.contains(*issue)
+                    })
+                    .map(|(issue, _)| issue.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        for issue in vanished {
+            self.recheck(state, id, &issue).await?;
+        }
+        Ok(())
+    }
+
+    /// The App was installed, or repositories were added to it: their labelled issues are
+    /// picked up at once rather than at the next reconciliation.
+    async fn welcome(
+        &self,
+        state: &mut State,
+        id: InstallationId,
+        repos: &[RepoName],
+    ) -> Result<(), BotError> {
+        let repos = if repos.is_empty() && self.inner.github.is_app() {
+            self.inner
+                .github
+                .for_installation(id)
+                .await?
+                .installation_repositories()
+                .await?
+        } else {
+            repos.to_vec()
+        };
+        for repo in &repos {
+            if let Err(err) = self.reconcile_repo(state, id, repo).await {
+                tracing::warn!(%repo, error = %err, "reading a new repository failed; the reconciler will try again");
+            }
+        }
+        Ok(())
     }
 
     /// Launches whatever is ready, then publishes every status that may have changed.
