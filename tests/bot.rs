@@ -662,3 +662,31 @@ async fn a_new_installation_picks_up_its_labelled_issues_at_once() {
     world.send("installation", &payload).await;
     assert_eq!(world.launches(), ["acme/api#1 (attempt 1)"]);
 }
+
+#[tokio::test]
+async fn native_blocked_by_links_block_and_release() {
+    let world = World::start().await;
+    world.add_issue("acme/api", 1, "Schema", "", &[]);
+    world.add_issue("acme/api", 2, "API", "", &[]);
+    // Already linked on GitHub when the issue is first seen.
+    let schema_id = world.github.state.lock().unwrap().issues[&("acme/api".into(), 1)]["id"]
+        .as_u64()
+        .unwrap();
+    world
+        .github
+        .state
+        .lock()
+        .unwrap()
+        .blocked_by
+        .insert(("acme/api".into(), 2), vec![schema_id]);
+    world.label("acme/api", 2, "codegen", MAINTAINER).await;
+    assert!(world.launches().is_empty());
+    assert!(world.status_comments("acme/api", 2)[0].contains("acme/api#1 Schema — open"));
+    // The link is removed on GitHub: #2 is free to go.
+    world.github.state.lock().unwrap().blocked_by.clear();
+    world.native_dependency("acme/api", 2, 1, false).await;
+    assert_eq!(world.launches(), ["acme/api#2 (attempt 1)"]);
+    // Added again later: recorded (the running agent is not stopped).
+    world.native_dependency("acme/api", 2, 1, true).await;
+    assert!(world.status_comments("acme/api", 2)[0].contains("acme/api#1 Schema"));
+}

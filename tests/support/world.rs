@@ -449,6 +449,31 @@ impl World {
         self.send("projects_v2_item", &payload).await
     }
 
+    /// A native "blocked by" link is added or removed on GitHub (`issue_dependencies`; no
+    /// example of it is among the fixtures, so the payload is built from the issues).
+    pub async fn native_dependency(
+        &self,
+        repo: &str,
+        blocked: u64,
+        blocking: u64,
+        added: bool,
+    ) -> StatusCode {
+        let action = if added {
+            "blocked_by_added"
+        } else {
+            "blocked_by_removed"
+        };
+        let mut payload = json!({
+            "action": action,
+            "blocked_issue": self.issue_json(repo, blocked),
+            "blocking_issue": self.issue_json(repo, blocking),
+            "repository": {"full_name": repo, "name": repo.split('/').nth(1).unwrap()},
+            "sender": {"login": MAINTAINER, "id": 101, "type": "User"},
+        });
+        set_common(&mut payload, repo, MAINTAINER);
+        self.send("issue_dependencies", &payload).await
+    }
+
     // ---- What tests look at ----
 
     /// Bodies of the comments on an issue that carry the status marker.
