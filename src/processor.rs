@@ -18,6 +18,8 @@ use crate::telemetry::names;
 const CLAIM_BATCH: u32 = 256;
 /// How long a claim holds before another worker may take the delivery.
 const LEASE: Duration = Duration::from_secs(300);
+/// The job lock held while the bot acts (events, run polling, reconciliation).
+pub const BOT_LOCK: &str = "bot";
 /// How often the inbox is looked at when nothing wakes the processor (for due retries).
 const IDLE_POLL: Duration = Duration::from_secs(1);
 
@@ -73,8 +75,16 @@ impl InboxProcessor {
     /// Processes deliveries until `shutdown` turns true; the round in progress is finished.
     pub async fn run(&self, mut shutdown: watch::Receiver<bool>) {
         while !*shutdown.borrow() {
-            if let Err(err) = self.drain().await {
-                error!(error = %err, "reading the inbox failed; trying again shortly");
+            // One replica at a time acts on events (each keeps the graph in memory); the
+            // others keep accepting webhooks and take over when it stops.
+            match self.store.try_job_lock(BOT_LOCK).await {
+                Ok(Some(_lock)) => {
+                    if let Err(err) = self.round().await {
+                        error!(error = %err, "reading the inbox failed; trying again shortly");
+                    }
+                }
+                Ok(None) => debug!("another replica is processing the inbox"),
+                Err(err) => error!(error = %err, "the store failed; trying again shortly"),
             }
             tokio::select! {
                 () = self.wake.notified() => {}
@@ -82,6 +92,19 @@ impl InboxProcessor {
                 _ = shutdown.changed() => {}
             }
         }
+    }
+
+    /// One processing round under the bot lock: with a store shared by several replicas,
+    /// the bot first reads again what the others changed.
+    async fn round(&self) -> Result<usize, StoreError> {
+        if self.store.is_shared()
+            && let Some(bot) = &self.bot
+            && let Err(err) = bot.load().await
+        {
+            error!(error = %err, "reloading the graph failed; processing later");
+            return Ok(0);
+        }
+        self.drain().await
     }
 
     /// Processes every delivery that is due now; returns how many were handled.

@@ -97,6 +97,7 @@ impl App {
         let background = self.bot.clone().map(|bot| {
             tokio::spawn(run_periodic(
                 bot,
+                self.store.clone(),
                 self.poll_interval,
                 self.reconcile_interval,
                 stop_signal.clone(),
@@ -167,6 +168,7 @@ async fn build_bot(config: &Config, store: &Store) -> anyhow::Result<Option<Bot>
 /// `stop` turns true.
 async fn run_periodic(
     bot: Bot,
+    store: Store,
     poll: std::time::Duration,
     reconcile: std::time::Duration,
     mut stop: watch::Receiver<bool>,
@@ -175,7 +177,25 @@ async fn run_periodic(
     let mut next_poll = tokio::time::Instant::now() + poll;
     while !*stop.borrow() {
         let now = tokio::time::Instant::now();
-        if now >= next_reconcile {
+        let due = now >= next_reconcile || now >= next_poll;
+        // One replica at a time runs the periodic jobs; the lock is also the bot's.
+        let lock = if due {
+            match store.try_job_lock(crate::processor::BOT_LOCK).await {
+                Ok(lock) => lock,
+                Err(err) => {
+                    warn!(error = %err, "the store failed; periodic jobs wait");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        if due && lock.is_none() {
+            next_poll = now + poll;
+        } else if due && store.is_shared() && bot.load().await.is_err() {
+            warn!("reloading the graph failed; periodic jobs wait");
+            next_poll = now + poll;
+        } else if now >= next_reconcile {
             if let Err(err) = bot.reconcile().await {
                 warn!(error = %err, "reconciliation failed; trying again at the next interval");
             }
@@ -186,6 +206,7 @@ async fn run_periodic(
             }
             next_poll = tokio::time::Instant::now() + poll;
         }
+        drop(lock);
         tokio::select! {
             () = tokio::time::sleep_until(next_poll.min(next_reconcile)) => {}
             _ = stop.changed() => {}

@@ -190,12 +190,15 @@ impl Bot {
             rebuild_graph(installation, &self.inner.settings);
         }
         let issues: usize = state.installations.values().map(|i| i.issues.len()).sum();
-        tracing::info!(
+        tracing::debug!(
             installations = state.installations.len(),
             issues,
             "graphs rebuilt from the store"
         );
-        *self.inner.state.lock().await = state;
+        let mut current = self.inner.state.lock().await;
+        // Repository files are cached across reloads; a push re-reads them.
+        state.repos = std::mem::take(&mut current.repos);
+        *current = state;
         Ok(())
     }
 

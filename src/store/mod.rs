@@ -1,7 +1,18 @@
 //! Durable state behind one API. SQLite is the embedded default; the backend is chosen by
 //! `storage.url` and callers never see which one they talk to.
 
+mod postgres;
 mod sqlite;
+
+/// Calls the same method on whichever backend the store uses.
+macro_rules! dispatch {
+    ($self:ident . $method:ident ( $($arg:expr),* )) => {
+        match &$self.backend {
+            Backend::Sqlite(backend) => backend.$method($($arg),*).await,
+            Backend::Postgres(backend) => backend.$method($($arg),*).await,
+        }
+    };
+}
 
 use bytes::Bytes;
 
@@ -147,6 +158,18 @@ pub struct InboxCounts {
     pub pending: u64,
     /// Deliveries parked as failed.
     pub failed: u64,
+    /// When the oldest waiting delivery arrived (unix ms).
+    pub oldest_pending_at: Option<i64>,
+}
+
+/// A stable advisory-lock key for a job name (FNV-1a, so every replica computes the same).
+fn lock_key(name: &str) -> i64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in name.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash as i64
 }
 
 /// Where a run row stands.
@@ -266,20 +289,51 @@ pub struct StatusCommentRecord {
 /// The store. Cheap to clone; all clones share one database.
 #[derive(Clone)]
 pub struct Store {
-    backend: sqlite::SqliteStore,
+    backend: Backend,
+}
+
+#[derive(Clone)]
+enum Backend {
+    Sqlite(sqlite::SqliteStore),
+    Postgres(postgres::PostgresStore),
+}
+
+/// A job lock: while it is held, no other replica runs the same job. Dropping it releases it.
+pub struct JobLock {
+    _held: Option<postgres::PgJobLock>,
 }
 
 impl Store {
-    /// Opens (creating if needed) the store at `url` and brings its schema up to date.
+    /// Opens (creating if needed) the store at `url` (`sqlite://...` or `postgres://...`)
+    /// and brings its schema up to date.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
-        if url.starts_with("sqlite:") {
-            Ok(Self {
-                backend: sqlite::SqliteStore::open(url).await?,
-            })
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite(sqlite::SqliteStore::open(url).await?)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres(postgres::PostgresStore::open(url).await?)
         } else {
-            Err(StoreError::Url(
-                "only sqlite:// is supported by this version".into(),
-            ))
+            return Err(StoreError::Url(
+                "storage.url must start with sqlite:// or postgres://".into(),
+            ));
+        };
+        Ok(Self { backend })
+    }
+
+    /// Whether several processes may share this store (PostgreSQL), so that what one
+    /// process holds in memory must be read again from the store before use.
+    pub fn is_shared(&self) -> bool {
+        matches!(self.backend, Backend::Postgres(_))
+    }
+
+    /// Takes the lock of job `name` unless another replica holds it. SQLite serves one
+    /// process, which holds every lock.
+    pub async fn try_job_lock(&self, name: &str) -> Result<Option<JobLock>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(_) => Ok(Some(JobLock { _held: None })),
+            Backend::Postgres(backend) => Ok(backend
+                .try_job_lock(lock_key(name))
+                .await?
+                .map(|held| JobLock { _held: Some(held) })),
         }
     }
 
@@ -288,7 +342,7 @@ impl Store {
         &self,
         delivery: NewDelivery,
     ) -> Result<RecordOutcome, StoreError> {
-        self.backend.record_delivery(delivery).await
+        dispatch!(self.record_delivery(delivery))
     }
 
     /// Claims up to `limit` pending deliveries that are due at `now` (unix ms), oldest
@@ -299,7 +353,7 @@ impl Store {
         now: i64,
         lease_ms: i64,
     ) -> Result<Vec<ClaimedDelivery>, StoreError> {
-        self.backend.claim_deliveries(limit, now, lease_ms).await
+        dispatch!(self.claim_deliveries(limit, now, lease_ms))
     }
 
     /// Records how each claimed delivery (by `seq`) ended, all in one transaction.
@@ -308,22 +362,22 @@ impl Store {
         outcomes: &[(i64, DeliveryOutcome)],
         now: i64,
     ) -> Result<(), StoreError> {
-        self.backend.finish_deliveries(outcomes, now).await
+        dispatch!(self.finish_deliveries(outcomes, now))
     }
 
     /// A delivery's state, if it was stored.
     pub async fn delivery(&self, id: &DeliveryId) -> Result<Option<DeliveryRecord>, StoreError> {
-        self.backend.delivery(id).await
+        dispatch!(self.delivery(id))
     }
 
     /// How many deliveries are stored in all.
     pub async fn delivery_count(&self) -> Result<u64, StoreError> {
-        self.backend.delivery_count().await
+        dispatch!(self.delivery_count())
     }
 
     /// Pending and failed counts.
     pub async fn inbox_counts(&self) -> Result<InboxCounts, StoreError> {
-        self.backend.inbox_counts().await
+        dispatch!(self.inbox_counts())
     }
 
     /// Records the intent to launch `attempt` at `issue` with `prompt`, held until
@@ -339,9 +393,7 @@ impl Store {
         now: i64,
         lease_ms: i64,
     ) -> Result<Option<RunRecord>, StoreError> {
-        self.backend
-            .begin_launch(installation, issue, attempt, prompt, now, lease_ms)
-            .await
+        dispatch!(self.begin_launch(installation, issue, attempt, prompt, now, lease_ms))
     }
 
     /// Takes over a launch whose holder's lease ran out (it crashed, or gave up for now);
@@ -352,13 +404,13 @@ impl Store {
         now: i64,
         lease_ms: i64,
     ) -> Result<bool, StoreError> {
-        self.backend.take_over_launch(row, now, lease_ms).await
+        dispatch!(self.take_over_launch(row, now, lease_ms))
     }
 
     /// Gives up a launch Codegen certainly did not create (402): the attempt can be made
     /// again later.
     pub async fn abandon_launch(&self, row: i64) -> Result<(), StoreError> {
-        self.backend.abandon_launch(row).await
+        dispatch!(self.abandon_launch(row))
     }
 
     /// Stores the id of the run Codegen created for a launching row; `false` when the
@@ -370,7 +422,7 @@ impl Store {
         web_url: Option<&str>,
         now: i64,
     ) -> Result<bool, StoreError> {
-        self.backend.record_started(row, run_id, web_url, now).await
+        dispatch!(self.record_started(row, run_id, web_url, now))
     }
 
     /// Stores how a launching or running row ended; `false` if it had already ended.
@@ -380,27 +432,27 @@ impl Store {
         ending: &RunEnding,
         now: i64,
     ) -> Result<bool, StoreError> {
-        self.backend.record_ended(row, ending, now).await
+        dispatch!(self.record_ended(row, ending, now))
     }
 
     /// Launching rows whose lease ran out before `now`.
     pub async fn stale_launches(&self, now: i64) -> Result<Vec<RunRecord>, StoreError> {
-        self.backend.runs(RunFilter::StaleLaunches { now }).await
+        dispatch!(self.runs(RunFilter::StaleLaunches { now }))
     }
 
     /// Runs Codegen accepted that have not ended.
     pub async fn running_runs(&self) -> Result<Vec<RunRecord>, StoreError> {
-        self.backend.runs(RunFilter::Running).await
+        dispatch!(self.runs(RunFilter::Running))
     }
 
     /// Every attempt at `issue`, oldest first.
     pub async fn runs_of(&self, issue: &IssueRef) -> Result<Vec<RunRecord>, StoreError> {
-        self.backend.runs_of(issue).await
+        dispatch!(self.runs_of(issue))
     }
 
     /// Every run row, oldest first.
     pub async fn all_runs(&self) -> Result<Vec<RunRecord>, StoreError> {
-        self.backend.runs(RunFilter::All).await
+        dispatch!(self.runs(RunFilter::All))
     }
 
     /// Saves what the bot knows of `issue` (JSON it wrote).
@@ -411,19 +463,17 @@ impl Store {
         data: &str,
         now: i64,
     ) -> Result<(), StoreError> {
-        self.backend
-            .save_issue(installation, issue, data, now)
-            .await
+        dispatch!(self.save_issue(installation, issue, data, now))
     }
 
     /// Forgets an issue.
     pub async fn delete_issue(&self, issue: &IssueRef) -> Result<(), StoreError> {
-        self.backend.delete_issue(issue).await
+        dispatch!(self.delete_issue(issue))
     }
 
     /// Every saved issue with its installation and data.
     pub async fn issues(&self) -> Result<Vec<(InstallationId, IssueRef, String)>, StoreError> {
-        self.backend.issues().await
+        dispatch!(self.issues())
     }
 
     /// The status comment of `issue`: its id and the hash of the body last written.
@@ -431,7 +481,7 @@ impl Store {
         &self,
         issue: &IssueRef,
     ) -> Result<Option<StatusCommentRecord>, StoreError> {
-        self.backend.status_comment(issue).await
+        dispatch!(self.status_comment(issue))
     }
 
     /// Claims the right to create the status comment of `issue` until `now + lease_ms`;
@@ -442,9 +492,7 @@ impl Store {
         now: i64,
         lease_ms: i64,
     ) -> Result<bool, StoreError> {
-        self.backend
-            .claim_status_comment(issue, now, lease_ms)
-            .await
+        dispatch!(self.claim_status_comment(issue, now, lease_ms))
     }
 
     /// Records the status comment's id and the hash of its body.
@@ -454,19 +502,17 @@ impl Store {
         comment_id: u64,
         body_hash: &str,
     ) -> Result<(), StoreError> {
-        self.backend
-            .record_status_comment(issue, comment_id, body_hash)
-            .await
+        dispatch!(self.record_status_comment(issue, comment_id, body_hash))
     }
 
     /// A setting's value.
     pub async fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
-        self.backend.setting(key).await
+        dispatch!(self.setting(key))
     }
 
     /// Sets (`Some`) or removes (`None`) a setting.
     pub async fn set_setting(&self, key: &str, value: Option<&str>) -> Result<(), StoreError> {
-        self.backend.set_setting(key, value).await
+        dispatch!(self.set_setting(key, value))
     }
 
     /// Settings whose key starts with `prefix`.
@@ -474,16 +520,16 @@ impl Store {
         &self,
         prefix: &str,
     ) -> Result<Vec<(String, String)>, StoreError> {
-        self.backend.settings_with_prefix(prefix).await
+        dispatch!(self.settings_with_prefix(prefix))
     }
 
     /// Checks that the database answers.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        self.backend.ping().await
+        dispatch!(self.ping())
     }
 
     /// Writes everything still queued, then closes the database.
     pub async fn close(&self) {
-        self.backend.close().await
+        dispatch!(self.close())
     }
 }

@@ -170,7 +170,8 @@ impl SqliteStore {
     pub(super) async fn inbox_counts(&self) -> Result<InboxCounts, StoreError> {
         let row = sqlx::query(
             "SELECT (SELECT count(*) FROM deliveries WHERE state = 'pending') AS pending,
-                    (SELECT count(*) FROM deliveries WHERE state = 'failed') AS failed",
+                    (SELECT count(*) FROM deliveries WHERE state = 'failed') AS failed,
+                    (SELECT min(received_at) FROM deliveries WHERE state = 'pending') AS oldest",
         )
         .fetch_one(&self.pool)
         .await?;
@@ -178,6 +179,7 @@ impl SqliteStore {
         Ok(InboxCounts {
             pending: count("pending"),
             failed: count("failed"),
+            oldest_pending_at: row.get("oldest"),
         })
     }
 

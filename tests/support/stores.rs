@@ -1,0 +1,57 @@
+//! The stores a store test runs against: a temporary SQLite file always, and a fresh
+//! PostgreSQL database when `TEST_POSTGRES_URL` names a server (`.ci/run` starts one; in CI
+//! its absence is an error, so the PostgreSQL half can never be skipped silently).
+
+use sqlx::Connection;
+
+/// A store URL and what keeps it alive.
+pub struct TestStore {
+    pub name: &'static str,
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// The admin URL of the test PostgreSQL server, if there is one.
+pub fn postgres_admin_url() -> Option<String> {
+    match std::env::var("TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var_os("CI").is_some() => {
+            panic!("TEST_POSTGRES_URL is not set: .ci/run starts PostgreSQL and sets it")
+        }
+        _ => {
+            eprintln!("TEST_POSTGRES_URL is not set: the PostgreSQL half of this test is skipped");
+            None
+        }
+    }
+}
+
+/// A new, empty PostgreSQL database on the test server.
+pub async fn fresh_postgres(admin: &str) -> String {
+    let name = format!("t_{}", fastrand::u64(..));
+    let mut conn = sqlx::PgConnection::connect(admin).await.expect("connecting to TEST_POSTGRES_URL");
+    // The name is ours (t_ and digits): safe to put in the statement.
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let base = admin.rsplit_once('/').map_or(admin, |(base, _)| base);
+    format!("{base}/{name}")
+}
+
+/// A temporary SQLite store, and a PostgreSQL one when available.
+pub async fn all() -> Vec<TestStore> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut stores = vec![TestStore {
+        name: "sqlite",
+        url: format!("sqlite://{}", dir.path().join("store.db").display()),
+        _dir: Some(dir),
+    }];
+    if let Some(admin) = postgres_admin_url() {
+        stores.push(TestStore {
+            name: "postgres",
+            url: fresh_postgres(&admin).await,
+            _dir: None,
+        });
+    }
+    stores
+}
