@@ -22,11 +22,8 @@ struct Setup {
     fake: FakeCodegen,
     store: Store,
     agents: Agents,
-    dir: tempfile::TempDir,
-}
-
-fn store_url(dir: &tempfile::TempDir) -> String {
-    format!("sqlite://{}", dir.path().join("runs.db").display())
+    url: String,
+    _keep: support::stores::TestStore,
 }
 
 fn codegen(fake: &FakeCodegen) -> Codegen {
@@ -46,18 +43,23 @@ fn agents(fake: &FakeCodegen, store: &Store) -> Agents {
     Agents::new(store.clone(), codegen(fake), settings)
 }
 
-async fn setup() -> Setup {
-    let fake = FakeCodegen::start().await;
-    fake.add_repo(501, "acme/api");
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&store_url(&dir)).await.unwrap();
-    let agents = agents(&fake, &store);
-    Setup {
-        fake,
-        store,
-        agents,
-        dir,
+/// A fake Codegen and agents on each store backend (SQLite, and PostgreSQL when there).
+async fn setups() -> Vec<Setup> {
+    let mut all = Vec::new();
+    for test_store in support::stores::all().await {
+        let fake = FakeCodegen::start().await;
+        fake.add_repo(501, "acme/api");
+        let store = Store::open(&test_store.url).await.unwrap();
+        let agents = agents(&fake, &store);
+        all.push(Setup {
+            fake,
+            store,
+            agents,
+            url: test_store.url.clone(),
+            _keep: test_store,
+        });
     }
+    all
 }
 
 fn issue(n: u64) -> IssueRef {
@@ -82,280 +84,288 @@ fn started_run(outcome: &LaunchOutcome) -> u64 {
 
 #[tokio::test]
 async fn a_launch_records_the_run_in_its_intent_row() {
-    let s = setup().await;
-    let outcome = s.agents.launch(&launch(1, 1), T0).await.unwrap();
-    let id = started_run(&outcome);
-    let rows = s.store.runs_of(&issue(1)).await.unwrap();
-    assert_eq!(rows.len(), 1);
-    assert_eq!(rows[0].state, RunState::Running);
-    assert_eq!(rows[0].run_id.map(|r| r.0), Some(id));
-    assert_eq!(
-        rows[0].web_url.as_deref(),
-        Some(&*format!("https://codegen.com/agent/trace/{id}"))
-    );
-    assert_eq!(s.fake.runs()[0].repo_id, json!(501));
-    assert_eq!(s.fake.runs()[0].metadata["attempt"], 1);
+    for s in setups().await {
+        let outcome = s.agents.launch(&launch(1, 1), T0).await.unwrap();
+        let id = started_run(&outcome);
+        let rows = s.store.runs_of(&issue(1)).await.unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].state, RunState::Running);
+        assert_eq!(rows[0].run_id.map(|r| r.0), Some(id));
+        assert_eq!(
+            rows[0].web_url.as_deref(),
+            Some(&*format!("https://codegen.com/agent/trace/{id}"))
+        );
+        assert_eq!(s.fake.runs()[0].repo_id, json!(501));
+        assert_eq!(s.fake.runs()[0].metadata["attempt"], 1);
+    }
 }
 
 #[tokio::test]
 async fn the_same_launch_decision_applied_twice_concurrently_launches_once() {
-    let s = setup().await;
-    let decision = launch(1, 1);
-    let (a, b) = tokio::join!(
-        s.agents.launch(&decision, T0),
-        s.agents.launch(&decision, T0)
-    );
-    let mut outcomes = [a.unwrap(), b.unwrap()];
-    outcomes.sort_by_key(|o| matches!(o, LaunchOutcome::Taken));
-    started_run(&outcomes[0]);
-    assert_eq!(outcomes[1], LaunchOutcome::Taken);
-    // A second replica (another Agents on the same database) and a later redelivery too.
-    let replica = agents(&s.fake, &s.store);
-    assert_eq!(
-        replica.launch(&launch(1, 1), T0 + 1).await.unwrap(),
-        LaunchOutcome::Taken
-    );
-    assert_eq!(s.fake.runs().len(), 1);
-    assert_eq!(s.fake.calls_to("POST", "/agent/run"), 1);
+    for s in setups().await {
+        let decision = launch(1, 1);
+        let (a, b) = tokio::join!(
+            s.agents.launch(&decision, T0),
+            s.agents.launch(&decision, T0)
+        );
+        let mut outcomes = [a.unwrap(), b.unwrap()];
+        outcomes.sort_by_key(|o| matches!(o, LaunchOutcome::Taken));
+        started_run(&outcomes[0]);
+        assert_eq!(outcomes[1], LaunchOutcome::Taken);
+        // A second replica (another Agents on the same database) and a later redelivery too.
+        let replica = agents(&s.fake, &s.store);
+        assert_eq!(
+            replica.launch(&launch(1, 1), T0 + 1).await.unwrap(),
+            LaunchOutcome::Taken
+        );
+        assert_eq!(s.fake.runs().len(), 1);
+        assert_eq!(s.fake.calls_to("POST", "/agent/run"), 1);
+    }
 }
 
 #[tokio::test]
 async fn a_crash_between_codegen_and_the_store_is_recovered_by_adoption() {
-    let s = setup().await;
-    // Codegen creates the run but answers slowly; meanwhile the store goes away, so the
-    // answer cannot be written (the process "dies" between the call and the store).
-    s.fake.push_fault(Fault {
-        target: Target::Create,
-        status: 200,
-        body: json!({}),
-        create_anyway: true,
-        delay: Duration::from_millis(300),
-    });
-    let store = s.store.clone();
-    let closer = tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        store.close().await;
-    });
-    let lost = s.agents.launch(&launch(7, 1), T0).await;
-    closer.await.unwrap();
-    assert!(lost.is_err(), "the answer could not be stored: {lost:?}");
-    assert_eq!(s.fake.runs().len(), 1, "Codegen did create the run");
+    for s in setups().await {
+        // Codegen creates the run but answers slowly; meanwhile the store goes away, so the
+        // answer cannot be written (the process "dies" between the call and the store).
+        s.fake.push_fault(Fault {
+            target: Target::Create,
+            status: 200,
+            body: json!({}),
+            create_anyway: true,
+            delay: Duration::from_millis(300),
+        });
+        let store = s.store.clone();
+        let closer = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            store.close().await;
+        });
+        let lost = s.agents.launch(&launch(7, 1), T0).await;
+        closer.await.unwrap();
+        assert!(lost.is_err(), "the answer could not be stored: {lost:?}");
+        assert_eq!(s.fake.runs().len(), 1, "Codegen did create the run");
 
-    // Restart: a new store on the same file, new agents.
-    let store = Store::open(&store_url(&s.dir)).await.unwrap();
-    let restarted = agents(&s.fake, &store);
-    let row = &store.runs_of(&issue(7)).await.unwrap()[0];
-    assert_eq!((row.state, row.run_id), (RunState::Launching, None));
-    // Within the lease nothing is touched: the holder may still be at work.
-    assert!(restarted.recover(T0 + 1000).await.unwrap().is_empty());
+        // Restart: a new store on the same file, new agents.
+        let store = Store::open(&s.url).await.unwrap();
+        let restarted = agents(&s.fake, &store);
+        let row = &store.runs_of(&issue(7)).await.unwrap()[0];
+        assert_eq!((row.state, row.run_id), (RunState::Launching, None));
+        // Within the lease nothing is touched: the holder may still be at work.
+        assert!(restarted.recover(T0 + 1000).await.unwrap().is_empty());
 
-    let settled = restarted
-        .recover(T0 + LEASE.as_millis() as i64 + 1)
-        .await
-        .unwrap();
-    assert_eq!(settled.len(), 1);
-    let LaunchOutcome::Started { run, adopted, .. } = &settled[0].1 else {
-        panic!("{settled:?}")
-    };
-    assert!(adopted);
-    assert_eq!(run.0, s.fake.runs()[0].id);
-    assert_eq!(
-        s.fake.calls_to("POST", "/agent/run"),
-        1,
-        "not launched again"
-    );
-    let row = &store.runs_of(&issue(7)).await.unwrap()[0];
-    assert_eq!((row.state, row.run_id), (RunState::Running, Some(*run)));
-    // And it is tracked again.
-    s.fake.set_status(run.0, "completed");
-    let ended = restarted.poll(T0 + 400_000).await.unwrap();
-    assert_eq!(ended[0].record.state, RunState::Succeeded);
+        let settled = restarted
+            .recover(T0 + LEASE.as_millis() as i64 + 1)
+            .await
+            .unwrap();
+        assert_eq!(settled.len(), 1);
+        let LaunchOutcome::Started { run, adopted, .. } = &settled[0].1 else {
+            panic!("{settled:?}")
+        };
+        assert!(adopted);
+        assert_eq!(run.0, s.fake.runs()[0].id);
+        assert_eq!(
+            s.fake.calls_to("POST", "/agent/run"),
+            1,
+            "not launched again"
+        );
+        let row = &store.runs_of(&issue(7)).await.unwrap()[0];
+        assert_eq!((row.state, row.run_id), (RunState::Running, Some(*run)));
+        // And it is tracked again.
+        s.fake.set_status(run.0, "completed");
+        let ended = restarted.poll(T0 + 400_000).await.unwrap();
+        assert_eq!(ended[0].record.state, RunState::Succeeded);
+    }
 }
 
 #[tokio::test]
 async fn a_crash_before_codegen_was_asked_launches_on_recovery() {
-    let s = setup().await;
-    s.store
-        .begin_launch(
-            InstallationId(42),
-            &issue(3),
-            1,
-            "Resolve acme/api#3",
-            T0,
-            LEASE.as_millis() as i64,
-        )
-        .await
-        .unwrap()
-        .unwrap();
-    let settled = s
-        .agents
-        .recover(T0 + LEASE.as_millis() as i64 + 1)
-        .await
-        .unwrap();
-    assert!(
-        matches!(settled[0].1, LaunchOutcome::Started { adopted: false, .. }),
-        "{settled:?}"
-    );
-    assert_eq!(s.fake.runs().len(), 1);
-    assert_eq!(s.fake.runs()[0].prompt, "Resolve acme/api#3");
-    // Recovering again finds nothing left to do.
-    assert!(
-        s.agents
-            .recover(T0 + 10 * LEASE.as_millis() as i64)
+    for s in setups().await {
+        s.store
+            .begin_launch(
+                InstallationId(42),
+                &issue(3),
+                1,
+                "Resolve acme/api#3",
+                T0,
+                LEASE.as_millis() as i64,
+            )
             .await
             .unwrap()
-            .is_empty()
-    );
-    assert_eq!(s.fake.runs().len(), 1);
+            .unwrap();
+        let settled = s
+            .agents
+            .recover(T0 + LEASE.as_millis() as i64 + 1)
+            .await
+            .unwrap();
+        assert!(
+            matches!(settled[0].1, LaunchOutcome::Started { adopted: false, .. }),
+            "{settled:?}"
+        );
+        assert_eq!(s.fake.runs().len(), 1);
+        assert_eq!(s.fake.runs()[0].prompt, "Resolve acme/api#3");
+        // Recovering again finds nothing left to do.
+        assert!(
+            s.agents
+                .recover(T0 + 10 * LEASE.as_millis() as i64)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(s.fake.runs().len(), 1);
+    }
 }
 
 #[tokio::test]
 async fn polling_reads_statuses_in_any_case_and_times_runs_out() {
-    let s = setup().await;
-    let mut ids = Vec::new();
-    for n in 1..=5 {
-        ids.push(started_run(
-            &s.agents.launch(&launch(n, 1), T0).await.unwrap(),
-        ));
-    }
-    s.fake.finish(
-        ids[0],
-        "COMPLETE",
-        Some("https://github.com/acme/api/pull/90"),
-    );
-    s.fake.set_status(ids[1], "completed");
-    s.fake.set_status(ids[2], "OUT_OF_TOKENS");
-    s.fake.set_status(ids[3], "SOMETHING_NEW");
-    let ended = s.agents.poll(T0 + 60_000).await.unwrap();
-    let states: Vec<_> = ended
-        .iter()
-        .map(|e| (e.record.issue.number, e.record.state))
-        .collect();
-    assert_eq!(
-        states,
-        [
-            (1, RunState::Succeeded),
-            (2, RunState::Succeeded),
-            (3, RunState::Failed)
-        ]
-    );
-    assert_eq!(
-        ended[0].record.pull_requests,
-        ["https://github.com/acme/api/pull/90"]
-    );
-    assert_eq!(
-        ended[2].record.failure.as_deref(),
-        Some("the agent run ended with status OUT_OF_TOKENS")
-    );
-    // One list call for the five runs, not five reads.
-    assert_eq!(s.fake.calls_to("GET", "/agent/runs"), 1);
+    for s in setups().await {
+        let mut ids = Vec::new();
+        for n in 1..=5 {
+            ids.push(started_run(
+                &s.agents.launch(&launch(n, 1), T0).await.unwrap(),
+            ));
+        }
+        s.fake.finish(
+            ids[0],
+            "COMPLETE",
+            Some("https://github.com/acme/api/pull/90"),
+        );
+        s.fake.set_status(ids[1], "completed");
+        s.fake.set_status(ids[2], "OUT_OF_TOKENS");
+        s.fake.set_status(ids[3], "SOMETHING_NEW");
+        let ended = s.agents.poll(T0 + 60_000).await.unwrap();
+        let states: Vec<_> = ended
+            .iter()
+            .map(|e| (e.record.issue.number, e.record.state))
+            .collect();
+        assert_eq!(
+            states,
+            [
+                (1, RunState::Succeeded),
+                (2, RunState::Succeeded),
+                (3, RunState::Failed)
+            ]
+        );
+        assert_eq!(
+            ended[0].record.pull_requests,
+            ["https://github.com/acme/api/pull/90"]
+        );
+        assert_eq!(
+            ended[2].record.failure.as_deref(),
+            Some("the agent run ended with status OUT_OF_TOKENS")
+        );
+        // One list call for the five runs, not five reads.
+        assert_eq!(s.fake.calls_to("GET", "/agent/runs"), 1);
 
-    // The unknown status and the untouched run never finish: after the timeout they stop.
-    let late = T0 + TIMEOUT.as_millis() as i64 + 1;
-    let ended = s.agents.poll(late).await.unwrap();
-    let states: Vec<_> = ended
-        .iter()
-        .map(|e| (e.record.issue.number, e.record.state))
-        .collect();
-    assert_eq!(states, [(4, RunState::TimedOut), (5, RunState::TimedOut)]);
-    let banned: Vec<u64> = s
-        .fake
-        .runs()
-        .iter()
-        .filter(|r| r.banned)
-        .map(|r| r.id)
-        .collect();
-    assert_eq!(banned, [ids[3], ids[4]]);
-    assert!(
-        s.agents.poll(late + 1).await.unwrap().is_empty(),
-        "nothing left running"
-    );
+        // The unknown status and the untouched run never finish: after the timeout they stop.
+        let late = T0 + TIMEOUT.as_millis() as i64 + 1;
+        let ended = s.agents.poll(late).await.unwrap();
+        let states: Vec<_> = ended
+            .iter()
+            .map(|e| (e.record.issue.number, e.record.state))
+            .collect();
+        assert_eq!(states, [(4, RunState::TimedOut), (5, RunState::TimedOut)]);
+        let banned: Vec<u64> = s
+            .fake
+            .runs()
+            .iter()
+            .filter(|r| r.banned)
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(banned, [ids[3], ids[4]]);
+        assert!(
+            s.agents.poll(late + 1).await.unwrap().is_empty(),
+            "nothing left running"
+        );
+    }
 }
 
 #[tokio::test]
 async fn a_402_pauses_launches_for_that_installation() {
-    let s = setup().await;
-    s.fake.fault(
-        Target::Create,
-        402,
-        json!({"message": "Alloted agent runs for the current billing plan have been reached.", "status_code": 402}),
-    );
-    let outcome = s.agents.launch(&launch(1, 1), T0).await.unwrap();
-    assert!(
-        matches!(&outcome, LaunchOutcome::Paused { reason } if reason.contains("billing plan"))
-    );
-    assert!(
-        s.store.runs_of(&issue(1)).await.unwrap().is_empty(),
-        "the attempt stays free"
-    );
-    // Paused: no call at all for the same installation.
-    let again = s.agents.launch(&launch(2, 1), T0 + 1000).await.unwrap();
-    assert!(matches!(again, LaunchOutcome::Paused { .. }));
-    assert_eq!(s.fake.calls_to("POST", "/agent/run"), 1);
-    // Another installation is not paused.
-    let other = Launch {
-        installation: InstallationId(43),
-        ..launch(3, 1)
-    };
-    started_run(&s.agents.launch(&other, T0 + 1000).await.unwrap());
-    // Resumed, the same attempt launches.
-    s.agents.resume(InstallationId(42));
-    started_run(&s.agents.launch(&launch(1, 1), T0 + 2000).await.unwrap());
+    for s in setups().await {
+        s.fake.fault(
+            Target::Create,
+            402,
+            json!({"message": "Alloted agent runs for the current billing plan have been reached.", "status_code": 402}),
+        );
+        let outcome = s.agents.launch(&launch(1, 1), T0).await.unwrap();
+        assert!(
+            matches!(&outcome, LaunchOutcome::Paused { reason } if reason.contains("billing plan"))
+        );
+        assert!(
+            s.store.runs_of(&issue(1)).await.unwrap().is_empty(),
+            "the attempt stays free"
+        );
+        // Paused: no call at all for the same installation.
+        let again = s.agents.launch(&launch(2, 1), T0 + 1000).await.unwrap();
+        assert!(matches!(again, LaunchOutcome::Paused { .. }));
+        assert_eq!(s.fake.calls_to("POST", "/agent/run"), 1);
+        // Another installation is not paused.
+        let other = Launch {
+            installation: InstallationId(43),
+            ..launch(3, 1)
+        };
+        started_run(&s.agents.launch(&other, T0 + 1000).await.unwrap());
+        // Resumed, the same attempt launches.
+        s.agents.resume(InstallationId(42));
+        started_run(&s.agents.launch(&launch(1, 1), T0 + 2000).await.unwrap());
+    }
 }
 
 #[tokio::test]
 async fn a_permanent_refusal_and_an_outage_fail_the_attempt_with_the_reason() {
-    let s = setup().await;
-    s.fake.fault(
-        Target::Create,
-        403,
-        json!({"message": "You do not have access to this organization.", "status_code": 403}),
-    );
-    let outcome = s.agents.launch(&launch(1, 1), T0).await.unwrap();
-    assert_eq!(
-        outcome,
-        LaunchOutcome::Failed {
-            reason:
-                "Codegen refused the request (403): You do not have access to this organization."
-                    .into()
-        }
-    );
-    let row = &s.store.runs_of(&issue(1)).await.unwrap()[0];
-    assert_eq!(row.state, RunState::Failed);
+    for s in setups().await {
+        s.fake.fault(
+            Target::Create,
+            403,
+            json!({"message": "You do not have access to this organization.", "status_code": 403}),
+        );
+        let outcome = s.agents.launch(&launch(1, 1), T0).await.unwrap();
+        assert_eq!(
+            outcome,
+            LaunchOutcome::Failed {
+                reason:
+                    "Codegen refused the request (403): You do not have access to this organization."
+                        .into()
+            }
+        );
+        let row = &s.store.runs_of(&issue(1)).await.unwrap()[0];
+        assert_eq!(row.state, RunState::Failed);
 
-    for _ in 0..4 {
-        s.fake.fault(Target::Create, 503, json!({}));
+        for _ in 0..4 {
+            s.fake.fault(Target::Create, 503, json!({}));
+        }
+        let outcome = s.agents.launch(&launch(2, 1), T0).await.unwrap();
+        assert!(
+            matches!(&outcome, LaunchOutcome::Failed { reason } if reason.contains("503")),
+            "{outcome:?}"
+        );
+        assert_eq!(s.fake.calls_to("POST", "/agent/run"), 1 + 4);
+        assert!(s.fake.runs().is_empty());
     }
-    let outcome = s.agents.launch(&launch(2, 1), T0).await.unwrap();
-    assert!(
-        matches!(&outcome, LaunchOutcome::Failed { reason } if reason.contains("503")),
-        "{outcome:?}"
-    );
-    assert_eq!(s.fake.calls_to("POST", "/agent/run"), 1 + 4);
-    assert!(s.fake.runs().is_empty());
 }
 
 #[tokio::test]
 async fn a_retry_is_a_new_attempt_and_cancel_stops_the_run() {
-    let s = setup().await;
-    let first = started_run(&s.agents.launch(&launch(1, 1), T0).await.unwrap());
-    s.fake.set_status(first, "FAILED");
-    s.agents.poll(T0 + 1).await.unwrap();
-    let second = started_run(&s.agents.launch(&launch(1, 2), T0 + 2).await.unwrap());
-    assert_ne!(first, second);
-    let attempts: Vec<_> = s
-        .fake
-        .runs()
-        .iter()
-        .map(|r| r.metadata["attempt"].clone())
-        .collect();
-    assert_eq!(attempts, [json!(1), json!(2)]);
+    for s in setups().await {
+        let first = started_run(&s.agents.launch(&launch(1, 1), T0).await.unwrap());
+        s.fake.set_status(first, "FAILED");
+        s.agents.poll(T0 + 1).await.unwrap();
+        let second = started_run(&s.agents.launch(&launch(1, 2), T0 + 2).await.unwrap());
+        assert_ne!(first, second);
+        let attempts: Vec<_> = s
+            .fake
+            .runs()
+            .iter()
+            .map(|r| r.metadata["attempt"].clone())
+            .collect();
+        assert_eq!(attempts, [json!(1), json!(2)]);
 
-    let cancelled = s.agents.cancel(&issue(1), T0 + 3).await.unwrap().unwrap();
-    assert_eq!(
-        (cancelled.attempt, cancelled.state),
-        (2, RunState::Cancelled)
-    );
-    assert!(s.fake.runs().iter().any(|r| r.id == second && r.banned));
-    assert_eq!(s.agents.cancel(&issue(1), T0 + 4).await.unwrap(), None);
+        let cancelled = s.agents.cancel(&issue(1), T0 + 3).await.unwrap().unwrap();
+        assert_eq!(
+            (cancelled.attempt, cancelled.state),
+            (2, RunState::Cancelled)
+        );
+        assert!(s.fake.runs().iter().any(|r| r.id == second && r.banned));
+        assert_eq!(s.agents.cancel(&issue(1), T0 + 4).await.unwrap(), None);
+    }
 }

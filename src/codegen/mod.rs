@@ -241,12 +241,14 @@ impl Codegen {
             .api_token
             .as_ref()
             .ok_or(CodegenError::NotConfigured("codegen.api_token"))?;
-        Self::with_tuning(
-            &config.api_url,
-            org_id,
-            token,
-            CodegenTuning::documented(config.retry_attempts),
-        )
+        let tuning = CodegenTuning {
+            creations: (
+                config.creations_per_minute.max(1) as usize,
+                Duration::from_secs(60),
+            ),
+            ..CodegenTuning::documented(config.retry_attempts)
+        };
+        Self::with_tuning(&config.api_url, org_id, token, tuning)
     }
 
     /// A client with explicit timing and limits (tests shorten them).

@@ -96,6 +96,11 @@ pub struct GithubConfig {
     pub webhook_secret: SecretList,
     /// A token for single-repository use without an App.
     pub token: Option<Secret>,
+    /// Content-creating requests (comments, labels, reactions, mutations) per minute and
+    /// installation: GitHub's secondary limit is 80.
+    pub writes_per_minute: u32,
+    /// The same per hour: GitHub's secondary limit is 500.
+    pub writes_per_hour: u32,
 }
 
 impl Default for GithubConfig {
@@ -107,6 +112,8 @@ impl Default for GithubConfig {
             private_key_path: None,
             webhook_secret: SecretList::default(),
             token: None,
+            writes_per_minute: 80,
+            writes_per_hour: 500,
         }
     }
 }
@@ -129,6 +136,8 @@ pub struct CodegenConfig {
     pub run_timeout_secs: u64,
     /// Retries of a transient failure before giving up.
     pub retry_attempts: u32,
+    /// Run creations per minute the client allows itself (Codegen documents 10).
+    pub creations_per_minute: u32,
     /// Agents running at once in any one repository; `None`: only the installation cap.
     pub max_agents_per_repository: Option<u32>,
     /// New attempts made on their own after an agent run reports failure (0: only
@@ -146,6 +155,7 @@ impl Default for CodegenConfig {
             poll_interval_secs: 30,
             run_timeout_secs: 3600,
             retry_attempts: 3,
+            creations_per_minute: 10,
             max_agents_per_repository: None,
             retry_failed_runs: 0,
         }

@@ -215,7 +215,10 @@ impl GitHub {
             base_path,
             permissions: Arc::default(),
             installation: false,
-            pacer: Arc::default(),
+            pacer: Arc::new(Pacer::new(
+                config.writes_per_minute as usize,
+                config.writes_per_hour as usize,
+            )),
             project_fields: Arc::default(),
         }
     }

@@ -176,12 +176,11 @@ impl PostgresStore {
         &self,
         id: &DeliveryId,
     ) -> Result<Option<DeliveryRecord>, StoreError> {
-        let row = sqlx::query(
-            "SELECT event, state, attempts, last_error FROM deliveries WHERE id = $1",
-        )
-        .bind(id.as_str())
-        .fetch_optional(&self.pool)
-        .await?;
+        let row =
+            sqlx::query("SELECT event, state, attempts, last_error FROM deliveries WHERE id = $1")
+                .bind(id.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
         Ok(row.map(|row| DeliveryRecord {
             event: row.get("event"),
             state: DeliveryState::parse(row.get("state")).unwrap_or(DeliveryState::Pending),
@@ -469,13 +468,19 @@ impl PostgresStore {
     }
 
     pub(super) async fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
-        Ok(sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await?)
+        Ok(
+            sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 
-    pub(super) async fn set_setting(&self, key: &str, value: Option<&str>) -> Result<(), StoreError> {
+    pub(super) async fn set_setting(
+        &self,
+        key: &str,
+        value: Option<&str>,
+    ) -> Result<(), StoreError> {
         match value {
             Some(value) => {
                 sqlx::query(
@@ -501,13 +506,15 @@ impl PostgresStore {
         &self,
         prefix: &str,
     ) -> Result<Vec<(String, String)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT key, value FROM settings WHERE starts_with(key, $1) ORDER BY key",
-        )
-        .bind(prefix)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(|row| (row.get("key"), row.get("value"))).collect())
+        let rows =
+            sqlx::query("SELECT key, value FROM settings WHERE starts_with(key, $1) ORDER BY key")
+                .bind(prefix)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .iter()
+            .map(|row| (row.get("key"), row.get("value")))
+            .collect())
     }
 
     /// Takes the advisory lock `key` if no other replica holds it; held until the returned
@@ -544,9 +551,8 @@ fn run_record(row: &PgRow) -> Option<RunRecord> {
                 row.try_get::<i64, _>("issue_number")? as u64,
             ),
             attempt: row.try_get::<i32, _>("attempt")? as u32,
-            state: RunState::parse(&state).ok_or_else(|| {
-                sqlx::Error::Decode(format!("unknown run state {state}").into())
-            })?,
+            state: RunState::parse(&state)
+                .ok_or_else(|| sqlx::Error::Decode(format!("unknown run state {state}").into()))?,
             prompt: row.try_get("prompt")?,
             run_id: row
                 .try_get::<Option<i64>, _>("codegen_run_id")?

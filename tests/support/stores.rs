@@ -28,7 +28,9 @@ pub fn postgres_admin_url() -> Option<String> {
 /// A new, empty PostgreSQL database on the test server.
 pub async fn fresh_postgres(admin: &str) -> String {
     let name = format!("t_{}", fastrand::u64(..));
-    let mut conn = sqlx::PgConnection::connect(admin).await.expect("connecting to TEST_POSTGRES_URL");
+    let mut conn = sqlx::PgConnection::connect(admin)
+        .await
+        .expect("connecting to TEST_POSTGRES_URL");
     // The name is ours (t_ and digits): safe to put in the statement.
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
         .execute(&mut conn)

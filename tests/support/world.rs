@@ -75,6 +75,10 @@ impl World {
         config.codegen.org_id = Some(fake_codegen::ORG);
         config.codegen.api_token = Some(Secret::new(fake_codegen::TOKEN));
         config.codegen.max_concurrent_agents = 2;
+        // The fakes have no limits; the limiters are tested on their own.
+        config.codegen.creations_per_minute = 10_000;
+        config.github.writes_per_minute = 100_000;
+        config.github.writes_per_hour = 1_000_000;
         adjust(&mut config);
         let app = App::build_with(&config, DoorLimits::default(), quick_retries(2))
             .await
@@ -87,6 +91,13 @@ impl World {
             config,
             sent: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Another app (a second replica) on the same configuration, database and fakes.
+    pub async fn replica(&self) -> App {
+        App::build_with(&self.config, DoorLimits::default(), quick_retries(2))
+            .await
+            .unwrap()
     }
 
     /// Stops the app and starts a new one on the same database and fakes.
@@ -108,6 +119,25 @@ impl World {
             id
         };
         self.post(event, &id, &body).await
+    }
+
+    /// Posts a signed delivery to `app`'s router without processing it.
+    pub async fn post_to(app: &App, event: &str, id: &str, body: &[u8]) -> StatusCode {
+        use tower::ServiceExt;
+        let request = webhook(event, id, body).signed(SECRET);
+        app.router().oneshot(request).await.unwrap().status()
+    }
+
+    /// The payload of `issues.labeled` for an issue of the fake, as GitHub sends it.
+    pub fn labeled_payload(&self, repo: &str, number: u64, label: &str, sender: &str) -> Value {
+        self.set_labels(repo, number, |labels| {
+            if !labels.contains(&label.to_owned()) {
+                labels.push(label.to_owned());
+            }
+        });
+        let mut payload = self.issue_payload("labeled", repo, number, sender);
+        payload["label"]["name"] = json!(label);
+        payload
     }
 
     async fn post(&self, event: &str, id: &str, body: &[u8]) -> StatusCode {
