@@ -59,6 +59,13 @@ impl App {
             inbox: inbox.clone(),
             metrics: telemetry::metrics_handle(),
             limits,
+            setup: Arc::new(http::SetupState::new(
+                config.github.app_id.is_some() && config.github.private_key.is_some(),
+                &config.github.api_url,
+                config.github.web_url(),
+                config.server.public_url.clone(),
+                &config.server.webhook_path,
+            )),
         };
         let bot = build_bot(config, &store).await?;
         let processor = Arc::new(InboxProcessor::new(

@@ -16,6 +16,10 @@ pub use secret::{REDACTED, Secret, SecretList};
 /// The file read when `--config` is not given; built-in defaults apply when it is absent.
 pub const DEFAULT_CONFIG_FILE: &str = "config.yaml";
 
+/// Where `/setup` writes the GitHub App's credentials; read at start when it exists, for
+/// the `github.*` keys that are not set otherwise.
+pub const APP_FILE: &str = "data/github-app.yaml";
+
 /// Prefix of the generic environment override: `CODEGEN_ORCHESTRATOR__CODEGEN__POLL_INTERVAL_SECS`
 /// sets `codegen.poll_interval_secs`. Any key can be set this way.
 pub const ENV_PREFIX: &str = "CODEGEN_ORCHESTRATOR__";
@@ -69,6 +73,9 @@ pub struct ServerConfig {
     pub listen: String,
     /// Path GitHub posts webhooks to.
     pub webhook_path: String,
+    /// The address GitHub reaches this server at (`https://bot.example.com`), for the App
+    /// manifest `/setup` posts; without it the request's own host is used.
+    pub public_url: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -76,6 +83,7 @@ impl Default for ServerConfig {
         Self {
             listen: "0.0.0.0:3000".into(),
             webhook_path: "/webhook".into(),
+            public_url: None,
         }
     }
 }
@@ -346,6 +354,7 @@ pub fn load(path: Option<&Path>, env: &Env) -> Result<LoadedConfig, ConfigError>
         ConfigSource::Defaults => "built-in defaults".to_owned(),
     };
     let mut document = document;
+    merge_app_file(&mut document, Path::new(APP_FILE))?;
     let env_origins = apply_env_overrides(&mut document, env);
     let origin_of = |key: &str| {
         env_origins
@@ -369,6 +378,38 @@ pub fn load(path: Option<&Path>, env: &Env) -> Result<LoadedConfig, ConfigError>
         problem,
     })?;
     Ok(LoadedConfig { config, source })
+}
+
+/// Fills `github.app_id`, `github.private_key` and `github.webhook_secret` from the file
+/// `/setup` wrote, where the configuration file leaves them unset.
+fn merge_app_file(document: &mut Value, path: &Path) -> Result<(), ConfigError> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Ok(());
+    };
+    let invalid = |problem: String| ConfigError::Invalid {
+        origin: path.display().to_string(),
+        key: "github".into(),
+        problem,
+    };
+    let app: Value = serde_yaml_ng::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+    let Some(Value::Mapping(from_app)) = app.get("github").cloned() else {
+        return Err(invalid("no `github` section".into()));
+    };
+    let Value::Mapping(root) = document else {
+        return Ok(());
+    };
+    let github = root
+        .entry(Value::from("github"))
+        .or_insert_with(|| Value::Mapping(Mapping::new()));
+    if let Value::Mapping(github) = github {
+        for key in ["app_id", "private_key", "webhook_secret"] {
+            let unset = github.get(key).is_none_or(Value::is_null);
+            if unset && let Some(value) = from_app.get(key) {
+                github.insert(Value::from(key), value.clone());
+            }
+        }
+    }
+    Ok(())
 }
 
 fn read_document(path: Option<&Path>) -> Result<(ConfigSource, Value), ConfigError> {
@@ -579,6 +620,16 @@ pub fn redact_url(url: &str) -> String {
 impl GithubConfig {
     /// The web host issue links point to: `github.com` for the public API, the Enterprise
     /// host for `https://host/api/v3`.
+    /// GitHub's web address with its scheme: `https://github.com` for github.com, the
+    /// server's own address for GitHub Enterprise Server.
+    pub fn web_url(&self) -> String {
+        let scheme = self
+            .api_url
+            .split_once("://")
+            .map_or("https", |(scheme, _)| scheme);
+        format!("{scheme}://{}", self.web_host())
+    }
+
     pub fn web_host(&self) -> String {
         let without_scheme = self
             .api_url

@@ -1,5 +1,6 @@
 //! The HTTP side: the webhook door, health, readiness and metrics.
 
+mod setup;
 mod signature;
 mod webhook;
 
@@ -17,6 +18,7 @@ use tokio::sync::Notify;
 use crate::config::SecretList;
 use crate::store::Store;
 
+pub use setup::SetupState;
 pub use signature::{SignatureError, sign, verify};
 
 /// Limits the door enforces on every webhook request.
@@ -50,6 +52,8 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// Body size and time limits.
     pub limits: DoorLimits,
+    /// The App registration pages.
+    pub setup: Arc<SetupState>,
 }
 
 /// The app's routes: `POST {webhook_path}`, `GET /healthz`, `GET /readyz`, `GET /metrics`.
@@ -59,6 +63,8 @@ pub fn router(state: AppState, webhook_path: &str) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/setup", get(setup::page))
+        .route("/setup/callback", get(setup::callback))
         .with_state(state)
 }
 

@@ -75,6 +75,10 @@ pub struct GithubState {
     pub closing: BTreeMap<(String, u64), Vec<Value>>,
     /// (owner/repo, branch) -> head sha.
     pub branches: BTreeMap<(String, String), String>,
+    /// Manifests posted to the "create an App" form: (organisation, manifest JSON).
+    pub manifests: Vec<(Option<String>, Value)>,
+    /// Codes the manifest conversion accepts.
+    pub manifest_codes: Vec<String>,
     /// Pull requests whose checks fail.
     pub failing_checks: std::collections::BTreeSet<(String, u64)>,
     /// (owner/repo, path) -> text of files on the default branch.
@@ -185,6 +189,15 @@ impl FakeGithub {
         }
         let app = app
             .route("/api/graphql", post(graphql))
+            .route(
+                "/app-manifests/{code}/conversions",
+                post(manifest_conversion),
+            )
+            .route("/settings/apps/new", post(new_app_form))
+            .route(
+                "/organizations/{org}/settings/apps/new",
+                post(new_org_app_form),
+            )
             .layer(axum::middleware::from_fn_with_state(
                 state.clone(),
                 scripted_or_normal,
@@ -461,6 +474,86 @@ async fn file_contents(
         .collect();
     Json(json!({"type": "file", "path": path, "encoding": "base64", "content": wrapped.join("\n") + "\n"}))
         .into_response()
+}
+
+/// GitHub's `POST /app-manifests/{code}/conversions`: the created App with its secrets.
+async fn manifest_conversion(
+    State(state): State<Arc<Mutex<GithubState>>>,
+    Path(code): Path<String>,
+) -> Response {
+    let mut state = state.lock().unwrap();
+    let Some(at) = state.manifest_codes.iter().position(|c| *c == code) else {
+        return not_found();
+    };
+    state.manifest_codes.remove(at); // a code works once
+    let pem = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/test-app-key.pem"),
+    )
+    .unwrap();
+    (
+        StatusCode::CREATED,
+        Json(json!({
+            "id": 424242, "slug": "codegen-orchestrator-acme", "node_id": "A_kwDOBw",
+            "name": "codegen-orchestrator", "owner": {"login": "acme", "id": 1, "type": "Organization"},
+            "html_url": "https://github.com/apps/codegen-orchestrator-acme",
+            "client_id": "Iv1.0123456789abcdef", "client_secret": "client-secret-value",
+            "webhook_secret": "whsec-from-github", "pem": pem,
+        })),
+    )
+        .into_response()
+}
+
+/// The browser form GitHub shows at `settings/apps/new`: it takes the manifest and, as
+/// GitHub does once the App is created, sends the browser to `redirect_url` with a code.
+async fn new_app_form(
+    State(state): State<Arc<Mutex<GithubState>>>,
+    Query(query): Query<BTreeMap<String, String>>,
+    body: String,
+) -> Response {
+    app_form(
+        state,
+        None,
+        query,
+        serde_urlencoded::from_str(&body).unwrap_or_default(),
+    )
+}
+
+async fn new_org_app_form(
+    State(state): State<Arc<Mutex<GithubState>>>,
+    Path(org): Path<String>,
+    Query(query): Query<BTreeMap<String, String>>,
+    body: String,
+) -> Response {
+    app_form(
+        state,
+        Some(org),
+        query,
+        serde_urlencoded::from_str(&body).unwrap_or_default(),
+    )
+}
+
+fn app_form(
+    state: Arc<Mutex<GithubState>>,
+    org: Option<String>,
+    query: BTreeMap<String, String>,
+    form: BTreeMap<String, String>,
+) -> Response {
+    let Some(manifest) = form
+        .get("manifest")
+        .and_then(|m| serde_json::from_str::<Value>(m).ok())
+    else {
+        return (StatusCode::UNPROCESSABLE_ENTITY, "manifest missing").into_response();
+    };
+    let redirect = manifest["redirect_url"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let mut state = state.lock().unwrap();
+    state.manifests.push((org, manifest));
+    let code = format!("code{}", state.manifests.len());
+    state.manifest_codes.push(code.clone());
+    let stamp = query.get("state").cloned().unwrap_or_default();
+    axum::response::Redirect::to(&format!("{redirect}?code={code}&state={stamp}")).into_response()
 }
 
 async fn list_installations(
