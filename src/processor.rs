@@ -125,6 +125,7 @@ impl InboxProcessor {
                     id = %delivery.id,
                     event = %delivery.event,
                     repo = delivery.repository.as_deref().unwrap_or("-"),
+                    issue = tracing::field::Empty,
                 );
                 let outcome = self.process(delivery).instrument(span).await;
                 outcomes.push((delivery.seq, outcome));
@@ -141,10 +142,15 @@ impl InboxProcessor {
     async fn process(&self, delivery: &ClaimedDelivery) -> DeliveryOutcome {
         let result = events::decode(&delivery.event, delivery.action.as_deref(), &delivery.body);
         let outcome = match result {
-            Ok(Decoded::Event(event)) => match self.handle(*event).await {
-                Ok(()) => DeliveryOutcome::Processed,
-                Err(err) => self.failure(delivery, err),
-            },
+            Ok(Decoded::Event(event)) => {
+                if let Some(issue) = event.issue() {
+                    tracing::Span::current().record("issue", tracing::field::display(issue));
+                }
+                match self.handle(*event).await {
+                    Ok(()) => DeliveryOutcome::Processed,
+                    Err(err) => self.failure(delivery, err),
+                }
+            }
             Ok(Decoded::Ignored(why)) => {
                 debug!(
                     action = delivery.action.as_deref().unwrap_or("-"),
@@ -188,6 +194,10 @@ impl InboxProcessor {
             Ok(counts) => {
                 metrics::gauge!(names::INBOX_DEPTH).set(counts.pending as f64);
                 metrics::gauge!(names::INBOX_FAILED).set(counts.failed as f64);
+                let age = counts
+                    .oldest_pending_at
+                    .map_or(0, |at| (now_millis() - at).max(0));
+                metrics::gauge!(names::INBOX_OLDEST_AGE).set(age as f64 / 1000.0);
             }
             Err(err) => warn!(error = %err, "counting the inbox failed"),
         }

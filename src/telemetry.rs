@@ -50,9 +50,15 @@ pub mod names {
     pub const INBOX_DEPTH: &str = "orchestrator_inbox_depth";
     /// Gauge: deliveries parked as failed after their last attempt.
     pub const INBOX_FAILED: &str = "orchestrator_inbox_failed";
+    /// Gauge: seconds since the oldest waiting delivery arrived (0 when none waits).
+    pub const INBOX_OLDEST_AGE: &str = "orchestrator_inbox_oldest_age_seconds";
+    /// Gauge: latest agent run of each issue, by `state`.
+    pub const RUNS: &str = "orchestrator_runs";
+    /// Gauge: managed issues by `state` (blocked, queued, running, done, failed).
+    pub const ISSUES: &str = "orchestrator_issues";
     /// Counter: requests to GitHub by `method` and `status`.
     pub const GITHUB_CALLS: &str = "orchestrator_github_calls_total";
-    /// Gauge: GitHub's `x-ratelimit-remaining` by `resource`.
+    /// Gauge: GitHub's `x-ratelimit-remaining` by `installation` and `resource`.
     pub const GITHUB_RATE_LIMIT_REMAINING: &str = "orchestrator_github_rate_limit_remaining";
     /// Counter: requests to Codegen by `method` and `status`.
     pub const CODEGEN_CALLS: &str = "orchestrator_codegen_calls_total";

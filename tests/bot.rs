@@ -690,3 +690,31 @@ async fn native_blocked_by_links_block_and_release() {
     world.native_dependency("acme/api", 2, 1, true).await;
     assert!(world.status_comments("acme/api", 2)[0].contains("acme/api#1 Schema"));
 }
+
+#[tokio::test]
+async fn metrics_cover_issues_runs_and_calls() {
+    use tower::ServiceExt;
+    let world = diamond().await;
+    let request = axum::http::Request::get("/metrics")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let response = world.app.router().oneshot(request).await.unwrap();
+    let body = http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    let text = String::from_utf8_lossy(&body);
+    for needle in [
+        "orchestrator_issues{state=\"running\"}",
+        "orchestrator_issues{state=\"blocked\"}",
+        "orchestrator_runs{state=\"running\"}",
+        "orchestrator_runs_launched_total",
+        "orchestrator_codegen_calls_total{method=\"POST\",status=\"200\"}",
+        "orchestrator_github_calls_total",
+        "orchestrator_github_rate_limit_remaining{installation=\"42\",resource=\"core\"}",
+        "orchestrator_inbox_oldest_age_seconds",
+        "orchestrator_deliveries_processed_total{event=\"issues\",outcome=\"processed\"}",
+    ] {
+        assert!(text.contains(needle), "{needle} missing from:\n{text}");
+    }
+}

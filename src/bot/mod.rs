@@ -372,7 +372,32 @@ impl Bot {
         self.launch_ready(state).await?;
         self.mark_queue_dirty(state);
         self.publish_dirty(state).await;
+        self.report_states(state);
         Ok(())
+    }
+
+    /// Sets the gauges of managed issues by state and of latest runs by state.
+    fn report_states(&self, state: &State) {
+        use crate::telemetry::names;
+        let mut issues: HashMap<&'static str, usize> = HashMap::new();
+        let mut runs: HashMap<&'static str, usize> = HashMap::new();
+        for (id, installation) in &state.installations {
+            for issue in installation.issues.keys() {
+                if let Some(view) = self.status_view(state, installation, *id, issue) {
+                    *issues.entry(view.state.name()).or_default() += 1;
+                }
+            }
+            for run in installation.runs.values() {
+                *runs.entry(run.state.as_str()).or_default() += 1;
+            }
+        }
+        for work in crate::engine::status::WorkState::ALL {
+            let count = issues.get(work.name()).copied().unwrap_or(0);
+            metrics::gauge!(names::ISSUES, "state" => work.name()).set(count as f64);
+        }
+        for (run_state, count) in runs {
+            metrics::gauge!(names::RUNS, "state" => run_state).set(count as f64);
+        }
     }
 
     /// Asks the scheduler what to launch in every installation and launches it.

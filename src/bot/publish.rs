@@ -91,7 +91,7 @@ impl Bot {
     }
 
     /// What the status comment of a managed issue shows; `None` when it is not managed.
-    fn status_view(
+    pub(super) fn status_view(
         &self,
         state: &State,
         installation: &Installation,

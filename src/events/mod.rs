@@ -347,6 +347,18 @@ pub enum DependencyAction {
 }
 
 impl DomainEvent {
+    /// The issue (or pull request) the event is about, if it is about one.
+    pub fn issue(&self) -> Option<&IssueRef> {
+        match &self.kind {
+            Event::Issue { issue, .. } | Event::IssueComment { issue, .. } => {
+                Some(&issue.reference)
+            }
+            Event::PullRequest { pull, .. } => Some(&pull.reference),
+            Event::IssueDependency { blocked, .. } => Some(&blocked.reference),
+            _ => None,
+        }
+    }
+
     /// A one-line description for logs: `issues.labeled octo/repo#12 label=codegen`.
     pub fn summary(&self) -> String {
         match &self.kind {

@@ -101,6 +101,8 @@ pub struct GitHub {
     permissions: Arc<Mutex<PermissionCache>>,
     /// Whether the client acts as an App installation (its token is refreshed ahead).
     installation: bool,
+    /// Who the client acts as, for metrics: an installation id, `token` or `app`.
+    account: String,
     /// Paces content-creating requests for this installation.
     pacer: Arc<Pacer>,
     /// Projects' single-select fields by project id, looked up once each.
@@ -177,6 +179,7 @@ impl GitHub {
             .map_err(GithubError::from_octocrab)?;
         let mut github = Self::new(client, config, retry);
         github.installation = true;
+        github.account = installation.to_string();
         Ok(github)
     }
 
@@ -215,6 +218,12 @@ impl GitHub {
             base_path,
             permissions: Arc::default(),
             installation: false,
+            account: if config.token.is_some() {
+                "token"
+            } else {
+                "app"
+            }
+            .to_owned(),
             pacer: Arc::new(Pacer::new(
                 config.writes_per_minute as usize,
                 config.writes_per_hour as usize,
@@ -405,7 +414,7 @@ impl GitHub {
                         .await
                         .map_err(|err| GithubError::Transport(err.to_string()))?
                         .to_bytes();
-                    record_call(&method, parts.status, &parts.headers);
+                    record_call(&self.account, &method, parts.status, &parts.headers);
                     let now = crate::clock::now_millis() as u64 / 1000;
                     let verdict = retry::verdict(
                         &self.retry,
@@ -654,13 +663,14 @@ fn next_page(headers: &HeaderMap, base_path: &str) -> Option<String> {
 }
 
 /// Counts the call and keeps the rate-limit gauge current.
-fn record_call(method: &Method, status: StatusCode, headers: &HeaderMap) {
+fn record_call(account: &str, method: &Method, status: StatusCode, headers: &HeaderMap) {
     metrics::counter!(names::GITHUB_CALLS, "method" => method.to_string(), "status" => status.as_u16().to_string())
         .increment(1);
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     if let Some(remaining) = header("x-ratelimit-remaining").and_then(|v| v.parse::<f64>().ok()) {
         let resource = header("x-ratelimit-resource").unwrap_or("core").to_owned();
-        metrics::gauge!(names::GITHUB_RATE_LIMIT_REMAINING, "resource" => resource).set(remaining);
+        metrics::gauge!(names::GITHUB_RATE_LIMIT_REMAINING, "installation" => account.to_owned(), "resource" => resource)
+            .set(remaining);
     }
 }
 
