@@ -78,10 +78,11 @@ impl InboxProcessor {
             // One replica at a time acts on events (each keeps the graph in memory); the
             // others keep accepting webhooks and take over when it stops.
             match self.store.try_job_lock(BOT_LOCK).await {
-                Ok(Some(_lock)) => {
+                Ok(Some(lock)) => {
                     if let Err(err) = self.round().await {
                         error!(error = %err, "reading the inbox failed; trying again shortly");
                     }
+                    lock.release().await;
                 }
                 Ok(None) => debug!("another replica is processing the inbox"),
                 Err(err) => error!(error = %err, "the store failed; trying again shortly"),

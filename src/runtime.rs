@@ -213,7 +213,9 @@ async fn run_periodic(
             }
             next_poll = tokio::time::Instant::now() + poll;
         }
-        drop(lock);
+        if let Some(lock) = lock {
+            lock.release().await;
+        }
         tokio::select! {
             () = tokio::time::sleep_until(next_poll.min(next_reconcile)) => {}
             _ = stop.changed() => {}

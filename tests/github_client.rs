@@ -183,7 +183,7 @@ async fn rate_limits_and_calls_are_in_the_metrics() {
     client(&github).await.issue(&issue(1)).await.unwrap();
     let text = metrics.render();
     assert!(
-        text.contains("orchestrator_github_rate_limit_remaining{resource=\"core\"} 4990"),
+        text.contains("orchestrator_github_rate_limit_remaining{installation=\"token\",resource=\"core\"} 4990"),
         "{text}"
     );
     assert!(

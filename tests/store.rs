@@ -397,7 +397,7 @@ async fn issues_status_comments_settings_and_job_locks() {
         let second = store.try_job_lock("bot").await.unwrap();
         if store.is_shared() {
             assert!(second.is_none(), "{name}: held by the first");
-            drop(first);
+            first.unwrap().release().await;
             assert!(
                 store.try_job_lock("bot").await.unwrap().is_some(),
                 "{name}: released on drop"

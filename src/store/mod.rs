@@ -298,9 +298,21 @@ enum Backend {
     Postgres(postgres::PostgresStore),
 }
 
-/// A job lock: while it is held, no other replica runs the same job. Dropping it releases it.
+/// A job lock: while it is held, no other replica runs the same job. Release it with
+/// [`JobLock::release`]; a dropped one is released when its connection is next used.
 pub struct JobLock {
-    _held: Option<postgres::PgJobLock>,
+    held: Option<postgres::PgJobLock>,
+}
+
+impl JobLock {
+    /// Releases the lock now.
+    pub async fn release(self) {
+        if let Some(held) = self.held
+            && let Err(err) = held.release().await
+        {
+            tracing::warn!(error = %err, "releasing a job lock failed; it ends with its connection");
+        }
+    }
 }
 
 impl Store {
@@ -329,11 +341,11 @@ impl Store {
     /// process, which holds every lock.
     pub async fn try_job_lock(&self, name: &str) -> Result<Option<JobLock>, StoreError> {
         match &self.backend {
-            Backend::Sqlite(_) => Ok(Some(JobLock { _held: None })),
+            Backend::Sqlite(_) => Ok(Some(JobLock { held: None })),
             Backend::Postgres(backend) => Ok(backend
                 .try_job_lock(lock_key(name))
                 .await?
-                .map(|held| JobLock { _held: Some(held) })),
+                .map(|held| JobLock { held: Some(held) })),
         }
     }
 

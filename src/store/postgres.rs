@@ -23,8 +23,17 @@ pub(super) struct PostgresStore {
     pool: PgPool,
 }
 
-/// A held advisory lock; released when the transaction ends (dropped or committed).
-pub(super) struct PgJobLock(#[allow(dead_code)] Transaction<'static, Postgres>);
+/// A held advisory lock; released when its transaction ends.
+pub(super) struct PgJobLock(Transaction<'static, Postgres>);
+
+impl PgJobLock {
+    /// Ends the transaction now (a dropped one is rolled back only when its connection is
+    /// next used, which would keep the lock a little longer).
+    pub(super) async fn release(self) -> Result<(), StoreError> {
+        self.0.rollback().await?;
+        Ok(())
+    }
+}
 
 impl PostgresStore {
     pub(super) async fn open(url: &str) -> Result<Self, StoreError> {
