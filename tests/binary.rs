@@ -85,12 +85,17 @@ struct Server {
 
 impl Server {
     fn start(dir: &std::path::Path) -> Self {
+        Self::start_with(dir, &[])
+    }
+
+    fn start_with(dir: &std::path::Path, env: &[(&str, &str)]) -> Self {
         let mut child = orchestrator(dir)
             .arg("serve")
             .env("CODEGEN_ORCHESTRATOR__SERVER__LISTEN", "127.0.0.1:0")
             .env("GITHUB_WEBHOOK_SECRET", SECRET)
             .env("LOG_FORMAT", "json")
             .env("RUST_LOG", "debug")
+            .envs(env.iter().copied())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
@@ -216,4 +221,126 @@ fn serve_receives_processes_and_shuts_down_gracefully() {
         "the webhook secret appeared in the logs"
     );
     assert!(dir.path().join("data/orchestrator.db").exists());
+}
+
+/// Distinctive secrets go through start-up, a configuration error, a failing GitHub and a
+/// failing Codegen at debug level; neither the logs nor `/metrics` ever show one.
+#[test]
+fn secrets_never_appear_in_logs_errors_or_metrics() {
+    use support::fake_codegen::{FakeCodegen, ORG, Target};
+    use support::fake_github::FakeGithub;
+
+    const CODEGEN_TOKEN: &str = "cgtok-distinctive-77a1";
+    const DB_PASSWORD: &str = "dbpass-distinctive-5e0c";
+    let pem = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/test-app-key.pem"
+    ))
+    .unwrap();
+    let key_line = pem.lines().nth(2).unwrap().to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let mut everything = String::new();
+
+    // A configuration error with a password in the database URL.
+    let url = format!("postgres://orchestrator:{DB_PASSWORD}@127.0.0.1:1/orchestrator");
+    let output = orchestrator(dir.path())
+        .args(["serve"])
+        .env("DATABASE_URL", &url)
+        .env("GITHUB_WEBHOOK_SECRET", SECRET)
+        .env("CODEGEN_API_TOKEN", CODEGEN_TOKEN)
+        .env("RUST_LOG", "debug")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    everything.push_str(&String::from_utf8_lossy(&output.stdout));
+    everything.push_str(&String::from_utf8_lossy(&output.stderr));
+    let output = orchestrator(dir.path())
+        .arg("check-config")
+        .env("DATABASE_URL", &url)
+        .env("GITHUB_PRIVATE_KEY", &pem)
+        .env("GITHUB_APP_ID", "1")
+        .output()
+        .unwrap();
+    everything.push_str(&String::from_utf8_lossy(&output.stdout));
+    everything.push_str(&String::from_utf8_lossy(&output.stderr));
+
+    // Start-up and work against a GitHub and a Codegen that fail.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (github, codegen) =
+        runtime.block_on(async { (FakeGithub::start().await, FakeCodegen::start().await) });
+    {
+        let mut state = github.state.lock().unwrap();
+        state.installations.insert("acme/api".into(), 42);
+        state.permissions.insert(
+            ("acme/api".into(), "maintainer".into()),
+            ("write".into(), "write".into()),
+        );
+    }
+    github.add_issue("acme/api", 1, "One", "", &["codegen"]);
+    github.script(
+        "/repos/acme/api/issues/1/dependencies/blocked_by",
+        502,
+        &[],
+        serde_json::json!({"message": "Bad Gateway"}),
+    );
+    for _ in 0..8 {
+        codegen.fault(
+            Target::Create,
+            500,
+            serde_json::json!({"message": "Internal Server Error"}),
+        );
+    }
+    let org = ORG.to_string();
+    let mut server = Server::start_with(
+        dir.path(),
+        &[
+            ("GITHUB_API_URL", &github.url),
+            ("GITHUB_APP_ID", "1"),
+            ("GITHUB_PRIVATE_KEY", &pem),
+            ("CODEGEN_API_URL", &codegen.url),
+            ("CODEGEN_ORG_ID", &org),
+            ("CODEGEN_API_TOKEN", CODEGEN_TOKEN),
+            ("CODEGEN_ORCHESTRATOR__CODEGEN__RETRY_ATTEMPTS", "1"),
+        ],
+    );
+    let mut payload: serde_json::Value =
+        serde_json::from_slice(&fixture("issues/labeled.payload.json")).unwrap();
+    payload["issue"] = github.state.lock().unwrap().issues[&("acme/api".to_owned(), 1)].clone();
+    payload["label"]["name"] = "codegen".into();
+    payload["installation"] = serde_json::json!({"id": 42});
+    payload["sender"]["login"] = "maintainer".into();
+    payload["repository"]["full_name"] = "acme/api".into();
+    let body = serde_json::to_vec(&payload).unwrap();
+    assert_eq!(server.deliver("issues", "secret-1", &body).0, 202);
+    let (status, _) = server.request(b"POST /webhook HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-GitHub-Event: issues\r\nX-GitHub-Delivery: bad-1\r\nX-Hub-Signature-256: sha256=00\r\nContent-Length: 2\r\n\r\n{}");
+    assert_eq!(status, 401);
+    server.wait_for_log("launch failed");
+    let (_, metrics) = server.get("/metrics");
+    let (_, logs) = server.terminate();
+    everything.push_str(&logs.join("\n"));
+    everything.push_str(&metrics);
+    assert!(
+        codegen
+            .calls()
+            .iter()
+            .any(|c| c.authorization == format!("Bearer {CODEGEN_TOKEN}")),
+        "the token was used"
+    );
+
+    for (name, secret) in [
+        ("webhook secret", SECRET),
+        ("Codegen token", CODEGEN_TOKEN),
+        ("database password", DB_PASSWORD),
+        ("private key", key_line.as_str()),
+        ("installation token", "ghs_installation42"),
+    ] {
+        assert!(
+            !everything.contains(secret),
+            "the {name} appeared:\n{everything}"
+        );
+    }
+    println!(
+        "secrets: {} bytes of logs, errors and metrics checked; 5 secrets, 0 found",
+        everything.len()
+    );
 }

@@ -55,6 +55,11 @@ fn start_browser(binary: &str) -> Browser {
             "--disable-gpu",
             "--disable-dev-shm-usage",
             "--no-first-run",
+            "--disable-quic",
+            // This machine's network is closed: no background traffic, updates or sync.
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
             "--remote-debugging-port=0",
         ])
         .arg(format!("--user-data-dir={}", profile.path().display()))

@@ -137,4 +137,43 @@ mod tests {
             Err(SignatureError::Mismatch)
         );
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        proptest! {
+            /// Any header and body: an answer, never a panic; only a real signature passes.
+            #[test]
+            fn any_header_is_judged_without_panic(
+                header in proptest::collection::vec(any::<u8>(), 0..100),
+                body in proptest::collection::vec(any::<u8>(), 0..200),
+            ) {
+                let verdict = verify(&secrets(&["s3cret"]), Some(&header), &body);
+                let genuine = sign("s3cret", &body).into_bytes();
+                prop_assert_eq!(verdict.is_ok(), header == genuine);
+            }
+
+            /// A signature made with a secret verifies with it, and not after the body changes.
+            #[test]
+            fn a_signature_round_trips(
+                secret in "[ -~]{1,40}",
+                body in proptest::collection::vec(any::<u8>(), 0..500),
+                flip in any::<prop::sample::Index>(),
+            ) {
+                let header = sign(&secret, &body);
+                prop_assert!(verify(&secrets(&[secret.as_str()]), Some(header.as_bytes()), &body).is_ok());
+                if !body.is_empty() {
+                    let mut changed = body.clone();
+                    let at = flip.index(changed.len());
+                    changed[at] ^= 0x01;
+                    prop_assert_eq!(
+                        verify(&secrets(&[secret.as_str()]), Some(header.as_bytes()), &changed),
+                        Err(SignatureError::Mismatch)
+                    );
+                }
+            }
+        }
+    }
 }

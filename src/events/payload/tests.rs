@@ -206,3 +206,61 @@ fn an_event_the_app_does_not_handle_is_ignored() {
         Decoded::Ignored("event not handled")
     );
 }
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::super::decode_payload;
+    use crate::events::SUPPORTED_EVENTS;
+
+    /// Arbitrary JSON, nested a few levels, with the keys payloads use.
+    fn json() -> impl Strategy<Value = serde_json::Value> {
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            "[ -~]{0,20}".prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(4, 64, 6, |inner| {
+            let key = prop_oneof![
+                Just("action".to_owned()),
+                Just("issue".to_owned()),
+                Just("number".to_owned()),
+                Just("repository".to_owned()),
+                Just("full_name".to_owned()),
+                Just("labels".to_owned()),
+                Just("comment".to_owned()),
+                Just("body".to_owned()),
+                Just("user".to_owned()),
+                Just("installation".to_owned()),
+                Just("id".to_owned()),
+                "[a-z_]{1,12}",
+            ];
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
+                proptest::collection::btree_map(key, inner, 0..6)
+                    .prop_map(|map| serde_json::Value::Object(map.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        /// Any bytes under any supported event: decoded, ignored or refused, never a panic.
+        #[test]
+        fn any_bytes_decode_without_panic(
+            event in prop::sample::select(SUPPORTED_EVENTS),
+            body in proptest::collection::vec(any::<u8>(), 0..300),
+        ) {
+            let _ = decode_payload(event, &body);
+        }
+
+        /// Any JSON shape under any supported event: the same.
+        #[test]
+        fn any_json_decodes_without_panic(
+            event in prop::sample::select(SUPPORTED_EVENTS),
+            value in json(),
+        ) {
+            let _ = decode_payload(event, value.to_string().as_bytes());
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! Issue comments: commands are parsed from any text, and a parsed command renders back to
+//! itself.
+#![no_main]
+
+use codegen_orchestrator::engine::commands::{new_commands, parse_commands};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    for command in parse_commands(text, "/codegen").into_iter().flatten() {
+        let again = parse_commands(&command.render("/codegen"), "/codegen");
+        assert_eq!(again, vec![Ok(command)]);
+    }
+    let (old, new) = text.split_at(text.len() / 2);
+    let _ = new_commands(old, new, "/codegen");
+});
