@@ -46,6 +46,21 @@ impl App {
         limits: DoorLimits,
         retry: RetryPolicy,
     ) -> anyhow::Result<Self> {
+        let tuning = Tuning {
+            limits,
+            inbox_retry: retry,
+            ..Tuning::default()
+        };
+        Self::build_tuned(config, tuning).await
+    }
+
+    /// As [`App::build`], with every timing explicit (tests shorten them).
+    pub async fn build_tuned(config: &Config, tuning: Tuning) -> anyhow::Result<Self> {
+        let Tuning {
+            limits,
+            inbox_retry: retry,
+            ..
+        } = tuning;
         let store = Store::open(&config.storage.url).await.with_context(|| {
             format!(
                 "opening the store at {}",
@@ -67,7 +82,7 @@ impl App {
                 &config.server.webhook_path,
             )),
         };
-        let bot = build_bot(config, &store).await?;
+        let bot = build_bot(config, &store, &tuning).await?;
         let processor = Arc::new(InboxProcessor::new(
             store.clone(),
             inbox,
@@ -131,8 +146,21 @@ impl App {
     }
 }
 
+/// Timings of the app; the defaults are production's.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Tuning {
+    /// The door's size and time limits.
+    pub limits: DoorLimits,
+    /// Retries of a failing delivery.
+    pub inbox_retry: RetryPolicy,
+    /// Retries of GitHub requests.
+    pub github_retry: crate::github::retry::RetryPolicy,
+    /// First and longest backoff between Codegen retries (`None`: the documented ones).
+    pub codegen_backoff: Option<(std::time::Duration, std::time::Duration)>,
+}
+
 /// The bot, when GitHub credentials are configured; its Codegen side when Codegen is.
-async fn build_bot(config: &Config, store: &Store) -> anyhow::Result<Option<Bot>> {
+async fn build_bot(config: &Config, store: &Store, tuning: &Tuning) -> anyhow::Result<Option<Bot>> {
     let github = &config.github;
     if github.app_id.is_none() && github.token.is_none() {
         warn!(
@@ -141,9 +169,30 @@ async fn build_bot(config: &Config, store: &Store) -> anyhow::Result<Option<Bot>
         );
         return Ok(None);
     }
-    let app = GitHubApp::new(github, crate::github::retry::RetryPolicy::default())
-        .context("setting up the GitHub client")?;
-    let agents = match Codegen::new(&config.codegen) {
+    let app =
+        GitHubApp::new(github, tuning.github_retry).context("setting up the GitHub client")?;
+    let codegen = match tuning.codegen_backoff {
+        None => Codegen::new(&config.codegen),
+        Some((base_delay, max_delay)) => Codegen::new(&config.codegen).and_then(|_| {
+            let tuning = crate::codegen::CodegenTuning {
+                base_delay,
+                max_delay,
+                creations: (
+                    config.codegen.creations_per_minute.max(1) as usize,
+                    std::time::Duration::from_secs(60),
+                ),
+                ..crate::codegen::CodegenTuning::documented(config.codegen.retry_attempts)
+            };
+            let token = config
+                .codegen
+                .api_token
+                .as_ref()
+                .expect("checked by Codegen::new");
+            let org = config.codegen.org_id.expect("checked by Codegen::new");
+            Codegen::with_tuning(&config.codegen.api_url, org, token, tuning)
+        }),
+    };
+    let agents = match codegen {
         Ok(codegen) => Some(Agents::new(
             store.clone(),
             codegen,

@@ -78,6 +78,11 @@ pub struct CodegenState {
     pub calls: Vec<SeenCall>,
     /// Status given to new runs.
     pub initial_status: String,
+    /// Random creation faults: (5xx rate, 429 rate). Half of the 5xx create the run
+    /// anyway (the answer is lost).
+    pub random_faults: Option<(f64, f64)>,
+    /// Faults injected so far: (5xx, of which the run was created, 429).
+    pub faults_injected: (u64, u64, u64),
 }
 
 /// A running fake.
@@ -277,7 +282,23 @@ async fn create_run(
     if let Some(refusal) = refused(org, &headers) {
         return refusal;
     }
-    let fault = take_fault(&state, Target::Create);
+    let random = state.lock().unwrap().random_faults;
+    let fault = take_fault(&state, Target::Create).or_else(|| {
+        let (errors, limited) = random?;
+        let roll = fastrand::f64();
+        let mut state = state.lock().unwrap();
+        if roll < errors {
+            let create_anyway = fastrand::bool();
+            state.faults_injected.0 += 1;
+            state.faults_injected.1 += u64::from(create_anyway);
+            Some(Fault { target: Target::Create, status: 502, body: json!({"message": "Bad Gateway"}), create_anyway, delay: Duration::ZERO })
+        } else if roll < errors + limited {
+            state.faults_injected.2 += 1;
+            Some(Fault { target: Target::Create, status: 429, body: json!({"message": "Rate limit exceeded. Please try again later.", "status_code": 429}), create_anyway: false, delay: Duration::ZERO })
+        } else {
+            None
+        }
+    });
     if let Some(fault) = &fault
         && !fault.create_anyway
     {

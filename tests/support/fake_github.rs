@@ -79,6 +79,11 @@ pub struct GithubState {
     pub manifests: Vec<(Option<String>, Value)>,
     /// Codes the manifest conversion accepts.
     pub manifest_codes: Vec<String>,
+    /// Random faults on every request but token creation: (500 rate, secondary-limit 403
+    /// rate, most added latency in ms).
+    pub random_faults: Option<(f64, f64, u64)>,
+    /// Faults injected so far: (500s, 403s).
+    pub faults_injected: (u64, u64),
     /// Pull requests whose checks fail.
     pub failing_checks: std::collections::BTreeSet<(String, u64)>,
     /// (owner/repo, path) -> text of files on the default branch.
@@ -291,6 +296,35 @@ async fn scripted_or_normal(
             _ => None,
         }
     };
+    let faults = state.lock().unwrap().random_faults;
+    if let Some((errors, secondary, latency)) = faults
+        && !path.ends_with("/access_tokens")
+    {
+        if latency > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(fastrand::u64(0..=latency))).await;
+        }
+        let roll = fastrand::f64();
+        if roll < errors {
+            state.lock().unwrap().faults_injected.0 += 1;
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Json(json!({"message": "Server Error"})),
+            )
+                .into_response();
+        }
+        if roll < errors + secondary {
+            state.lock().unwrap().faults_injected.1 += 1;
+            let mut response = (
+                StatusCode::FORBIDDEN,
+                Json(json!({"message": "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."})),
+            )
+                .into_response();
+            response
+                .headers_mut()
+                .insert("retry-after", "0".parse().unwrap());
+            return response;
+        }
+    }
     if let Some(scripted) = scripted {
         let mut response = (
             StatusCode::from_u16(scripted.status).unwrap(),

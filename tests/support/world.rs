@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use axum::http::StatusCode;
 use codegen_orchestrator::config::{Config, Secret, SecretList};
 use codegen_orchestrator::http::DoorLimits;
-use codegen_orchestrator::runtime::App;
+use codegen_orchestrator::runtime::{App, Tuning};
 use serde_json::{Value, json};
 
 use super::fake_codegen::{self, FakeCodegen};
@@ -29,6 +29,7 @@ pub struct World {
     pub app: App,
     pub dir: tempfile::TempDir,
     config: Config,
+    tuning: Tuning,
     /// Every delivery sent: (event, id, body).
     pub sent: Mutex<Vec<(String, String, Vec<u8>)>>,
 }
@@ -44,6 +45,10 @@ impl World {
     }
 
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
+        Self::start_tuned(adjust, quick_tuning()).await
+    }
+
+    pub async fn start_tuned(adjust: impl FnOnce(&mut Config), tuning: Tuning) -> Self {
         if std::env::var_os("TEST_LOG").is_some() {
             codegen_orchestrator::telemetry::init_logging();
         }
@@ -80,32 +85,27 @@ impl World {
         config.github.writes_per_minute = 100_000;
         config.github.writes_per_hour = 1_000_000;
         adjust(&mut config);
-        let app = App::build_with(&config, DoorLimits::default(), quick_retries(2))
-            .await
-            .unwrap();
+        let app = App::build_tuned(&config, tuning).await.unwrap();
         Self {
             github,
             codegen,
             app,
             dir,
             config,
+            tuning,
             sent: Mutex::new(Vec::new()),
         }
     }
 
     /// Another app (a second replica) on the same configuration, database and fakes.
     pub async fn replica(&self) -> App {
-        App::build_with(&self.config, DoorLimits::default(), quick_retries(2))
-            .await
-            .unwrap()
+        App::build_tuned(&self.config, self.tuning).await.unwrap()
     }
 
     /// Stops the app and starts a new one on the same database and fakes.
     pub async fn restart(mut self) -> Self {
         self.app.store.close().await;
-        self.app = App::build_with(&self.config, DoorLimits::default(), quick_retries(2))
-            .await
-            .unwrap();
+        self.app = App::build_tuned(&self.config, self.tuning).await.unwrap();
         self
     }
 
@@ -592,6 +592,26 @@ impl World {
             .filter(|(id, _)| *id == comment)
             .map(|(_, r)| r.clone())
             .collect()
+    }
+}
+
+/// Timings for tests: inbox retries without delay, GitHub and Codegen retries within
+/// milliseconds.
+pub fn quick_tuning() -> Tuning {
+    Tuning {
+        limits: DoorLimits::default(),
+        inbox_retry: quick_retries(2),
+        github_retry: codegen_orchestrator::github::retry::RetryPolicy {
+            max_attempts: 8,
+            base_delay: std::time::Duration::from_millis(2),
+            max_delay: std::time::Duration::from_millis(20),
+            secondary_wait: std::time::Duration::from_millis(5),
+            max_wait: std::time::Duration::from_secs(5),
+        },
+        codegen_backoff: Some((
+            std::time::Duration::from_millis(2),
+            std::time::Duration::from_millis(20),
+        )),
     }
 }
 
