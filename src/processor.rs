@@ -16,7 +16,7 @@ use crate::telemetry::names;
 
 /// Deliveries claimed per round trip to the store.
 const CLAIM_BATCH: u32 = 256;
-/// How long a claim holds before another worker may take the delivery.
+/// How long a claim holds before another worker may take the delivery, by default.
 const LEASE: Duration = Duration::from_secs(300);
 /// The job lock held while the bot acts (events, run polling, reconciliation).
 pub const BOT_LOCK: &str = "bot";
@@ -57,6 +57,7 @@ pub struct InboxProcessor {
     wake: Arc<Notify>,
     retry: RetryPolicy,
     bot: Option<Bot>,
+    lease: Duration,
 }
 
 impl InboxProcessor {
@@ -69,7 +70,14 @@ impl InboxProcessor {
             wake,
             retry,
             bot,
+            lease: LEASE,
         }
+    }
+
+    /// The same processor with claims held for `lease` (`storage.lease_secs`).
+    pub fn with_lease(mut self, lease: Duration) -> Self {
+        self.lease = lease.max(Duration::from_secs(1));
+        self
     }
 
     /// Processes deliveries until `shutdown` turns true; the round in progress is finished.
@@ -114,7 +122,7 @@ impl InboxProcessor {
         loop {
             let claimed = self
                 .store
-                .claim_deliveries(CLAIM_BATCH, now_millis(), LEASE.as_millis() as i64)
+                .claim_deliveries(CLAIM_BATCH, now_millis(), self.lease.as_millis() as i64)
                 .await?;
             if claimed.is_empty() {
                 break;

@@ -83,12 +83,10 @@ impl App {
             )),
         };
         let bot = build_bot(config, &store, &tuning).await?;
-        let processor = Arc::new(InboxProcessor::new(
-            store.clone(),
-            inbox,
-            retry,
-            bot.clone(),
-        ));
+        let lease = std::time::Duration::from_secs(config.storage.lease_secs.max(1));
+        let processor = Arc::new(
+            InboxProcessor::new(store.clone(), inbox, retry, bot.clone()).with_lease(lease),
+        );
         Ok(Self {
             store,
             state,
@@ -196,9 +194,10 @@ async fn build_bot(config: &Config, store: &Store, tuning: &Tuning) -> anyhow::R
         Ok(codegen) => Some(Agents::new(
             store.clone(),
             codegen,
-            AgentSettings::with_timeout(std::time::Duration::from_secs(
-                config.codegen.run_timeout_secs,
-            )),
+            AgentSettings {
+                run_timeout: std::time::Duration::from_secs(config.codegen.run_timeout_secs),
+                launch_lease: std::time::Duration::from_secs(config.storage.lease_secs.max(1)),
+            },
         )),
         Err(CodegenError::NotConfigured(what)) => {
             warn!(

@@ -61,6 +61,8 @@ pub struct BotSettings {
     pub retry_failed_runs: u32,
     /// The web host issue links point to (`github.com` or a GHES host).
     pub web_host: String,
+    /// How long a worker creating a status comment holds its claim (`storage.lease_secs`).
+    pub claim_lease_ms: i64,
 }
 
 impl BotSettings {
@@ -85,6 +87,7 @@ impl BotSettings {
             per_repository: config.codegen.max_agents_per_repository.map(|n| n as usize),
             retry_failed_runs: config.codegen.retry_failed_runs,
             web_host: config.github.web_host(),
+            claim_lease_ms: config.storage.lease_secs.max(1) as i64 * 1000,
         }
     }
 }

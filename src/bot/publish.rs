@@ -13,8 +13,6 @@ use crate::github::GitHub;
 use crate::github::graphql::ProjectUpdate;
 use crate::store::{RunRecord, RunState};
 
-/// How long a worker may take to create a status comment before another may.
-const COMMENT_CLAIM_MS: i64 = 120_000;
 /// State labels' colour.
 const LABEL_COLOUR: &str = "5319e7";
 
@@ -257,7 +255,7 @@ impl Bot {
                 Err(err) => return Err(err.into()),
             }
         } else if !store
-            .claim_status_comment(issue, now_millis(), COMMENT_CLAIM_MS)
+            .claim_status_comment(issue, now_millis(), self.inner.settings.claim_lease_ms)
             .await?
         {
             return Ok(()); // another worker is creating it; the next change edits it

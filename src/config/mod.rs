@@ -279,12 +279,16 @@ impl Default for StatusOptions {
 pub struct StorageConfig {
     /// `sqlite://relative/path.db`, `sqlite:///absolute/path.db` or `postgres://...`.
     pub url: String,
+    /// Seconds a worker's claim (a delivery being processed, a launch being created, a
+    /// status comment being posted) holds before another worker may take over, after a crash.
+    pub lease_secs: u64,
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
         Self {
             url: "sqlite://data/orchestrator.db".into(),
+            lease_secs: 300,
         }
     }
 }
