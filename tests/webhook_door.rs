@@ -106,6 +106,27 @@ async fn refused_requests_get_their_status_and_store_nothing() {
             webhook("Issues Event", DELIVERY, &body).signed(SECRET),
             StatusCode::BAD_REQUEST,
         ),
+        (
+            "a 64 KiB signature header",
+            webhook("issues", DELIVERY, &body)
+                .header(
+                    "x-hub-signature-256",
+                    &format!("sha256={}", "a".repeat(65_536)),
+                )
+                .unsigned(),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "a 64 KiB delivery id",
+            webhook("issues", &"a".repeat(65_536), &body).signed(SECRET),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            // Well-formed but unknown: absorbed (202, ignored), nothing stored.
+            "a 64 KiB event name",
+            webhook(&"a".repeat(65_536), DELIVERY, &body).signed(SECRET),
+            StatusCode::ACCEPTED,
+        ),
     ];
     for (what, request, expected) in cases {
         let (status, text) = app.send(request).await;

@@ -259,6 +259,14 @@ impl World {
             .await
     }
 
+    /// A comment by `login` with the account id `id` (a renamed user keeps their id).
+    pub async fn comment_by_id(&self, repo: &str, number: u64, body: &str, login: &str, id: u64) {
+        let mut payload = self.comment_payload("created", repo, number, body, None, login, None);
+        payload["comment"]["user"]["id"] = json!(id);
+        payload["sender"]["id"] = json!(id);
+        self.send("issue_comment", &payload).await;
+    }
+
     /// A comment is edited from `old` to `new`.
     pub async fn edit_comment(
         &self,
