@@ -7,7 +7,8 @@ use codegen_orchestrator::deps::DependencyParser;
 use codegen_orchestrator::domain::IssueRef;
 use libfuzzer_sys::fuzz_target;
 
-static PARSER: LazyLock<DependencyParser> = LazyLock::new(|| DependencyParser::new("ghe.example.com"));
+static PARSER: LazyLock<DependencyParser> =
+    LazyLock::new(|| DependencyParser::new("ghe.example.com"));
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
