@@ -1,7 +1,9 @@
-//! Crash recovery: the real binary serves while deliveries are posted, and is killed with
-//! SIGKILL three times at random moments and restarted on the same database. Nothing that
-//! got a 2xx is lost, no run is created twice, no status comment is duplicated, and the end
-//! state equals that of the same deliveries without crashes.
+//! Crash recovery: the real binary serves while deliveries are posted under the faults of
+//! `tests/faults.rs` (GitHub: 10 % 500, 5 % secondary-limit 403, latency; Codegen: 10 %
+//! 5xx, half after creating the run, 2 % 429), and is killed with SIGKILL three times at
+//! random moments and restarted on the same database. Nothing that got a 2xx is lost, no
+//! run is created twice, no status comment is duplicated, and the end state equals that of
+//! the same deliveries without crashes.
 
 mod support;
 
@@ -49,6 +51,8 @@ impl Scenario {
             };
             github.add_issue("acme/api", n, &format!("Issue {n}"), &body, &[]);
         }
+        github.state.lock().unwrap().random_faults = Some((0.10, 0.05, 3));
+        codegen.state.lock().unwrap().random_faults = Some((0.10, 0.02));
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -94,6 +98,7 @@ impl Scenario {
                 "100000",
             )
             .env("CODEGEN_ORCHESTRATOR__CODEGEN__POLL_INTERVAL_SECS", "1")
+            .env("CODEGEN_ORCHESTRATOR__CODEGEN__RETRY_ATTEMPTS", "8")
             .env("CODEGEN_ORCHESTRATOR__GITHUB__WRITES_PER_MINUTE", "100000")
             .env("CODEGEN_ORCHESTRATOR__GITHUB__WRITES_PER_HOUR", "1000000")
             .env("CODEGEN_ORCHESTRATOR__STORAGE__LEASE_SECS", "1")
@@ -151,7 +156,7 @@ impl Scenario {
 
     /// Per issue: (runs, status comments, state labels), once the server has settled.
     async fn settled_state(&self) -> BTreeMap<u64, (usize, usize, Vec<String>)> {
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let deadline = Instant::now() + Duration::from_secs(240);
         let mut last = BTreeMap::new();
         while Instant::now() < deadline {
             let state = self.snapshot();
@@ -291,11 +296,19 @@ async fn sigkill_three_times_loses_nothing_and_duplicates_nothing() {
         })
         .collect();
     assert_eq!(unique.len(), runs.len(), "a run was created twice");
+    let github_faults = crashed.github.state.lock().unwrap().faults_injected;
+    let codegen_faults = crashed.codegen.state.lock().unwrap().faults_injected;
     println!(
         "crash: {} deliveries acknowledged ({} without crashes), {kills} SIGKILLs at posts {kill_at:?}, \
+         faults GitHub {} x 500 + {} x 403, Codegen {} x 5xx ({} after creating the run) + {} x 429; \
          {} runs (expected {}), status comments {} (1 per issue), duplicates 0, losses 0",
         acks,
         calm_acks,
+        github_faults.0,
+        github_faults.1,
+        codegen_faults.0,
+        codegen_faults.1,
+        codegen_faults.2,
         runs.len(),
         ISSUES - ISSUES / 5,
         got.values().map(|(_, c, _)| c).sum::<usize>(),
