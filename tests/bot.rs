@@ -791,3 +791,26 @@ async fn the_prompt_quotes_the_issue_and_never_carries_comments() {
         "{prompt}"
     );
 }
+
+#[tokio::test]
+async fn a_reopened_issue_that_keeps_its_label_is_managed_again() {
+    let world = World::start().await;
+    world.add_issue("acme/api", 1, "Schema", "", &["codegen"]);
+    world.label("acme/api", 1, "codegen", MAINTAINER).await;
+    world.close("acme/api", 1, "not_planned").await;
+    assert!(world.status_comments("acme/api", 1)[0].contains("no longer managed"));
+    world.reopen("acme/api", 1).await;
+    let status = &world.status_comments("acme/api", 1)[0];
+    // Its run was stopped at the close: it says so and offers a retry.
+    assert!(
+        status.contains("**failed**") && status.contains("/codegen retry"),
+        "{status}"
+    );
+    world
+        .comment("acme/api", 1, "/codegen retry", MAINTAINER)
+        .await;
+    assert_eq!(
+        world.launches(),
+        ["acme/api#1 (attempt 1)", "acme/api#1 (attempt 2)"]
+    );
+}

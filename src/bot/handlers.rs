@@ -170,10 +170,12 @@ impl Bot {
             IssueAction::Reopened => {
                 self.observe(state, id, reference, Facts::from(issue))
                     .await?;
+                // Still labelled (or managed by command): managed again.
+                let labelled = issue.labels.iter().any(|l| is_trigger(l));
                 let managed = self
                     .tracked(state, id, reference)
                     .is_some_and(|t| t.managed);
-                if managed {
+                if managed || labelled {
                     self.manage(state, id, reference, Facts::from(issue))
                         .await?;
                 }
