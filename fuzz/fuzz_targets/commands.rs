@@ -13,6 +13,10 @@ fuzz_target!(|data: &[u8]| {
         let again = parse_commands(&command.render("/codegen"), "/codegen");
         assert_eq!(again, vec![Ok(command)]);
     }
-    let (old, new) = text.split_at(text.len() / 2);
-    let _ = new_commands(old, new, "/codegen");
+    // An edit: the first half was there before, the whole text after.
+    let middle = (0..=text.len() / 2)
+        .rev()
+        .find(|at| text.is_char_boundary(*at))
+        .unwrap_or(0);
+    let _ = new_commands(&text[..middle], text, "/codegen");
 });
