@@ -181,7 +181,10 @@ impl Server {
             .status()
             .unwrap();
         let status = self.child.wait().unwrap();
-        self.seen.extend(self.logs.try_iter());
+        // The reader thread forwards the last lines until it reads the end of stderr.
+        while let Ok(line) = self.logs.recv_timeout(Duration::from_secs(10)) {
+            self.seen.push(line);
+        }
         (status, self.seen)
     }
 }
