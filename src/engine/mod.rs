@@ -1,5 +1,5 @@
-//! The engine: the dependency graph and (with later issues) the scheduler and commands.
-//! Pure logic: it imports nothing from http, store, github or codegen and does no I/O.
+//! The engine: the dependency graph, the scheduler, command parsing, the status and the
+//! prompt. Pure logic: it imports nothing from http, store, github or codegen and does no I/O.
 
 pub mod commands;
 mod graph;
