@@ -384,10 +384,10 @@ impl Bot {
         use crate::telemetry::names;
         let mut issues: HashMap<&'static str, usize> = HashMap::new();
         let mut runs: HashMap<&'static str, usize> = HashMap::new();
-        for (id, installation) in &state.installations {
+        for installation in state.installations.values() {
             for issue in installation.issues.keys() {
-                if let Some(view) = self.status_view(state, installation, *id, issue) {
-                    *issues.entry(view.state.name()).or_default() += 1;
+                if let Some(work) = publish::state_of(installation, issue) {
+                    *issues.entry(work.name()).or_default() += 1;
                 }
             }
             for run in installation.runs.values() {

@@ -276,6 +276,34 @@ impl Bot {
     }
 }
 
+/// The state of a managed issue (`None` when not managed): what the status view says,
+/// without the parts only the comment needs (queue position, blocker details).
+pub(super) fn state_of(installation: &Installation, issue: &IssueRef) -> Option<WorkState> {
+    let tracked = installation.issues.get(issue)?;
+    let shown = matches!(
+        tracked.status,
+        IssueStatus::Open | IssueStatus::ClosedCompleted
+    );
+    if !tracked.managed || !shown {
+        return None;
+    }
+    let graph = &installation.graph;
+    let node = graph.get(issue)?;
+    let unsatisfied = graph
+        .blockers(issue)
+        .iter()
+        .filter(|b| !graph.is_satisfied(&b.issue))
+        .count();
+    let run = installation.runs.get(issue).map(run_view);
+    Some(work_state(
+        tracked.status,
+        unsatisfied,
+        node.held,
+        node.started,
+        run.as_ref(),
+    ))
+}
+
 /// The status comment of an issue that left management.
 fn left_text(installation: &Installation, issue: &IssueRef) -> String {
     let why = match installation.issues.get(issue).map(|t| t.status) {
