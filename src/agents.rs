@@ -18,8 +18,6 @@ use crate::domain::{AgentStatus, InstallationId, IssueRef, RunId};
 use crate::store::{RunEnding, RunRecord, RunState, Store, StoreError};
 use crate::telemetry::names;
 
-/// How long a launch may stay unrecorded before recovery takes it over.
-const LAUNCH_LEASE: Duration = Duration::from_secs(300);
 /// After a 402, launches for the installation pause this long before one tries again.
 const QUOTA_PAUSE: Duration = Duration::from_secs(900);
 
@@ -81,16 +79,6 @@ pub struct AgentSettings {
     pub run_timeout: Duration,
     /// How long a launch may stay unrecorded before recovery takes it over.
     pub launch_lease: Duration,
-}
-
-impl AgentSettings {
-    /// The defaults with `run_timeout`.
-    pub fn with_timeout(run_timeout: Duration) -> Self {
-        Self {
-            run_timeout,
-            launch_lease: LAUNCH_LEASE,
-        }
-    }
 }
 
 /// Launches and follows agent runs. Times are unix milliseconds passed in, so tests (and

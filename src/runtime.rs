@@ -169,27 +169,12 @@ async fn build_bot(config: &Config, store: &Store, tuning: &Tuning) -> anyhow::R
     }
     let app =
         GitHubApp::new(github, tuning.github_retry).context("setting up the GitHub client")?;
-    let codegen = match tuning.codegen_backoff {
-        None => Codegen::new(&config.codegen),
-        Some((base_delay, max_delay)) => Codegen::new(&config.codegen).and_then(|_| {
-            let tuning = crate::codegen::CodegenTuning {
-                base_delay,
-                max_delay,
-                creations: (
-                    config.codegen.creations_per_minute.max(1) as usize,
-                    std::time::Duration::from_secs(60),
-                ),
-                ..crate::codegen::CodegenTuning::documented(config.codegen.retry_attempts)
-            };
-            let token = config
-                .codegen
-                .api_token
-                .as_ref()
-                .expect("checked by Codegen::new");
-            let org = config.codegen.org_id.expect("checked by Codegen::new");
-            Codegen::with_tuning(&config.codegen.api_url, org, token, tuning)
-        }),
-    };
+    let mut codegen_tuning = crate::codegen::CodegenTuning::for_config(&config.codegen);
+    if let Some((base_delay, max_delay)) = tuning.codegen_backoff {
+        codegen_tuning.base_delay = base_delay;
+        codegen_tuning.max_delay = max_delay;
+    }
+    let codegen = Codegen::with_config_tuning(&config.codegen, codegen_tuning);
     let agents = match codegen {
         Ok(codegen) => Some(Agents::new(
             store.clone(),

@@ -96,16 +96,9 @@ impl Bot {
         id: InstallationId,
         issue: &IssueRef,
     ) -> Option<StatusView> {
+        let state_now = state_of(installation, issue)?;
         let tracked = installation.issues.get(issue)?;
-        let shown = matches!(
-            tracked.status,
-            IssueStatus::Open | IssueStatus::ClosedCompleted
-        );
-        if !tracked.managed || !shown {
-            return None;
-        }
         let graph = &installation.graph;
-        let node = graph.get(issue)?;
         let blockers: Vec<BlockerView> = graph
             .blockers(issue)
             .into_iter()
@@ -122,15 +115,7 @@ impl Bot {
                 }
             })
             .collect();
-        let unsatisfied = blockers.iter().filter(|b| !b.satisfied).count();
         let run = installation.runs.get(issue).map(run_view);
-        let state_now = work_state(
-            tracked.status,
-            unsatisfied,
-            node.held,
-            node.started,
-            run.as_ref(),
-        );
         let queue_position = (state_now == WorkState::Queued)
             .then(|| {
                 self.scheduler(state)

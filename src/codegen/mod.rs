@@ -189,6 +189,17 @@ impl CodegenTuning {
         }
     }
 
+    /// The documented limits with the configuration's retries and creation rate.
+    pub fn for_config(config: &CodegenConfig) -> Self {
+        Self {
+            creations: (
+                config.creations_per_minute.max(1) as usize,
+                Duration::from_secs(60),
+            ),
+            ..Self::documented(config.retry_attempts)
+        }
+    }
+
     /// `base * 2^(retry-1)`, capped, plus up to 25 % jitter.
     fn backoff(&self, retry: u32) -> Duration {
         let exponential = self
@@ -234,6 +245,14 @@ struct Answer {
 impl Codegen {
     /// A client for the configured server, organisation and token.
     pub fn new(config: &CodegenConfig) -> Result<Self, CodegenError> {
+        Self::with_config_tuning(config, CodegenTuning::for_config(config))
+    }
+
+    /// A client for the configured server, organisation and token, with `tuning`.
+    pub fn with_config_tuning(
+        config: &CodegenConfig,
+        tuning: CodegenTuning,
+    ) -> Result<Self, CodegenError> {
         let org_id = config
             .org_id
             .ok_or(CodegenError::NotConfigured("codegen.org_id"))?;
@@ -241,13 +260,6 @@ impl Codegen {
             .api_token
             .as_ref()
             .ok_or(CodegenError::NotConfigured("codegen.api_token"))?;
-        let tuning = CodegenTuning {
-            creations: (
-                config.creations_per_minute.max(1) as usize,
-                Duration::from_secs(60),
-            ),
-            ..CodegenTuning::documented(config.retry_attempts)
-        };
         Self::with_tuning(&config.api_url, org_id, token, tuning)
     }
 

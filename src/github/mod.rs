@@ -7,6 +7,7 @@
 //! Payloads are read into the project's own types.
 
 pub mod graphql;
+mod manifest;
 mod operations;
 mod pacer;
 mod rest;
@@ -33,6 +34,7 @@ use crate::domain::{InstallationId, IssueRef, IssueSnapshot, IssueStatus, RepoNa
 use crate::telemetry::names;
 use retry::{RetryPolicy, Verdict};
 
+pub use manifest::{AppRegistration, convert_manifest};
 pub use operations::{IssueComment, PERMISSION_TTL, Permission, PullRequestInfo};
 pub use pacer::Pacer;
 pub use rest::{RestIssue, RestLabel};

@@ -14,12 +14,11 @@ use std::time::{Duration, Instant};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
 use serde::Deserialize;
 
 use super::AppState;
-use crate::config::APP_FILE;
+use crate::config::{APP_FILE, GithubConfig};
+use crate::github::{AppRegistration, convert_manifest};
 
 /// The manifest, as shipped at the repository's top level.
 const MANIFEST: &str = include_str!("../../app-manifest.yml");
@@ -157,16 +156,6 @@ pub(super) struct CallbackQuery {
     state: Option<String>,
 }
 
-/// The conversion's answer, the fields kept.
-#[derive(Deserialize)]
-struct Conversion {
-    id: u64,
-    slug: Option<String>,
-    pem: String,
-    webhook_secret: Option<String>,
-    html_url: String,
-}
-
 /// `GET /setup/callback?code=...&state=...`
 pub(super) async fn callback(
     State(state): State<AppState>,
@@ -189,8 +178,11 @@ pub(super) async fn callback(
             "This registration was not started here (or it is over an hour old): start again at /setup.",
         );
     }
-    let url = format!("{}/app-manifests/{code}/conversions", setup.api_url);
-    let conversion = match exchange(&url).await {
+    let github = GithubConfig {
+        api_url: setup.api_url.clone(),
+        ..GithubConfig::default()
+    };
+    let conversion = match convert_manifest(&github, &code).await {
         Ok(conversion) => conversion,
         Err(problem) => {
             tracing::warn!(%problem, "exchanging the manifest code failed");
@@ -247,51 +239,15 @@ fn public_url(setup: &SetupState, headers: &HeaderMap) -> String {
     format!("{scheme}://{host}")
 }
 
-async fn exchange(url: &str) -> Result<Conversion, String> {
-    use hyper_util::client::legacy::Client;
-    let connector = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_native_roots()
-        .map_err(|e| e.to_string())?
-        .https_or_http()
-        .enable_http1()
-        .build();
-    let client: Client<_, Full<Bytes>> =
-        Client::builder(hyper_util::rt::TokioExecutor::new()).build(connector);
-    let request = axum::http::Request::post(url)
-        .header(header::ACCEPT, "application/vnd.github+json")
-        .header(header::USER_AGENT, "codegen-orchestrator")
-        .body(Full::new(Bytes::new()))
-        .map_err(|e| e.to_string())?;
-    let response = tokio::time::timeout(Duration::from_secs(30), client.request(request))
-        .await
-        .map_err(|_| "no answer within 30 s".to_owned())?
-        .map_err(|e| e.to_string())?;
-    let status = response.status();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?
-        .to_bytes();
-    if !status.is_success() {
-        let message = serde_json::from_slice::<serde_json::Value>(&body)
-            .ok()
-            .and_then(|v| v["message"].as_str().map(str::to_owned))
-            .unwrap_or_default();
-        return Err(format!("{status} {message}").trim().to_owned());
-    }
-    serde_json::from_slice(&body).map_err(|e| format!("unexpected answer: {e}"))
-}
-
 /// Writes the credentials as a `github:` configuration section, readable by the owner only.
-fn write_app_file(path: &std::path::Path, conversion: &Conversion) -> std::io::Result<()> {
+fn write_app_file(path: &std::path::Path, conversion: &AppRegistration) -> std::io::Result<()> {
     use std::io::Write;
     let mut document = serde_yaml_ng::Mapping::new();
     let mut github = serde_yaml_ng::Mapping::new();
     github.insert("app_id".into(), conversion.id.into());
-    github.insert("private_key".into(), conversion.pem.clone().into());
+    github.insert("private_key".into(), conversion.pem.expose().into());
     if let Some(secret) = &conversion.webhook_secret {
-        github.insert("webhook_secret".into(), secret.clone().into());
+        github.insert("webhook_secret".into(), secret.expose().into());
     }
     document.insert("github".into(), github.into());
     let text = serde_yaml_ng::to_string(&document).map_err(std::io::Error::other)?;

@@ -1,0 +1,46 @@
+//! The App manifest flow's one API call: exchanging the code GitHub hands back for the new
+//! App's credentials (`POST /app-manifests/{code}/conversions`, unauthenticated).
+
+use axum::http::Method;
+use serde::Deserialize;
+
+use super::retry::RetryPolicy;
+use super::{GitHub, GithubError, base_builder};
+use crate::config::{GithubConfig, Secret};
+
+/// A GitHub App created from the manifest, as the conversion returns it.
+#[derive(Debug, Deserialize)]
+pub struct AppRegistration {
+    /// The App's id.
+    pub id: u64,
+    /// Its URL name.
+    pub slug: Option<String>,
+    /// Its private key (PEM).
+    pub pem: Secret,
+    /// Its webhook secret.
+    pub webhook_secret: Option<Secret>,
+    /// Its page on GitHub.
+    pub html_url: String,
+}
+
+/// Exchanges `code` for the App's credentials. Not retried: a code works once, so a second
+/// attempt after a lost answer could only fail.
+pub async fn convert_manifest(
+    config: &GithubConfig,
+    code: &str,
+) -> Result<AppRegistration, GithubError> {
+    let client = base_builder(config)?
+        .build()
+        .map_err(|err| GithubError::Setup(err.to_string()))?;
+    let once = RetryPolicy {
+        max_attempts: 1,
+        ..RetryPolicy::default()
+    };
+    let github = GitHub::new(client, config, once);
+    let route = format!("/app-manifests/{code}/conversions");
+    github
+        .send(Method::POST, &route, None)
+        .await?
+        .success()?
+        .json()
+}
