@@ -193,6 +193,9 @@ pub struct OrchestratorConfig {
     pub cancel_on_close: bool,
     /// The agent's prompt; see `config.example.yaml` for the placeholders.
     pub prompt_template: String,
+    /// Slugs of the GitHub Apps whose trigger labels and commands count as a writer's
+    /// (for example Codegen's own App); every other bot is refused.
+    pub trusted_apps: Vec<String>,
 }
 
 impl Default for OrchestratorConfig {
@@ -206,6 +209,7 @@ impl Default for OrchestratorConfig {
             cancel_on_close: true,
             auto_merge: false,
             prompt_template: crate::engine::prompt::DEFAULT_TEMPLATE.to_owned(),
+            trusted_apps: Vec::new(),
         }
     }
 }
@@ -277,7 +281,9 @@ impl Default for StatusOptions {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StorageConfig {
-    /// `sqlite://relative/path.db`, `sqlite:///absolute/path.db` or `postgres://...`.
+    /// `sqlite://relative/path.db`, `sqlite:///absolute/path.db` (one process), or
+    /// `postgres://user:password@host/db` (also `postgresql://`, with `?sslmode=...`),
+    /// which several replicas may share.
     pub url: String,
     /// Seconds a worker's claim (a delivery being processed, a launch being created, a
     /// status comment being posted) holds before another worker may take over, after a crash.
@@ -569,7 +575,17 @@ fn validate_storage_url(url: &str) -> Result<(), String> {
     if url.starts_with("sqlite:") {
         Ok(())
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Err("PostgreSQL storage is not available in this version; use sqlite://".into())
+        // Parsed as the store will parse it, so that a bad port or `sslmode` is reported
+        // by `check-config` rather than at the first connection. sqlx's messages name the
+        // parameter, never the password.
+        <sqlx::postgres::PgConnectOptions as std::str::FromStr>::from_str(url)
+            .map(drop)
+            .map_err(|err| {
+                format!(
+                    "`{}` is not a usable PostgreSQL URL: {err}",
+                    redact_url(url)
+                )
+            })
     } else {
         Err(format!(
             "`{}` is neither sqlite://... nor postgres://...",
@@ -607,23 +623,41 @@ fn load_private_key(github: &mut GithubConfig) -> Result<(), (&'static str, Stri
     Ok(())
 }
 
-/// A URL with any password replaced, for printing.
+/// A URL with any password replaced, for printing: the one in the user part and a
+/// `password=` query parameter (both forms PostgreSQL URLs accept).
 pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
-    match rest.split_once('@') {
+    let (location, query) = match rest.split_once('?') {
+        Some((location, query)) => (location, Some(query)),
+        None => (rest, None),
+    };
+    // The last `@` ends the user part, so that a password holding an unescaped `@` or `/`
+    // (which makes the URL invalid, and so gets printed in the error) is still hidden.
+    let location = match location.rsplit_once('@') {
         Some((userinfo, host)) if userinfo.contains(':') => {
             let user = userinfo.split(':').next().unwrap_or_default();
-            format!("{scheme}://{user}:{REDACTED}@{host}")
+            format!("{user}:{REDACTED}@{host}")
         }
-        _ => url.to_owned(),
-    }
+        _ => location.to_owned(),
+    };
+    let Some(query) = query else {
+        return format!("{scheme}://{location}");
+    };
+    let query: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((key, _)) if key.eq_ignore_ascii_case("password") => {
+                format!("{key}={REDACTED}")
+            }
+            _ => pair.to_owned(),
+        })
+        .collect();
+    format!("{scheme}://{location}?{}", query.join("&"))
 }
 
 impl GithubConfig {
-    /// The web host issue links point to: `github.com` for the public API, the Enterprise
-    /// host for `https://host/api/v3`.
     /// GitHub's web address with its scheme: `https://github.com` for github.com, the
     /// server's own address for GitHub Enterprise Server.
     pub fn web_url(&self) -> String {
@@ -634,6 +668,8 @@ impl GithubConfig {
         format!("{scheme}://{}", self.web_host())
     }
 
+    /// The web host issue links point to: `github.com` for the public API, the Enterprise
+    /// host for `https://host/api/v3`.
     pub fn web_host(&self) -> String {
         let without_scheme = self
             .api_url

@@ -232,6 +232,49 @@ fn database_passwords_are_redacted() {
         "postgres://bot:<redacted>@db:5432/x"
     );
     assert_eq!(redact_url("sqlite://data/x.db"), "sqlite://data/x.db");
+    assert_eq!(
+        redact_url("postgresql://db/x?sslmode=require&password=hunter2"),
+        "postgresql://db/x?sslmode=require&password=<redacted>"
+    );
+    // Unescaped `@` and `/` in a password make the URL invalid; it is still hidden.
+    let shown = redact_url("postgres://bot:hun@ter/2@db/x");
+    assert!(!shown.contains("hun") && !shown.contains("ter"), "{shown}");
+}
+
+#[test]
+fn postgres_storage_urls_are_accepted_from_the_file_and_the_environment() {
+    for url in [
+        "postgres://bot:hunter2@db.internal:5432/orchestrator",
+        "postgresql://bot:hunter2@db.internal/orchestrator?sslmode=require",
+        "postgres://bot@10.0.0.5/orchestrator?sslmode=verify-full&application_name=bot",
+        "postgresql:///orchestrator?host=/var/run/postgresql",
+    ] {
+        let config = load_text("", &[("DATABASE_URL", url)]).unwrap();
+        assert_eq!(config.storage.url, url);
+        assert!(!config.to_redacted_yaml().contains("hunter2"));
+        let config = load_text(&format!("storage:\n  url: {url}\n"), &[]).unwrap();
+        assert_eq!(config.storage.url, url);
+    }
+}
+
+#[test]
+fn a_bad_postgres_url_is_reported_without_its_password() {
+    for (url, problem) in [
+        ("postgres://bot:hunter2@db/x?sslmode=sometimes", "sslmode"),
+        ("postgres://bot:hunter2@db:99999/x", "port"),
+    ] {
+        let err = load_text("", &[("DATABASE_URL", url)])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("DATABASE_URL"), "{err}");
+        assert!(err.contains("storage.url"), "{err}");
+        assert!(err.to_lowercase().contains(problem), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+    let err = load_text("storage:\n  url: mysql://db/x\n", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("neither sqlite"), "{err}");
 }
 
 #[test]
