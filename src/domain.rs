@@ -248,6 +248,34 @@ pub struct User {
     pub is_bot: bool,
 }
 
+/// A GitHub App, as payloads name it (`performed_via_github_app`). Trust goes by these,
+/// never by a login.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AppIdentity {
+    /// The App's numeric id.
+    pub id: u64,
+    /// The App's slug (`codegen-orchestrator`), empty when the payload has none.
+    pub slug: String,
+}
+
+/// Who did something on GitHub (applied a label, typed a command), as far as the bot
+/// can tell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Actor {
+    /// A person.
+    Person(User),
+    /// A bot account: a GitHub App (Actions included), named by the App when GitHub says
+    /// which.
+    App {
+        /// The App it acted for, when known.
+        app: Option<AppIdentity>,
+        /// The bot account's login (`name[bot]`), for messages only.
+        login: String,
+    },
+    /// Nobody GitHub still knows (a deleted account), or no record of who it was.
+    Unknown,
+}
+
 /// Where an issue stands, as far as its dependents are concerned.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
@@ -286,6 +314,9 @@ pub struct IssueSnapshot {
     pub status: IssueStatus,
     /// Label names.
     pub labels: Vec<String>,
+    /// How many open issues GitHub counts as blocking it (`issue_dependencies_summary.blocked_by`),
+    /// including those the App cannot read; `None` when the payload has no summary.
+    pub open_blockers: Option<u32>,
 }
 
 impl IssueStatus {

@@ -68,6 +68,8 @@ pub mod names {
     pub const RUNS_ENDED: &str = "orchestrator_runs_ended_total";
     /// Counter: launches that failed before a run existed, by `reason`.
     pub const LAUNCH_FAILURES: &str = "orchestrator_launch_failures_total";
+    /// Gauge: 1 while an `installation` is suspended (nothing is launched for it).
+    pub const INSTALLATION_SUSPENDED: &str = "orchestrator_installation_suspended";
 }
 
 /// Counts one answered Codegen request.

@@ -125,7 +125,11 @@ async fn a_label_from_someone_without_write_permission_manages_nothing() {
     world.add_issue("acme/api", 1, "Schema", "", &[]);
     world.label("acme/api", 1, "codegen", READER).await;
     assert!(world.launches().is_empty());
-    assert!(world.comments("acme/api", 1).is_empty());
+    // Nothing but one status that says why (tests/permissions.rs has every path).
+    let comments = world.comments("acme/api", 1);
+    assert_eq!(comments.len(), 1, "{comments:?}");
+    assert!(comments[0].contains("added by @reader, who cannot start agents"));
+    assert!(world.state_labels("acme/api", 1).is_empty());
 }
 
 #[tokio::test]
@@ -687,6 +691,13 @@ async fn native_blocked_by_links_block_and_release() {
     world.native_dependency("acme/api", 2, 1, false).await;
     assert_eq!(world.launches(), ["acme/api#2 (attempt 1)"]);
     // Added again later: recorded (the running agent is not stopped).
+    world
+        .github
+        .state
+        .lock()
+        .unwrap()
+        .blocked_by
+        .insert(("acme/api".into(), 2), vec![schema_id]);
     world.native_dependency("acme/api", 2, 1, true).await;
     assert!(world.status_comments("acme/api", 2)[0].contains("acme/api#1 Schema"));
 }

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 
+use super::trigger::Verdict;
 use super::{Bot, BotError, Installation, State, Tracked, mark_with_dependents, node_for};
 use crate::clock::now_millis;
 use crate::domain::{InstallationId, IssueRef, IssueSnapshot, IssueStatus, RepoName, User};
@@ -15,11 +16,13 @@ use crate::events::{
 use crate::github::GitHub;
 
 /// The facts of an issue that the bot keeps, from a delivery or from the API.
-struct Facts {
-    title: String,
-    body: String,
-    labels: Vec<String>,
-    status: IssueStatus,
+pub(super) struct Facts {
+    pub(super) title: String,
+    pub(super) body: String,
+    pub(super) labels: Vec<String>,
+    pub(super) status: IssueStatus,
+    /// `issue_dependencies_summary.blocked_by`, when the source carried it.
+    pub(super) open_blockers: Option<u32>,
 }
 
 impl From<&Issue> for Facts {
@@ -34,6 +37,7 @@ impl From<&Issue> for Facts {
             body: issue.body.clone(),
             labels: issue.labels.clone(),
             status,
+            open_blockers: issue.open_blockers,
         }
     }
 }
@@ -45,6 +49,7 @@ impl From<IssueSnapshot> for Facts {
             body: issue.body,
             labels: issue.labels,
             status: issue.status,
+            open_blockers: issue.open_blockers,
         }
     }
 }
@@ -96,6 +101,24 @@ impl Bot {
                 installation,
                 ..
             } => self.forget_installation(state, installation).await,
+            Event::Installation {
+                action: InstallationAction::Suspended,
+                installation,
+                account,
+                ..
+            } => self.suspend(state, installation, &account, true).await,
+            Event::InstallationRepositories {
+                installation,
+                added,
+                removed,
+            } => {
+                self.forget_repositories(state, installation, &removed)
+                    .await?;
+                if added.is_empty() {
+                    return Ok(());
+                }
+                self.welcome(state, installation, &added).await
+            }
             Event::Push {
                 repo,
                 default_branch,
@@ -110,19 +133,21 @@ impl Bot {
                 Ok(())
             }
             Event::Installation {
-                action: InstallationAction::Created | InstallationAction::Unsuspended,
+                action: InstallationAction::Unsuspended,
+                installation,
+                account,
+                repos,
+            } => {
+                self.suspend(state, installation, &account, false).await?;
+                self.welcome(state, installation, &repos).await
+            }
+            Event::Installation {
+                action: InstallationAction::Created,
                 installation,
                 repos,
                 ..
             } => self.welcome(state, installation, &repos).await,
-            Event::InstallationRepositories {
-                installation,
-                added,
-                ..
-            } if !added.is_empty() => self.welcome(state, installation, &added).await,
-            Event::Installation { .. }
-            | Event::InstallationRepositories { .. }
-            | Event::Label { .. }
+            Event::Label { .. }
             | Event::Ping { .. } => Ok(()),
         }
     }
@@ -146,13 +171,8 @@ impl Bot {
         let is_trigger = |label: &str| label.eq_ignore_ascii_case(&trigger);
         match action {
             IssueAction::Labeled { label } if is_trigger(&label) => {
-                if self.may_run_agents(id, &reference.repo, sender).await? {
-                    self.manage(state, id, reference, Facts::from(issue)).await
-                } else {
-                    tracing::info!(issue = %reference, sender = sender.map(|s| s.login.as_str()),
-                        "the trigger label was added by someone without write permission; not managing");
-                    Ok(())
-                }
+                self.manage_if_allowed(state, id, issue, &trigger, sender)
+                    .await
             }
             IssueAction::Unlabeled { label } if is_trigger(&label) => {
                 self.observe(state, id, reference, Facts::from(issue))
@@ -170,25 +190,36 @@ impl Bot {
             IssueAction::Reopened => {
                 self.observe(state, id, reference, Facts::from(issue))
                     .await?;
-                // Still labelled (or managed by command): managed again.
+                // Managed again if a writer's command put it under management, or if whoever
+                // applied the label (not whoever reopened it) may start agents.
                 let labelled = issue.labels.iter().any(|l| is_trigger(l));
-                let managed = self
+                let by_command = self
                     .tracked(state, id, reference)
-                    .is_some_and(|t| t.managed);
-                if managed || labelled {
+                    .is_some_and(|t| t.by_command);
+                if by_command {
                     self.manage(state, id, reference, Facts::from(issue))
+                        .await?;
+                } else if labelled {
+                    self.manage_if_allowed(state, id, issue, &trigger, None)
                         .await?;
                 }
                 Ok(())
             }
             // Body or labels changed (dependencies, priority, estimate), or it was opened.
             _ => {
+                let counted = self
+                    .tracked(state, id, reference)
+                    .map(|t| t.open_blockers);
                 self.observe(state, id, reference, Facts::from(issue))
                     .await?;
                 let managed = self
                     .tracked(state, id, reference)
                     .is_some_and(|t| t.managed);
                 if managed && issue.state == IssueState::Open {
+                    if issue.open_blockers.is_some() && counted != Some(issue.open_blockers) {
+                        self.read_native_dependencies(state, id, reference, issue.open_blockers)
+                            .await?;
+                    }
                     self.refresh_dependencies(state, id, reference).await?;
                 }
                 Ok(())
@@ -208,22 +239,14 @@ impl Bot {
         if facts.status != IssueStatus::Open {
             return Ok(());
         }
-        let client = self.client(id, &issue.repo).await?;
-        let native = client.blocked_by(issue).await?;
+        let open_blockers = facts.open_blockers;
         let installation = installation_mut(state, id, &self.inner.settings);
-        for blocker in &native {
-            remember_blocker(
-                installation,
-                &blocker.reference,
-                Facts::from(blocker.clone()),
-            );
-        }
         let tracked = installation
             .issues
             .entry(issue.clone())
             .or_insert_with(|| Tracked::new(IssueStatus::Open));
-        tracked.native = native.into_iter().map(|b| b.reference).collect();
         tracked.managed = true;
+        tracked.refused = None;
         apply_facts(tracked, facts);
         if let Some(latest) = self.inner.store.runs_of(issue).await?.pop() {
             installation.runs.insert(issue.clone(), latest);
@@ -231,8 +254,76 @@ impl Bot {
         let node = node_for(issue, &installation.issues[issue]);
         installation.graph.upsert(node);
         tracing::info!(%issue, "managing the issue");
+        self.read_native_dependencies(state, id, issue, open_blockers)
+            .await?;
         self.refresh_dependencies(state, id, issue).await?;
         self.refresh_agent(state, id, issue).await
+    }
+
+    /// Manages `issue`, which carries the trigger label, if whoever applied the label may
+    /// start agents (`sender`: the person who sent the `labeled` webhook, when that is
+    /// the event); otherwise records and says once why not.
+    async fn manage_if_allowed(
+        &self,
+        state: &mut State,
+        id: InstallationId,
+        issue: &Issue,
+        trigger: &str,
+        sender: Option<&User>,
+    ) -> Result<(), BotError> {
+        let reference = &issue.reference;
+        if issue.state != IssueState::Open {
+            return Ok(());
+        }
+        match self.label_verdict(id, reference, trigger, sender).await? {
+            Verdict::Allowed => self.manage(state, id, reference, Facts::from(issue)).await,
+            Verdict::Refused(actor) => {
+                self.refuse(state, id, reference, Facts::from(issue), &actor)
+                    .await
+            }
+        }
+    }
+
+    /// Reads `issue`'s native blockers (only those the App can read are listed), saves
+    /// each as a tracked blocker so that it survives a restart, and counts the open ones
+    /// GitHub reports (`open_blockers`) but did not list: those hold the issue.
+    async fn read_native_dependencies(
+        &self,
+        state: &mut State,
+        id: InstallationId,
+        issue: &IssueRef,
+        open_blockers: Option<u32>,
+    ) -> Result<(), BotError> {
+        let client = self.client(id, &issue.repo).await?;
+        let native = client.blocked_by(issue).await?;
+        let listed_open = native
+            .iter()
+            .filter(|b| b.status == IssueStatus::Open)
+            .count() as u32;
+        let references: BTreeSet<IssueRef> =
+            native.iter().map(|b| b.reference.clone()).collect();
+        let installation = installation_mut(state, id, &self.inner.settings);
+        for blocker in native {
+            let reference = blocker.reference.clone();
+            remember_blocker(installation, &reference, Facts::from(blocker));
+        }
+        if let Some(tracked) = installation.issues.get_mut(issue) {
+            tracked.native = references.clone();
+            if open_blockers.is_some() {
+                tracked.open_blockers = open_blockers;
+            }
+            let unseen = tracked
+                .open_blockers
+                .map_or(0, |open| open.saturating_sub(listed_open));
+            if unseen != tracked.unseen_blockers {
+                tracing::info!(%issue, unseen, "GitHub counts open blockers the App cannot read; they hold the issue");
+            }
+            tracked.unseen_blockers = unseen;
+        }
+        for blocker in &references {
+            self.save(state, id, blocker).await?;
+        }
+        Ok(())
     }
 
     /// Updates what is known of an issue the bot tracks (managed or a blocker).
@@ -272,7 +363,8 @@ impl Bot {
             .labels
             .iter()
             .any(|l| l.eq_ignore_ascii_case(&trigger));
-        if tracked.status == IssueStatus::Open && labelled {
+        // Still wanted: open and labelled, or open and put under management by command.
+        if tracked.status == IssueStatus::Open && (labelled || tracked.by_command) {
             return Ok(());
         }
         if !closed_done {
@@ -348,8 +440,8 @@ impl Bot {
                 .collect::<Vec<_>>()
                 .join(" -> ")
         });
-        let held = tracked.cycle.is_some();
-        if held && was != tracked.cycle {
+        let held = tracked.cycle.is_some() || tracked.unseen_blockers > 0;
+        if tracked.cycle.is_some() && was != tracked.cycle {
             tracing::warn!(%issue, cycle = tracked.cycle.as_deref().unwrap_or(""), "a dependency was refused: it would close a cycle");
         }
         installation.graph.set_held(issue, held);
@@ -367,8 +459,18 @@ impl Bot {
         comment: &Comment,
     ) -> Result<(), BotError> {
         let author = &comment.author;
-        if comment.via_app.is_some() || author.is_bot || author.login.ends_with("[bot]") {
-            return Ok(()); // bots, this app included, do not command
+        if comment.via_app.as_ref().is_some_and(|app| self.is_this_app(app)) {
+            return Ok(()); // this App's own comments
+        }
+        // A bot's comment commands only when GitHub names a trusted App as its author; a
+        // person typing through another App (Slack, Teams) is checked like anyone.
+        let trusted_app = author.is_bot
+            && comment
+                .via_app
+                .as_ref()
+                .is_some_and(|app| self.is_trusted_app(app));
+        if author.is_bot && !trusted_app {
+            return Ok(());
         }
         let prefix = &self.inner.settings.orchestrator.command;
         let commands = match action {
@@ -385,7 +487,11 @@ impl Bot {
         }
         let repo = &issue.reference.repo;
         let client = self.client(id, repo).await?;
-        let permission = client.permission(repo, author).await?;
+        let permission = if trusted_app {
+            crate::github::Permission::Write
+        } else {
+            client.permission(repo, author).await?
+        };
         if !permission.may_run_agents() {
             let reply = format!(
                 "@{}: `{prefix}` commands need write, maintain or admin permission on {repo}; \
@@ -450,6 +556,13 @@ impl Bot {
                 }
                 self.manage(state, id, reference, Facts::from(issue))
                     .await?;
+                if let Some(tracked) = installation_mut(state, id, &self.inner.settings)
+                    .issues
+                    .get_mut(reference)
+                {
+                    tracked.by_command = true;
+                }
+                self.save(state, id, reference).await?;
                 Ok(Outcome::Done(None))
             }
             Command::Retry => self.retry(state, id, reference).await,
@@ -750,7 +863,16 @@ impl Bot {
             DependencyAction::Added => tracked.native.insert(blocking.reference.clone()),
             DependencyAction::Removed => tracked.native.remove(&blocking.reference),
         };
-        if tracked.managed {
+        self.save(state, id, &blocking.reference).await?;
+        let managed = self
+            .tracked(state, id, &blocked.reference)
+            .is_some_and(|t| t.managed);
+        if managed {
+            // The blocked issue's summary counts blockers the App cannot list as well.
+            if blocked.open_blockers.is_some() {
+                self.read_native_dependencies(state, id, &blocked.reference, blocked.open_blockers)
+                    .await?;
+            }
             self.refresh_dependencies(state, id, &blocked.reference)
                 .await?;
         } else {
@@ -804,19 +926,104 @@ impl Bot {
         self.manage(state, id, &issue, facts).await
     }
 
+    /// The App was uninstalled: its running agents are stopped and its issues forgotten.
     async fn forget_installation(
         &self,
         state: &mut State,
         id: InstallationId,
     ) -> Result<(), BotError> {
-        if let Some(installation) = state.installations.remove(&id) {
-            for issue in installation.issues.keys() {
-                self.inner.store.delete_issue(issue).await?;
-            }
-            tracing::info!(installation = %id, issues = installation.issues.len(), "the App was uninstalled; its issues are forgotten");
-        }
-        state.dirty.retain(|(i, _)| *i != id);
+        let Some(installation) = state.installations.get(&id) else {
+            return Ok(());
+        };
+        let repos: BTreeSet<RepoName> =
+            installation.issues.keys().map(|i| i.repo.clone()).collect();
+        let repos: Vec<RepoName> = repos.into_iter().collect();
+        self.forget_repositories(state, id, &repos).await?;
+        state.installations.remove(&id);
+        self.suspend(state, id, "", false).await?;
+        tracing::info!(installation = %id, "the App was uninstalled; its issues are forgotten");
         Ok(())
+    }
+
+    /// Repositories left the installation (or it was uninstalled): the App can no longer
+    /// act there, so their running agents are stopped and their issues forgotten. Issues
+    /// elsewhere that they blocked keep blocking (now as unknown blockers).
+    async fn forget_repositories(
+        &self,
+        state: &mut State,
+        id: InstallationId,
+        repos: &[RepoName],
+    ) -> Result<(), BotError> {
+        let Some(installation) = state.installations.get_mut(&id) else {
+            return Ok(());
+        };
+        let gone: Vec<IssueRef> = installation
+            .issues
+            .keys()
+            .filter(|i| repos.contains(&i.repo))
+            .cloned()
+            .collect();
+        for issue in &gone {
+            if let Some(agents) = &self.inner.agents
+                && agents.cancel(issue, now_millis()).await?.is_some()
+            {
+                tracing::info!(%issue, "the App lost access to the repository; its agent was stopped");
+            }
+            self.inner.store.delete_issue(issue).await?;
+        }
+        let installation = installation_mut(state, id, &self.inner.settings);
+        for issue in &gone {
+            installation.issues.remove(issue);
+            installation.runs.remove(issue);
+        }
+        super::rebuild_graph(installation, &self.inner.settings);
+        state
+            .dirty
+            .retain(|(i, issue)| !(*i == id && repos.contains(&issue.repo)));
+        for repo in repos {
+            state.repos.remove(repo);
+        }
+        if !gone.is_empty() {
+            tracing::info!(installation = %id, issues = gone.len(), "repositories left the installation; their issues are forgotten");
+        }
+        Ok(())
+    }
+
+    /// An installation was suspended (`on`) or unsuspended: nothing is launched for it
+    /// meanwhile; remembered across restarts.
+    async fn suspend(
+        &self,
+        state: &mut State,
+        id: InstallationId,
+        account: &str,
+        on: bool,
+    ) -> Result<(), BotError> {
+        let key = format!("suspended:{}", id.0);
+        if on {
+            self.inner.store.set_setting(&key, Some(account)).await?;
+            state.suspended.insert(id);
+            tracing::warn!(installation = %id, account, "the installation was suspended; nothing is launched for it until it is unsuspended");
+        } else {
+            self.inner.store.set_setting(&key, None).await?;
+            if state.suspended.remove(&id) {
+                tracing::info!(installation = %id, account, "the installation was unsuspended; launching resumes");
+            }
+        }
+        metrics::gauge!(crate::telemetry::names::INSTALLATION_SUSPENDED, "installation" => id.0.to_string())
+            .set(if on { 1.0 } else { 0.0 });
+        Ok(())
+    }
+
+    /// Reads a blocker the bot does not manage again and brings its dependents in line.
+    pub(super) async fn reread_blocker(
+        &self,
+        state: &mut State,
+        id: InstallationId,
+        issue: &IssueRef,
+    ) -> Result<(), BotError> {
+        let client = self.client(id, &issue.repo).await?;
+        let facts = lookup(&client, issue).await?;
+        self.observe(state, id, issue, facts).await
     }
 
     fn any_repository(&self, state: &State, id: InstallationId) -> Option<RepoName> {
@@ -862,17 +1069,34 @@ impl Bot {
         let facts = Facts::from(snapshot);
         match known {
             Some(tracked) if tracked.managed => {
+                // Dependency edits leave `updated_at` alone: the blocker count is compared
+                // too, and a changed count means the native blockers are read again.
+                let recount = facts.open_blockers.is_some()
+                    && facts.open_blockers != tracked.open_blockers;
                 let changed = tracked.body != facts.body
                     || tracked.labels != facts.labels
                     || tracked.status != facts.status
                     || tracked.title.as_deref() != Some(facts.title.as_str());
-                if changed {
+                let open_blockers = facts.open_blockers;
+                if changed || recount {
                     self.observe(state, id, &issue, facts).await?;
+                    if recount {
+                        self.read_native_dependencies(state, id, &issue, open_blockers)
+                            .await?;
+                    }
                     self.refresh_dependencies(state, id, &issue).await?;
                 }
                 Ok(())
             }
-            _ => self.manage(state, id, &issue, facts).await,
+            _ => {
+                let trigger = self.repo(state, &issue.repo).trigger_label;
+                match self.label_verdict(id, &issue, &trigger, None).await? {
+                    Verdict::Allowed => self.manage(state, id, &issue, facts).await,
+                    Verdict::Refused(actor) => {
+                        self.refuse(state, id, &issue, facts, &actor).await
+                    }
+                }
+            }
         }
     }
 
@@ -902,6 +1126,7 @@ async fn lookup(client: &GitHub, issue: &IssueRef) -> Result<Facts, BotError> {
                 body: String::new(),
                 labels: Vec::new(),
                 status: IssueStatus::Unknown,
+                open_blockers: None,
             })
         }
         Err(err) => Err(BotError::Github(err)),
@@ -914,7 +1139,7 @@ async fn react(client: &GitHub, repo: &RepoName, comment: u64, reaction: &str) {
     }
 }
 
-fn installation_mut<'a>(
+pub(super) fn installation_mut<'a>(
     state: &'a mut State,
     id: InstallationId,
     settings: &super::BotSettings,
@@ -925,13 +1150,16 @@ fn installation_mut<'a>(
         .or_insert_with(|| Installation::new(settings))
 }
 
-fn apply_facts(tracked: &mut Tracked, facts: Facts) {
+pub(super) fn apply_facts(tracked: &mut Tracked, facts: Facts) {
     if !facts.title.is_empty() || tracked.title.is_none() {
         tracked.title = Some(facts.title).filter(|t| !t.is_empty());
     }
     tracked.body = facts.body;
     tracked.labels = facts.labels;
     tracked.status = facts.status;
+    if facts.open_blockers.is_some() {
+        tracked.open_blockers = facts.open_blockers;
+    }
 }
 
 /// Records what is known of a blocker (without managing it).

@@ -11,6 +11,7 @@ mod handlers;
 mod publish;
 mod repo_config;
 mod tracked;
+mod trigger;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -63,6 +64,8 @@ pub struct BotSettings {
     pub web_host: String,
     /// How long a worker creating a status comment holds its claim (`storage.lease_secs`).
     pub claim_lease_ms: i64,
+    /// This App's id (`github.app_id`): its own labels and comments are recognised by it.
+    pub app_id: Option<u64>,
 }
 
 impl BotSettings {
@@ -88,6 +91,7 @@ impl BotSettings {
             retry_failed_runs: config.codegen.retry_failed_runs,
             web_host: config.github.web_host(),
             claim_lease_ms: config.storage.lease_secs.max(1) as i64 * 1000,
+            app_id: config.github.app_id,
         }
     }
 }
@@ -117,6 +121,8 @@ struct State {
     paused: HashMap<RepoName, String>,
     /// Each repository's settings, once its configuration file was read.
     repos: HashMap<RepoName, RepoSettings>,
+    /// Installations their account suspended: nothing is launched for them.
+    suspended: BTreeSet<InstallationId>,
 }
 
 /// One installation's graph and issues.
@@ -185,6 +191,11 @@ impl Bot {
         for (key, by) in self.inner.store.settings_with_prefix("paused:").await? {
             if let Ok(repo) = key["paused:".len()..].parse() {
                 state.paused.insert(repo, by);
+            }
+        }
+        for (key, _) in self.inner.store.settings_with_prefix("suspended:").await? {
+            if let Ok(id) = key["suspended:".len()..].parse() {
+                state.suspended.insert(InstallationId(id));
             }
         }
         let keys: Vec<_> = state.installations.keys().copied().collect();
@@ -289,6 +300,7 @@ impl Bot {
                 }
             }
         }
+        self.reread_open_blockers(&mut state).await;
         // Every managed issue once more: a comment or label edited while down is redone
         // only where the stored hash or label differs.
         let all: Vec<(InstallationId, IssueRef)> = state
@@ -342,6 +354,35 @@ impl Bot {
             self.recheck(state, id, &issue).await?;
         }
         Ok(())
+    }
+
+    /// Reads again every blocker the bot does not manage that still holds a managed issue:
+    /// its `closed` webhook may have been lost, or never sent to this App at all.
+    async fn reread_open_blockers(&self, state: &mut State) {
+        let holding: Vec<(InstallationId, IssueRef)> = state
+            .installations
+            .iter()
+            .flat_map(|(id, installation)| {
+                installation
+                    .issues
+                    .iter()
+                    .filter(|(_, t)| !t.managed && !t.status.satisfies())
+                    .filter(|(issue, _)| {
+                        installation.graph.dependents(issue).iter().any(|d| {
+                            installation
+                                .issues
+                                .get(d)
+                                .is_some_and(|t| t.managed && t.status == IssueStatus::Open)
+                        })
+                    })
+                    .map(move |(issue, _)| (*id, issue.clone()))
+            })
+            .collect();
+        for (id, issue) in holding {
+            if let Err(err) = self.reread_blocker(state, id, &issue).await {
+                tracing::warn!(%issue, error = %err, "re-reading a blocker failed; trying again next time");
+            }
+        }
     }
 
     /// The App was installed, or repositories were added to it: their labelled issues are
@@ -411,7 +452,7 @@ impl Bot {
         let ids: Vec<InstallationId> = state.installations.keys().copied().collect();
         for id in ids {
             let now = now_millis();
-            if agents.quota_pause(id, now).is_some() {
+            if agents.quota_pause(id, now).is_some() || state.suspended.contains(&id) {
                 continue;
             }
             let scheduler = self.scheduler(state);
@@ -805,7 +846,7 @@ fn rebuild_graph(installation: &mut Installation, settings: &BotSettings) {
                 tracing::warn!(%issue, cycle = %cycle, "a saved dependency closes a cycle; holding the issue");
                 graph.set_held(issue, true);
             }
-            if tracked.cycle.is_some() {
+            if tracked.cycle.is_some() || tracked.unseen_blockers > 0 {
                 graph.set_held(issue, true);
             }
         }

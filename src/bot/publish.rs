@@ -7,7 +7,8 @@ use super::{Bot, BotError, Installation, State};
 use crate::clock::now_millis;
 use crate::domain::{InstallationId, IssueRef, IssueStatus};
 use crate::engine::status::{
-    BlockerView, RunPhase, RunView, STATUS_MARKER, StatusView, WorkState, render, work_state,
+    BlockerView, RunPhase, RunView, STATUS_MARKER, StatusView, WorkState, render,
+    unreachable_projects_note, work_state,
 };
 use crate::github::GitHub;
 use crate::github::graphql::ProjectUpdate;
@@ -137,6 +138,7 @@ impl Bot {
             cycle: tracked.cycle.clone(),
             paused,
             notes: tracked.notes.clone(),
+            unseen_blockers: tracked.unseen_blockers,
         })
     }
 
@@ -192,19 +194,44 @@ impl Bot {
         option: &str,
     ) -> Vec<String> {
         match client.set_project_status(issue, field, option).await {
-            Ok(updates) => updates
-                .into_iter()
-                .filter_map(|update| match update {
-                    ProjectUpdate::NoSuchField { project } => Some(format!(
-                        "The project \"{project}\" has no single-select field \"{field}\" (projects.status_field); its items are not updated."
-                    )),
-                    ProjectUpdate::NoSuchOption { project, available } => Some(format!(
-                        "The field \"{field}\" of the project \"{project}\" has no option \"{option}\" (projects.status_options); it has: {}.",
-                        available.join(", ")
-                    )),
-                    ProjectUpdate::Set { .. } | ProjectUpdate::Unchanged { .. } => None,
-                })
-                .collect(),
+            Ok(updates) => {
+                // Boards GitHub refused the App are said once, together.
+                let mut named = Vec::new();
+                let mut unnamed = 0;
+                let mut reasons: Vec<String> = Vec::new();
+                let mut notes: Vec<String> = updates
+                    .into_iter()
+                    .filter_map(|update| match update {
+                        ProjectUpdate::NoSuchField { project } => Some(format!(
+                            "The project \"{project}\" has no single-select field \"{field}\" (projects.status_field); its items are not updated."
+                        )),
+                        ProjectUpdate::NoSuchOption { project, available } => Some(format!(
+                            "The field \"{field}\" of the project \"{project}\" has no option \"{option}\" (projects.status_options); it has: {}.",
+                            available.join(", ")
+                        )),
+                        ProjectUpdate::Unreachable { project, message } => {
+                            match project {
+                                Some(title) => named.push(title),
+                                None => unnamed += 1,
+                            }
+                            if !reasons.contains(&message) {
+                                reasons.push(message);
+                            }
+                            None
+                        }
+                        ProjectUpdate::Set { .. } | ProjectUpdate::Unchanged { .. } => None,
+                    })
+                    .collect();
+                if !named.is_empty() || unnamed > 0 {
+                    notes.push(unreachable_projects_note(
+                        field,
+                        &named,
+                        unnamed,
+                        &reasons.join("; "),
+                    ));
+                }
+                notes
+            }
             Err(err) => {
                 tracing::warn!(%issue, error = %err, "could not update the Projects field");
                 Vec::new()

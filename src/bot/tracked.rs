@@ -55,6 +55,20 @@ pub struct Tracked {
     /// The Projects option last set, to touch the board only when it changes.
     #[serde(default)]
     pub project_option: Option<String>,
+    /// Put under management by a writer's `/codegen run` rather than by the label.
+    #[serde(default)]
+    pub by_command: bool,
+    /// Who applied the trigger label without the right to start agents, as the refusal
+    /// posted on the issue names them (said once; cleared when a writer acts).
+    #[serde(default)]
+    pub refused: Option<String>,
+    /// Open issues GitHub counts as blocking it, including those the App cannot read
+    /// (`issue_dependencies_summary.blocked_by`), as last seen.
+    #[serde(default)]
+    pub open_blockers: Option<u32>,
+    /// Open blockers GitHub counts but the App cannot list: they hold the issue.
+    #[serde(default)]
+    pub unseen_blockers: u32,
 }
 
 impl Tracked {
@@ -77,6 +91,10 @@ impl Tracked {
             cleared_attempt: 0,
             state_label: None,
             project_option: None,
+            by_command: false,
+            refused: None,
+            open_blockers: None,
+            unseen_blockers: 0,
         }
     }
 

@@ -4,6 +4,7 @@
 pub mod commands;
 mod graph;
 pub mod prompt;
+pub mod refusal;
 mod render;
 mod scheduler;
 pub mod status;

@@ -134,6 +134,9 @@ pub struct StatusView {
     pub paused: Option<String>,
     /// Things to report once (a missing Projects field, an invalid repository file, ...).
     pub notes: Vec<String>,
+    /// Open blockers GitHub counts that the App cannot read (in repositories it is not
+    /// installed on): they block like any other.
+    pub unseen_blockers: u32,
 }
 
 /// The state of a managed issue from its facts. `started`: the current attempt was
@@ -185,6 +188,19 @@ pub fn render(view: &StatusView, command: &str) -> String {
     }
     if let Some(paused) = &view.paused {
         let _ = writeln!(out, "⏸️ Launching is paused: {paused}\n");
+    }
+    if view.unseen_blockers > 0 {
+        let n = view.unseen_blockers as usize;
+        let _ = writeln!(
+            out,
+            "🔒 GitHub lists {n} more open {} of this issue that the App cannot see (in \
+             repositories it is not installed on). {} until {} closed; install the App \
+             there to see {}.\n",
+            plural(n, "blocker", "blockers"),
+            plural(n, "It blocks", "They block"),
+            plural(n, "it is", "they are"),
+            plural(n, "it", "them"),
+        );
     }
     if !view.blockers.is_empty() {
         let _ = writeln!(out, "**Dependencies**\n");
@@ -249,10 +265,53 @@ pub fn render(view: &StatusView, command: &str) -> String {
     out
 }
 
+/// The status note for project boards GitHub refused the App (`FORBIDDEN`), so that their
+/// `field` was not set: `named` the boards GitHub named, `unnamed` how many it hid
+/// entirely, `reason` its message.
+pub fn unreachable_projects_note(
+    field: &str,
+    named: &[String],
+    unnamed: usize,
+    reason: &str,
+) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    if !named.is_empty() {
+        let quoted: Vec<String> = named
+            .iter()
+            .map(|n| format!("\"{}\"", one_line(n)))
+            .collect();
+        let list = match quoted.split_last() {
+            Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+            _ => quoted.concat(),
+        };
+        parts.push(format!(
+            "the {} {list}",
+            plural(named.len(), "project", "projects")
+        ));
+    }
+    if unnamed > 0 {
+        parts.push(format!(
+            "{unnamed} {} that GitHub does not name",
+            plural(unnamed, "project", "projects")
+        ));
+    }
+    let boards = named.len() + unnamed;
+    format!(
+        "The field \"{field}\" is not updated on {}: GitHub does not let the App reach {} (\"{}\"). \
+         Other projects of this issue are updated; give the App access to {} to include {}.",
+        parts.join(", and on "),
+        plural(boards, "it", "them"),
+        one_line(reason),
+        plural(boards, "that project", "those projects"),
+        plural(boards, "it", "them"),
+    )
+}
+
 fn headline(view: &StatusView) -> String {
     match view.state {
         WorkState::Blocked => {
-            let waiting = view.blockers.iter().filter(|b| !b.satisfied).count();
+            let waiting = view.blockers.iter().filter(|b| !b.satisfied).count()
+                + view.unseen_blockers as usize;
             if waiting == 0 {
                 "Held back until the dependency cycle is resolved.".to_owned()
             } else {
@@ -403,6 +462,41 @@ mod tests {
             cycle: None,
             paused: None,
             notes: vec!["The project \"Roadmap\" has no field \"Status\".".into()],
+            unseen_blockers: 0,
+        };
+        insta::assert_snapshot!(render(&view, "/codegen"));
+    }
+
+    #[test]
+    fn boards_the_app_cannot_reach_are_named_in_one_note() {
+        let reason = "Resource not accessible by integration";
+        let notes = [
+            unreachable_projects_note("Status", &["Sprint 12".into()], 0, reason),
+            unreachable_projects_note("Status", &[], 1, reason),
+            unreachable_projects_note("Stage", &["A".into(), "B".into(), "C".into()], 2, reason),
+        ];
+        insta::assert_snapshot!(notes.join("\n\n"));
+    }
+
+    #[test]
+    fn blockers_the_app_cannot_see_are_counted_and_explained() {
+        let view = StatusView {
+            issue: r("acme/api#4"),
+            state: WorkState::Blocked,
+            blockers: vec![BlockerView {
+                issue: r("acme/api#2"),
+                title: Some("Schema".into()),
+                state: IssueStatus::ClosedCompleted,
+                satisfied: true,
+                pull_requests: vec![],
+            }],
+            queue_position: None,
+            run: None,
+            pull_requests: vec![],
+            cycle: None,
+            paused: None,
+            notes: vec![],
+            unseen_blockers: 2,
         };
         insta::assert_snapshot!(render(&view, "/codegen"));
     }
@@ -419,6 +513,7 @@ mod tests {
             cycle: Some("acme/api#4 -> acme/api#6 -> acme/api#4".into()),
             paused: Some("the repository is paused (`/codegen resume` restarts it)".into()),
             notes: vec![],
+            unseen_blockers: 0,
         };
         let text = render(&view, "/codegen");
         assert!(text.starts_with(STATUS_MARKER));

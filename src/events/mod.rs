@@ -207,14 +207,17 @@ pub struct Issue {
     pub state: IssueState,
     /// Label names.
     pub labels: Vec<String>,
-    /// Who opened it.
-    pub author: User,
+    /// Who opened it (`None` for a deleted account: GitHub sends `user: null`).
+    pub author: Option<User>,
     /// Whether this "issue" is a pull request.
     pub is_pull_request: bool,
     /// The page on GitHub.
     pub html_url: String,
     /// When it was opened (RFC 3339).
     pub created_at: String,
+    /// Open issues GitHub counts as blocking it, including those the App cannot read
+    /// (`issue_dependencies_summary.blocked_by`); `None` when the payload has no summary.
+    pub open_blockers: Option<u32>,
 }
 
 /// What happened to a comment.
@@ -240,8 +243,9 @@ pub struct Comment {
     pub body: String,
     /// Who wrote it.
     pub author: User,
-    /// Set when a GitHub App posted it (that App's id).
-    pub via_app: Option<u64>,
+    /// Set when it was posted through a GitHub App (that App; a person typing in Slack
+    /// or Teams posts through theirs).
+    pub via_app: Option<crate::domain::AppIdentity>,
 }
 
 /// What happened to a label.
@@ -289,8 +293,8 @@ pub struct PullRequest {
     pub base_ref: String,
     /// The page on GitHub.
     pub html_url: String,
-    /// Who opened it.
-    pub author: User,
+    /// Who opened it (`None` for a deleted account: GitHub sends `user: null`).
+    pub author: Option<User>,
 }
 
 /// What happened to a project item.

@@ -183,13 +183,17 @@ struct IssuePayload {
     body: Option<String>,
     state: String,
     state_reason: Option<String>,
+    // GitHub's schema allows labels as objects or as plain names.
     #[serde(default)]
-    labels: Vec<LabelPayload>,
-    user: UserPayload,
+    labels: Vec<crate::github::RestLabel>,
+    // Null for a deleted ("ghost") account.
+    user: Option<UserPayload>,
     html_url: String,
     repository_url: String,
     pull_request: Option<IgnoredAny>,
     created_at: String,
+    #[serde(default)]
+    issue_dependencies_summary: Option<crate::github::DependenciesSummary>,
 }
 
 impl IssuePayload {
@@ -213,11 +217,12 @@ impl IssuePayload {
             title: self.title,
             body: self.body.unwrap_or_default(),
             state,
-            labels: self.labels.into_iter().map(|l| l.name).collect(),
-            author: self.user.into(),
+            labels: self.labels.iter().map(|l| l.name().to_owned()).collect(),
+            author: self.user.map(User::from),
             is_pull_request: self.pull_request.is_some(),
             html_url: self.html_url,
             created_at: self.created_at,
+            open_blockers: self.issue_dependencies_summary.map(|s| s.blocked_by),
         })
     }
 }
@@ -318,6 +323,8 @@ struct CommentPayload {
 #[derive(Deserialize)]
 struct AppRef {
     id: u64,
+    #[serde(default)]
+    slug: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -338,7 +345,13 @@ fn issue_comment(payload: IssueCommentPayload) -> Result<Decoded, DecodeError> {
         id: payload.comment.id,
         body: payload.comment.body.unwrap_or_default(),
         author: payload.comment.user.into(),
-        via_app: payload.comment.performed_via_github_app.map(|app| app.id),
+        via_app: payload
+            .comment
+            .performed_via_github_app
+            .map(|app| crate::domain::AppIdentity {
+                id: app.id,
+                slug: app.slug.unwrap_or_default(),
+            }),
     };
     let issue = payload.issue.into_issue("issue")?;
     Ok(domain_event(
@@ -439,7 +452,7 @@ fn pull_request(payload: PullRequestEventPayload) -> Result<Decoded, DecodeError
         head_ref: pr.head.name,
         base_ref: pr.base.name,
         html_url: pr.html_url,
-        author: pr.user.into(),
+        author: Some(pr.user.into()),
     };
     Ok(domain_event(
         payload.installation,

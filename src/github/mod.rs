@@ -1,8 +1,10 @@
 //! Everything the bot says to GitHub goes through here. Authentication as a GitHub App
 //! (JWT, then an installation token octocrab mints, caches and refreshes, once more on a
-//! 401) or with a plain token; octocrab carries the requests. Every request goes through
-//! [`GitHub::send`], which sets the headers GitHub asks for, records the rate limits in
-//! metrics and retries in the one way [`retry`] describes; requests that create content
+//! 401) or with a plain token; octocrab carries the requests. Every client is built by
+//! [`client_builder`], which gives every request it sends (octocrab's own installation-token
+//! exchange included) the headers GitHub asks for: `Accept`, `X-GitHub-Api-Version` and a
+//! `User-Agent`. Every request goes through [`GitHub::send`], which records the rate limits
+//! in metrics and retries in the one way [`retry`] describes; requests that create content
 //! are paced per installation ([`Pacer`]: 80 a minute, 500 an hour, one at a time).
 //! Payloads are read into the project's own types.
 
@@ -18,14 +20,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use axum::http::header::{
-    ACCEPT, AUTHORIZATION, ETAG, IF_NONE_MATCH, LINK, USER_AGENT as USER_AGENT_HEADER,
+    ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, ETAG, HeaderName, IF_NONE_MATCH, LINK,
+    USER_AGENT as USER_AGENT_HEADER,
 };
 use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode};
 use bytes::Bytes;
 use http_body_util::BodyExt;
-use octocrab::Octocrab;
 use octocrab::models::{AppId, InstallationId as OctoInstallationId};
 use octocrab::secrecy::ExposeSecret;
+use octocrab::{OctoBody, Octocrab};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
@@ -37,13 +40,19 @@ use retry::{RetryPolicy, Verdict};
 pub use manifest::{AppRegistration, convert_manifest};
 pub use operations::{IssueComment, PERMISSION_TTL, Permission, PullRequestInfo};
 pub use pacer::Pacer;
-pub use rest::{RestIssue, RestLabel};
+pub use rest::{DependenciesSummary, RestIssue, RestLabel};
 
 /// How long before its expiry an installation token is replaced.
 const TOKEN_RENEWAL_MARGIN: chrono::Duration = chrono::Duration::minutes(5);
 
 /// The `User-Agent` every request carries.
 pub const USER_AGENT: &str = concat!("codegen-orchestrator/", env!("CARGO_PKG_VERSION"));
+
+/// The REST API version every request asks for (`X-GitHub-Api-Version`).
+pub const API_VERSION: &str = "2022-11-28";
+
+/// The media type every request asks for (`Accept`); GraphQL takes it too.
+pub const MEDIA_TYPE: &str = "application/vnd.github+json";
 
 /// A failure talking to GitHub, without any credential in it.
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +76,9 @@ pub enum GithubError {
     /// The request did not get an answer, or the answer could not be read.
     #[error("GitHub request failed: {0}")]
     Transport(String),
+    /// GitHub answered a GraphQL document with errors (a refused board is `FORBIDDEN`).
+    #[error("GitHub GraphQL errors: {}", graphql::messages(.0))]
+    Graphql(Vec<graphql::GraphqlError>),
 }
 
 impl GithubError {
@@ -199,10 +211,7 @@ impl GitHub {
             let scheme = &config.api_url[..config.api_url.len() - without_scheme.len()];
             let host = without_scheme.split('/').next().unwrap_or_default();
             let root = format!("{scheme}{host}{api}");
-            let built = Octocrab::builder()
-                .base_uri(root.as_str())
-                .map(|b| b.add_header(USER_AGENT_HEADER, USER_AGENT.to_owned()))
-                .and_then(|b| b.build());
+            let built = client_builder(&root).and_then(|b| b.build());
             match built {
                 Ok(client) => Some(client),
                 Err(err) => {
@@ -313,6 +322,7 @@ impl GitHub {
             body: String::new(),
             status,
             labels: Vec::new(),
+            open_blockers: None,
         };
         match self.send(Method::GET, &route, None).await?.success() {
             Ok(answer) => Ok(answer
@@ -392,10 +402,9 @@ impl GitHub {
                     .await
                     .map_err(GithubError::from_octocrab)?;
             }
-            let mut builder = Request::builder()
-                .method(method.clone())
-                .uri(route)
-                .header(ACCEPT, "application/vnd.github+json");
+            // The standard headers come from the client (see `client_builder`); adding
+            // them here too would send each twice.
+            let mut builder = Request::builder().method(method.clone()).uri(route).header(ACCEPT, MEDIA_TYPE);
             if own_auth {
                 builder = builder.header(AUTHORIZATION, self.bearer().await?);
             }
@@ -405,9 +414,7 @@ impl GitHub {
             if let Some((etag, _)) = &cached {
                 builder = builder.header(IF_NONE_MATCH, etag.clone());
             }
-            let request = client
-                .build_request(builder, body)
-                .map_err(GithubError::from_octocrab)?;
+            let request = client.build_request(builder, body).map_err(GithubError::from_octocrab)?; let _ = with_body; let _ = HeaderName::from_static("x"); let _ = API_VERSION;
             let wait = match client.execute(request).await {
                 Ok(response) => {
                     let (parts, body) = response.into_parts();
@@ -691,7 +698,43 @@ fn app_client(config: &GithubConfig) -> Result<Option<Octocrab>, GithubError> {
     Ok(Some(app))
 }
 
-/// The server and the User-Agent every request carries.
+/// A request with `body` as JSON. octocrab's `build_request` is not used: it adds
+/// `X-GitHub-Api-Version` a second time, over the one every client sends already.
+fn with_body(
+    builder: axum::http::request::Builder,
+    body: Option<&serde_json::Value>,
+) -> Result<Request<OctoBody>, GithubError> {
+    let request = match body {
+        Some(body) => builder
+            .header(CONTENT_TYPE, "application/json")
+            .body(OctoBody::from(body.to_string())),
+        None => builder.header(CONTENT_LENGTH, "0").body(OctoBody::empty()),
+    };
+    request.map_err(|err| GithubError::Setup(format!("building a request: {err}")))
+}
+
+/// A client builder for the server at `base_uri` whose every request, those octocrab makes
+/// on its own (the installation-token exchange) included, carries the headers GitHub asks
+/// for. octocrab adds them only to the requests it builds for its typed API.
+fn client_builder(
+    base_uri: &str,
+) -> Result<
+    octocrab::OctocrabBuilder<
+        octocrab::NoSvc,
+        octocrab::DefaultOctocrabBuilderConfig,
+        octocrab::NoAuth,
+        octocrab::NotLayerReady,
+    >,
+    octocrab::Error,
+> {
+    // octocrab sends its own User-Agent first; ours follows it so GitHub's logs name the app.
+    Ok(Octocrab::builder()
+        .base_uri(base_uri)?
+        .add_header(USER_AGENT_HEADER, USER_AGENT.to_owned())
+        )
+}
+
+/// The builder of a client for `github.api_url`.
 fn base_builder(
     config: &GithubConfig,
 ) -> Result<
@@ -704,12 +747,8 @@ fn base_builder(
     GithubError,
 > {
     let api_url = config.api_url.trim_end_matches('/');
-    let builder = Octocrab::builder()
-        .base_uri(api_url)
-        .map_err(|err| GithubError::Setup(format!("github.api_url `{api_url}`: {err}")))?;
-    // octocrab sends `X-GitHub-Api-Version` itself, and its own User-Agent first; ours
-    // follows it so GitHub's logs name the app.
-    Ok(builder.add_header(USER_AGENT_HEADER, USER_AGENT.to_owned()))
+    client_builder(api_url)
+        .map_err(|err| GithubError::Setup(format!("github.api_url `{api_url}`: {err}")))
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{GitHub, GithubError, RestIssue};
-use crate::domain::{IssueRef, IssueSnapshot, RepoName, User};
+use crate::domain::{Actor, AppIdentity, IssueRef, IssueSnapshot, RepoName, User};
 
 /// How long a user's permission on a repository is trusted before asking again.
 pub const PERMISSION_TTL: Duration = Duration::from_secs(300);
@@ -334,6 +334,69 @@ impl GitHub {
             cache.insert(key, (permission, Instant::now()));
         }
         Ok(permission)
+    }
+
+    /// Who applied `label` to `issue` most recently, from the issue's events (every page;
+    /// GitHub lists them oldest first); `None` when no `labeled` event names it.
+    pub async fn last_labeled_by(
+        &self,
+        issue: &IssueRef,
+        label: &str,
+    ) -> Result<Option<Actor>, GithubError> {
+        #[derive(Deserialize)]
+        struct RestEvent {
+            event: String,
+            #[serde(default)]
+            label: Option<RestEventLabel>,
+            #[serde(default)]
+            actor: Option<RestActor>,
+            #[serde(default)]
+            performed_via_github_app: Option<RestApp>,
+        }
+        #[derive(Deserialize)]
+        struct RestEventLabel {
+            name: String,
+        }
+        #[derive(Deserialize)]
+        struct RestActor {
+            id: u64,
+            login: String,
+            #[serde(rename = "type", default)]
+            kind: Option<String>,
+        }
+        #[derive(Deserialize)]
+        struct RestApp {
+            id: u64,
+            #[serde(default)]
+            slug: Option<String>,
+        }
+        let events: Vec<RestEvent> = self
+            .all_pages(format!("{}/events?per_page=100", issue_route(issue)))
+            .await?;
+        let latest = events.into_iter().rev().find(|event| {
+            event.event == "labeled"
+                && event
+                    .label
+                    .as_ref()
+                    .is_some_and(|l| l.name.eq_ignore_ascii_case(label))
+        });
+        Ok(latest.map(|event| match event.actor {
+            // A bot acts for its App; a person acting through an App (Slack, Teams) is
+            // still that person.
+            Some(actor) if actor.kind.as_deref() == Some("Bot") => Actor::App {
+                app: event.performed_via_github_app.map(|app| AppIdentity {
+                    id: app.id,
+                    slug: app.slug.unwrap_or_default(),
+                }),
+                login: actor.login,
+            },
+            Some(actor) => Actor::Person(User {
+                id: actor.id,
+                login: actor.login,
+                is_bot: false,
+            }),
+            None => Actor::Unknown,
+        }))
     }
 
     /// The issues GitHub records as blocking `issue` (native dependencies).

@@ -38,6 +38,20 @@ pub struct RestIssue {
     /// Present when the issue is a pull request.
     #[serde(default)]
     pub pull_request: Option<serde::de::IgnoredAny>,
+    /// Counts of its native dependencies, including issues the App cannot read.
+    #[serde(default)]
+    pub issue_dependencies_summary: Option<DependenciesSummary>,
+}
+
+/// `issue_dependencies_summary` of a REST or webhook issue object.
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub struct DependenciesSummary {
+    /// Open issues blocking it.
+    #[serde(default)]
+    pub blocked_by: u32,
+    /// Every issue blocking it, open or closed.
+    #[serde(default)]
+    pub total_blocked_by: u32,
 }
 
 /// A label as the REST API gives it.
@@ -54,7 +68,8 @@ pub enum RestLabel {
 }
 
 impl RestLabel {
-    fn name(&self) -> &str {
+    /// The label's name.
+    pub fn name(&self) -> &str {
         match self {
             Self::Object { name } | Self::Name(name) => name,
         }
@@ -75,6 +90,7 @@ impl RestIssue {
             labels: self.labels.iter().map(|l| l.name().to_owned()).collect(),
             title: self.title,
             body: self.body.unwrap_or_default(),
+            open_blockers: self.issue_dependencies_summary.map(|s| s.blocked_by),
         })
     }
 

@@ -58,6 +58,8 @@ pub struct GithubState {
     pub permissions: BTreeMap<(String, String), (String, String)>,
     /// (owner/repo, issue number) -> database ids of its native blockers.
     pub blocked_by: BTreeMap<(String, u64), Vec<u64>>,
+    /// (owner/repo, issue number) -> its events (`GET .../issues/{n}/events`), oldest first.
+    pub issue_events: BTreeMap<(String, u64), Vec<Value>>,
     pub next_id: u64,
     /// Seconds an installation token lives (GitHub: one hour).
     pub token_lifetime_secs: i64,
@@ -67,6 +69,11 @@ pub struct GithubState {
     pub jwt_claims: Vec<Value>,
     /// Projects v2 by node id.
     pub projects: BTreeMap<String, FakeProject>,
+    /// Projects the App may not see: GraphQL answers partial data, null where they would
+    /// be, with a `FORBIDDEN` error for each (as GitHub does for a board out of reach).
+    pub forbidden_projects: std::collections::BTreeSet<String>,
+    /// Projects the App may read but not write: the mutation is refused `FORBIDDEN`.
+    pub read_only_projects: std::collections::BTreeSet<String>,
     /// Variables of every GraphQL mutation received, with the operation name.
     pub mutations: Vec<(String, Value)>,
     /// (owner/repo, number) -> pull request (head sha, mergeable, merged).
@@ -106,6 +113,49 @@ pub type FakeField = (String, String, Vec<(String, String)>);
 
 /// An item: (item id, (owner/repo, issue number), field id -> option id).
 pub type FakeItem = (String, (String, u64), BTreeMap<String, String>);
+
+impl GithubState {
+    /// Records a `labeled` event as GitHub lists it in the issue's events.
+    pub fn record_labeled(
+        &mut self,
+        repo: &str,
+        number: u64,
+        label: &str,
+        actor: Value,
+        app: Option<Value>,
+    ) {
+        self.next_id += 1;
+        let id = 70_000_000 + self.next_id;
+        self.issue_events
+            .entry((repo.to_owned(), number))
+            .or_default()
+            .push(json!({
+                "id": id,
+                "node_id": format!("LE_{id}"),
+                "url": format!("https://api.github.com/repos/{repo}/issues/events/{id}"),
+                "actor": actor,
+                "event": "labeled",
+                "commit_id": null,
+                "commit_url": null,
+                "created_at": "2026-11-30T12:00:00Z",
+                "label": {"name": label, "color": "ededed"},
+                "performed_via_github_app": app,
+            }));
+    }
+}
+
+/// A person as GitHub's `simple-user` shows them.
+pub fn person(login: &str, id: u64) -> Value {
+    json!({"login": login, "id": id, "node_id": format!("U_{id}"), "type": "User", "site_admin": false})
+}
+
+/// A GitHub App's bot account and the App object events carry for it.
+pub fn app_actor(slug: &str, app_id: u64) -> (Value, Value) {
+    (
+        json!({"login": format!("{slug}[bot]"), "id": 40_000 + app_id, "node_id": format!("BOT_{app_id}"), "type": "Bot", "site_admin": false}),
+        json!({"id": app_id, "slug": slug, "node_id": format!("A_{app_id}"), "name": slug, "owner": null, "description": null, "external_url": "", "html_url": format!("https://github.com/apps/{slug}"), "created_at": "2020-01-01T00:00:00Z", "updated_at": "2020-01-01T00:00:00Z", "permissions": {}, "events": []}),
+    )
+}
 
 /// A running fake.
 pub struct FakeGithub {
@@ -184,6 +234,10 @@ impl FakeGithub {
                     get(permission),
                 )
                 .route(
+                    &at("/repos/{owner}/{repo}/issues/{number}/events"),
+                    get(list_issue_events),
+                )
+                .route(
                     &at("/repos/{owner}/{repo}/issues/{number}/dependencies/blocked_by"),
                     get(list_blocked_by).post(add_blocked_by),
                 )
@@ -250,11 +304,13 @@ impl FakeGithub {
                 })
                 .collect(),
         );
-        self.state
-            .lock()
-            .unwrap()
-            .issues
-            .insert((repo.to_owned(), number), issue);
+        let mut state = self.state.lock().unwrap();
+        state.issues.insert((repo.to_owned(), number), issue);
+        // Labels it was created with were applied by a maintainer (tests that need another
+        // actor record their own `labeled` events).
+        for label in labels {
+            state.record_labeled(repo, number, label, person("maintainer", 101), None);
+        }
     }
 
     /// Closes an issue with GitHub's reason (`completed`, `not_planned`).
@@ -270,6 +326,21 @@ impl FakeGithub {
 
     pub fn requests(&self) -> Vec<Seen> {
         self.state.lock().unwrap().requests.clone()
+    }
+
+    /// The API requests recorded without the headers GitHub asks every client for
+    /// (`Accept: application/vnd.github+json`, `X-GitHub-Api-Version: 2022-11-28`, a
+    /// `User-Agent` naming the app); the browser's posts of the App form are not API calls.
+    pub fn requests_without_githubs_headers(&self) -> Vec<Seen> {
+        self.requests()
+            .into_iter()
+            .filter(|r| !r.path.ends_with("/settings/apps/new"))
+            .filter(|r| {
+                r.accept != "application/vnd.github+json"
+                    || r.api_version != "2022-11-28"
+                    || !r.user_agent.contains("codegen-orchestrator/")
+            })
+            .collect()
     }
 }
 
@@ -397,11 +468,14 @@ async fn list_issues(
     let state = state.lock().unwrap();
     let wanted_label = query.get("labels").cloned();
     let wanted_state = query.get("state").cloned().unwrap_or_else(|| "open".into());
-    let matching: Vec<&Value> = state
+    let with_summaries: Vec<Value> = state
         .issues
         .iter()
         .filter(|((r, _), _)| *r == full)
-        .map(|(_, issue)| issue)
+        .map(|(key, issue)| with_dependency_summary(&state, key, issue))
+        .collect();
+    let matching: Vec<&Value> = with_summaries
+        .iter()
         .filter(|issue| wanted_state == "all" || issue["state"] == wanted_state.as_str())
         .filter(|issue| {
             wanted_label.as_ref().is_none_or(|label| {
@@ -473,9 +547,11 @@ async fn get_issue(
         )
             .into_response();
     }
-    let Some(issue) = state.issues.get(&(full, number)) else {
+    let key = (full, number);
+    let Some(issue) = state.issues.get(&key) else {
         return not_found();
     };
+    let issue = &with_dependency_summary(&state, &key, issue);
     // Like GitHub: an ETag per representation, and 304 when the client already has it.
     let etag = {
         use std::hash::{Hash, Hasher};
@@ -793,12 +869,20 @@ async fn add_labels(
         return not_found();
     };
     let labels = issue["labels"].as_array_mut().unwrap();
+    let mut added = Vec::new();
     for name in body["labels"].as_array().cloned().unwrap_or_default() {
         if !labels.iter().any(|l| l["name"] == name) {
             labels.push(json!({"id": 1, "node_id": "LA_x", "url": "", "name": name, "color": "ededed", "default": false, "description": null}));
+            added.push(name.as_str().unwrap_or_default().to_owned());
         }
     }
-    Json(issue["labels"].clone()).into_response()
+    let now = issue["labels"].clone();
+    // The App's installation token labels as the App's bot account.
+    for name in added {
+        let (actor, app) = app_actor("codegen-orchestrator", 1);
+        state.record_labeled(&full, number, &name, actor, Some(app));
+    }
+    Json(now).into_response()
 }
 
 async fn remove_label(
@@ -921,6 +1005,98 @@ async fn permission(
     }
 }
 
+async fn list_issue_events(
+    State(state): Shared,
+    Path((owner, repo, number)): Path<(String, String, u64)>,
+    Query(query): Query<BTreeMap<String, String>>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+) -> Response {
+    let full = repo_of(&owner, &repo);
+    let state = state.lock().unwrap();
+    if !state.issues.contains_key(&(full.clone(), number)) {
+        return not_found();
+    }
+    let events = state
+        .issue_events
+        .get(&(full, number))
+        .cloned()
+        .unwrap_or_default();
+    paginated(events, &query, &headers, &uri)
+}
+
+/// One page of `items` (at most [`PAGE_SIZE`]) with GitHub's `Link: <...>; rel="next"`.
+fn paginated(
+    items: Vec<Value>,
+    query: &BTreeMap<String, String>,
+    headers: &HeaderMap,
+    uri: &axum::http::Uri,
+) -> Response {
+    let per_page = query
+        .get("per_page")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(30usize)
+        .min(PAGE_SIZE);
+    let page: usize = query.get("page").and_then(|p| p.parse().ok()).unwrap_or(1);
+    let total = items.len();
+    let this: Vec<Value> = items
+        .into_iter()
+        .skip((page - 1) * per_page)
+        .take(per_page)
+        .collect();
+    let mut response = Json(Value::Array(this)).into_response();
+    if page * per_page < total {
+        let host = headers
+            .get("host")
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("localhost");
+        let mut next = query.clone();
+        next.insert("page".into(), (page + 1).to_string());
+        next.insert("per_page".into(), per_page.to_string());
+        let query: Vec<String> = next.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let link = format!(
+            "<http://{host}{}?{}>; rel=\"next\"",
+            uri.path(),
+            query.join("&")
+        );
+        response.headers_mut().insert("link", link.parse().unwrap());
+    }
+    response
+}
+
+/// Whether the App can read issues of `repo`: only repositories it is installed on (in
+/// token mode, with no installations, everything the token reaches).
+fn readable(state: &GithubState, repo: &str) -> bool {
+    state.installations.is_empty() || state.installations.contains_key(repo)
+}
+
+/// `issue` with the `issue_dependencies_summary` GitHub computes, counting blockers the
+/// App cannot read too.
+pub fn with_dependency_summary(state: &GithubState, key: &(String, u64), issue: &Value) -> Value {
+    let ids = state.blocked_by.get(key).cloned().unwrap_or_default();
+    let blockers: Vec<&Value> = state
+        .issues
+        .values()
+        .filter(|i| ids.contains(&i["id"].as_u64().unwrap_or(0)))
+        .collect();
+    let open = blockers.iter().filter(|b| b["state"] == "open").count();
+    let id = issue["id"].as_u64().unwrap_or(0);
+    let blocking: Vec<&Value> = state
+        .blocked_by
+        .iter()
+        .filter(|(_, ids)| ids.contains(&id))
+        .filter_map(|(k, _)| state.issues.get(k))
+        .collect();
+    let mut issue = issue.clone();
+    issue["issue_dependencies_summary"] = json!({
+        "blocked_by": open,
+        "total_blocked_by": blockers.len(),
+        "blocking": blocking.iter().filter(|b| b["state"] == "open").count(),
+        "total_blocking": blocking.len(),
+    });
+    issue
+}
+
 async fn list_blocked_by(
     State(state): Shared,
     Path((owner, repo, number)): Path<(String, String, u64)>,
@@ -932,11 +1108,14 @@ async fn list_blocked_by(
         .get(&(full, number))
         .cloned()
         .unwrap_or_default();
+    // Like GitHub: only the blockers the installation can read are listed; the summary
+    // still counts the others.
     let blockers: Vec<Value> = state
         .issues
-        .values()
-        .filter(|i| ids.contains(&i["id"].as_u64().unwrap_or(0)))
-        .cloned()
+        .iter()
+        .filter(|(_, i)| ids.contains(&i["id"].as_u64().unwrap_or(0)))
+        .filter(|((repo, _), _)| readable(&state, repo))
+        .map(|(key, i)| with_dependency_summary(&state, key, i))
         .collect();
     Json(blockers).into_response()
 }
@@ -996,6 +1175,7 @@ async fn graphql(State(state): Shared, Json(request): Json<Value>) -> Response {
         .unwrap_or_default()
         .to_owned();
     let mut state = state.lock().unwrap();
+    let mut errors: Vec<Value> = Vec::new();
     let data = match operation.as_str() {
         "IssueProjectItems" => {
             let content = (
@@ -1011,6 +1191,19 @@ async fn graphql(State(state): Shared, Json(request): Json<Value>) -> Response {
             for (project_id, project) in &state.projects {
                 for (item_id, item_content, values) in &project.items {
                     if *item_content != content {
+                        continue;
+                    }
+                    if state.forbidden_projects.contains(project_id) {
+                        // `project` is non-null in the schema, so the null spreads to the item.
+                        errors.push(forbidden(json!([
+                            "repository",
+                            "issue",
+                            "projectItems",
+                            "nodes",
+                            nodes.len(),
+                            "project"
+                        ])));
+                        nodes.push(Value::Null);
                         continue;
                     }
                     let value = project
@@ -1031,6 +1224,10 @@ async fn graphql(State(state): Shared, Json(request): Json<Value>) -> Response {
         "ProjectFields" => {
             let project_id = vars["project"].as_str().unwrap();
             match state.projects.get(project_id) {
+                Some(_) if state.forbidden_projects.contains(project_id) => {
+                    errors.push(forbidden(json!(["node"])));
+                    json!({"node": null})
+                }
                 Some(project) => {
                     let mut nodes: Vec<Value> = vec![json!({})]; // a text field: the fragment does not match
                     nodes.extend(project.fields.iter().map(|(id, name, options)| {
@@ -1049,6 +1246,15 @@ async fn graphql(State(state): Shared, Json(request): Json<Value>) -> Response {
                 vars["field"].as_str().unwrap(),
                 vars["option"].as_str().unwrap(),
             );
+            if state.forbidden_projects.contains(project_id)
+                || state.read_only_projects.contains(project_id)
+            {
+                let error = forbidden(json!(["updateProjectV2ItemFieldValue"]));
+                return Json(
+                    json!({"data": {"updateProjectV2ItemFieldValue": null}, "errors": [error]}),
+                )
+                .into_response();
+            }
             let Some(project) = state.projects.get_mut(project_id) else {
                 return Json(json!({"data": null, "errors": [{"type": "NOT_FOUND", "message": "Could not resolve to a node with the global id"}]})).into_response();
             };
@@ -1091,7 +1297,22 @@ async fn graphql(State(state): Shared, Json(request): Json<Value>) -> Response {
             return Json(json!({"data": null, "errors": [{"message": format!("the fake does not know {other}")}]})).into_response();
         }
     };
-    Json(json!({"data": data})).into_response()
+    if errors.is_empty() {
+        Json(json!({"data": data})).into_response()
+    } else {
+        Json(json!({"data": data, "errors": errors})).into_response()
+    }
+}
+
+/// GitHub's GraphQL error for something the credentials may not see, at `path` in `data`.
+fn forbidden(path: Value) -> Value {
+    json!({
+        "type": "FORBIDDEN",
+        "path": path,
+        "extensions": {"saml_failure": false},
+        "locations": [{"line": 7, "column": 11}],
+        "message": "Resource not accessible by integration",
+    })
 }
 
 async fn get_pull(

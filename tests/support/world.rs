@@ -135,6 +135,7 @@ impl World {
                 labels.push(label.to_owned());
             }
         });
+        self.record_labeled(repo, number, label, sender);
         let mut payload = self.issue_payload("labeled", repo, number, sender);
         payload["label"]["name"] = json!(label);
         payload
@@ -171,8 +172,11 @@ impl World {
         self.github.add_issue(repo, number, title, body, labels);
     }
 
+    /// The issue as GitHub's webhooks show it now, `issue_dependencies_summary` included.
     fn issue_json(&self, repo: &str, number: u64) -> Value {
-        self.github.state.lock().unwrap().issues[&(repo.to_owned(), number)].clone()
+        let state = self.github.state.lock().unwrap();
+        let key = (repo.to_owned(), number);
+        super::fake_github::with_dependency_summary(&state, &key, &state.issues[&key])
     }
 
     fn issue_payload(&self, action: &str, repo: &str, number: u64, sender: &str) -> Value {
@@ -191,9 +195,27 @@ impl World {
                 labels.push(label.to_owned());
             }
         });
+        self.record_labeled(repo, number, label, sender);
         let mut payload = self.issue_payload("labeled", repo, number, sender);
         payload["label"]["name"] = json!(label);
         self.send("issues", &payload).await
+    }
+
+    /// GitHub records who applied a label in the issue's events: a person, or (for a
+    /// `name[bot]` sender) that App's bot account and the App.
+    pub fn record_labeled(&self, repo: &str, number: u64, label: &str, sender: &str) {
+        let (actor, app) = match sender.strip_suffix("[bot]") {
+            Some(slug) => {
+                let (actor, app) = super::fake_github::app_actor(slug, 500 + slug.len() as u64);
+                (actor, Some(app))
+            }
+            None => (super::fake_github::person(sender, user_id(sender)), None),
+        };
+        self.github
+            .state
+            .lock()
+            .unwrap()
+            .record_labeled(repo, number, label, actor, app);
     }
 
     pub async fn unlabel(&self, repo: &str, number: u64, label: &str) -> StatusCode {

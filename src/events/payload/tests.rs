@@ -59,6 +59,31 @@ fn every_fixture_decodes_or_is_ignored() {
     insta::assert_snapshot!(lines.join("\n"));
 }
 
+/// GitHub's schema allows `user: null` (a deleted account) and labels as plain names; the
+/// dependency summary counts blockers the App may not be able to read.
+#[test]
+fn issues_decode_as_the_schema_allows() {
+    let mut payload = fixture("issues/labeled.with-organization.payload.json");
+    payload["issue"]["user"] = Value::Null;
+    payload["issue"]["labels"] = json!(["codegen", {"name": "priority:high"}]);
+    payload["issue"]["issue_dependencies_summary"] =
+        json!({"blocked_by": 2, "total_blocked_by": 3, "blocking": 0, "total_blocking": 0});
+    let event = event_of(decode_value("issues", &payload).unwrap());
+    let Event::Issue { issue, .. } = event.kind else {
+        panic!("not an issue event: {event:?}")
+    };
+    assert_eq!(issue.author, None);
+    assert_eq!(issue.labels, ["codegen", "priority:high"]);
+    assert_eq!(issue.open_blockers, Some(2));
+
+    let blocked = fixture("issue_dependencies/blocked_by_added.payload.json");
+    let event = event_of(decode_value("issue_dependencies", &blocked).unwrap());
+    let Event::IssueDependency { blocked, .. } = event.kind else {
+        panic!("not a dependency event: {event:?}")
+    };
+    assert_eq!(blocked.open_blockers, Some(1), "the fixture's summary after the link");
+}
+
 #[test]
 fn a_labeled_issue_carries_the_label_and_the_issue() {
     let event = event_of(
