@@ -179,8 +179,9 @@ fn state_name(state: IssueStatus) -> &'static str {
     }
 }
 
-/// Plans `issues`: those carrying `trigger_label` are managed, the others are known
-/// blockers; `agents` sizes the waves.
+/// Plans `issues`: the open ones carrying `trigger_label` are managed, the others are
+/// known blockers (a closed issue that still carries the label included); `agents` sizes
+/// the waves.
 pub fn plan(
     issues: &[IssueSnapshot],
     trigger_label: &str,
@@ -191,10 +192,13 @@ pub fn plan(
     let mut declared: BTreeMap<IssueRef, BTreeSet<IssueRef>> = BTreeMap::new();
     let mut managed = Vec::new();
     for issue in issues {
-        let is_managed = issue
-            .labels
-            .iter()
-            .any(|l| l.eq_ignore_ascii_case(trigger_label));
+        // A closed issue keeps its labels; it is finished with (or dropped), so it blocks
+        // with its state and what its body once declared no longer adds edges.
+        let is_managed = issue.status == IssueStatus::Open
+            && issue
+                .labels
+                .iter()
+                .any(|l| l.eq_ignore_ascii_case(trigger_label));
         let mut node =
             IssueNode::new(issue.reference.clone(), issue.status).titled(issue.title.clone());
         node.managed = is_managed;

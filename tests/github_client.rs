@@ -196,13 +196,8 @@ async fn rate_limits_and_calls_are_in_the_metrics() {
 async fn every_request_asks_for_githubs_media_type() {
     let github = seeded().await;
     client(&github).await.issue(&issue(1)).await.unwrap();
-    let requests = github.requests();
-    assert!(
-        requests
-            .iter()
-            .all(|r| r.accept == "application/vnd.github+json"),
-        "{requests:#?}"
-    );
+    let missing = github.requests_without_githubs_headers();
+    assert!(missing.is_empty(), "{missing:#?}");
 }
 
 mod app_auth {
@@ -319,6 +314,79 @@ mod app_auth {
         assert_eq!(tokens_issued(&github), 2);
         let last = github.requests().last().cloned().unwrap();
         assert_eq!(last.authorization, "Bearer ghs_installation42_2");
+    }
+
+    /// Every request carries `Accept`, `X-GitHub-Api-Version` and the `User-Agent`, whoever
+    /// builds it: REST and GraphQL through our client, the installation lookup with the
+    /// App's JWT, and the installation-token exchange octocrab makes on its own (before,
+    /// that one carried neither `Accept` nor the API version); on github.com and on GitHub
+    /// Enterprise Server, whose GraphQL goes through a client of its own.
+    #[tokio::test]
+    async fn every_request_carries_githubs_headers_the_token_exchange_included() {
+        for suffix in ["", "/api/v3"] {
+            let github = seeded().await;
+            github
+                .state
+                .lock()
+                .unwrap()
+                .installations
+                .insert("acme/api".into(), 42);
+            let config = GithubConfig {
+                api_url: format!("{}{suffix}", github.url),
+                app_id: Some(1234),
+                private_key: Some(Secret::new(KEY)),
+                ..GithubConfig::default()
+            };
+            let repo: RepoName = "acme/api".parse().unwrap();
+            let client = GitHub::for_repository_with(&config, &repo, quick())
+                .await
+                .unwrap();
+            client.issue(&issue(1)).await.unwrap();
+            client.open_issues_labeled(&repo, "codegen").await.unwrap();
+            client.project_items(&issue(1), "Status").await.unwrap();
+            client
+                .add_labels(&issue(1), &["codegen:queued"])
+                .await
+                .unwrap();
+            let paths: Vec<String> = github.requests().into_iter().map(|r| r.path).collect();
+            for expected in [
+                "/repos/acme/api/installation",
+                "/app/installations/42/access_tokens",
+                "/repos/acme/api/issues/1",
+                "/repos/acme/api/issues/1/labels",
+                "graphql",
+            ] {
+                assert!(
+                    paths.iter().any(|p| p.ends_with(expected)),
+                    "{suffix}: no request to {expected}: {paths:#?}"
+                );
+            }
+            let missing = github.requests_without_githubs_headers();
+            assert!(missing.is_empty(), "{suffix}: {missing:#?}");
+        }
+    }
+
+    /// The manifest conversion is made before any credentials exist; it carries them too.
+    #[tokio::test]
+    async fn the_manifest_conversion_carries_githubs_headers() {
+        let github = FakeGithub::start().await;
+        github
+            .state
+            .lock()
+            .unwrap()
+            .manifest_codes
+            .push("code1".into());
+        let config = GithubConfig {
+            api_url: github.url.clone(),
+            ..GithubConfig::default()
+        };
+        let registration = codegen_orchestrator::github::convert_manifest(&config, "code1")
+            .await
+            .unwrap();
+        assert_eq!(registration.id, 424242);
+        assert_eq!(github.requests().len(), 1);
+        let missing = github.requests_without_githubs_headers();
+        assert!(missing.is_empty(), "{missing:#?}");
     }
 
     #[tokio::test]

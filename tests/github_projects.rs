@@ -1,6 +1,8 @@
 //! Projects v2 over GraphQL against the fake: the `Status` field set on every project an
 //! issue is on, with the right ids, looked up once per project; a project without the
-//! field is skipped, an unknown option reported; GitHub Enterprise's `/api/graphql`.
+//! field is skipped, an unknown option reported; GitHub Enterprise's `/api/graphql`; a
+//! board GitHub refuses the App (partial data with `FORBIDDEN`) skipped alone and said once
+//! in the status comment.
 
 mod support;
 
@@ -12,6 +14,7 @@ use codegen_orchestrator::github::GitHub;
 use codegen_orchestrator::github::graphql::ProjectUpdate;
 use serde_json::json;
 use support::fake_github::{FakeGithub, FakeProject};
+use support::world::{MAINTAINER, World};
 
 fn issue() -> IssueRef {
     IssueRef::new("acme/api".parse().unwrap(), 1)
@@ -217,4 +220,146 @@ async fn the_pull_requests_that_close_an_issue() {
     );
     assert_eq!(pulls[0].head_ref, "codegen/1-one");
     assert_eq!(pulls[0].state, "OPEN");
+}
+
+/// GitHub answers the items query with partial data when one board of several is out of
+/// reach: `null` for its item and a `FORBIDDEN` error whose path points there. The other
+/// boards are read and set; the refused one is reported, not the whole update failed.
+#[tokio::test]
+async fn a_board_out_of_reach_is_skipped_and_the_others_are_set() {
+    let (github, client) = setup("").await;
+    github
+        .state
+        .lock()
+        .unwrap()
+        .forbidden_projects
+        .insert("PVT_sprint".into());
+    let updates = client
+        .set_project_status(&issue(), "Status", "In Progress")
+        .await
+        .unwrap();
+    assert_eq!(
+        updates,
+        [
+            ProjectUpdate::NoSuchField {
+                project: "Bug triage".into()
+            },
+            ProjectUpdate::Set {
+                project: "Roadmap".into()
+            },
+            ProjectUpdate::Unreachable {
+                project: None,
+                message: "Resource not accessible by integration".into()
+            },
+        ]
+    );
+    let mutations = github.state.lock().unwrap().mutations.clone();
+    assert_eq!(mutations.len(), 1, "{mutations:#?}");
+    assert_eq!(mutations[0].1["project"], "PVT_roadmap");
+    let items = client.project_items(&issue(), "Status").await.unwrap();
+    let titles: Vec<&str> = items.iter().map(|i| i.project_title.as_str()).collect();
+    assert_eq!(titles, ["Bug triage", "Roadmap"]);
+}
+
+/// A board the App may read but not write refuses the mutation alone.
+#[tokio::test]
+async fn a_read_only_board_refuses_the_write_and_only_it_is_skipped() {
+    let (github, client) = setup("").await;
+    github
+        .state
+        .lock()
+        .unwrap()
+        .read_only_projects
+        .insert("PVT_roadmap".into());
+    let updates = client
+        .set_project_status(&issue(), "Status", "Done")
+        .await
+        .unwrap();
+    assert!(
+        updates.contains(&ProjectUpdate::Unreachable {
+            project: Some("Roadmap".into()),
+            message: "Resource not accessible by integration".into()
+        }),
+        "{updates:#?}"
+    );
+    assert!(
+        updates.contains(&ProjectUpdate::Set {
+            project: "Sprint 12".into()
+        }),
+        "{updates:#?}"
+    );
+}
+
+/// Errors other than a refused board still fail the read: nothing is guessed from them.
+#[tokio::test]
+async fn other_graphql_errors_still_fail_the_update() {
+    let (github, client) = setup("").await;
+    github.script(
+        "/graphql",
+        200,
+        &[],
+        json!({"data": {"repository": null}, "errors": [{"type": "NOT_FOUND", "path": ["repository"],
+            "locations": [{"line": 2, "column": 3}], "message": "Could not resolve to a Repository with the name 'acme/api'."}]}),
+    );
+    let err = client
+        .set_project_status(&issue(), "Status", "Done")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("Could not resolve"), "{err}");
+}
+
+/// Through the whole app: the reachable board follows the issue, and the status comment
+/// says once that the other one could not be updated, across several updates.
+#[tokio::test]
+async fn the_status_comment_says_once_that_a_board_is_out_of_reach() {
+    let world = World::start().await;
+    world.add_issue("acme/api", 1, "Schema", "", &[]);
+    world.add_issue("acme/api", 2, "API", "Depends on #1", &[]);
+    let states = ["Blocked", "Todo", "In Progress", "Done", "Failed"];
+    world.add_project(
+        "PVT_road",
+        "Roadmap",
+        &states,
+        &[("acme/api", 1), ("acme/api", 2)],
+    );
+    world.add_project("PVT_private", "Private", &states, &[("acme/api", 1)]);
+    world
+        .github
+        .state
+        .lock()
+        .unwrap()
+        .forbidden_projects
+        .insert("PVT_private".into());
+    world.label("acme/api", 1, "codegen", MAINTAINER).await;
+    world.label("acme/api", 2, "codegen", MAINTAINER).await;
+    assert_eq!(
+        world.project_status("PVT_road", "acme/api", 1).as_deref(),
+        Some("In Progress")
+    );
+    assert_eq!(world.project_status("PVT_private", "acme/api", 1), None);
+    let status = world.status_comments("acme/api", 1);
+    assert_eq!(status.len(), 1, "{status:#?}");
+    let note = "GitHub does not let the App reach it (\"Resource not accessible by integration\")";
+    assert_eq!(status[0].matches(note).count(), 1, "{}", status[0]);
+    assert!(status[0].contains("**running**"), "{}", status[0]);
+
+    // The run finishes: the state changes, the board is refused again, and the note is
+    // still said once.
+    let run = world.run_of("acme/api", 1);
+    world.codegen.finish(run, "COMPLETE", None);
+    world.tick().await;
+    assert_eq!(
+        world.project_status("PVT_road", "acme/api", 1).as_deref(),
+        Some("Done")
+    );
+    let status = world.status_comments("acme/api", 1);
+    assert_eq!(status.len(), 1, "{status:#?}");
+    assert!(status[0].contains("**done**"), "{}", status[0]);
+    assert_eq!(status[0].matches(note).count(), 1, "{}", status[0]);
+    // The issue that is on the reachable board only has no such note.
+    let other = world.status_comments("acme/api", 2);
+    assert!(
+        !other.concat().contains("does not let the App reach"),
+        "{other:#?}"
+    );
 }

@@ -131,6 +131,56 @@ async fn plans_a_repository_with_a_token() {
     );
 }
 
+/// A blocker that was closed but still carries the trigger label is finished work: it
+/// blocks with its state, and what its body once declared adds no edge (here it would
+/// close a cycle and hold #1 back).
+#[tokio::test]
+async fn a_closed_blocker_with_the_trigger_label_is_a_blocker_not_a_managed_issue() {
+    let github = FakeGithub::start().await;
+    github.add_issue("acme/api", 1, "Endpoints", "Depends on #5", &["codegen"]);
+    github.add_issue("acme/api", 2, "Limits", "Depends on #6", &["codegen"]);
+    github.add_issue("acme/api", 5, "Schema", "Needs #1 reviewed", &["codegen"]);
+    github.close("acme/api", 5, "completed");
+    github.add_issue("acme/api", 6, "Old idea", "", &["codegen"]);
+    github.close("acme/api", 6, "not_planned");
+    let envs = || {
+        vec![
+            ("GITHUB_API_URL", github.url.clone()),
+            ("GITHUB_TOKEN", "ghp_test_token".to_owned()),
+        ]
+    };
+    let output = run(envs(), &["--repo", "acme/api", "--format", "json"]).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let issue = |r: &str| {
+        report["issues"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["ref"] == r)
+            .cloned()
+            .unwrap_or_else(|| panic!("{r} missing from {report:#}"))
+    };
+    for (reference, state) in [
+        ("acme/api#5", "closed_completed"),
+        ("acme/api#6", "closed_not_planned"),
+    ] {
+        assert_eq!(issue(reference)["managed"], false, "{report:#}");
+        assert_eq!(issue(reference)["state"], state, "{report:#}");
+    }
+    assert_eq!(report["cycles"], serde_json::json!([]), "{report:#}");
+    assert_eq!(report["order"], serde_json::json!(["acme/api#1"]));
+
+    let output = run(envs(), &["--repo", "acme/api"]).await;
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("Issues: 4 (2 managed)"), "{text}");
+    assert!(
+        text.contains("acme/api#2: blocked by acme/api#6 (closed as not planned)"),
+        "{text}"
+    );
+}
+
 #[tokio::test]
 async fn plans_a_repository_as_a_github_app_installation() {
     let github = FakeGithub::start().await;

@@ -135,6 +135,43 @@ async fn refused_requests_get_their_status_and_store_nothing() {
     assert_eq!(app.stored().await, 0, "a refused request was stored");
 }
 
+/// serde_json checks UTF-8 only in the strings it keeps, so raw invalid bytes inside a
+/// field the door does not read (an issue body) used to be stored and fail the processor.
+#[tokio::test]
+async fn a_signed_body_with_invalid_utf8_anywhere_is_refused_400() {
+    let app = TestApp::start().await;
+    let mut payload: serde_json::Value = serde_json::from_slice(&fixture(LABELED)).unwrap();
+    payload["issue"]["body"] = serde_json::json!("INVALID");
+    let valid = serde_json::to_vec(&payload).unwrap();
+    let at = valid
+        .windows(b"INVALID".len())
+        .position(|w| w == b"INVALID")
+        .unwrap();
+    let with = |bytes: &[u8]| {
+        let mut body = valid[..at].to_vec();
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(&valid[at + b"INVALID".len()..]);
+        body
+    };
+    for (what, bytes) in [
+        ("a Latin-1 byte", &b"caf\xe9"[..]),
+        ("a lone continuation byte", b"\x80"),
+        ("an encoded surrogate", b"\xed\xa0\x80"),
+        ("an overlong slash", b"\xc0\xaf"),
+        ("a truncated sequence", b"\xe2\x82"),
+    ] {
+        let (status, text) = app.deliver("issues", DELIVERY, &with(bytes)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{what}: {text}");
+        assert!(text.contains("UTF-8"), "{what}: {text}");
+    }
+    assert_eq!(app.stored().await, 0, "an invalid body was stored");
+    // The same payload in valid UTF-8 is accepted.
+    let (status, text) = app
+        .deliver("issues", DELIVERY, &with("café".as_bytes()))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{text}");
+}
+
 #[tokio::test]
 async fn a_body_over_25_mib_is_refused_413_whether_declared_or_streamed() {
     let app = TestApp::start().await;

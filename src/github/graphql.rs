@@ -1,6 +1,11 @@
 //! GitHub's GraphQL API: Projects v2 (the `Status` field of every project an issue is on),
 //! node ids from webhooks, and the pull requests that close an issue. The documents live
 //! in `graphql/*.graphql`; a test validates every one against GitHub's published schema.
+//!
+//! GitHub answers GraphQL with partial data when part of a query is out of reach: the
+//! resolved parts in `data`, null where it could not go, and an error with the `path` of
+//! each null. A Projects v2 board the App may not see comes back that way; it is skipped
+//! and reported, and the issue's other boards are still read and set.
 
 use std::collections::HashMap;
 
@@ -73,6 +78,90 @@ pub enum ProjectUpdate {
         /// The options it does have.
         available: Vec<String>,
     },
+    /// GitHub refused the App the board (`FORBIDDEN`, "Resource not accessible by
+    /// integration"); skipped, the other boards are still set.
+    Unreachable {
+        /// Which project, when GitHub said: a board hidden from the App comes back as a
+        /// null item, without its title.
+        project: Option<String>,
+        /// GitHub's message.
+        message: String,
+    },
+}
+
+/// One entry of a GraphQL answer's `errors`, as GitHub sends it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct GraphqlError {
+    /// GitHub's kind of error (`FORBIDDEN`, `NOT_FOUND`, ...); absent on some errors.
+    #[serde(rename = "type", default)]
+    pub kind: Option<String>,
+    /// Where in `data` it happened (field names and list positions); empty for errors
+    /// about the whole document.
+    #[serde(default)]
+    pub path: Vec<PathSegment>,
+    /// GitHub's message.
+    pub message: String,
+}
+
+/// One step of a GraphQL error's `path`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum PathSegment {
+    /// A position in a list.
+    Index(usize),
+    /// A field, by its name (or alias).
+    Field(String),
+}
+
+impl GraphqlError {
+    /// Whether GitHub refused the credentials what the path points at.
+    pub fn is_forbidden(&self) -> bool {
+        self.kind.as_deref() == Some("FORBIDDEN")
+    }
+
+    /// The list position that follows the fields `prefix` in the path, if it goes there.
+    fn position_under(&self, prefix: &[&str]) -> Option<usize> {
+        let fields_match = self.path.len() > prefix.len()
+            && prefix
+                .iter()
+                .zip(&self.path)
+                .all(|(want, got)| matches!(got, PathSegment::Field(name) if name == want));
+        match self.path.get(prefix.len()) {
+            Some(PathSegment::Index(position)) if fields_match => Some(*position),
+            _ => None,
+        }
+    }
+}
+
+/// The messages of `errors`, for a log line or an error.
+pub(super) fn messages(errors: &[GraphqlError]) -> String {
+    errors
+        .iter()
+        .map(|e| e.message.as_str())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// A GraphQL answer that may be partial: `data` with nulls where GitHub could not go, and
+/// an error for each of them.
+#[derive(Debug)]
+pub struct Partial<T> {
+    /// What came back.
+    pub data: T,
+    /// Why parts of it are null; empty for a complete answer.
+    pub errors: Vec<GraphqlError>,
+}
+
+/// The path of an issue's project items in [`ISSUE_PROJECT_ITEMS`]'s answer.
+const PROJECT_ITEMS_PATH: &[&str] = &["repository", "issue", "projectItems", "nodes"];
+
+/// A project item as far as the App can see it.
+enum Board {
+    Reachable(ProjectItem),
+    Unreachable {
+        project: Option<String>,
+        message: String,
+    },
 }
 
 /// A single-select field with its options, as cached per project.
@@ -97,22 +186,33 @@ pub struct ClosingPullRequest {
 }
 
 impl GitHub {
-    /// Sends a GraphQL document; GraphQL errors become [`GithubError::Api`] with their
-    /// messages (rate limiting was already waited out by the retry layer).
+    /// Sends a GraphQL document; any GraphQL error fails it as [`GithubError::Graphql`]
+    /// (rate limiting was already waited out by the retry layer).
     pub async fn graphql<T: DeserializeOwned>(
         &self,
         document: &str,
         variables: Value,
     ) -> Result<T, GithubError> {
+        let answer = self.graphql_partial(document, variables).await?;
+        if answer.errors.is_empty() {
+            Ok(answer.data)
+        } else {
+            Err(GithubError::Graphql(answer.errors))
+        }
+    }
+
+    /// Sends a GraphQL document and keeps a partial answer: whatever data came back, with
+    /// the errors that explain its nulls. Without usable data the errors are the error.
+    pub async fn graphql_partial<T: DeserializeOwned>(
+        &self,
+        document: &str,
+        variables: Value,
+    ) -> Result<Partial<T>, GithubError> {
         #[derive(Deserialize)]
-        struct Response<T> {
-            data: Option<T>,
+        struct Response {
+            data: Option<Value>,
             #[serde(default)]
             errors: Vec<GraphqlError>,
-        }
-        #[derive(Deserialize)]
-        struct GraphqlError {
-            message: String,
         }
         let body = json!({ "query": document, "variables": variables });
         // Only mutations create content; queries are reads, whatever the HTTP method.
@@ -132,28 +232,47 @@ impl GitHub {
             )
             .await?
             .success()?;
-        let response: Response<T> = answer.json()?;
-        match (response.data, response.errors.is_empty()) {
-            (Some(data), true) => Ok(data),
-            (_, _) if !response.errors.is_empty() => Err(GithubError::Api {
-                status: 200,
-                message: response
-                    .errors
-                    .into_iter()
-                    .map(|e| e.message)
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            }),
-            _ => Err(GithubError::Transport("GraphQL answer without data".into())),
+        let response: Response = answer.json()?;
+        let errors = response.errors;
+        let Some(data) = response.data else {
+            return Err(if errors.is_empty() {
+                GithubError::Transport("GraphQL answer without data".into())
+            } else {
+                GithubError::Graphql(errors)
+            });
+        };
+        match serde_json::from_value(data) {
+            Ok(data) => Ok(Partial { data, errors }),
+            // A null where the reader needs a value: the errors say why.
+            Err(_) if !errors.is_empty() => Err(GithubError::Graphql(errors)),
+            Err(err) => Err(GithubError::Transport(format!(
+                "unreadable GraphQL answer: {err}"
+            ))),
         }
     }
 
-    /// The issue's items on Projects v2 boards, with the current option of `field`.
+    /// The issue's items on Projects v2 boards, with the current option of `field`; boards
+    /// the App may not see are left out.
     pub async fn project_items(
         &self,
         issue: &IssueRef,
         field: &str,
     ) -> Result<Vec<ProjectItem>, GithubError> {
+        Ok(self
+            .boards_of(issue, field)
+            .await?
+            .into_iter()
+            .filter_map(|board| match board {
+                Board::Reachable(item) => Some(item),
+                Board::Unreachable { .. } => None,
+            })
+            .collect())
+    }
+
+    /// The issue's project items in GitHub's order, each reachable or not. A partial answer
+    /// is used when every error is a refused item (`FORBIDDEN` under `projectItems.nodes`);
+    /// any other error fails the read as before.
+    async fn boards_of(&self, issue: &IssueRef, field: &str) -> Result<Vec<Board>, GithubError> {
         #[derive(Deserialize)]
         struct Data {
             repository: Option<Repository>,
@@ -171,7 +290,9 @@ impl GitHub {
         #[serde(rename_all = "camelCase")]
         struct Item {
             id: String,
-            project: Project,
+            // Non-null in the schema; optional so that a refusal GitHub reports on the
+            // project alone, without nulling the item, is read as well.
+            project: Option<Project>,
             field_value_by_name: Option<FieldValue>,
         }
         #[derive(Deserialize)]
@@ -189,22 +310,45 @@ impl GitHub {
             "number": issue.number,
             "field": field,
         });
-        let data: Data = self.graphql(ISSUE_PROJECT_ITEMS, variables).await?;
-        let items = data
+        let answer: Partial<Data> = self.graphql_partial(ISSUE_PROJECT_ITEMS, variables).await?;
+        let mut refused: HashMap<usize, String> = HashMap::new();
+        for error in &answer.errors {
+            match error.position_under(PROJECT_ITEMS_PATH) {
+                Some(position) if error.is_forbidden() => {
+                    refused.entry(position).or_insert(error.message.clone());
+                }
+                _ => return Err(GithubError::Graphql(answer.errors)),
+            }
+        }
+        let items = answer
+            .data
             .repository
             .and_then(|r| r.issue)
             .map(|i| i.project_items.nodes)
             .unwrap_or_default();
-        Ok(items
-            .into_iter()
-            .flatten()
-            .map(|item| ProjectItem {
+        let mut boards = Vec::new();
+        for (position, item) in items.into_iter().enumerate() {
+            let project = item.as_ref().and_then(|i| i.project.as_ref());
+            if let Some(message) = refused.remove(&position) {
+                let project = project.map(|p| p.title.clone());
+                tracing::warn!(%issue, position, ?project, message,
+                    "GitHub refused the App a project board of the issue; skipped");
+                boards.push(Board::Unreachable { project, message });
+                continue;
+            }
+            // A null without an error to explain it says nothing usable.
+            let Some(item) = item else { continue };
+            let Some(project) = item.project else {
+                continue;
+            };
+            boards.push(Board::Reachable(ProjectItem {
                 item_id: item.id,
-                project_id: item.project.id,
-                project_title: item.project.title,
+                project_id: project.id,
+                project_title: project.title,
                 current: item.field_value_by_name.and_then(|v| v.name),
-            })
-            .collect())
+            }));
+        }
+        Ok(boards)
     }
 
     /// Sets the single-select `field` to `option` on every project the issue is an item
@@ -216,13 +360,31 @@ impl GitHub {
         option: &str,
     ) -> Result<Vec<ProjectUpdate>, GithubError> {
         let mut updates = Vec::new();
-        for item in self.project_items(issue, field).await? {
+        for board in self.boards_of(issue, field).await? {
+            let item = match board {
+                Board::Reachable(item) => item,
+                Board::Unreachable { project, message } => {
+                    updates.push(ProjectUpdate::Unreachable { project, message });
+                    continue;
+                }
+            };
             let project = item.project_title.clone();
             if item.current.as_deref() == Some(option) {
                 updates.push(ProjectUpdate::Unchanged { project });
                 continue;
             }
-            let fields = self.single_select_fields(&item.project_id).await?;
+            // A board can be readable as an item of the issue yet refuse its fields or
+            // the write (read-only access): that board alone is skipped.
+            let fields = match self.single_select_fields(&item.project_id).await {
+                Ok(fields) => fields,
+                Err(GithubError::Graphql(errors))
+                    if errors.iter().all(GraphqlError::is_forbidden) =>
+                {
+                    updates.push(unreachable(issue, project, &errors));
+                    continue;
+                }
+                Err(err) => return Err(err),
+            };
             let Some(found) = fields.iter().find(|f| f.name == field) else {
                 tracing::warn!(%issue, project, field, "the project has no such single-select field; skipped");
                 updates.push(ProjectUpdate::NoSuchField { project });
@@ -241,8 +403,15 @@ impl GitHub {
                 "field": found.id,
                 "option": option_id,
             });
-            let _: Value = self.graphql(SET_SINGLE_SELECT, variables).await?;
-            updates.push(ProjectUpdate::Set { project });
+            match self.graphql::<Value>(SET_SINGLE_SELECT, variables).await {
+                Ok(_) => updates.push(ProjectUpdate::Set { project }),
+                Err(GithubError::Graphql(errors))
+                    if errors.iter().all(GraphqlError::is_forbidden) =>
+                {
+                    updates.push(unreachable(issue, project, &errors));
+                }
+                Err(err) => return Err(err),
+            }
         }
         Ok(updates)
     }
@@ -359,6 +528,16 @@ impl GitHub {
             cache.insert(project_id.to_owned(), fields.clone());
         }
         Ok(fields)
+    }
+}
+
+/// The update of a board that refused a read or a write (`errors` are all `FORBIDDEN`).
+fn unreachable(issue: &IssueRef, project: String, errors: &[GraphqlError]) -> ProjectUpdate {
+    let message = messages(errors);
+    tracing::warn!(%issue, project, message, "GitHub refused the App a project board; skipped");
+    ProjectUpdate::Unreachable {
+        project: Some(project),
+        message,
     }
 }
 

@@ -404,7 +404,7 @@ impl GitHub {
             }
             // The standard headers come from the client (see `client_builder`); adding
             // them here too would send each twice.
-            let mut builder = Request::builder().method(method.clone()).uri(route).header(ACCEPT, MEDIA_TYPE);
+            let mut builder = Request::builder().method(method.clone()).uri(route);
             if own_auth {
                 builder = builder.header(AUTHORIZATION, self.bearer().await?);
             }
@@ -414,7 +414,7 @@ impl GitHub {
             if let Some((etag, _)) = &cached {
                 builder = builder.header(IF_NONE_MATCH, etag.clone());
             }
-            let request = client.build_request(builder, body).map_err(GithubError::from_octocrab)?; let _ = with_body; let _ = HeaderName::from_static("x"); let _ = API_VERSION;
+            let request = with_body(builder, body)?;
             let wait = match client.execute(request).await {
                 Ok(response) => {
                     let (parts, body) = response.into_parts();
@@ -731,7 +731,11 @@ fn client_builder(
     Ok(Octocrab::builder()
         .base_uri(base_uri)?
         .add_header(USER_AGENT_HEADER, USER_AGENT.to_owned())
-        )
+        .add_header(ACCEPT, MEDIA_TYPE.to_owned())
+        .add_header(
+            HeaderName::from_static("x-github-api-version"),
+            API_VERSION.to_owned(),
+        ))
 }
 
 /// The builder of a client for `github.api_url`.

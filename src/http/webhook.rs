@@ -35,6 +35,8 @@ enum Rejection {
     Unreadable,
     #[error(transparent)]
     Signature(#[from] signature::SignatureError),
+    #[error("body is not valid UTF-8 (at byte {0}); GitHub sends JSON in UTF-8")]
+    InvalidUtf8(usize),
     #[error("body is not valid JSON: {0}")]
     InvalidJson(String),
     #[error("the delivery could not be stored; please redeliver")]
@@ -49,6 +51,7 @@ impl Rejection {
             | Self::BadDeliveryId(_)
             | Self::BadEventName
             | Self::Unreadable
+            | Self::InvalidUtf8(_)
             | Self::InvalidJson(_) => StatusCode::BAD_REQUEST,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Timeout => StatusCode::REQUEST_TIMEOUT,
@@ -141,8 +144,13 @@ async fn accept(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Acc
     if !events::is_supported(event) {
         return Ok(Accepted::IgnoredEvent);
     }
+    // serde_json checks UTF-8 only in the strings it keeps: a raw invalid byte inside a
+    // field the envelope skips (an issue body) would pass here and fail the processor
+    // later. Checking the whole body is one linear pass.
+    let text =
+        std::str::from_utf8(&body).map_err(|err| Rejection::InvalidUtf8(err.valid_up_to()))?;
     let envelope: Envelope =
-        serde_json::from_slice(&body).map_err(|err| Rejection::InvalidJson(err.to_string()))?;
+        serde_json::from_str(text).map_err(|err| Rejection::InvalidJson(err.to_string()))?;
     let delivery = NewDelivery {
         id: delivery_id,
         event: event.to_owned(),
