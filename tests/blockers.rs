@@ -34,7 +34,10 @@ async fn a_blocker_in_a_repository_the_app_cannot_see_still_blocks_until_it_clos
     world.add_issue("acme/api", 2, "API", "", &[]);
     link(&world, "acme/api", 2, "secret/infra", 9);
     world.label("acme/api", 2, "codegen", MAINTAINER).await;
-    assert!(world.launches().is_empty(), "launched past an unseen blocker");
+    assert!(
+        world.launches().is_empty(),
+        "launched past an unseen blocker"
+    );
     let status = &world.status_comments("acme/api", 2)[0];
     assert!(status.contains("**blocked**"), "{status}");
     assert!(
@@ -117,7 +120,10 @@ async fn a_suspended_installation_launches_nothing_until_unsuspended_even_after_
     );
     let world = world.restart().await;
     world.reconcile().await;
-    assert!(world.launches().is_empty(), "a restart forgot the suspension");
+    assert!(
+        world.launches().is_empty(),
+        "a restart forgot the suspension"
+    );
     world
         .send("installation", &installation_payload("unsuspend"))
         .await;
@@ -130,13 +136,18 @@ fn running(world: &World) -> Vec<String> {
         .runs()
         .iter()
         .filter(|r| !matches!(r.status.as_str(), "COMPLETE" | "FAILED" | "CANCELLED"))
-        .map(|r| format!("{}#{}", r.metadata["repository"].as_str().unwrap(), r.metadata["issue_number"]))
+        .map(|r| {
+            format!(
+                "{}#{}",
+                r.metadata["repository"].as_str().unwrap(),
+                r.metadata["issue_number"]
+            )
+        })
         .collect()
 }
 
 #[tokio::test]
-async fn removed_repositories_and_a_deleted_installation_stop_their_agents_and_are_forgotten()
-{
+async fn removed_repositories_and_a_deleted_installation_stop_their_agents_and_are_forgotten() {
     let world = World::start_with(|config| config.codegen.max_concurrent_agents = 5).await;
     world.add_issue("acme/api", 1, "Schema", "", &[]);
     world.add_issue("acme/web", 2, "Page", "", &[]);
@@ -149,11 +160,20 @@ async fn removed_repositories_and_a_deleted_installation_stop_their_agents_and_a
     ))
     .unwrap();
     removed["installation"]["id"] = serde_json::json!(INSTALLATION);
-    removed["repositories_removed"] =
-        serde_json::json!([{"id": 2, "node_id": "R_2", "name": "web", "full_name": "acme/web", "private": true}]);
-    world.github.state.lock().unwrap().installations.remove("acme/web");
+    removed["repositories_removed"] = serde_json::json!([{"id": 2, "node_id": "R_2", "name": "web", "full_name": "acme/web", "private": true}]);
+    world
+        .github
+        .state
+        .lock()
+        .unwrap()
+        .installations
+        .remove("acme/web");
     world.send("installation_repositories", &removed).await;
-    assert_eq!(running(&world), ["acme/api#1"], "acme/web's agent still runs");
+    assert_eq!(
+        running(&world),
+        ["acme/api#1"],
+        "acme/web's agent still runs"
+    );
     let known: Vec<String> = world
         .app
         .store

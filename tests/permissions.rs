@@ -128,7 +128,9 @@ async fn bots_are_refused_unless_their_app_is_trusted_and_never_by_login() {
     world.reconcile().await;
     assert!(world.launches().is_empty());
     // The trusted App's bot: GitHub's events name the App, and it is trusted.
-    world.label("acme/api", 3, "codegen", "codegen-sh[bot]").await;
+    world
+        .label("acme/api", 3, "codegen", "codegen-sh[bot]")
+        .await;
     assert_eq!(world.launches(), ["acme/api#3 (attempt 1)"]);
 }
 
@@ -146,7 +148,8 @@ async fn commands_count_by_the_person_or_a_trusted_app_never_by_the_posting_app(
             world.github.state.lock().unwrap().issues[&("acme/api".into(), n)].clone();
         payload["comment"]["id"] = json!(7_000 + n);
         payload["comment"]["body"] = json!("/codegen run");
-        payload["comment"]["user"] = json!({"login": login, "id": support::world::user_id(login), "type": kind});
+        payload["comment"]["user"] =
+            json!({"login": login, "id": support::world::user_id(login), "type": kind});
         payload["comment"]["performed_via_github_app"] = app;
         payload["installation"] = json!({"id": INSTALLATION});
         payload["repository"]["full_name"] = json!("acme/api");
@@ -156,7 +159,10 @@ async fn commands_count_by_the_person_or_a_trusted_app_never_by_the_posting_app(
     let slack = json!({"id": 31337, "slug": "slack"});
     // A maintainer typing in Slack: the Slack App posts, the maintainer commands.
     world
-        .send("issue_comment", &command(1, MAINTAINER, "User", slack.clone()))
+        .send(
+            "issue_comment",
+            &command(1, MAINTAINER, "User", slack.clone()),
+        )
         .await;
     assert_eq!(world.launches(), ["acme/api#1 (attempt 1)"]);
     // A reader typing in Slack is refused, politely.
@@ -197,4 +203,29 @@ async fn a_reopened_issue_is_judged_by_who_labelled_it_not_who_reopened_it() {
     // The maintainer reopens it (the world's reopen is sent by the maintainer).
     world.reopen("acme/api", 1).await;
     assert!(world.launches().is_empty());
+}
+
+#[tokio::test]
+async fn a_labelled_blocker_read_for_a_dependent_is_not_started_on_its_label() {
+    let world = World::start().await;
+    // #1 carries the label from an issue form (a reader opened it); no webhook was seen.
+    world.add_issue("acme/api", 1, "Schema", "", &[]);
+    {
+        let mut state = world.github.state.lock().unwrap();
+        let issue = state.issues.get_mut(&("acme/api".into(), 1)).unwrap();
+        issue["labels"] = json!([{"id": 1, "node_id": "LA_1", "url": "", "name": "codegen", "color": "ededed", "default": false, "description": null}]);
+        state.record_labeled(
+            "acme/api",
+            1,
+            "codegen",
+            support::fake_github::person(READER, 202),
+            None,
+        );
+    }
+    world.add_issue("acme/api", 2, "API", "Depends on #1", &[]);
+    world.label("acme/api", 2, "codegen", MAINTAINER).await;
+    world.reconcile().await;
+    assert!(world.launches().is_empty(), "{:?}", world.launches());
+    assert!(world.status_comments("acme/api", 2)[0].contains("acme/api#1 Schema — open"));
+    assert!(refusals(&world, "acme/api", 1)[0].contains("@reader"));
 }

@@ -147,8 +147,7 @@ impl Bot {
                 repos,
                 ..
             } => self.welcome(state, installation, &repos).await,
-            Event::Label { .. }
-            | Event::Ping { .. } => Ok(()),
+            Event::Label { .. } | Event::Ping { .. } => Ok(()),
         }
     }
 
@@ -207,9 +206,7 @@ impl Bot {
             }
             // Body or labels changed (dependencies, priority, estimate), or it was opened.
             _ => {
-                let counted = self
-                    .tracked(state, id, reference)
-                    .map(|t| t.open_blockers);
+                let counted = self.tracked(state, id, reference).map(|t| t.open_blockers);
                 self.observe(state, id, reference, Facts::from(issue))
                     .await?;
                 let managed = self
@@ -300,8 +297,7 @@ impl Bot {
             .iter()
             .filter(|b| b.status == IssueStatus::Open)
             .count() as u32;
-        let references: BTreeSet<IssueRef> =
-            native.iter().map(|b| b.reference.clone()).collect();
+        let references: BTreeSet<IssueRef> = native.iter().map(|b| b.reference.clone()).collect();
         let installation = installation_mut(state, id, &self.inner.settings);
         for blocker in native {
             let reference = blocker.reference.clone();
@@ -459,7 +455,11 @@ impl Bot {
         comment: &Comment,
     ) -> Result<(), BotError> {
         let author = &comment.author;
-        if comment.via_app.as_ref().is_some_and(|app| self.is_this_app(app)) {
+        if comment
+            .via_app
+            .as_ref()
+            .is_some_and(|app| self.is_this_app(app))
+        {
             return Ok(()); // this App's own comments
         }
         // A bot's comment commands only when GitHub names a trusted App as its author; a
@@ -1071,8 +1071,8 @@ impl Bot {
             Some(tracked) if tracked.managed => {
                 // Dependency edits leave `updated_at` alone: the blocker count is compared
                 // too, and a changed count means the native blockers are read again.
-                let recount = facts.open_blockers.is_some()
-                    && facts.open_blockers != tracked.open_blockers;
+                let recount =
+                    facts.open_blockers.is_some() && facts.open_blockers != tracked.open_blockers;
                 let changed = tracked.body != facts.body
                     || tracked.labels != facts.labels
                     || tracked.status != facts.status
@@ -1092,9 +1092,7 @@ impl Bot {
                 let trigger = self.repo(state, &issue.repo).trigger_label;
                 match self.label_verdict(id, &issue, &trigger, None).await? {
                     Verdict::Allowed => self.manage(state, id, &issue, facts).await,
-                    Verdict::Refused(actor) => {
-                        self.refuse(state, id, &issue, facts, &actor).await
-                    }
+                    Verdict::Refused(actor) => self.refuse(state, id, &issue, facts, &actor).await,
                 }
             }
         }

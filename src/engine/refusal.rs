@@ -28,7 +28,9 @@ pub fn render_refusal(label: &str, actor: &Actor, command: &str) -> String {
     let _ = writeln!(out, "### 🚫 codegen-orchestrator: **not started**\n");
     let who = actor_name(actor);
     let why = match actor {
-        Actor::Person(_) => "who cannot start agents (write, maintain or admin permission on the repository is needed)",
+        Actor::Person(_) => {
+            "who cannot start agents (write, maintain or admin permission on the repository is needed)"
+        }
         Actor::App { .. } => {
             "which cannot start agents (only Apps listed in `orchestrator.trusted_apps` can)"
         }

@@ -81,7 +81,11 @@ fn issues_decode_as_the_schema_allows() {
     let Event::IssueDependency { blocked, .. } = event.kind else {
         panic!("not a dependency event: {event:?}")
     };
-    assert_eq!(blocked.open_blockers, Some(1), "the fixture's summary after the link");
+    assert_eq!(
+        blocked.open_blockers,
+        Some(1),
+        "the fixture's summary after the link"
+    );
 }
 
 #[test]
