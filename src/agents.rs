@@ -8,10 +8,20 @@
 //! and storing it, the row stays `launching` with a lease; once the lease runs out,
 //! [`Agents::recover`] looks for a run carrying the row's metadata and adopts it, and only
 //! creates one if there is none.
+//!
+//! Stopping: Codegen has no per-run stop. Its ban (`POST .../agent/run/ban`) flags the run's
+//! pull request against automatic check fixing and stops every agent on that pull request.
+//! A cancel, a timeout, an unlabelled or closed issue record the attempt as ended first, so
+//! nothing the run reports afterwards (a late `COMPLETE` with a pull request) counts, then
+//! ban the run. The ban is only the means to stop, so it is remembered in the store and
+//! lifted (`.../agent/run/unban`) by [`Agents::poll`] once Codegen reports the run stopped;
+//! a ban Codegen did not confirm is asked for again there.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
 
 use crate::codegen::{AgentRun, Codegen, CodegenError, NewRun, RunMetadata};
 use crate::domain::{AgentStatus, InstallationId, IssueRef, RunId};
@@ -20,6 +30,20 @@ use crate::telemetry::names;
 
 /// After a 402, launches for the installation pause this long before one tries again.
 const QUOTA_PAUSE: Duration = Duration::from_secs(900);
+/// Store settings `codegen-ban:<run id>`: the runs this App banned to stop them.
+const BAN_PREFIX: &str = "codegen-ban:";
+/// A ban Codegen did not confirm is asked for again by a poll this much later (sooner
+/// would only race the request still being retried).
+const BAN_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// A ban this App placed to stop a run, kept until it is lifted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct BanMark {
+    /// Whether Codegen confirmed the ban.
+    placed: bool,
+    /// Unix ms of the last request.
+    since: i64,
+}
 
 /// One launch to make.
 #[derive(Debug, Clone)]
@@ -160,11 +184,18 @@ impl Agents {
     }
 
     /// Reads the state of every running run (one list call when there are many) and
-    /// records those that ended; a run past `run_timeout` is stopped and recorded as
-    /// timed out.
+    /// records those that ended; a run past `run_timeout` is recorded as timed out and
+    /// stopped. Bans placed to stop runs are lifted once their runs have stopped.
     pub async fn poll(&self, now: i64) -> Result<Vec<EndedRun>, StoreError> {
         let running = self.store.running_runs().await?;
-        let ids: Vec<RunId> = running.iter().filter_map(|row| row.run_id).collect();
+        let bans = self.bans().await?;
+        let ids: Vec<RunId> = running
+            .iter()
+            .filter_map(|row| row.run_id)
+            .chain(bans.iter().map(|(id, _)| *id))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
         if ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -188,12 +219,18 @@ impl Agents {
                     Some(ending(RunState::Failed, Some(reason), run))
                 }
                 AgentStatus::Running if self.timed_out(&row, now) => {
-                    self.stop(run.id).await;
                     let reason = format!(
                         "no result within {} s (codegen.run_timeout_secs); the run was stopped",
                         self.settings.run_timeout.as_secs()
                     );
-                    Some(ending(RunState::TimedOut, Some(reason), run))
+                    // Recorded before the ban, so that a completion reported while Codegen
+                    // stops the run cannot overwrite the timeout.
+                    let timed_out = ending(RunState::TimedOut, Some(reason), run);
+                    if let Some(record) = self.end(&row, timed_out, now).await? {
+                        self.stop(run.id, now).await;
+                        ended.push(EndedRun { record });
+                    }
+                    continue;
                 }
                 AgentStatus::Running => None,
             };
@@ -203,10 +240,14 @@ impl Agents {
                 ended.push(EndedRun { record });
             }
         }
+        self.settle_bans(&bans, &tracked, now).await;
         Ok(ended)
     }
 
-    /// Stops the running attempt at `issue`, if any, and records it as cancelled.
+    /// Records the latest unfinished attempt at `issue` as cancelled, at once and before
+    /// Codegen is asked anything, so that whatever its run reports later (even a success
+    /// with a pull request) does not count; then bans the run to stop it. `None` when no
+    /// attempt is unfinished (a poll may just have recorded its real ending).
     pub async fn cancel(
         &self,
         issue: &IssueRef,
@@ -216,34 +257,21 @@ impl Agents {
         let Some(row) = runs.into_iter().rev().find(|row| !row.state.is_final()) else {
             return Ok(None);
         };
-        if let Some(id) = row.run_id {
-            // It may have ended since the last poll: then its real ending is recorded.
-            if let Ok(run) = self.codegen.run(id).await {
-                let ending = match run.status {
-                    AgentStatus::Succeeded => Some(ending(RunState::Succeeded, None, &run)),
-                    AgentStatus::Failed => Some(ending(
-                        RunState::Failed,
-                        Some(format!(
-                            "the agent run ended with status {}",
-                            run.raw_status.as_deref().unwrap_or("failed")
-                        )),
-                        &run,
-                    )),
-                    AgentStatus::Running => None,
-                };
-                if let Some(ending) = ending {
-                    return self.end(&row, ending, now).await;
-                }
-            }
-            self.stop(id).await;
-        }
         let ending = RunEnding {
             state: RunState::Cancelled,
             failure: Some("cancelled".into()),
             summary: None,
             pull_requests: Vec::new(),
         };
-        self.end(&row, ending, now).await
+        let Some(record) = self.end(&row, ending, now).await? else {
+            return Ok(None);
+        };
+        // Still launching: the launch finds the row cancelled when Codegen answers, and
+        // stops the run then.
+        if let Some(id) = row.run_id {
+            self.stop(id, now).await;
+        }
+        Ok(Some(record))
     }
 
     /// Lets launches for `installation` go ahead again after a quota pause.
@@ -328,7 +356,7 @@ impl Agents {
         if !recorded {
             // Cancelled while Codegen was being asked: the run must not go on alone.
             tracing::info!(issue = %row.issue, run = %run.id, "the launch was cancelled meanwhile; stopping its run");
-            self.stop(run.id).await;
+            self.stop(run.id, now).await;
             return Ok(LaunchOutcome::Taken);
         }
         tracing::info!(issue = %row.issue, attempt = row.attempt, run = %run.id, adopted, "agent run started");
@@ -378,10 +406,99 @@ impl Agents {
         }))
     }
 
-    /// Stops a run; a failure is logged, not fatal (the run may have ended on its own).
-    async fn stop(&self, id: RunId) {
-        if let Err(err) = self.codegen.stop_run(id).await {
-            tracing::warn!(run = %id, error = %err, "could not stop an agent run");
+    /// Stops a run whose attempt is already recorded as ended: remembers the ban first (so
+    /// that a failed request or a crash is made good by a later poll), then asks Codegen.
+    /// Failures are logged, not returned: the attempt's ending stands either way.
+    async fn stop(&self, id: RunId, now: i64) {
+        self.mark_ban(
+            id,
+            Some(BanMark {
+                placed: false,
+                since: now,
+            }),
+        )
+        .await;
+        self.place_ban(id, now).await;
+    }
+
+    async fn place_ban(&self, id: RunId, now: i64) {
+        match self.codegen.ban_run(id).await {
+            Ok(()) => {
+                tracing::info!(run = %id, "asked Codegen to stop the agent run (ban on its pull request)");
+                let placed = BanMark {
+                    placed: true,
+                    since: now,
+                };
+                self.mark_ban(id, Some(placed)).await;
+            }
+            Err(CodegenError::Rejected { status: 404, .. }) => {
+                tracing::info!(run = %id, "Codegen no longer knows the run; nothing to stop");
+                self.mark_ban(id, None).await;
+            }
+            Err(err) => {
+                tracing::warn!(run = %id, error = %err, "could not stop an agent run; a later poll asks again");
+            }
+        }
+    }
+
+    /// Asks again for the bans Codegen did not confirm, and lifts those whose runs have
+    /// stopped (a run Codegen no longer knows counts as stopped).
+    async fn settle_bans(
+        &self,
+        bans: &[(RunId, BanMark)],
+        tracked: &HashMap<RunId, AgentRun>,
+        now: i64,
+    ) {
+        for &(id, mark) in bans {
+            let running = tracked
+                .get(&id)
+                .is_some_and(|run| run.status == AgentStatus::Running);
+            if running {
+                let unconfirmed = now - mark.since >= BAN_RETRY_AFTER.as_millis() as i64;
+                if !mark.placed && unconfirmed {
+                    self.place_ban(id, now).await;
+                }
+                continue;
+            }
+            // Stopped. An unconfirmed ban may still have been placed: lift it all the same.
+            match self.codegen.unban_run(id).await {
+                Ok(()) | Err(CodegenError::Rejected { status: 404, .. }) => {
+                    tracing::info!(run = %id, "the run has stopped; lifted the ban that stopped it");
+                    self.mark_ban(id, None).await;
+                }
+                Err(err) => {
+                    tracing::warn!(run = %id, error = %err, "could not lift a ban; a later poll tries again");
+                }
+            }
+        }
+    }
+
+    /// The bans this App placed and has not lifted yet.
+    async fn bans(&self) -> Result<Vec<(RunId, BanMark)>, StoreError> {
+        let marks = self.store.settings_with_prefix(BAN_PREFIX).await?;
+        Ok(marks
+            .into_iter()
+            .filter_map(|(key, value)| {
+                let id = key.strip_prefix(BAN_PREFIX)?.parse().ok()?;
+                let mark = serde_json::from_str(&value).ok()?;
+                Some((RunId(id), mark))
+            })
+            .collect())
+    }
+
+    /// Records (`Some`) or forgets (`None`) the ban of run `id`. A store failure is logged:
+    /// the ban itself does not depend on it.
+    async fn mark_ban(&self, id: RunId, mark: Option<BanMark>) {
+        let key = format!("{BAN_PREFIX}{}", id.0);
+        let value = match mark.map(|mark| serde_json::to_string(&mark)).transpose() {
+            Ok(value) => value,
+            Err(err) => {
+                tracing::warn!(run = %id, error = %err, "could not write the ban of an agent run");
+                return;
+            }
+        };
+        if let Err(err) = self.store.set_setting(&key, value.as_deref()).await {
+            tracing::warn!(run = %id, error = %err, "could not record the ban of an agent run");
         }
     }
 

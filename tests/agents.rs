@@ -7,12 +7,12 @@ mod support;
 use std::time::Duration;
 
 use codegen_orchestrator::agents::{AgentSettings, Agents, Launch, LaunchOutcome};
-use codegen_orchestrator::codegen::{Codegen, CodegenTuning};
+use codegen_orchestrator::codegen::{Codegen, CodegenTuning, NewRun, RunMetadata};
 use codegen_orchestrator::config::Secret;
 use codegen_orchestrator::domain::{InstallationId, IssueRef};
 use codegen_orchestrator::store::{RunState, Store};
 use serde_json::json;
-use support::fake_codegen::{FakeCodegen, Fault, ORG, TOKEN, Target};
+use support::fake_codegen::{FakeCodegen, Fault, ORG, TOKEN, Target, USER_ID};
 
 const TIMEOUT: Duration = Duration::from_secs(3600);
 const LEASE: Duration = Duration::from_secs(300);
@@ -276,6 +276,9 @@ async fn polling_reads_statuses_in_any_case_and_times_runs_out() {
             s.agents.poll(late + 1).await.unwrap().is_empty(),
             "nothing left running"
         );
+        // They have stopped: the bans that stopped them are lifted.
+        assert!(s.fake.runs().iter().all(|r| !r.banned));
+        assert_eq!(s.fake.calls_to("POST", "/agent/run/unban"), 2);
     }
 }
 
@@ -367,5 +370,187 @@ async fn a_retry_is_a_new_attempt_and_cancel_stops_the_run() {
         );
         assert!(s.fake.runs().iter().any(|r| r.id == second && r.banned));
         assert_eq!(s.agents.cancel(&issue(1), T0 + 4).await.unwrap(), None);
+    }
+}
+
+#[tokio::test]
+async fn a_lost_launch_in_a_busy_organisation_is_adopted_from_our_own_runs() {
+    for s in setups().await {
+        // The run was created, the answer lost with the process; since then the
+        // organisation's other users started 3,000 runs.
+        s.store
+            .begin_launch(
+                InstallationId(42),
+                &issue(7),
+                1,
+                "Resolve acme/api#7",
+                T0,
+                LEASE.as_millis() as i64,
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        let lost = codegen(&s.fake)
+            .create_run(&NewRun {
+                prompt: "Resolve acme/api#7".into(),
+                metadata: RunMetadata::new(InstallationId(42), &issue(7), 1),
+                repository: "acme/api".parse().unwrap(),
+            })
+            .await
+            .unwrap();
+        s.fake.add_busy_organisation(3_000);
+        let lists_before = s.fake.calls_to("GET", "/agent/runs");
+
+        let settled = s
+            .agents
+            .recover(T0 + LEASE.as_millis() as i64 + 1)
+            .await
+            .unwrap();
+        assert!(
+            matches!(&settled[0].1, LaunchOutcome::Started { run, adopted: true, .. } if *run == lost.id),
+            "{settled:?}"
+        );
+        assert_eq!(
+            s.fake.calls_to("POST", "/agent/run"),
+            1,
+            "not launched twice"
+        );
+        assert_eq!(
+            s.fake
+                .runs()
+                .iter()
+                .filter(|r| r.user_id == USER_ID)
+                .count(),
+            1
+        );
+        assert_eq!(
+            s.fake.calls_to("GET", "/agent/runs") - lists_before,
+            1,
+            "one page of this App's runs"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_cancelled_attempt_stays_cancelled_when_its_run_completes_later() {
+    for s in setups().await {
+        let id = started_run(&s.agents.launch(&launch(1, 1), T0).await.unwrap());
+        // Codegen takes its time to answer the ban and to stop the agent; meanwhile the
+        // agent finishes with a pull request and a poll comes by.
+        s.fake.leave_banned_runs_going();
+        s.fake.push_fault(Fault {
+            target: Target::Stop,
+            status: 200,
+            body: json!({}),
+            create_anyway: false,
+            delay: Duration::from_millis(400),
+        });
+        let cancelled_issue = issue(1);
+        let (cancelled, ended) = tokio::join!(s.agents.cancel(&cancelled_issue, T0 + 1), async {
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            s.fake
+                .finish(id, "COMPLETE", Some("https://github.com/acme/api/pull/90"));
+            s.agents.poll(T0 + 2).await
+        });
+        let cancelled = cancelled
+            .unwrap()
+            .expect("the running attempt is cancelled");
+        assert_eq!(cancelled.state, RunState::Cancelled);
+        assert!(ended.unwrap().is_empty(), "no ending, so nothing unblocks");
+        assert!(s.agents.poll(T0 + 3).await.unwrap().is_empty());
+        let row = &s.store.runs_of(&issue(1)).await.unwrap()[0];
+        assert_eq!(row.state, RunState::Cancelled);
+        assert!(row.pull_requests.is_empty(), "{:?}", row.pull_requests);
+        assert!(
+            s.fake.runs().iter().all(|r| !r.banned),
+            "the run has stopped: ban lifted"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_ban_that_stopped_a_run_is_lifted_once_it_has_stopped() {
+    for s in setups().await {
+        let first = started_run(&s.agents.launch(&launch(1, 1), T0).await.unwrap());
+        s.fake
+            .finish(first, "ACTIVE", Some("https://github.com/acme/api/pull/90"));
+        s.fake.leave_banned_runs_going();
+
+        let cancelled = s.agents.cancel(&issue(1), T0 + 1).await.unwrap().unwrap();
+        assert_eq!(cancelled.state, RunState::Cancelled);
+        assert!(s.fake.runs().iter().any(|r| r.id == first && r.banned));
+        // Still going on Codegen's side: the ban stays.
+        assert!(s.agents.poll(T0 + 2).await.unwrap().is_empty());
+        assert_eq!(s.fake.calls_to("POST", "/agent/run/unban"), 0);
+        assert!(s.fake.runs().iter().any(|r| r.id == first && r.banned));
+
+        // Stopped: the ban is lifted, once.
+        s.fake.set_status(first, "CANCELLED");
+        s.agents.poll(T0 + 3).await.unwrap();
+        s.agents.poll(T0 + 4).await.unwrap();
+        let unbans: Vec<_> = s
+            .fake
+            .calls()
+            .into_iter()
+            .filter(|c| c.path.ends_with("/agent/run/unban"))
+            .collect();
+        assert_eq!(unbans.len(), 1);
+        assert_eq!(unbans[0].body, json!({"agent_run_id": first}));
+        assert!(
+            s.fake.runs().iter().all(|r| !r.banned),
+            "the pull request is free again"
+        );
+
+        // A retry runs normally, and finishing it counts.
+        let second = started_run(&s.agents.launch(&launch(1, 2), T0 + 5).await.unwrap());
+        s.fake.finish(
+            second,
+            "COMPLETE",
+            Some("https://github.com/acme/api/pull/90"),
+        );
+        let ended = s.agents.poll(T0 + 6).await.unwrap();
+        assert_eq!(ended.len(), 1);
+        assert_eq!(
+            (ended[0].record.attempt, ended[0].record.state),
+            (2, RunState::Succeeded)
+        );
+        assert_eq!(s.fake.calls_to("POST", "/agent/run/ban"), 1);
+    }
+}
+
+#[tokio::test]
+async fn a_cancel_whose_ban_fails_is_recorded_at_once_and_the_ban_is_retried() {
+    for s in setups().await {
+        let id = started_run(&s.agents.launch(&launch(1, 1), T0).await.unwrap());
+        for _ in 0..4 {
+            s.fake.fault(Target::Stop, 503, json!({}));
+        }
+        let cancelled = s.agents.cancel(&issue(1), T0 + 1).await.unwrap().unwrap();
+        assert_eq!(cancelled.state, RunState::Cancelled);
+        assert_eq!(
+            s.store.runs_of(&issue(1)).await.unwrap()[0].state,
+            RunState::Cancelled
+        );
+        assert!(
+            s.fake
+                .runs()
+                .iter()
+                .all(|r| !r.banned && r.status == "ACTIVE")
+        );
+
+        // A later poll asks Codegen again, then lifts the ban once the run has stopped.
+        s.agents.poll(T0 + 120_000).await.unwrap();
+        assert!(
+            s.fake
+                .runs()
+                .iter()
+                .any(|r| r.id == id && r.banned && r.status == "CANCELLED")
+        );
+        s.agents.poll(T0 + 121_000).await.unwrap();
+        assert!(s.fake.runs().iter().all(|r| !r.banned));
+        assert_eq!(
+            s.store.runs_of(&issue(1)).await.unwrap()[0].state,
+            RunState::Cancelled
+        );
     }
 }

@@ -9,7 +9,7 @@ use codegen_orchestrator::codegen::{Codegen, CodegenError, CodegenTuning, NewRun
 use codegen_orchestrator::config::Secret;
 use codegen_orchestrator::domain::{AgentStatus, InstallationId, IssueRef, RunId};
 use serde_json::json;
-use support::fake_codegen::{FakeCodegen, Fault, ORG, TOKEN, Target};
+use support::fake_codegen::{FakeCodegen, Fault, ORG, TOKEN, Target, USER_ID};
 
 fn tuning() -> CodegenTuning {
     CodegenTuning {
@@ -270,12 +270,18 @@ async fn many_active_runs_are_tracked_with_one_list_call() {
     }
     fake.set_status(ids[0].0, "completed");
     fake.set_status(ids[5].0, "ERROR");
+    // Others' runs, newer than ours, do not cost more pages.
+    fake.add_busy_organisation(500);
     let before = fake.calls().len();
     let tracked = codegen.track(&ids).await.unwrap();
     let calls = &fake.calls()[before..];
-    assert_eq!(calls.len(), 1, "{calls:?}");
-    assert!(calls[0].path.ends_with("/agent/runs"));
-    assert!(calls[0].query.contains("limit=100"));
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    assert_eq!(
+        calls[0].path, "/v1/users/me",
+        "read once, before the first list"
+    );
+    assert!(calls[1].path.ends_with("/agent/runs"));
+    assert!(calls[1].query.contains("limit=100"));
     assert_eq!(tracked.len(), 6);
     assert_eq!(tracked[&ids[0]].status, AgentStatus::Succeeded);
     assert_eq!(tracked[&ids[5]].status, AgentStatus::Failed);
@@ -306,25 +312,7 @@ async fn a_run_is_found_by_metadata_among_others() {
 }
 
 #[tokio::test]
-async fn a_run_is_stopped_on_cancel() {
-    let fake = FakeCodegen::start().await;
-    let codegen = client(&fake);
-    let run = codegen.create_run(&new_run("acme/api#1", 1)).await.unwrap();
-    codegen.stop_run(run.id).await.unwrap();
-    let stop = fake
-        .calls()
-        .into_iter()
-        .find(|c| c.path.ends_with("/agent/run/ban"))
-        .unwrap();
-    assert_eq!(stop.body, json!({"agent_run_id": run.id.0}));
-    assert_eq!(
-        codegen.run(run.id).await.unwrap().status,
-        AgentStatus::Failed
-    );
-}
-
-#[tokio::test]
-async fn creations_stay_within_the_rate_limit() {
+async fn creations_stay_within_the_rate_limit_at_the_server() {
     let fake = FakeCodegen::start().await;
     let window = Duration::from_millis(400);
     let tuning = CodegenTuning {
@@ -332,29 +320,22 @@ async fn creations_stay_within_the_rate_limit() {
         ..tuning()
     };
     let codegen = Codegen::with_tuning(&fake.url, ORG, &Secret::new(TOKEN), tuning).unwrap();
+    codegen.repo_id(&"acme/api".parse().unwrap()).await.unwrap();
+    // The first creation reaches Codegen 100 ms after it left; the others at once.
+    fake.delay_arrivals(&[Duration::from_millis(100)]);
     for n in 1..=7 {
         codegen
             .create_run(&new_run(&format!("acme/api#{n}"), 1))
             .await
             .unwrap();
     }
-    let times: Vec<_> = fake
-        .calls()
-        .into_iter()
-        .filter(|c| c.method == "POST")
-        .map(|c| c.at)
-        .collect();
-    assert_eq!(times.len(), 7);
-    // Allow for the network between the client's clock and the fake's.
-    let slack = Duration::from_millis(50);
-    for (i, &start) in times.iter().enumerate() {
-        let within = times[i..]
-            .iter()
-            .filter(|&&t| t < start + window - slack)
-            .count();
-        assert!(within <= 3, "{within} creations within {window:?}");
-    }
-    assert!(times[6] - times[0] >= 2 * window - slack);
+    let is_creation = |c: &support::fake_codegen::SeenCall| c.method == "POST";
+    assert_eq!(fake.calls().iter().filter(|c| is_creation(c)).count(), 7);
+    let most = fake.most_within(window, is_creation);
+    assert!(
+        most <= 3,
+        "{most} creations reached Codegen within {window:?}"
+    );
 }
 
 #[tokio::test]
@@ -366,4 +347,182 @@ async fn errors_never_show_the_token() {
     let err = codegen.run(RunId(1)).await.unwrap_err();
     assert!(matches!(err, CodegenError::Transport(_)), "{err:?}");
     assert!(!format!("{err} {err:?} {codegen:?}").contains(secret));
+}
+
+#[tokio::test]
+async fn a_lost_creation_is_found_among_our_runs_in_a_busy_organisation() {
+    let fake = FakeCodegen::start().await;
+    // The creation succeeds but its answer is lost; before the client looks for it, the
+    // organisation's other users start 3,000 runs (1,200 of them through the API too).
+    fake.push_fault(Fault {
+        target: Target::Create,
+        status: 502,
+        body: json!({"message": "Bad Gateway"}),
+        create_anyway: true,
+        delay: Duration::from_millis(300),
+    });
+    let codegen = client(&fake);
+    let creation = tokio::spawn({
+        let codegen = codegen.clone();
+        async move { codegen.create_run(&new_run("acme/api#1", 1)).await }
+    });
+    while fake.runs().is_empty() {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    fake.add_busy_organisation(3_000);
+    let run = creation.await.unwrap().unwrap();
+
+    let ours: Vec<_> = fake
+        .runs()
+        .into_iter()
+        .filter(|r| r.user_id == USER_ID)
+        .collect();
+    assert_eq!(ours.len(), 1, "created once, not again");
+    assert_eq!(run.id.0, ours[0].id, "the lost creation was adopted");
+    assert_eq!(fake.calls_to("POST", "/agent/run"), 1);
+    let lists: Vec<_> = fake
+        .calls()
+        .into_iter()
+        .filter(|c| c.path.ends_with("/agent/runs"))
+        .collect();
+    assert_eq!(
+        lists.len(),
+        1,
+        "one page of our own runs, not the organisation's"
+    );
+    assert!(
+        lists[0].query.contains(&format!("user_id={USER_ID}"))
+            && lists[0].query.contains("source_type=API"),
+        "{}",
+        lists[0].query
+    );
+    assert_eq!(fake.calls_to("GET", "/v1/users/me"), 1);
+
+    // The user id is read once per client, whatever is listed afterwards.
+    let wanted = RunMetadata::new(InstallationId(42), &issue("acme/api#1"), 1);
+    assert_eq!(codegen.find_run(&wanted).await.unwrap().unwrap().id, run.id);
+    codegen
+        .track(&[run.id, RunId(1), RunId(2), RunId(3)])
+        .await
+        .ok();
+    assert_eq!(fake.calls_to("GET", "/v1/users/me"), 1);
+}
+
+#[tokio::test]
+async fn the_token_user_is_read_through_the_retries_and_a_refusal_is_reported() {
+    let fake = FakeCodegen::start().await;
+    fake.fault(Target::Read, 503, json!({}));
+    let codegen = client(&fake);
+    assert_eq!(codegen.user_id().await.unwrap(), USER_ID);
+    assert_eq!(
+        fake.calls_to("GET", "/v1/users/me"),
+        2,
+        "one 503, then the answer"
+    );
+    assert_eq!(codegen.user_id().await.unwrap(), USER_ID);
+    assert_eq!(fake.calls_to("GET", "/v1/users/me"), 2, "cached");
+
+    let wrong = Codegen::with_tuning(&fake.url, ORG, &Secret::new("cg-wrong"), tuning()).unwrap();
+    let err = wrong.list_runs(0, 10).await.unwrap_err();
+    assert_eq!(
+        err,
+        CodegenError::Rejected {
+            status: 403,
+            message: "You do not have access to this organization.".into()
+        }
+    );
+}
+
+#[tokio::test]
+async fn reads_of_every_endpoint_stay_within_60_in_any_window_at_the_server() {
+    let fake = FakeCodegen::start().await;
+    fake.add_repo(501, "acme/api");
+    let setup = client(&fake);
+    let run = setup.create_run(&new_run("acme/api#1", 1)).await.unwrap();
+    fake.state.lock().unwrap().calls.clear();
+
+    // Codegen's 60 reads per 30 s with time running 15 times faster. The first read opens
+    // a connection and reaches Codegen 200 ms after it left; the rest follow at once.
+    let window = Duration::from_secs(2);
+    let codegen = Codegen::with_tuning(
+        &fake.url,
+        ORG,
+        &Secret::new(TOKEN),
+        CodegenTuning {
+            reads: (60, window),
+            ..tuning()
+        },
+    )
+    .unwrap();
+    fake.delay_arrivals(&[Duration::from_millis(200)]);
+    let wanted = RunMetadata::new(InstallationId(42), &issue("acme/api#1"), 1);
+    codegen.repo_id(&"acme/api".parse().unwrap()).await.unwrap();
+    for n in 0..75 {
+        match n % 3 {
+            0 => drop(codegen.run(run.id).await.unwrap()),
+            1 => drop(codegen.list_runs(0, 100).await.unwrap()),
+            _ => drop(codegen.find_run(&wanted).await.unwrap()),
+        }
+    }
+    let reads = fake.calls().iter().filter(|c| c.method == "GET").count();
+    assert!(reads > 60, "{reads} reads: enough to fill a window");
+    let most = fake.most_within(window, |c| c.method == "GET");
+    assert!(most <= 60, "{most} reads reached Codegen within {window:?}");
+}
+
+#[tokio::test]
+async fn a_ban_stops_every_agent_on_the_pull_request_until_it_is_lifted() {
+    let fake = FakeCodegen::start().await;
+    let codegen = client(&fake);
+    let ours = codegen.create_run(&new_run("acme/api#1", 1)).await.unwrap();
+    fake.finish(
+        ours.id.0,
+        "ACTIVE",
+        Some("https://github.com/acme/api/pull/9"),
+    );
+    // Someone's check-fixing agent works on the same pull request.
+    let other = fake.add_run_by(USER_ID + 1, "GITHUB_CHECK_SUITE", "ACTIVE", json!(null));
+    fake.state
+        .lock()
+        .unwrap()
+        .runs
+        .get_mut(&other)
+        .unwrap()
+        .pull_requests = fake.runs()[0].pull_requests.clone();
+
+    codegen.ban_run(ours.id).await.unwrap();
+    let ban = fake
+        .calls()
+        .into_iter()
+        .find(|c| c.path.ends_with("/agent/run/ban"))
+        .unwrap();
+    assert_eq!(ban.body, json!({"agent_run_id": ours.id.0}));
+    assert!(
+        fake.runs()
+            .iter()
+            .all(|r| r.banned && r.status == "CANCELLED")
+    );
+    assert_eq!(
+        codegen.run(ours.id).await.unwrap().status,
+        AgentStatus::Failed
+    );
+
+    codegen.unban_run(ours.id).await.unwrap();
+    let unban = fake
+        .calls()
+        .into_iter()
+        .find(|c| c.path.ends_with("/agent/run/unban"))
+        .unwrap();
+    assert_eq!(unban.body, json!({"agent_run_id": ours.id.0}));
+    assert!(fake.runs().iter().all(|r| !r.banned), "the flag is lifted");
+    assert!(
+        fake.runs().iter().all(|r| r.status == "CANCELLED"),
+        "stopped runs stay stopped"
+    );
+
+    let err = codegen.unban_run(RunId(424242)).await.unwrap_err();
+    assert!(
+        matches!(err, CodegenError::Rejected { status: 404, .. }),
+        "{err:?}"
+    );
 }

@@ -1,14 +1,17 @@
-//! The Codegen API client: create agent runs, read and list them, stop them, and resolve a
-//! GitHub repository to Codegen's integer `repo_id`.
+//! The Codegen API client: create agent runs, read and list them, ban and unban them, and
+//! resolve a GitHub repository to Codegen's integer `repo_id`.
 //!
 //! This is the one place Codegen requests are retried: 429 (no `Retry-After` is
 //! documented), 5xx and transport errors back off exponentially with jitter, up to
 //! `codegen.retry_attempts` retries. 402 (plan quota used up), 403, 404 and 422 are final
-//! and carry the API's message. The client keeps itself under the documented limits (10
-//! creations a minute, 60 reads per 30 s) so that 429s stay rare.
+//! and carry the API's message. The client keeps itself under the documented limits so
+//! that 429s stay rare: creations through one limiter (10 a minute), every other request,
+//! whatever its endpoint, through the other (60 per 30 s).
 //!
 //! Creating a run is not idempotent, so a creation whose answer was lost (a 5xx or a
-//! dropped connection) is looked up by its `metadata` before it is tried again.
+//! dropped connection) is looked up by its `metadata` before it is tried again. The runs
+//! list covers the whole organisation unless asked otherwise, so every listing is narrowed
+//! to the token's own user (`GET /v1/users/me`, read once) and to runs made through the API.
 
 mod limiter;
 mod payload;
@@ -29,12 +32,12 @@ use tokio::time::Instant;
 
 use crate::config::{CodegenConfig, Secret};
 use crate::domain::{AgentStatus, InstallationId, IssueRef, RepoName, RunId};
-pub use limiter::SlidingWindow;
-use payload::{ApiReposPage, ApiRun, ApiRunsPage, ErrorBody};
+pub use limiter::{Permit, SlidingWindow};
+use payload::{ApiReposPage, ApiRun, ApiRunsPage, ApiUser, ErrorBody};
 
 /// Runs are listed in pages of at most this many (the API's maximum).
 const PAGE_SIZE: usize = 100;
-/// How many pages of the runs list a search by metadata reads before giving up.
+/// How many pages of this token's runs a search by metadata reads before giving up.
 const SEARCH_PAGES: usize = 10;
 /// With more active runs than this, one list call tracks them all.
 const LIST_TRACKING_THRESHOLD: usize = 3;
@@ -223,8 +226,11 @@ struct Inner {
     authorization: HeaderValue,
     tuning: CodegenTuning,
     creations: SlidingWindow,
+    /// Every request that is not a creation: reads of any endpoint, bans and unbans.
     reads: SlidingWindow,
     repos: Mutex<Option<(Instant, HashMap<String, u64>)>>,
+    /// The token's user, read once from `GET /v1/users/me`.
+    user_id: tokio::sync::OnceCell<u64>,
 }
 
 impl std::fmt::Debug for Codegen {
@@ -292,6 +298,7 @@ impl Codegen {
                 creations: SlidingWindow::new(tuning.creations.0, tuning.creations.1),
                 reads: SlidingWindow::new(tuning.reads.0, tuning.reads.1),
                 repos: Mutex::new(None),
+                user_id: tokio::sync::OnceCell::new(),
             }),
         })
     }
@@ -308,8 +315,10 @@ impl Codegen {
         let path = self.org_path("/agent/run");
         let mut retry = 0;
         loop {
-            self.inner.creations.admit().await;
+            let permit = self.inner.creations.admit().await;
             let outcome = self.send_once(Method::POST, &path, Some(&body)).await;
+            // Codegen has counted it by now; the backoff and the search must not hold it.
+            drop(permit);
             let lost = match &outcome {
                 Ok(answer) if answer.status.is_success() => {
                     return Ok(decode::<ApiRun>(&answer.body)?.into_run());
@@ -344,21 +353,38 @@ impl Codegen {
         Ok(decode::<ApiRun>(&answer.body)?.into_run())
     }
 
-    /// One page of the runs this token created through the API, as Codegen orders them.
+    /// The id of the user the token belongs to, read on first use and kept. A failed read
+    /// is not kept: the next call asks again.
+    pub async fn user_id(&self) -> Result<u64, CodegenError> {
+        self.inner
+            .user_id
+            .get_or_try_init(|| async {
+                let answer = self.read("/v1/users/me").await?;
+                Ok(decode::<ApiUser>(&answer.body)?.id)
+            })
+            .await
+            .copied()
+    }
+
+    /// One page of the runs this token's user started through the API, newest first.
+    /// Codegen lists the whole organisation's runs unless told whose: without the filter a
+    /// busy organisation would bury this App's runs under everyone else's.
     pub async fn list_runs(
         &self,
         skip: usize,
         limit: usize,
     ) -> Result<Vec<AgentRun>, CodegenError> {
         let limit = limit.clamp(1, PAGE_SIZE);
+        let user_id = self.user_id().await?;
         let path = self.org_path(&format!(
-            "/agent/runs?source_type=API&skip={skip}&limit={limit}"
+            "/agent/runs?user_id={user_id}&source_type=API&skip={skip}&limit={limit}"
         ));
         let page: ApiRunsPage = decode(&self.read(&path).await?.body)?;
         Ok(page.items.into_iter().map(ApiRun::into_run).collect())
     }
 
-    /// The run created with `metadata`, searched in the most recent pages of the list.
+    /// The run created with `metadata`, searched in the most recent pages of this token's
+    /// runs.
     pub async fn find_run(&self, metadata: &RunMetadata) -> Result<Option<AgentRun>, CodegenError> {
         for page in 0..SEARCH_PAGES {
             let runs = self.list_runs(page * PAGE_SIZE, PAGE_SIZE).await?;
@@ -378,7 +404,7 @@ impl Codegen {
 
     /// The current state of each of `ids`. With many runs active, pages of the list are
     /// read (one call for up to 100 runs) and only the runs not found there are read one
-    /// by one.
+    /// by one. A run Codegen no longer knows (404) is left out of the answer.
     pub async fn track(&self, ids: &[RunId]) -> Result<HashMap<RunId, AgentRun>, CodegenError> {
         let mut found = HashMap::with_capacity(ids.len());
         let wanted: HashSet<RunId> = ids.iter().copied().collect();
@@ -402,17 +428,42 @@ impl Codegen {
             .filter(|id| !found.contains_key(id))
             .collect();
         for id in missing {
-            found.insert(id, self.run(id).await?);
+            match self.run(id).await {
+                Ok(run) => {
+                    found.insert(id, run);
+                }
+                // One vanished run must not keep every other run from being followed.
+                Err(CodegenError::Rejected { status: 404, .. }) => {
+                    tracing::warn!(run = %id, "Codegen no longer knows this run");
+                }
+                Err(err) => return Err(err),
+            }
         }
         Ok(found)
     }
 
-    /// Stops a run (Codegen calls it banning all checks of the run).
-    pub async fn stop_run(&self, id: RunId) -> Result<(), CodegenError> {
+    /// Codegen's only way to stop a run: `POST .../agent/run/ban` flags the run's pull
+    /// request against further check-suite events (automatic check fixing) and stops every
+    /// agent working on that pull request, not just this run. The flag stays until
+    /// [`Codegen::unban_run`].
+    pub async fn ban_run(&self, id: RunId) -> Result<(), CodegenError> {
         let body = serde_json::json!({ "agent_run_id": id.0 });
         self.request(Method::POST, &self.org_path("/agent/run/ban"), Some(&body))
             .await
             .map(drop)
+    }
+
+    /// Lifts the flag [`Codegen::ban_run`] put on the run's pull request, so that Codegen
+    /// handles its check suites again. Runs it stopped stay stopped.
+    pub async fn unban_run(&self, id: RunId) -> Result<(), CodegenError> {
+        let body = serde_json::json!({ "agent_run_id": id.0 });
+        self.request(
+            Method::POST,
+            &self.org_path("/agent/run/unban"),
+            Some(&body),
+        )
+        .await
+        .map(drop)
     }
 
     /// Codegen's integer id of `repo`, when Codegen knows the repository. The list is
@@ -467,6 +518,9 @@ impl Codegen {
     }
 
     /// Sends an idempotent request with retries; a non-success answer becomes an error.
+    /// Every attempt, whatever the endpoint, takes its place in the read limiter: Codegen
+    /// documents 60 per 30 s for each reading endpoint, and gives the ban and unban none of
+    /// their own, so counting them too keeps any per-token count under the limit.
     async fn request(
         &self,
         method: Method,
@@ -475,8 +529,11 @@ impl Codegen {
     ) -> Result<Answer, CodegenError> {
         let mut retry = 0;
         loop {
-            self.inner.reads.admit().await;
-            let error = match self.send_once(method.clone(), path, body).await {
+            let permit = self.inner.reads.admit().await;
+            let outcome = self.send_once(method.clone(), path, body).await;
+            // The place counts from the answer; the backoff below must not hold it.
+            drop(permit);
+            let error = match outcome {
                 Ok(answer) if answer.status.is_success() => return Ok(answer),
                 Ok(answer) => Self::error_of(&answer, retry + 1),
                 Err(err) => err,

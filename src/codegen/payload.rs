@@ -59,6 +59,12 @@ pub(super) struct ApiRunsPage {
     pub(super) items: Vec<ApiRun>,
 }
 
+/// `UserResponse`, the field used.
+#[derive(Debug, Deserialize)]
+pub(super) struct ApiUser {
+    pub(super) id: u64,
+}
+
 /// `Page[RepoResponse]`, the fields used.
 #[derive(Debug, Deserialize)]
 pub(super) struct ApiReposPage {

@@ -1,13 +1,19 @@
 //! A stateful fake of Codegen's API (the parts in `../shared/fixtures/codegen/openapi.json`
 //! the app uses), served by axum on a local port. Runs live in the fake's state; tests move
 //! them along (`set_status`), inject faults, and read what the app sent.
+//!
+//! It is as unkind as the published description: `GET .../agent/runs` lists the whole
+//! organisation's runs, newest first, in pages of at most 100, filtered by `user_id` and
+//! `source_type` only when asked; `POST .../agent/run/ban` flags the run's pull request and
+//! stops every agent on it, and the flag stays until `POST .../agent/run/unban`.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -17,6 +23,23 @@ use serde_json::{Value, json};
 pub const TOKEN: &str = "cg-test-token";
 /// The organisation the fake serves.
 pub const ORG: u64 = 77;
+/// The user `TOKEN` belongs to (`GET /v1/users/me`); runs it creates carry this user.
+pub const USER_ID: u64 = 3141;
+/// The source types `ApiAgentRunSourceType` allows.
+const SOURCE_TYPES: &[&str] = &[
+    "LOCAL",
+    "SLACK",
+    "GITHUB",
+    "GITHUB_CHECK_SUITE",
+    "GITHUB_PR_REVIEW",
+    "LINEAR",
+    "API",
+    "CHAT",
+    "JIRA",
+    "CLICKUP",
+    "MONDAY",
+    "SETUP_COMMANDS",
+];
 
 /// Which requests a fault applies to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,6 +50,8 @@ pub enum Target {
     Read,
     /// `POST .../agent/run/ban`
     Stop,
+    /// `POST .../agent/run/unban`
+    Unban,
 }
 
 /// One injected fault, used by the next matching request.
@@ -35,8 +60,8 @@ pub struct Fault {
     pub target: Target,
     pub status: u16,
     pub body: Value,
-    /// For creations: create the run anyway, then answer with the fault (a lost answer);
-    /// with status 200, the normal answer after `delay` (a slow one).
+    /// For creations: create the run anyway, then answer with the fault (a lost answer).
+    /// With status 200 (creations and bans), the normal answer after `delay` (a slow one).
     pub create_anyway: bool,
     /// Wait this long before answering (the run, if any, is created first).
     pub delay: Duration,
@@ -53,7 +78,10 @@ pub struct FakeRun {
     pub result: Option<String>,
     pub summary: Option<String>,
     pub pull_requests: Vec<Value>,
-    pub source_type: &'static str,
+    /// Who started it (`user_id` of the runs list).
+    pub user_id: u64,
+    pub source_type: String,
+    /// Its pull request is flagged against check-suite events (a ban not yet lifted).
     pub banned: bool,
 }
 
@@ -83,6 +111,12 @@ pub struct CodegenState {
     pub random_faults: Option<(f64, f64)>,
     /// Faults injected so far: (5xx, of which the run was created, 429).
     pub faults_injected: (u64, u64, u64),
+    /// A ban flags the pull request but the agents on it keep their status until a test
+    /// moves them (Codegen does not say how soon a stopped run reports it).
+    pub ban_leaves_runs_going: bool,
+    /// Network time before the server sees each of the next requests (a new connection's
+    /// handshake, a slow path): the call is recorded only after it.
+    pub arrival_delays: VecDeque<Duration>,
 }
 
 /// A running fake.
@@ -101,11 +135,14 @@ impl FakeCodegen {
             ..CodegenState::default()
         }));
         let app = Router::new()
+            .route("/v1/users/me", get(current_user))
             .route("/v1/organizations/{org}/agent/run", post(create_run))
             .route("/v1/organizations/{org}/agent/run/ban", post(ban_run))
+            .route("/v1/organizations/{org}/agent/run/unban", post(unban_run))
             .route("/v1/organizations/{org}/agent/run/{id}", get(get_run))
             .route("/v1/organizations/{org}/agent/runs", get(list_runs))
             .route("/v1/organizations/{org}/repos", get(list_repos))
+            .layer(middleware::from_fn_with_state(state.clone(), network_delay))
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -121,8 +158,19 @@ impl FakeCodegen {
             .push((id, full_name.to_owned()));
     }
 
-    /// A run created by someone else (another tool, the web UI).
+    /// A run created by someone else in the organisation (another tool, the web UI).
     pub fn add_foreign_run(&self, status: &str, metadata: Value) -> u64 {
+        self.add_run_by(USER_ID + 1, "API", status, metadata)
+    }
+
+    /// A run started by `user_id` from `source_type` (`API`, `SLACK`, `GITHUB` ...).
+    pub fn add_run_by(
+        &self,
+        user_id: u64,
+        source_type: &str,
+        status: &str,
+        metadata: Value,
+    ) -> u64 {
         let mut state = self.state.lock().unwrap();
         state.next_id += 1;
         let id = state.next_id;
@@ -137,11 +185,31 @@ impl FakeCodegen {
                 result: None,
                 summary: None,
                 pull_requests: Vec::new(),
-                source_type: "API",
+                user_id,
+                source_type: source_type.into(),
                 banned: false,
             },
         );
         id
+    }
+
+    /// A busy organisation: `count` newer runs by other people, through the API and
+    /// elsewhere, some with metadata shaped like ours.
+    pub fn add_busy_organisation(&self, count: usize) {
+        for n in 0..count {
+            let source = ["API", "SLACK", "GITHUB", "API", "LINEAR"][n % 5];
+            let metadata = json!({"installation_id": 42, "repository": "acme/other", "issue_number": n, "attempt": 1});
+            self.add_run_by(USER_ID + 1 + (n % 7) as u64, source, "ACTIVE", metadata);
+        }
+    }
+
+    /// The next requests reach the server only after these delays, one each.
+    pub fn delay_arrivals(&self, delays: &[Duration]) {
+        self.state
+            .lock()
+            .unwrap()
+            .arrival_delays
+            .extend(delays.iter().copied());
     }
 
     pub fn set_status(&self, id: u64, status: &str) {
@@ -191,6 +259,30 @@ impl FakeCodegen {
         self.state.lock().unwrap().calls.clone()
     }
 
+    /// Bans from now on flag pull requests without changing any run's status.
+    pub fn leave_banned_runs_going(&self) {
+        self.state.lock().unwrap().ban_leaves_runs_going = true;
+    }
+
+    /// The most requests `which` selects that the fake saw within any `window`.
+    pub fn most_within(&self, window: Duration, which: impl Fn(&SeenCall) -> bool) -> usize {
+        let times: Vec<Instant> = self
+            .calls()
+            .iter()
+            .filter(|c| which(c))
+            .map(|c| c.at)
+            .collect();
+        (0..times.len())
+            .map(|i| {
+                times[i..]
+                    .iter()
+                    .take_while(|&&t| t < times[i] + window)
+                    .count()
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
     pub fn calls_to(&self, method: &str, suffix: &str) -> usize {
         self.calls()
             .iter()
@@ -222,11 +314,23 @@ fn record(
     });
 }
 
+/// Sleeps through the network delay queued for the next request, before any handler sees it.
+async fn network_delay(State(state): State<Shared>, request: Request, next: Next) -> Response {
+    let delay = state.lock().unwrap().arrival_delays.pop_front();
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
+    }
+    next.run(request).await
+}
+
+fn token_is_valid(headers: &HeaderMap) -> bool {
+    let expected = format!("Bearer {TOKEN}");
+    headers.get("authorization").and_then(|v| v.to_str().ok()) == Some(&expected)
+}
+
 /// 403 for a wrong token or another organisation, as Codegen answers.
 fn refused(org: u64, headers: &HeaderMap) -> Option<Response> {
-    let expected = format!("Bearer {TOKEN}");
-    let authorized = headers.get("authorization").and_then(|v| v.to_str().ok()) == Some(&expected);
-    (!authorized || org != ORG).then(|| {
+    (!token_is_valid(headers) || org != ORG).then(|| {
         (
             StatusCode::FORBIDDEN,
             Json(json!({"message": "You do not have access to this organization.", "status_code": 403})),
@@ -332,7 +436,8 @@ async fn create_run(
             result: None,
             summary: None,
             pull_requests: Vec::new(),
-            source_type: "API",
+            user_id: USER_ID,
+            source_type: "API".into(),
             banned: false,
         };
         state.runs.insert(run.id, run.clone());
@@ -389,6 +494,14 @@ fn page(query: &BTreeMap<String, String>) -> Result<(usize, usize), Box<Response
     }
 }
 
+fn invalid_query(name: &str, message: &str) -> Response {
+    (
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Json(json!({"detail": [{"loc": ["query", name], "msg": message, "type": "invalid"}]})),
+    )
+        .into_response()
+}
+
 fn page_json(items: Vec<Value>, total: usize, skip: usize, limit: usize) -> Value {
     json!({
         "items": items,
@@ -424,17 +537,23 @@ async fn list_runs(
         Ok(page) => page,
         Err(response) => return *response,
     };
+    let user_id = match query.get("user_id").map(|text| text.parse::<u64>()) {
+        None => None,
+        Some(Ok(id)) => Some(id),
+        Some(Err(_)) => return invalid_query("user_id", "Input should be a valid integer"),
+    };
+    let source_type = query.get("source_type");
+    if source_type.is_some_and(|s| !SOURCE_TYPES.contains(&s.as_str())) {
+        return invalid_query("source_type", "Input should be a valid source type");
+    }
     let state = state.lock().unwrap();
-    // Newest first, as a list of recent runs is shown.
+    // The whole organisation's runs, newest first; narrowed only by the filters asked for.
     let matching: Vec<&FakeRun> = state
         .runs
         .values()
         .rev()
-        .filter(|run| {
-            query
-                .get("source_type")
-                .is_none_or(|s| s == run.source_type)
-        })
+        .filter(|run| user_id.is_none_or(|id| id == run.user_id))
+        .filter(|run| source_type.is_none_or(|s| *s == run.source_type))
         .collect();
     let items = matching
         .iter()
@@ -488,17 +607,71 @@ async fn list_repos(
     Json(page_json(items, state.repos.len(), skip, limit)).into_response()
 }
 
+/// `GET /v1/users/me`: the user the token belongs to (`UserResponse`).
+async fn current_user(State(state): State<Shared>, headers: HeaderMap) -> Response {
+    record(
+        &state,
+        "GET",
+        "/v1/users/me".into(),
+        String::new(),
+        &headers,
+        Value::Null,
+    );
+    if !token_is_valid(&headers) {
+        return (
+            StatusCode::FORBIDDEN,
+            Json(json!({"message": "You do not have access to this organization.", "status_code": 403})),
+        )
+            .into_response();
+    }
+    if let Some(fault) = take_fault(&state, Target::Read) {
+        return fault_response(&fault);
+    }
+    Json(json!({
+        "id": USER_ID, "email": "bot@acme.example", "github_user_id": "9000001",
+        "github_username": "acme-orchestrator", "avatar_url": null, "full_name": "Acme orchestrator",
+        "role": "MEMBER", "is_admin": false,
+    }))
+    .into_response()
+}
+
 async fn ban_run(
     State(state): State<Shared>,
     Path(org): Path<u64>,
     headers: HeaderMap,
     body: String,
 ) -> Response {
+    flag_run(state, org, headers, body, true).await
+}
+
+async fn unban_run(
+    State(state): State<Shared>,
+    Path(org): Path<u64>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    flag_run(state, org, headers, body, false).await
+}
+
+/// Ban: flags the run's pull request and stops every agent on it (the run alone when it
+/// has none yet). Unban: lifts the flag; stopped runs stay stopped.
+async fn flag_run(
+    state: Shared,
+    org: u64,
+    headers: HeaderMap,
+    body: String,
+    ban: bool,
+) -> Response {
     let parsed: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    let (verb, target) = if ban {
+        ("ban", Target::Stop)
+    } else {
+        ("unban", Target::Unban)
+    };
     record(
         &state,
         "POST",
-        format!("/v1/organizations/{org}/agent/run/ban"),
+        format!("/v1/organizations/{org}/agent/run/{verb}"),
         String::new(),
         &headers,
         parsed.clone(),
@@ -506,21 +679,49 @@ async fn ban_run(
     if let Some(refusal) = refused(org, &headers) {
         return refusal;
     }
-    if let Some(fault) = take_fault(&state, Target::Stop) {
-        return fault_response(&fault);
-    }
-    let id = parsed.get("agent_run_id").and_then(Value::as_u64);
-    let mut state = state.lock().unwrap();
-    match id.and_then(|id| state.runs.get_mut(&id)) {
-        Some(run) => {
-            run.banned = true;
-            run.status = "CANCELLED".into();
-            Json(json!({})).into_response()
+    if let Some(fault) = take_fault(&state, target) {
+        tokio::time::sleep(fault.delay).await;
+        if fault.status != 200 {
+            return fault_response(&fault);
         }
-        None => (
+    }
+    let Some(id) = parsed.get("agent_run_id").and_then(Value::as_u64) else {
+        return (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({"detail": [{"loc": ["body", "agent_run_id"], "msg": "Field required", "type": "missing"}]})),
+        )
+            .into_response();
+    };
+    let mut state = state.lock().unwrap();
+    let Some(run) = state.runs.get(&id) else {
+        return (
             StatusCode::NOT_FOUND,
             Json(json!({"message": "Agent run not found.", "status_code": 404})),
         )
-            .into_response(),
+            .into_response();
+    };
+    let pulls: Vec<Value> = run
+        .pull_requests
+        .iter()
+        .map(|pr| pr["url"].clone())
+        .collect();
+    let stop = ban && !state.ban_leaves_runs_going;
+    for run in state.runs.values_mut() {
+        let same_pull = run
+            .pull_requests
+            .iter()
+            .any(|pr| pulls.contains(&pr["url"]));
+        if run.id != id && !same_pull {
+            continue;
+        }
+        run.banned = ban;
+        let running = !matches!(
+            run.status.to_ascii_uppercase().as_str(),
+            "COMPLETE" | "COMPLETED" | "FAILED" | "ERROR" | "CANCELLED" | "STOPPED"
+        );
+        if stop && running {
+            run.status = "CANCELLED".into();
+        }
     }
+    Json(json!({})).into_response()
 }
