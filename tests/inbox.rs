@@ -28,12 +28,21 @@ async fn every_real_payload_is_accepted_and_processed_or_ignored() {
         let (status, text) = app.deliver(event, &delivery_id(n), body).await;
         assert_eq!(status, StatusCode::ACCEPTED, "{event}/{name}: {text}");
     }
+    // Events the app does not handle yet (sub-issues) are answered 202 and not stored.
+    let unhandled = |event: &str| event == "sub_issues";
+    let stored = fixtures.iter().filter(|(e, _, _)| !unhandled(e)).count();
+    assert_eq!(fixtures.len() - stored, 4, "the four sub_issues payloads");
     let handled = app.app.processor.drain().await.unwrap();
-    assert_eq!(handled, fixtures.len());
+    assert_eq!(handled, stored);
     let mut processed = 0;
     for (n, (event, name, _)) in fixtures.iter().enumerate() {
         let id: DeliveryId = delivery_id(n).parse().unwrap();
-        let record = app.app.store.delivery(&id).await.unwrap().unwrap();
+        let record = app.app.store.delivery(&id).await.unwrap();
+        if unhandled(event) {
+            assert!(record.is_none(), "{event}/{name} was stored");
+            continue;
+        }
+        let record = record.unwrap();
         assert!(
             matches!(
                 record.state,
