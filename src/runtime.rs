@@ -74,13 +74,14 @@ impl App {
             inbox: inbox.clone(),
             metrics: telemetry::metrics_handle(),
             limits,
-            setup: Arc::new(http::SetupState::new(
-                config.github.app_id.is_some() && config.github.private_key.is_some(),
-                &config.github.api_url,
-                config.github.web_url(),
-                config.server.public_url.clone(),
-                &config.server.webhook_path,
-            )),
+            setup: Arc::new(
+                http::SetupState::new(
+                    &config.github,
+                    config.server.public_url.clone(),
+                    &config.server.webhook_path,
+                )
+                .context("drawing the setup token")?,
+            ),
         };
         let bot = build_bot(config, &store, &tuning).await?;
         let lease = std::time::Duration::from_secs(config.storage.lease_secs.max(1));
@@ -268,12 +269,23 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let listener = TcpListener::bind(&config.server.listen)
         .await
         .with_context(|| format!("listening on {}", config.server.listen))?;
+    let address = listener.local_addr()?;
     info!(
-        address = %listener.local_addr()?,
+        %address,
         webhook_path = %config.server.webhook_path,
         storage = %crate::config::redact_url(&config.storage.url),
         "codegen-orchestrator is serving"
     );
+    // The one secret a log line carries: whoever opens the link registers the App this
+    // server runs as. It is drawn at each start and useless once an App is registered.
+    if let Some(setup_url) = app.state.setup.setup_link(address) {
+        info!(
+            %setup_url,
+            "no GitHub credentials: to register the GitHub App, open setup_url in a browser \
+             (README, \"GitHub App registration\"); the link is new at each start and works \
+             until an App is registered"
+        );
+    }
     app.serve(listener, shutdown_signal()).await
 }
 

@@ -581,12 +581,13 @@ async fn enterprise_server_api_url_puts_rest_under_api_v3_and_graphql_at_api_gra
     );
 }
 
-/// Registration: `serve` without any GitHub credentials serves `/setup` (with the setup
-/// token from its log when it prints one); the form goes to the fake GitHub, which sends
-/// the browser back with a code; the callback exchanges it and writes
-/// `data/github-app.yaml` (0600). Restarted with the same environment, `serve` acts as the
-/// registered App: the saved webhook secret verifies a delivery and the fake sees JWTs
-/// with the saved App id, signed by the saved key.
+/// Registration: `serve` without any GitHub credentials prints a setup link with a token
+/// in its log, and serves `/setup` only through it (then by the cookie it sets); the form
+/// goes to the fake GitHub, which sends the browser back with a code; the callback, with
+/// the cookie, exchanges it and writes `data/github-app.yaml` (0600). Restarted with the
+/// same environment, `serve` acts as the registered App: the saved webhook secret verifies
+/// a delivery, the fake sees JWTs with the saved App id, signed by the saved key, and
+/// `/setup` links to the App's installation page instead of registering another.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn setup_registers_the_app_and_a_restart_uses_the_saved_credentials() {
     let started = Instant::now();
@@ -599,14 +600,26 @@ async fn setup_registers_the_app_and_a_restart_uses_the_saved_credentials() {
     let body = labelled(&github, 1);
     assert_eq!(server.deliver(SECRET, "issues", "early", &body).await, 401);
 
-    // The setup token, when this version prints one (`/setup?token=...`).
-    let logs = server.logs();
-    let token = logs.find("/setup?token=").map(|at| {
-        logs[at + "/setup?token=".len()..]
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
-            .collect::<String>()
-    });
+    // The setup link `serve` prints at start, with the address it serves on.
+    let line = server.wait_for_log("to register the GitHub App");
+    let logged: Value = serde_json::from_str(&line).unwrap();
+    let setup_url = logged["setup_url"].as_str().unwrap().to_owned();
+    let token = setup_url
+        .strip_prefix(&server.url("/setup?token="))
+        .unwrap_or_else(|| panic!("{setup_url} is not on {}", server.address))
+        .to_owned();
+    assert_eq!(token.len(), 32, "{setup_url}");
+    assert_eq!(
+        server.logs().matches(&token).count(),
+        1,
+        "the token is in that one line only"
+    );
+    // Without it, no registration.
+    let (status, _, html) = http("GET", &server.url("/setup"), &[], Vec::new())
+        .await
+        .unwrap();
+    assert_eq!(status, 403, "{html}");
+    assert!(!html.contains("settings/apps/new"), "{html}");
     let mut cookies: Vec<String> = Vec::new();
     let remember = |headers: &axum::http::HeaderMap, cookies: &mut Vec<String>| {
         for value in headers.get_all("set-cookie") {
@@ -620,15 +633,10 @@ async fn setup_registers_the_app_and_a_restart_uses_the_saved_credentials() {
             cookies.push(pair);
         }
     };
-    let setup_path = match &token {
-        Some(token) => format!("/setup?token={token}"),
-        None => "/setup".to_owned(),
-    };
-    let (status, headers, html) = http("GET", &server.url(&setup_path), &[], Vec::new())
-        .await
-        .unwrap();
+    let (status, headers, html) = http("GET", &setup_url, &[], Vec::new()).await.unwrap();
     assert_eq!(status, 200, "{html}");
     remember(&headers, &mut cookies);
+    assert_eq!(cookies.len(), 1, "the admission cookie");
     let action = html_attribute(&html, "action");
     let manifest = html_attribute(&html, "value");
     assert!(
@@ -655,15 +663,14 @@ async fn setup_registers_the_app_and_a_restart_uses_the_saved_credentials() {
         callback.starts_with(&server.url("/setup/callback?code=")),
         "{callback}"
     );
-    let cookie_header = [("cookie", cookies.join("; "))];
+    // Coming back from GitHub without the cookie (another browser) is refused; with it,
+    // the registration completes.
+    let (status, _, _) = http("GET", &callback, &[], Vec::new()).await.unwrap();
+    assert_eq!(status, 400);
     let (status, _, html) = http(
         "GET",
         &callback,
-        if cookies.is_empty() {
-            &[]
-        } else {
-            &cookie_header
-        },
+        &[("cookie", cookies.join("; "))],
         Vec::new(),
     )
     .await
@@ -688,6 +695,10 @@ async fn setup_registers_the_app_and_a_restart_uses_the_saved_credentials() {
         jwt_issuers(&github).is_empty(),
         "nothing acted before the restart"
     );
+    assert!(
+        server.logs().matches(&token).count() == 1,
+        "no other line carries the token"
+    );
 
     // The same environment again: the saved credentials are the configuration now.
     let mut server = Server::start("registered", dir.path(), &env);
@@ -699,13 +710,26 @@ async fn setup_registers_the_app_and_a_restart_uses_the_saved_credentials() {
         401,
         "only the saved secret verifies now"
     );
-    let (_, _, html) = http("GET", &server.url("/setup"), &[], Vec::new())
+    assert!(
+        !server.logs().contains("setup_url"),
+        "no setup link once credentials exist"
+    );
+    let (status, _, html) = http("GET", &server.url("/setup"), &[], Vec::new())
         .await
         .unwrap();
+    assert_eq!(status, 200, "{html}");
     assert!(
         !html.contains("settings/apps/new"),
         "no second registration once credentials exist: {html}"
     );
+    assert!(
+        html.contains("https://github.com/apps/codegen-orchestrator-acme/installations/new"),
+        "the installation link the README promises: {html}"
+    );
+    let old_link = server.url(&format!("/setup?token={token}"));
+    let (status, _, html) = http("GET", &old_link, &[], Vec::new()).await.unwrap();
+    assert_eq!(status, 200, "the old token shows the same page");
+    assert!(!html.contains("settings/apps/new"), "{html}");
     server.terminate();
     // The fake verifies every JWT against the public half of the key it handed out.
     assert_eq!(
@@ -713,9 +737,8 @@ async fn setup_registers_the_app_and_a_restart_uses_the_saved_credentials() {
         BTreeSet::from([REGISTERED_APP_ID.to_string()])
     );
     println!(
-        "setup: registered App {REGISTERED_APP_ID} (setup token in the log: {}), data/github-app.yaml 0600, \
+        "setup: registered App {REGISTERED_APP_ID} through the setup link in the log, data/github-app.yaml 0600, \
          restarted: delivery verified with the saved secret, JWT from the saved key; {:.1} s",
-        token.is_some(),
         started.elapsed().as_secs_f64()
     );
 }

@@ -1,5 +1,6 @@
-//! The registration page in a real browser: headless Chromium (Debian's package) loads
-//! `GET /setup` from the running server, the test clicks "Register GitHub App", the form
+//! The registration page in a real browser: headless Chromium (Debian's package) opens the
+//! setup link (`/setup?token=...`) on the running server, follows an error page's link back
+//! to the form (the cookie admits it), the test clicks "Register GitHub App", the form
 //! posts the manifest to the fake GitHub, which sends the browser back to the callback as
 //! GitHub does; the server exchanges the code and saves the credentials. Chromium is driven
 //! over the DevTools protocol. In CI (`CI` set) a missing Chromium is an error.
@@ -11,6 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
+use codegen_orchestrator::config::GithubConfig;
 use codegen_orchestrator::http::SetupState;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -136,8 +138,13 @@ async fn the_setup_page_registers_the_app_in_a_real_browser() {
     let github = FakeGithub::start().await;
     let mut app = TestApp::start().await;
     let file = app.dir.path().join("data/github-app.yaml");
-    let mut setup = SetupState::new(false, &github.url, github.url.clone(), None, "/webhook");
+    let config = GithubConfig {
+        api_url: github.url.clone(),
+        ..GithubConfig::default()
+    };
+    let mut setup = SetupState::new(&config, None, "/webhook").unwrap();
     setup.app_file = file.clone();
+    let token = setup.setup_token().unwrap().to_owned();
     app.app.state.setup = Arc::new(setup);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
@@ -155,7 +162,7 @@ async fn the_setup_page_registers_the_app_in_a_real_browser() {
         .call(
             None,
             "Target.createTarget",
-            json!({"url": format!("http://{address}/setup")}),
+            json!({"url": format!("http://{address}/setup?token={token}")}),
         )
         .await;
     let session = devtools
@@ -176,6 +183,52 @@ async fn the_setup_page_registers_the_app_in_a_real_browser() {
         devtools.evaluate(&session, "document.title").await,
         "Register codegen-orchestrator"
     );
+    // Opened at 127.0.0.1: the page says GitHub cannot deliver there.
+    assert_eq!(
+        devtools
+            .evaluate(&session, "!!document.querySelector('#unreachable')")
+            .await,
+        true
+    );
+    // The admission cookie is not for scripts.
+    assert_eq!(devtools.evaluate(&session, "document.cookie").await, "");
+
+    // A callback gone wrong: the page shows no Markdown, and its link leads back to the
+    // form in this browser (admitted by its cookie, without the token).
+    navigate(
+        &mut devtools,
+        &session,
+        &format!("http://{address}/setup/callback?state=x"),
+    )
+    .await;
+    wait_for(
+        &mut devtools,
+        &session,
+        "document.readyState === 'complete' && !!document.querySelector('a[href=\"/setup\"]')",
+    )
+    .await;
+    assert_eq!(
+        devtools
+            .evaluate(&session, "document.body.innerText.includes('`')")
+            .await,
+        false
+    );
+    assert_eq!(
+        devtools
+            .evaluate(
+                &session,
+                "document.querySelector('a[href=\"/setup\"]').textContent"
+            )
+            .await,
+        "start again at /setup"
+    );
+    devtools
+        .evaluate(
+            &session,
+            "document.querySelector('a[href=\"/setup\"]').click(); true",
+        )
+        .await;
+    wait_for(&mut devtools, &session, ready).await;
     devtools
         .evaluate(
             &session,
@@ -206,6 +259,12 @@ async fn the_setup_page_registers_the_app_in_a_real_browser() {
     );
     let saved = std::fs::read_to_string(&file).unwrap();
     assert!(saved.contains("app_id: 424242"), "{saved}");
+}
+
+async fn navigate(devtools: &mut DevTools, session: &str, url: &str) {
+    devtools
+        .call(Some(session), "Page.navigate", json!({ "url": url }))
+        .await;
 }
 
 async fn wait_for(devtools: &mut DevTools, session: &str, condition: &str) {

@@ -1,5 +1,6 @@
-//! The App manifest flow's one API call: exchanging the code GitHub hands back for the new
-//! App's credentials (`POST /app-manifests/{code}/conversions`, unauthenticated).
+//! The App manifest flow's API calls: exchanging the code GitHub hands back for the new
+//! App's credentials (`POST /app-manifests/{code}/conversions`, unauthenticated), and, once
+//! an App is configured, asking which one it is (`GET /app`) to link to its installation page.
 
 use axum::http::Method;
 use serde::Deserialize;
@@ -40,6 +41,28 @@ pub async fn convert_manifest(
     let route = format!("/app-manifests/{code}/conversions");
     github
         .send(Method::POST, &route, None)
+        .await?
+        .success()?
+        .json()
+}
+
+/// The configured App as `GET /app` (authenticated with the App's JWT) describes it.
+#[derive(Debug, Deserialize)]
+pub struct AppDescription {
+    /// Its page on GitHub (`https://github.com/apps/SLUG`).
+    pub html_url: String,
+}
+
+/// Asks GitHub which App the configured credentials belong to, for the link to its
+/// installation page. Not retried: a page waits for it, and a failure only costs the link.
+pub async fn describe_app(config: &GithubConfig) -> Result<AppDescription, GithubError> {
+    let client = super::app_client(config)?.ok_or(GithubError::NoCredentials)?;
+    let once = RetryPolicy {
+        max_attempts: 1,
+        ..RetryPolicy::default()
+    };
+    GitHub::new(client, config, once)
+        .send(Method::GET, "/app", None)
         .await?
         .success()?
         .json()

@@ -37,7 +37,7 @@ use crate::domain::{InstallationId, IssueRef, IssueSnapshot, IssueStatus, RepoNa
 use crate::telemetry::names;
 use retry::{RetryPolicy, Verdict};
 
-pub use manifest::{AppRegistration, convert_manifest};
+pub use manifest::{AppDescription, AppRegistration, convert_manifest, describe_app};
 pub use operations::{IssueComment, PERMISSION_TTL, Permission, PullRequestInfo};
 pub use pacer::Pacer;
 pub use rest::{DependenciesSummary, RestIssue, RestLabel};

@@ -186,6 +186,7 @@ impl FakeGithub {
                 )
                 .route(&at("/repos/{owner}/{repo}/git/refs"), post(create_ref))
                 .route(&at("/repos/{owner}/{repo}/issues"), get(list_issues))
+                .route(&at("/app"), get(get_app))
                 .route(&at("/app/installations"), get(list_installations))
                 .route(
                     &at("/repos/{owner}/{repo}/contents/{*path}"),
@@ -664,6 +665,23 @@ fn app_form(
     state.manifest_codes.push(code.clone());
     let stamp = query.get("state").cloned().unwrap_or_default();
     axum::response::Redirect::to(&format!("{redirect}?code={code}&state={stamp}")).into_response()
+}
+
+/// GitHub's `GET /app`: the App whose JWT signs the request, as the manifest flow named it.
+async fn get_app(State(state): Shared, headers: HeaderMap) -> Response {
+    if let Some(refused) = verify_app_jwt(&state, &headers) {
+        return refused;
+    }
+    let claims = state.lock().unwrap().jwt_claims.last().cloned();
+    let id = claims
+        .and_then(|c| {
+            c["iss"]
+                .as_u64()
+                .or_else(|| c["iss"].as_str()?.parse().ok())
+        })
+        .unwrap_or_default();
+    let (_, app) = app_actor("codegen-orchestrator-acme", id);
+    Json(app).into_response()
 }
 
 async fn list_installations(
