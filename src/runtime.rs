@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::github::GitHubApp;
 use crate::http::{self, AppState, DoorLimits};
 use crate::processor::{InboxProcessor, RetryPolicy};
-use crate::store::Store;
+use crate::store::{Retention, Store};
 use crate::telemetry;
 
 /// The assembled application, not yet serving.
@@ -30,6 +30,9 @@ pub struct App {
     /// The bot, when GitHub credentials are configured.
     pub bot: Option<Bot>,
     webhook_path: String,
+    /// Whether `/metrics` and `/readyz` are served on `server.metrics_listen` instead.
+    metrics_apart: bool,
+    retention: Retention,
     poll_interval: std::time::Duration,
     reconcile_interval: std::time::Duration,
 }
@@ -94,6 +97,11 @@ impl App {
             processor,
             bot,
             webhook_path: config.server.webhook_path.clone(),
+            metrics_apart: config.server.metrics_listen.is_some(),
+            retention: Retention::days(
+                config.storage.retention_days,
+                config.storage.failed_retention_days,
+            ),
             poll_interval: std::time::Duration::from_secs(config.codegen.poll_interval_secs.max(1)),
             reconcile_interval: std::time::Duration::from_secs(
                 config.orchestrator.reconcile_interval_secs.max(1),
@@ -101,9 +109,19 @@ impl App {
         })
     }
 
-    /// The HTTP routes.
+    /// The HTTP routes of `server.listen`: all of them, or all but [`App::metrics_router`]'s
+    /// when `server.metrics_listen` is set.
     pub fn router(&self) -> Router {
-        http::router(self.state.clone(), &self.webhook_path)
+        if self.metrics_apart {
+            http::public_router(self.state.clone(), &self.webhook_path)
+        } else {
+            http::router(self.state.clone(), &self.webhook_path)
+        }
+    }
+
+    /// `/metrics` and `/readyz`, for `server.metrics_listen`.
+    pub fn metrics_router(&self) -> Router {
+        http::metrics_router(self.state.clone())
     }
 
     /// Serves on `listener` until `shutdown` resolves: then stops accepting connections,
@@ -124,6 +142,11 @@ impl App {
                 stop_signal.clone(),
             ))
         });
+        let pruning = tokio::spawn(run_retention(
+            self.store.clone(),
+            self.retention,
+            stop_signal.clone(),
+        ));
         let processing = tokio::spawn(async move { processor.run(stop_signal).await });
         let served = axum::serve(listener, self.router())
             .with_graceful_shutdown(shutdown)
@@ -138,6 +161,9 @@ impl App {
             && let Err(err) = background.await
         {
             warn!(error = %err, "the periodic jobs ended abnormally");
+        }
+        if let Err(err) = pruning.await {
+            warn!(error = %err, "the retention task ended abnormally");
         }
         self.store.close().await;
         info!("stopped");
@@ -257,6 +283,34 @@ async fn run_periodic(
     }
 }
 
+/// How often deliveries past their retention are pruned.
+const PRUNE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60 * 60);
+/// Deliveries deleted per write, and the pause between two: each batch holds SQLite's one
+/// writer (and the webhooks queued behind it) for about 10 ms (BENCHMARKS.md).
+const PRUNE_BATCH: u32 = 200;
+/// The pause between two batches, for the writes queued meanwhile.
+const PRUNE_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Prunes deliveries past their retention at start-up and every [`PRUNE_INTERVAL`], until
+/// `stop` turns true. Every replica runs it: the store's deletes skip each other's rows.
+async fn run_retention(store: Store, retention: Retention, mut stop: watch::Receiver<bool>) {
+    while !*stop.borrow() {
+        let now = crate::clock::now_millis();
+        tokio::select! {
+            pruned = store.prune_expired(retention, now, PRUNE_BATCH, PRUNE_PAUSE) => match pruned {
+                Ok(0) => {}
+                Ok(count) => info!(count, "pruned deliveries past their retention"),
+                Err(err) => warn!(error = %err, "pruning deliveries failed; trying again in an hour"),
+            },
+            _ = stop.changed() => break,
+        }
+        tokio::select! {
+            () = tokio::time::sleep(PRUNE_INTERVAL) => {}
+            _ = stop.changed() => {}
+        }
+    }
+}
+
 /// `serve`: runs the app on `server.listen` until SIGTERM or SIGINT.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let app = App::build(&config).await?;
@@ -269,6 +323,24 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let listener = TcpListener::bind(&config.server.listen)
         .await
         .with_context(|| format!("listening on {}", config.server.listen))?;
+    let metrics = match &config.server.metrics_listen {
+        Some(address) => {
+            let listener = TcpListener::bind(address)
+                .await
+                .with_context(|| format!("listening on {address} (server.metrics_listen)"))?;
+            info!(
+                address = %listener.local_addr()?,
+                "/metrics and /readyz are served here, not on server.listen"
+            );
+            let routes = app.metrics_router();
+            Some(tokio::spawn(async move {
+                if let Err(err) = axum::serve(listener, routes).await {
+                    warn!(error = %err, "serving /metrics and /readyz failed");
+                }
+            }))
+        }
+        None => None,
+    };
     let address = listener.local_addr()?;
     info!(
         %address,
@@ -286,7 +358,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
              until an App is registered"
         );
     }
-    app.serve(listener, shutdown_signal()).await
+    let served = app.serve(listener, shutdown_signal()).await;
+    // Readiness and metrics live as long as the app; nothing there needs draining.
+    if let Some(metrics) = metrics {
+        metrics.abort();
+    }
+    served
 }
 
 /// Resolves on SIGTERM (what Fly.io and Kubernetes send) or Ctrl-C.

@@ -76,6 +76,9 @@ pub struct ServerConfig {
     /// The address GitHub reaches this server at (`https://bot.example.com`), for the App
     /// manifest `/setup` posts; without it the request's own host is used.
     pub public_url: Option<String>,
+    /// `host:port` serving `/metrics` and `/readyz` instead of `listen` (which then does not
+    /// serve them); `None`: both on `listen`.
+    pub metrics_listen: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -84,6 +87,7 @@ impl Default for ServerConfig {
             listen: "0.0.0.0:3000".into(),
             webhook_path: "/webhook".into(),
             public_url: None,
+            metrics_listen: None,
         }
     }
 }
@@ -288,6 +292,10 @@ pub struct StorageConfig {
     /// Seconds a worker's claim (a delivery being processed, a launch being created, a
     /// status comment being posted) holds before another worker may take over, after a crash.
     pub lease_secs: u64,
+    /// Days a processed or ignored delivery (and its body) is kept after it was handled.
+    pub retention_days: u32,
+    /// Days a failed delivery is kept after it was parked; at least `retention_days`.
+    pub failed_retention_days: u32,
 }
 
 impl Default for StorageConfig {
@@ -295,9 +303,15 @@ impl Default for StorageConfig {
         Self {
             url: "sqlite://data/orchestrator.db".into(),
             lease_secs: 300,
+            retention_days: 14,
+            failed_retention_days: 60,
         }
     }
 }
+
+/// GitHub can redeliver a delivery (by hand or through the API) for 3 days; one pruned
+/// sooner would be processed again when redelivered, since its id would be unknown.
+const MIN_RETENTION_DAYS: u32 = 3;
 
 /// Where the configuration was read from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -549,6 +563,42 @@ fn validate(config: &mut Config) -> Result<(), (&'static str, String)> {
         ));
     }
     validate_storage_url(&config.storage.url).map_err(|p| ("storage.url", p))?;
+    validate_retention(&config.storage)?;
+    if let Some(metrics_listen) = &config.server.metrics_listen {
+        validate_listen(metrics_listen).map_err(|p| ("server.metrics_listen", p))?;
+        // Port 0 (any free port, as tests use) is the one address two listeners can share.
+        if *metrics_listen == config.server.listen && !metrics_listen.ends_with(":0") {
+            return Err((
+                "server.metrics_listen",
+                "is the same address as server.listen: set another one, or null to serve \
+                 /metrics and /readyz on server.listen"
+                    .into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn validate_retention(storage: &StorageConfig) -> Result<(), (&'static str, String)> {
+    if storage.retention_days < MIN_RETENTION_DAYS {
+        return Err((
+            "storage.retention_days",
+            format!(
+                "must be at least {MIN_RETENTION_DAYS}: GitHub can redeliver a delivery for \
+                 {MIN_RETENTION_DAYS} days, and one pruned sooner would be processed again"
+            ),
+        ));
+    }
+    if storage.failed_retention_days < storage.retention_days {
+        return Err((
+            "storage.failed_retention_days",
+            format!(
+                "must be at least storage.retention_days ({}): failed deliveries are kept \
+                 longer than handled ones",
+                storage.retention_days
+            ),
+        ));
+    }
     Ok(())
 }
 

@@ -284,3 +284,91 @@ fn the_web_host_derives_from_the_api_url() {
     github.api_url = "https://ghe.example.com/api/v3".into();
     assert_eq!(github.web_host(), "ghe.example.com");
 }
+
+#[test]
+fn retention_and_the_metrics_address_have_defaults_and_overrides() {
+    let config = load_text("", &[]).unwrap();
+    assert_eq!(
+        (
+            config.storage.retention_days,
+            config.storage.failed_retention_days
+        ),
+        (14, 60)
+    );
+    assert_eq!(config.server.metrics_listen, None);
+
+    let config = load_text(
+        "storage:\n  retention_days: 7\n",
+        &[
+            (
+                "CODEGEN_ORCHESTRATOR__SERVER__METRICS_LISTEN",
+                "127.0.0.1:9100",
+            ),
+            ("CODEGEN_ORCHESTRATOR__STORAGE__FAILED_RETENTION_DAYS", "90"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        config.server.metrics_listen.as_deref(),
+        Some("127.0.0.1:9100")
+    );
+    assert_eq!(
+        (
+            config.storage.retention_days,
+            config.storage.failed_retention_days
+        ),
+        (7, 90)
+    );
+    let shown = config.to_redacted_yaml();
+    for line in [
+        "metrics_listen: 127.0.0.1:9100",
+        "retention_days: 7",
+        "failed_retention_days: 90",
+    ] {
+        assert!(shown.contains(line), "check-config shows {line}:\n{shown}");
+    }
+}
+
+#[test]
+fn bad_retention_and_metrics_addresses_are_named() {
+    for (text, vars, key, problem) in [
+        (
+            "storage:\n  retention_days: 1\n",
+            &[][..],
+            "storage.retention_days",
+            "at least 3",
+        ),
+        (
+            "storage:\n  retention_days: 90\n",
+            &[][..],
+            "storage.failed_retention_days",
+            "at least storage.retention_days (90)",
+        ),
+        (
+            "",
+            &[("CODEGEN_ORCHESTRATOR__SERVER__METRICS_LISTEN", "localhost")][..],
+            "server.metrics_listen",
+            "not a host:port",
+        ),
+        (
+            "server:\n  listen: 0.0.0.0:3000\n  metrics_listen: 0.0.0.0:3000\n",
+            &[][..],
+            "server.metrics_listen",
+            "same address as server.listen",
+        ),
+    ] {
+        let err = load_text(text, vars).unwrap_err().to_string();
+        assert!(err.contains(&format!("key `{key}`")), "{err}");
+        assert!(err.contains(problem), "{err}");
+    }
+    let err = load_text(
+        "",
+        &[("CODEGEN_ORCHESTRATOR__SERVER__METRICS_LISTEN", "9100")],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.starts_with("environment variable CODEGEN_ORCHESTRATOR__SERVER__METRICS_LISTEN"),
+        "{err}"
+    );
+}

@@ -58,13 +58,25 @@ pub struct AppState {
 
 /// The app's routes: `POST {webhook_path}`, `GET /healthz`, `GET /readyz`, `GET /metrics`.
 pub fn router(state: AppState, webhook_path: &str) -> Router {
+    public_router(state.clone(), webhook_path).merge(metrics_router(state))
+}
+
+/// The routes of the public port when `server.metrics_listen` moves `/metrics` and
+/// `/readyz` elsewhere: the webhook, `/healthz` (the platform's liveness probe) and `/setup`.
+pub fn public_router(state: AppState, webhook_path: &str) -> Router {
     Router::new()
         .route(webhook_path, post(webhook::receive))
         .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
         .route("/setup", get(setup::page))
         .route("/setup/callback", get(setup::callback))
+        .with_state(state)
+}
+
+/// `GET /metrics` and `GET /readyz`, for the public port or a private one of their own.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .with_state(state)
 }
 

@@ -14,6 +14,8 @@ macro_rules! dispatch {
     };
 }
 
+use std::time::Duration;
+
 use bytes::Bytes;
 
 use crate::domain::{DeliveryId, InstallationId, IssueRef, RunId};
@@ -160,6 +162,54 @@ pub struct InboxCounts {
     pub failed: u64,
     /// When the oldest waiting delivery arrived (unix ms).
     pub oldest_pending_at: Option<i64>,
+}
+
+/// How long finished deliveries are kept (`storage.retention_days` and
+/// `storage.failed_retention_days`). Pending deliveries are never pruned; runs, issues,
+/// status comments and settings are not deliveries and are never pruned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Processed and ignored deliveries are kept this long after they were handled.
+    pub handled: Duration,
+    /// Failed deliveries (parked after their last attempt) are kept this long after they
+    /// were parked: longer, so that someone can look into them.
+    pub failed: Duration,
+}
+
+impl Retention {
+    /// Retention in whole days.
+    pub fn days(handled: u32, failed: u32) -> Self {
+        let day = Duration::from_secs(24 * 60 * 60);
+        Self {
+            handled: day * handled,
+            failed: day * failed,
+        }
+    }
+
+    /// The cutoffs at `now` (unix ms): a handled delivery that ended before the first, or a
+    /// failed one that ended before the second, is due for pruning.
+    fn cutoffs(self, now: i64) -> PruneCutoffs {
+        let before =
+            |kept: Duration| now.saturating_sub(kept.as_millis().min(i64::MAX as u128) as i64);
+        PruneCutoffs {
+            handled: before(self.handled),
+            failed: before(self.failed),
+        }
+    }
+}
+
+/// Unix ms before which finished deliveries are pruned, by outcome.
+#[derive(Debug, Clone, Copy)]
+struct PruneCutoffs {
+    handled: i64,
+    failed: i64,
+}
+
+impl PruneCutoffs {
+    /// The later of the two, the bound of the index range a backend scans.
+    fn latest(self) -> i64 {
+        self.handled.max(self.failed)
+    }
 }
 
 /// A stable advisory-lock key for a job name (FNV-1a, so every replica computes the same).
@@ -390,6 +440,41 @@ impl Store {
     /// Pending and failed counts.
     pub async fn inbox_counts(&self) -> Result<InboxCounts, StoreError> {
         dispatch!(self.inbox_counts())
+    }
+
+    /// Deletes up to `limit` deliveries, with their bodies, whose retention ran out at `now`
+    /// (unix ms), oldest first; returns how many. Fewer than `limit` means none is left.
+    /// Replicas may call it at the same time: each deletes rows the other does not hold.
+    pub async fn prune_deliveries(
+        &self,
+        retention: Retention,
+        now: i64,
+        limit: u32,
+    ) -> Result<u64, StoreError> {
+        let cutoffs = retention.cutoffs(now);
+        dispatch!(self.prune_deliveries(cutoffs, limit))
+    }
+
+    /// Prunes every delivery whose retention ran out at `now`, `batch` at a time with
+    /// `pause` between batches: each batch is one short write, so that the door's and the
+    /// processor's writes get through between them. Returns how many were deleted.
+    pub async fn prune_expired(
+        &self,
+        retention: Retention,
+        now: i64,
+        batch: u32,
+        pause: Duration,
+    ) -> Result<u64, StoreError> {
+        let batch = batch.max(1);
+        let mut total = 0;
+        loop {
+            let deleted = self.prune_deliveries(retention, now, batch).await?;
+            total += deleted;
+            if deleted < u64::from(batch) {
+                return Ok(total);
+            }
+            tokio::time::sleep(pause).await;
+        }
     }
 
     /// Records the intent to launch `attempt` at `issue` with `prompt`, held until

@@ -11,7 +11,8 @@ use sqlx::{Postgres, Row, Transaction};
 
 use super::{
     ClaimedDelivery, DeliveryOutcome, DeliveryRecord, DeliveryState, InboxCounts, NewDelivery,
-    RecordOutcome, RunEnding, RunFilter, RunRecord, RunState, StatusCommentRecord, StoreError,
+    PruneCutoffs, RecordOutcome, RunEnding, RunFilter, RunRecord, RunState, StatusCommentRecord,
+    StoreError,
 };
 use crate::domain::{DeliveryId, InstallationId, IssueRef, RunId};
 
@@ -219,6 +220,32 @@ impl PostgresStore {
             failed: count("failed"),
             oldest_pending_at: row.get("oldest"),
         })
+    }
+
+    pub(super) async fn prune_deliveries(
+        &self,
+        cutoffs: PruneCutoffs,
+        limit: u32,
+    ) -> Result<u64, StoreError> {
+        // SKIP LOCKED: a replica pruning at the same time holds its rows until it commits;
+        // this one takes others instead of waiting for them (or deadlocking on them).
+        // Bodies go with their rows (ON DELETE CASCADE).
+        let done = sqlx::query(
+            "DELETE FROM deliveries WHERE seq IN (
+                 SELECT seq FROM deliveries
+                 WHERE finished_at < $3
+                   AND ((state IN ('processed', 'ignored') AND finished_at < $1)
+                        OR (state = 'failed' AND finished_at < $2))
+                 ORDER BY finished_at LIMIT $4
+                 FOR UPDATE SKIP LOCKED)",
+        )
+        .bind(cutoffs.handled)
+        .bind(cutoffs.failed)
+        .bind(cutoffs.latest())
+        .bind(i64::from(limit))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
     }
 
     pub(super) async fn begin_launch(

@@ -3,7 +3,7 @@
 //! webhooks share one fsync, and no two connections ever wait on SQLite's write lock.
 
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -19,7 +19,8 @@ use tokio::task::JoinHandle;
 
 use super::{
     ClaimedDelivery, DeliveryOutcome, DeliveryRecord, DeliveryState, InboxCounts, NewDelivery,
-    RecordOutcome, RunEnding, RunFilter, RunRecord, RunState, StatusCommentRecord, StoreError,
+    PruneCutoffs, RecordOutcome, RunEnding, RunFilter, RunRecord, RunState, StatusCommentRecord,
+    StoreError,
 };
 use crate::domain::{DeliveryId, InstallationId, IssueRef, RunId};
 
@@ -27,6 +28,12 @@ use crate::domain::{DeliveryId, InstallationId, IssueRef, RunId};
 const MAX_GROUP: usize = 512;
 /// How often the WAL is copied into the database file.
 const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(250);
+/// The WAL file is cut back to this size whenever the writer starts the WAL over.
+const WAL_SIZE_LIMIT: u64 = 16 * 1024 * 1024;
+/// How long a connection waits for SQLite's locks before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most deliveries deleted in one statement (one bound value each; SQLite allows 32,766).
+const MAX_PRUNE: u32 = 10_000;
 /// Writes waiting for the writer before callers wait for room.
 const QUEUE_CAPACITY: usize = 8192;
 
@@ -47,7 +54,7 @@ impl SqliteStore {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(10))
+            .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
         create_parent_dir(options.get_filename())?;
         let pool = SqlitePoolOptions::new()
@@ -55,15 +62,26 @@ impl SqliteStore {
             .connect_with(options.clone())
             .await?;
         MIGRATOR.run(&pool).await?;
-        // The writer never checkpoints: copying the WAL into the database inside a commit
-        // would stall every webhook waiting on that commit. A task beside it does it.
-        let writer_conn =
-            SqliteConnection::connect_with(&options.clone().pragma("wal_autocheckpoint", "0"))
-                .await?;
+        // The writer never checkpoints on its own: copying the WAL into the database inside a
+        // commit would stall every webhook waiting on that commit. A task beside it does it.
+        // The size limit applies when the writer starts the WAL over after a checkpoint
+        // caught up: the file is cut back to it instead of staying at its largest.
+        let writer_conn = SqliteConnection::connect_with(
+            &options
+                .clone()
+                .pragma("wal_autocheckpoint", "0")
+                .pragma("journal_size_limit", WAL_SIZE_LIMIT.to_string()),
+        )
+        .await?;
         let (writer, queue) = mpsc::channel(QUEUE_CAPACITY);
         let closing = Arc::new(Notify::new());
         let writer_task = tokio::spawn(run_writer(writer_conn, queue, closing.clone()));
-        tokio::spawn(run_checkpointer(pool.clone()));
+        let wal_file = {
+            let mut name = options.get_filename().as_os_str().to_owned();
+            name.push("-wal");
+            PathBuf::from(name)
+        };
+        tokio::spawn(run_checkpointer(pool.clone(), writer.clone(), wal_file));
         Ok(Self {
             pool,
             writer,
@@ -181,6 +199,52 @@ impl SqliteStore {
             failed: count("failed"),
             oldest_pending_at: row.get("oldest"),
         })
+    }
+
+    pub(super) async fn prune_deliveries(
+        &self,
+        cutoffs: PruneCutoffs,
+        limit: u32,
+    ) -> Result<u64, StoreError> {
+        // Found on a reader, so that the writer (and every webhook queued behind it) waits
+        // only for the deletion itself, by primary key.
+        let seqs: Vec<i64> = sqlx::query_scalar(
+            "SELECT seq FROM deliveries
+             WHERE finished_at < ?3
+               AND ((state IN ('processed', 'ignored') AND finished_at < ?1)
+                    OR (state = 'failed' AND finished_at < ?2))
+             ORDER BY finished_at LIMIT ?4",
+        )
+        .bind(cutoffs.handled)
+        .bind(cutoffs.failed)
+        .bind(cutoffs.latest())
+        .bind(i64::from(limit.min(MAX_PRUNE)))
+        .fetch_all(&self.pool)
+        .await?;
+        if seqs.is_empty() {
+            return Ok(0);
+        }
+        self.write(move |conn| {
+            Box::pin(async move {
+                // The conditions again: the rows are read outside the writer's order. Bodies
+                // go with their rows (ON DELETE CASCADE).
+                let mut delete =
+                    QueryBuilder::<Sqlite>::new("DELETE FROM deliveries WHERE seq IN (");
+                let mut list = delete.separated(", ");
+                for seq in seqs {
+                    list.push_bind(seq);
+                }
+                delete
+                    .push(") AND ((state IN ('processed', 'ignored') AND finished_at < ")
+                    .push_bind(cutoffs.handled)
+                    .push(") OR (state = 'failed' AND finished_at < ")
+                    .push_bind(cutoffs.failed)
+                    .push("))");
+                let done = delete.build().persistent(false).execute(conn).await?;
+                Ok(done.rows_affected())
+            })
+        })
+        .await
     }
 
     pub(super) async fn begin_launch(
@@ -743,11 +807,22 @@ async fn finish(
     tx.commit().await
 }
 
-/// Copies the WAL into the database file in the background. `PASSIVE` never blocks the
-/// writer; the WAL restarts from its beginning once a checkpoint has caught up.
-async fn run_checkpointer(pool: SqlitePool) {
+/// Copies the WAL into the database file in the background and keeps the WAL file small.
+///
+/// `PASSIVE` on a pool connection never blocks the writer and does the bulk of the copying.
+/// The writer starts the WAL over (and `journal_size_limit` cuts the file back to
+/// [`WAL_SIZE_LIMIT`]) only when a checkpoint caught up with every frame before its
+/// transaction; under steady writes that rarely happens, and the file would grow with every
+/// write. So when the file is over the limit, a checkpoint also runs on the writer itself,
+/// between two writes, where it has only what the last one left to copy: first `PASSIVE`,
+/// after which the next write starts the WAL over; if the file is still over the limit a
+/// tick later (no write came, or a reader held on), `TRUNCATE`, which empties it.
+/// Measured in BENCHMARKS.md: the first holds the writer for a few milliseconds, the
+/// second for about three times as long (it shortens the file, and the next writes grow it).
+async fn run_checkpointer(pool: SqlitePool, writer: mpsc::Sender<WriteOp>, wal_file: PathBuf) {
     let mut ticks = tokio::time::interval(CHECKPOINT_INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut over_last_tick = false;
     loop {
         ticks.tick().await;
         if pool.is_closed() {
@@ -761,8 +836,101 @@ async fn run_checkpointer(pool: SqlitePool) {
                 break;
             }
             tracing::warn!(error = %err, "WAL checkpoint failed; retrying on the next tick");
+            continue;
         }
+        // No file (an in-memory database) or no access: nothing to bound.
+        let size = std::fs::metadata(&wal_file).map_or(0, |meta| meta.len());
+        let over = size > WAL_SIZE_LIMIT;
+        if over {
+            let mode = if over_last_tick {
+                WriterCheckpoint::Truncate
+            } else {
+                WriterCheckpoint::Passive
+            };
+            if let Err(err) = checkpoint_on_writer(&writer, mode, size).await {
+                if matches!(err, StoreError::Closed) || pool.is_closed() {
+                    break;
+                }
+                tracing::warn!(error = %err, "WAL checkpoint failed; retrying on the next tick");
+            }
+        }
+        over_last_tick = over;
     }
+}
+
+/// A checkpoint the writer runs between two writes.
+#[derive(Debug, Clone, Copy)]
+enum WriterCheckpoint {
+    /// Copies what is left; the next write starts the WAL over.
+    Passive,
+    /// Copies what is left and empties the file, unless a reader is still on it.
+    Truncate,
+}
+
+/// Runs `mode` on the writer connection, in order with the writes.
+async fn checkpoint_on_writer(
+    writer: &mpsc::Sender<WriteOp>,
+    mode: WriterCheckpoint,
+    size: u64,
+) -> Result<(), StoreError> {
+    let (reply, answer) = oneshot::channel();
+    let job: WriteJob = Box::new(move |conn: &mut SqliteConnection| -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let started = std::time::Instant::now();
+            let result = checkpoint_without_waiting(conn, mode).await;
+            if let Ok((busy, frames, copied)) = &result {
+                tracing::debug!(
+                    ?mode,
+                    wal_bytes = size,
+                    busy,
+                    wal_frames = frames,
+                    copied_frames = copied,
+                    elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+                    "WAL over its limit: checkpoint on the writer"
+                );
+            }
+            let _ = reply.send(result.map(drop));
+        })
+    });
+    writer
+        .send(WriteOp::Job(job))
+        .await
+        .map_err(|_| StoreError::Closed)?;
+    Ok(answer.await.map_err(|_| StoreError::Closed)??)
+}
+
+/// A checkpoint that never waits. `TRUNCATE` would wait for readers still on the WAL for
+/// the connection's busy timeout, holding up the writer and every webhook queued behind it;
+/// without one, it copies what it can and leaves the file be (`busy` 1) until the next
+/// tick. Returns SQLite's answer: busy, frames in the WAL, frames copied.
+async fn checkpoint_without_waiting(
+    conn: &mut SqliteConnection,
+    mode: WriterCheckpoint,
+) -> Result<(i64, i64, i64), sqlx::Error> {
+    let row = match mode {
+        WriterCheckpoint::Passive => {
+            sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .fetch_one(&mut *conn)
+                .await?
+        }
+        WriterCheckpoint::Truncate => {
+            sqlx::query("PRAGMA busy_timeout = 0")
+                .execute(&mut *conn)
+                .await?;
+            let checkpoint = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .fetch_one(&mut *conn)
+                .await;
+            // Every other write keeps the connection's usual wait.
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "PRAGMA busy_timeout = {}",
+                BUSY_TIMEOUT.as_millis()
+            )))
+            .execute(&mut *conn)
+            .await?;
+            checkpoint?
+        }
+    };
+    Ok((row.get(0), row.get(1), row.get(2)))
 }
 
 // ---- the writer ----------------------------------------------------------------------
