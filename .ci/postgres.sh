@@ -5,16 +5,20 @@
 #   export TEST_POSTGRES_URL=$(.ci/postgres.sh)
 #
 # The server listens on 127.0.0.1:${PGPORT:-54329} only and trusts local connections; its
-# data lives in a temporary directory. `.ci/postgres.sh stop` stops it.
+# data lives in a temporary directory. `.ci/postgres.sh stop` stops it and removes that
+# directory (the cluster is throwaway: nothing in it outlives the test run).
 set -euo pipefail
 
 port=${PGPORT:-54329}
-data=${PGDATA_DIR:-/tmp/codegen-orchestrator-pg}
+data=$(realpath -m "${PGDATA_DIR:-/tmp/codegen-orchestrator-pg}")
 log() { echo "postgres.sh: $*" >&2; }
 
+# The PostgreSQL tools start by changing into the current directory; as the `postgres`
+# user they cannot enter a private one (a clone under /root), and each says so. They run
+# from / instead, which every user can enter; every path given to them is absolute.
 as_postgres() {
   if [ "$(id -u)" = 0 ]; then
-    runuser -u postgres -- "$@"
+    (cd / && runuser -u postgres -- "$@")
   else
     "$@"
   fi
@@ -25,7 +29,11 @@ bin_dir() {
 }
 
 if [ "${1:-}" = stop ]; then
-  as_postgres "$(bin_dir)/pg_ctl" -D "$data" stop -m fast >&2 || true
+  if [ -f "$data/postmaster.pid" ]; then
+    as_postgres "$(bin_dir)/pg_ctl" -D "$data" stop -m fast >&2 || true
+  fi
+  # Only a directory that holds a cluster (initdb wrote PG_VERSION) is removed.
+  if [ -f "$data/PG_VERSION" ]; then rm -rf "$data"; fi
   exit 0
 fi
 

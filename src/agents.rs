@@ -89,6 +89,22 @@ pub enum LaunchOutcome {
     },
 }
 
+/// For logs: `started run 12`, `failed: <reason>`, ... (not the enum's Debug form).
+impl std::fmt::Display for LaunchOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Started {
+                run, adopted: true, ..
+            } => write!(f, "adopted run {run}"),
+            Self::Started { run, .. } => write!(f, "started run {run}"),
+            Self::Taken => f.write_str("already recorded"),
+            Self::Paused { reason } => write!(f, "paused: {reason}"),
+            Self::Failed { reason } => write!(f, "failed: {reason}"),
+            Self::Deferred { reason } => write!(f, "deferred: {reason}"),
+        }
+    }
+}
+
 /// A run that ended, as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EndedRun {

@@ -13,6 +13,7 @@ pub mod engine;
 pub mod events;
 pub mod github;
 pub mod http;
+pub mod network;
 pub mod plan;
 pub mod processor;
 pub mod runtime;

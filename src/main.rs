@@ -1,12 +1,14 @@
 //! The `codegen-orchestrator` binary: parse the command line, load the configuration, run
 //! the subcommand.
 
+use std::io::{ErrorKind, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
-use clap::{Parser, Subcommand};
-use codegen_orchestrator::config::{self, Config, ConfigSource, LoadedConfig};
+use clap::{CommandFactory, Parser, Subcommand};
+use codegen_orchestrator::config::{self, Config, LoadedConfig};
 use codegen_orchestrator::deps::DependencyParser;
 use codegen_orchestrator::domain::RepoName;
 use codegen_orchestrator::github::GitHub;
@@ -33,20 +35,17 @@ enum Command {
     ///
     /// Exits 0 when the graph is valid, 2 when it has a cycle or an unknown reference
     /// (after printing everything found), 1 on bad input.
+    #[command(
+        override_usage = "codegen-orchestrator plan (--repo OWNER/REPO | --issues FILE) [OPTIONS]"
+    )]
     Plan {
-        /// Read the repository's open issues with the trigger label, and their blockers,
-        /// from GitHub (token from github.token / GITHUB_TOKEN, or the App's credentials).
-        #[arg(long, value_name = "OWNER/REPO", required_unless_present = "issues")]
-        repo: Option<RepoName>,
-        /// A JSON file in the GitHub REST "list repository issues" format (an array of issue
-        /// objects); issues with the trigger label are managed, the others known blockers.
-        #[arg(long, value_name = "FILE", conflicts_with = "repo")]
-        issues: Option<PathBuf>,
+        #[command(flatten)]
+        source: PlanSource,
         /// Output format.
         #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
         format: PlanFormat,
         /// Agents in the pool the waves assume (default: codegen.max_concurrent_agents).
-        #[arg(long)]
+        #[arg(long, value_name = "N", value_parser = at_least_one)]
         agents: Option<usize>,
     },
     /// Run the scheduler on a virtual clock with fake agents and measure the makespan
@@ -58,7 +57,7 @@ enum Command {
         #[arg(long, default_value_t = 1, requires = "random")]
         seed: u64,
         /// Agents (default: the graph file's, or codegen.max_concurrent_agents).
-        #[arg(long)]
+        #[arg(long, value_name = "N", value_parser = at_least_one)]
         agents: Option<usize>,
         /// Print JSON.
         #[arg(long)]
@@ -92,6 +91,30 @@ struct SimSource {
     random: Option<usize>,
 }
 
+/// Where `plan` takes its issues from: exactly one of the two. Not `required` in clap's
+/// sense, whose error lists the usage pattern; `main` says "one of ... is required".
+#[derive(clap::Args)]
+#[group(multiple = false)]
+struct PlanSource {
+    /// Read the repository's open issues with the trigger label, and their blockers,
+    /// from GitHub (token from github.token / GITHUB_TOKEN, or the App's credentials).
+    #[arg(long, value_name = "OWNER/REPO")]
+    repo: Option<RepoName>,
+    /// A JSON file in the GitHub REST "list repository issues" format (an array of issue
+    /// objects); issues with the trigger label are managed, the others known blockers.
+    #[arg(long, value_name = "FILE")]
+    issues: Option<PathBuf>,
+}
+
+/// A pool size: at least one agent, as `codegen.max_concurrent_agents` must be.
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1 (no agent could run anything)".into()),
+        Ok(agents) => Ok(agents),
+        Err(_) => Err(format!("`{text}` is not a number of agents")),
+    }
+}
+
 /// How `plan` prints its report.
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum PlanFormat {
@@ -101,29 +124,51 @@ enum PlanFormat {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(Cli {
+            command:
+                Command::Plan {
+                    source:
+                        PlanSource {
+                            repo: None,
+                            issues: None,
+                        },
+                    ..
+                },
+            ..
+        }) => {
+            let mut command = Cli::command();
+            let plan = command
+                .find_subcommand_mut("plan")
+                .expect("plan is a subcommand");
+            return usage_error(plan.error(
+                clap::error::ErrorKind::MissingRequiredArgument,
+                "one of --repo OWNER/REPO or --issues FILE is required",
+            ));
+        }
+        Ok(cli) => cli,
+        Err(err) => return usage_error(err),
+    };
     let loaded = match config::load(cli.config.as_deref(), &config::process_env()) {
         Ok(loaded) => loaded,
         Err(err) => {
-            eprintln!("error: {err}");
+            print_error(&format!("error: {err}"));
             return ExitCode::FAILURE;
         }
     };
     let result = match cli.command {
         Command::CheckConfig => {
-            check_config(&loaded);
-            Ok(ExitCode::SUCCESS)
+            emit(&config::check_config_report(&loaded)).map(|()| ExitCode::SUCCESS)
         }
         Command::Serve => serve(loaded).map(|()| ExitCode::SUCCESS),
         Command::Plan {
-            repo,
-            issues,
+            source,
             format,
             agents,
         } => plan(
             &loaded.config,
-            repo.as_ref(),
-            issues.as_deref(),
+            source.repo.as_ref(),
+            source.issues.as_deref(),
             format,
             agents,
         ),
@@ -146,22 +191,39 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            print_error(&format!("error: {err:#}"));
             ExitCode::FAILURE
         }
     }
 }
 
-fn check_config(loaded: &LoadedConfig) {
-    match &loaded.source {
-        ConfigSource::File(path) => println!("# configuration read from {}", path.display()),
-        ConfigSource::Defaults => println!(
-            "# {} not found: built-in defaults with environment overrides",
-            config::DEFAULT_CONFIG_FILE
-        ),
+/// Prints clap's message (help, version, or what is wrong with the arguments). A wrong
+/// argument exits 1, not clap's 2: `plan` exits 2 for a graph with a cycle, and a typo must
+/// not read as one.
+fn usage_error(err: clap::Error) -> ExitCode {
+    let _ = err.print();
+    if err.use_stderr() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     }
-    print!("{}", loaded.config.to_redacted_yaml());
-    println!("# configuration is valid");
+}
+
+/// Writes a subcommand's output to stdout. A reader that went away (`... | head`) ends the
+/// output quietly, as ripgrep does: the rest is not wanted, and the exit status still says
+/// how the command went (`println!` would panic instead).
+fn emit(text: &str) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(err) if err.kind() == ErrorKind::BrokenPipe => Ok(()),
+        written => written.context("writing to standard output"),
+    }
+}
+
+/// Writes an error line to stderr; a closed stderr leaves nobody to tell, so it is not
+/// another error (`eprintln!` would panic).
+fn print_error(line: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
 }
 
 fn plan(
@@ -193,14 +255,11 @@ fn plan(
     };
     let agents = agents.unwrap_or(config.codegen.max_concurrent_agents as usize);
     let report = plan::plan(&issues, label, &parser, agents);
-    print!(
-        "{}",
-        match format {
-            PlanFormat::Text => report.to_text(),
-            PlanFormat::Json => report.to_json(),
-            PlanFormat::Mermaid => report.to_mermaid(),
-        }
-    );
+    emit(&match format {
+        PlanFormat::Text => report.to_text(),
+        PlanFormat::Json => report.to_json(),
+        PlanFormat::Mermaid => report.to_mermaid(),
+    })?;
     Ok(if report.is_valid() {
         ExitCode::SUCCESS
     } else {
@@ -221,7 +280,7 @@ fn simulate(
         (Some(file), _) => {
             let text = std::fs::read_to_string(file)
                 .with_context(|| format!("cannot read {}", file.display()))?;
-            serde_json::from_str::<simulate::SimGraph>(&text)
+            simulate::SimGraph::from_json(&text, default_agents)
                 .map_err(|err| anyhow!("{}: {err}", file.display()))?
         }
         (None, Some(tasks)) => simulate::random_graph(tasks, seed, default_agents),
@@ -238,13 +297,67 @@ fn simulate(
         dispatch,
         estimates,
     };
-    let report = simulate::simulate_with(&graph, options)?;
-    if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+    let report = if std::io::stderr().is_terminal() {
+        let mut progress = Progress::new();
+        let report = simulate::simulate_observed(&graph, options, &mut |done, total| {
+            progress.show(done, total);
+        });
+        progress.finish();
+        report?
     } else {
-        print!("{}", report.to_text());
+        simulate::simulate_with(&graph, options)?
+    };
+    if json {
+        emit(&(serde_json::to_string_pretty(&report)? + "\n"))?;
+    } else {
+        emit(&report.to_text())?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `simulate`'s progress line on a terminal's stderr: shown once a run has taken a
+/// moment, redrawn a few times a second, erased at the end so the report stands alone.
+struct Progress {
+    started: Instant,
+    last: Option<Instant>,
+}
+
+impl Progress {
+    /// Runs shorter than this show nothing.
+    const QUIET_FOR: Duration = Duration::from_millis(500);
+    const EVERY: Duration = Duration::from_millis(200);
+
+    fn new() -> Self {
+        Self {
+            started: Instant::now(),
+            last: None,
+        }
+    }
+
+    fn show(&mut self, done: usize, total: usize) {
+        let now = Instant::now();
+        let due = match self.last {
+            None => now - self.started >= Self::QUIET_FOR,
+            Some(last) => now - last >= Self::EVERY,
+        };
+        if !due {
+            return;
+        }
+        self.last = Some(now);
+        let elapsed = (now - self.started).as_secs_f64();
+        let line = format!(
+            "\rsimulating: {done} of {total} tasks done ({})",
+            simulate::human_duration(elapsed)
+        );
+        let _ = std::io::stderr().lock().write_all(line.as_bytes());
+    }
+
+    fn finish(self) {
+        if self.last.is_some() {
+            // Back to the start of the line, and erase it.
+            let _ = std::io::stderr().lock().write_all(b"\r\x1b[2K");
+        }
+    }
 }
 
 fn serve(loaded: LoadedConfig) -> anyhow::Result<()> {

@@ -118,7 +118,8 @@ impl PlanReport {
         for (position, reference) in self.order.iter().enumerate() {
             let _ = writeln!(out, "  {:>3}. {reference}", position + 1);
         }
-        let _ = writeln!(out, "\nWaves with {} agents:", self.agents);
+        let plural = if self.agents == 1 { "" } else { "s" };
+        let _ = writeln!(out, "\nWaves with {} agent{plural}:", self.agents);
         for (step, wave) in self.waves.iter().enumerate() {
             let _ = writeln!(out, "  {:>3}: {}", step + 1, wave.join(", "));
         }

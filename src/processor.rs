@@ -176,7 +176,8 @@ impl InboxProcessor {
     /// What the app does with an event: the bot acts on it (a failure is retried with the
     /// delivery); without a bot it is logged.
     async fn handle(&self, event: DomainEvent) -> Result<(), String> {
-        info!(event = %event.summary(), installation = ?event.installation.map(|i| i.0), "event");
+        // An absent installation leaves the field out rather than printing `None`.
+        info!(event = %event.summary(), installation = event.installation.map(|i| i.0), "event");
         match &self.bot {
             Some(bot) => bot.handle(event).await.map_err(|err| err.to_string()),
             None => Ok(()),

@@ -11,9 +11,8 @@ use serde::{Deserialize, Serialize};
 use crate::domain::{IssueRef, IssueStatus, RepoName};
 use crate::engine::{Decision, DependencyGraph, IssueNode, Scheduler};
 
-/// A graph to simulate, as `simulate --graph FILE` reads it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// A graph to simulate: how many agents work at once, and the tasks.
+#[derive(Debug, Clone, Serialize)]
 pub struct SimGraph {
     /// Agents working at once.
     pub agents: usize,
@@ -25,13 +24,68 @@ pub struct SimGraph {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SimTask {
-    /// Its name.
+    /// Its name; the file may give a number (`"id": 12`), as issue numbers are.
+    #[serde(deserialize_with = "task_id")]
     pub id: String,
     /// Seconds its agent runs.
     pub duration_secs: f64,
-    /// Ids of the tasks it depends on.
-    #[serde(default)]
+    /// Ids of the tasks it depends on (names or numbers).
+    #[serde(default, deserialize_with = "task_ids")]
     pub deps: Vec<String>,
+}
+
+/// `simulate --graph FILE` as written: `agents` may be left out, since the command line or
+/// the configuration gives it too.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GraphFile {
+    agents: Option<usize>,
+    tasks: Vec<SimTask>,
+}
+
+impl SimGraph {
+    /// Reads a graph file; `default_agents` applies when the file names no pool size.
+    pub fn from_json(json: &str, default_agents: usize) -> Result<Self, serde_json::Error> {
+        let file: GraphFile = serde_json::from_str(json)?;
+        Ok(Self {
+            agents: file.agents.unwrap_or(default_agents),
+            tasks: file.tasks,
+        })
+    }
+}
+
+/// A task id written as text or as a whole number.
+struct TaskId(String);
+
+impl<'de> Deserialize<'de> for TaskId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = TaskId;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a task id: a string or a whole number")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<TaskId, E> {
+                Ok(TaskId(text.to_owned()))
+            }
+            fn visit_u64<E: serde::de::Error>(self, number: u64) -> Result<TaskId, E> {
+                Ok(TaskId(number.to_string()))
+            }
+            fn visit_i64<E: serde::de::Error>(self, number: i64) -> Result<TaskId, E> {
+                Ok(TaskId(number.to_string()))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+fn task_id<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    TaskId::deserialize(deserializer).map(|id| id.0)
+}
+
+fn task_ids<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    let ids = Vec::<TaskId>::deserialize(deserializer)?;
+    Ok(ids.into_iter().map(|id| id.0).collect())
 }
 
 /// What a simulation measured.
@@ -114,6 +168,16 @@ pub fn simulate(graph: &SimGraph) -> Result<SimReport, SimError> {
 
 /// Runs the scheduler on `graph` as `options` say.
 pub fn simulate_with(graph: &SimGraph, options: SimOptions) -> Result<SimReport, SimError> {
+    simulate_observed(graph, options, &mut |_, _| {})
+}
+
+/// As [`simulate_with`], telling `progress` how many tasks of how many are done each
+/// time some finish (a large graph takes minutes; the command shows it on a terminal).
+pub fn simulate_observed(
+    graph: &SimGraph,
+    options: SimOptions,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<SimReport, SimError> {
     let SimOptions {
         dispatch,
         estimates,
@@ -167,6 +231,7 @@ pub fn simulate_with(graph: &SimGraph, options: SimOptions) -> Result<SimReport,
     let mut running: Vec<IssueRef> = Vec::new();
     let mut finishing: BinaryHeap<Reverse<(u64, IssueRef)>> = BinaryHeap::new();
     let mut launches = Vec::with_capacity(graph.tasks.len());
+    let mut finished = 0;
     loop {
         let may_launch = dispatch == Dispatch::ReadyQueue || running.is_empty();
         let decisions = if may_launch {
@@ -194,7 +259,9 @@ pub fn simulate_with(graph: &SimGraph, options: SimOptions) -> Result<SimReport,
             let Reverse((_, done)) = finishing.pop().expect("peeked");
             engine.set_state(&done, IssueStatus::ClosedCompleted);
             running.retain(|issue| *issue != done);
+            finished += 1;
         }
+        progress(finished, graph.tasks.len());
     }
 
     let makespan = now as f64 / 1000.0;
@@ -265,12 +332,19 @@ pub fn random_graph(tasks: usize, seed: u64, agents: usize) -> SimGraph {
         layer_of.push(layer);
         by_layer.entry(layer).or_default().push(index);
     }
+    // The tasks in layer order, and where each layer starts in it: the tasks of the layers
+    // before a task's are a prefix, in the order the draws below index (a copy of them per
+    // task made large graphs quadratic).
+    let by_layer_order: Vec<usize> = by_layer.values().flatten().copied().collect();
+    let mut layer_start: BTreeMap<usize, usize> = BTreeMap::new();
+    let mut seen = 0;
+    for (layer, ids) in &by_layer {
+        layer_start.insert(*layer, seen);
+        seen += ids.len();
+    }
     let mut simulated = Vec::with_capacity(tasks);
     for (index, &layer) in layer_of.iter().enumerate() {
-        let earlier: Vec<usize> = by_layer
-            .range(..layer)
-            .flat_map(|(_, ids)| ids.iter().copied())
-            .collect();
+        let earlier = &by_layer_order[..layer_start[&layer]];
         let mut deps = Vec::new();
         if !earlier.is_empty() {
             for _ in 0..rng.usize(1..=3) {
@@ -297,14 +371,14 @@ pub fn random_graph(tasks: usize, seed: u64, agents: usize) -> SimGraph {
 }
 
 impl SimReport {
-    /// The report for a terminal.
+    /// The report for a terminal, durations as `16h 6m` (the JSON keeps seconds).
     pub fn to_text(&self) -> String {
         let mut out = String::new();
-        let _ = writeln!(out, "makespan:     {:.1} s", self.makespan_secs);
+        let _ = writeln!(out, "makespan:     {}", human_duration(self.makespan_secs));
         let _ = writeln!(
             out,
-            "lower bound:  {:.1} s (max of critical path and work / agents)",
-            self.lower_bound_secs
+            "lower bound:  {} (max of critical path and work / agents)",
+            human_duration(self.lower_bound_secs)
         );
         let _ = writeln!(out, "ratio:        {:.4}", self.ratio);
         let _ = writeln!(out, "utilisation:  {:.1} %", self.utilisation * 100.0);
@@ -312,15 +386,46 @@ impl SimReport {
         for (n, launch) in self.launches.iter().enumerate() {
             let _ = writeln!(
                 out,
-                "  {:>4}. {:<12} {:>10.1} s -> {:>10.1} s",
+                "  {:>4}. {:<12} {:>8} -> {:>8}",
                 n + 1,
                 launch.id,
-                launch.start_secs,
-                launch.end_secs
+                human_duration(launch.start_secs),
+                human_duration(launch.end_secs)
             );
         }
         out
     }
+}
+
+/// A duration as people say it, to the two largest units: `45s`, `20m 30s`, `16h 6m`,
+/// `2d 3h`; under ten seconds with a tenth (`2.5s`). Whole units that are zero are left
+/// out (`2h`, not `2h 0m`).
+pub fn human_duration(secs: f64) -> String {
+    if !secs.is_finite() || secs < 0.0 {
+        return format!("{secs}s");
+    }
+    if secs < 10.0 {
+        let tenths = (secs * 10.0).round() / 10.0;
+        return if tenths.fract() == 0.0 {
+            format!("{tenths:.0}s")
+        } else {
+            format!("{tenths:.1}s")
+        };
+    }
+    let total = secs.round() as u64;
+    let units = [(86_400, "d"), (3_600, "h"), (60, "m"), (1, "s")];
+    let Some(first) = units.iter().position(|(size, _)| total >= *size) else {
+        return "0s".to_owned();
+    };
+    let (big, big_name) = units[first];
+    let mut text = format!("{}{big_name}", total / big);
+    if let Some(&(small, small_name)) = units.get(first + 1) {
+        let rest = total % big / small;
+        if rest > 0 {
+            let _ = write!(text, " {rest}{small_name}");
+        }
+    }
+    text
 }
 
 #[cfg(test)]
@@ -429,6 +534,54 @@ mod tests {
             tasks: vec![task("a", 1.0, &[]), task("a", 1.0, &[])],
         };
         assert!(matches!(simulate(&twice), Err(SimError::DuplicateTask(_))));
+    }
+
+    #[test]
+    fn durations_read_as_people_say_them() {
+        let cases = [
+            (0.0, "0s"),
+            (2.5, "2.5s"),
+            (9.96, "10s"),
+            (45.0, "45s"),
+            (60.0, "1m"),
+            (1230.0, "20m 30s"),
+            (7200.0, "2h"),
+            (57_960.4, "16h 6m"),
+            (58_007.7, "16h 6m"),
+            (183_600.0, "2d 3h"),
+        ];
+        for (secs, text) in cases {
+            assert_eq!(human_duration(secs), text, "{secs}");
+        }
+    }
+
+    #[test]
+    fn a_graph_file_may_leave_out_the_agents_and_number_its_tasks() {
+        let json = r#"{"tasks": [{"id": 12, "duration_secs": 60}, {"id": "b", "duration_secs": 5, "deps": [12]}]}"#;
+        let graph = SimGraph::from_json(json, 3).unwrap();
+        assert_eq!(graph.agents, 3);
+        assert_eq!(graph.tasks[0].id, "12");
+        assert_eq!(graph.tasks[1].deps, ["12"]);
+        let report = simulate(&graph).unwrap();
+        assert_eq!(report.makespan_secs, 65.0);
+
+        let named = SimGraph::from_json(r#"{"agents": 1, "tasks": []}"#, 3).unwrap();
+        assert_eq!(named.agents, 1);
+        let fraction = SimGraph::from_json(r#"{"tasks": [{"id": 1.5, "duration_secs": 1}]}"#, 3);
+        let err = fraction.unwrap_err().to_string();
+        assert!(err.contains("a string or a whole number"), "{err}");
+    }
+
+    #[test]
+    fn progress_counts_every_task_once_to_the_total() {
+        let graph = random_graph(50, 3, 4);
+        let mut seen = Vec::new();
+        simulate_observed(&graph, SimOptions::default(), &mut |done, total| {
+            seen.push((done, total));
+        })
+        .unwrap();
+        assert!(seen.windows(2).all(|w| w[0].0 <= w[1].0), "{seen:?}");
+        assert_eq!(seen.last(), Some(&(50, 50)));
     }
 
     #[test]

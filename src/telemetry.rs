@@ -8,7 +8,14 @@ use tracing_subscriber::EnvFilter;
 /// Starts logging: `RUST_LOG` sets the verbosity (default `info`), `LOG_FORMAT=json` prints
 /// one JSON object per line instead of human-readable text. Logs go to stderr.
 pub fn init_logging() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // octocrab's own request tracing logs every failure at ERROR as `failed with error
+    // client error (Connect)`; `github::GitHub::send` logs the same failure with its host and
+    // cause, and retries it. octocrab is heard only when RUST_LOG names it.
+    let names_octocrab = std::env::var("RUST_LOG").is_ok_and(|v| v.contains("octocrab"));
+    if !names_octocrab && let Ok(quiet) = "octocrab=off".parse() {
+        filter = filter.add_directive(quiet);
+    }
     let json = std::env::var("LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
     // Colours only for a terminal; a log file or a platform's log collector gets plain text.
     let colours = std::io::IsTerminal::is_terminal(&std::io::stderr());

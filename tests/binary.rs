@@ -347,3 +347,182 @@ fn secrets_never_appear_in_logs_errors_or_metrics() {
         everything.len()
     );
 }
+
+/// Runs the binary with stdout a pipe whose reader is already gone, as `... | head`
+/// leaves it once `head` has read its lines.
+fn with_closed_stdout(mut command: Command) -> std::process::Output {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    command.stdout(writer).output().unwrap()
+}
+
+/// `check-config | head`, `plan ... | head`, `simulate ... | head`, `--help | head`: the
+/// reader going away ends the output quietly, without a panic or a backtrace, and the
+/// exit status is the command's own.
+#[test]
+fn every_subcommand_ends_quietly_when_its_reader_goes_away() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");
+    let cases: [(&[&str], i32); 6] = [
+        (&["check-config"], 0),
+        (
+            &[
+                "plan",
+                "--issues",
+                &format!("{data}/plan-issues-clean.json"),
+            ],
+            0,
+        ),
+        // A graph with a cycle still exits 2: the pipe does not change what was found.
+        (
+            &["plan", "--issues", &format!("{data}/plan-issues.json")],
+            2,
+        ),
+        (&["simulate", "--random", "300", "--agents", "4"], 0),
+        (
+            &["simulate", "--random", "300", "--agents", "4", "--json"],
+            0,
+        ),
+        (&["--help"], 0),
+    ];
+    for (args, code) in cases {
+        let mut command = orchestrator(dir.path());
+        command.args(args).env("RUST_BACKTRACE", "1");
+        let output = with_closed_stdout(command);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(code), "{args:?}: {stderr}");
+        assert!(stderr.is_empty(), "{args:?} wrote to stderr: {stderr}");
+        println!("{args:?} | (closed): exit {code}, stderr empty");
+    }
+}
+
+/// `check-config` ends with what will and will not work, in the order to set it up, and
+/// says when everything is.
+#[test]
+fn check_config_says_what_will_and_will_not_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = orchestrator(dir.path())
+        .arg("check-config")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(output.status.success(), "{stdout}");
+    let order: Vec<usize> = [
+        "--  webhooks: every webhook is answered 401",
+        "--  GitHub:   not acted on",
+        "--  Codegen:  no launches",
+        "ok  storage:  SQLite in data/orchestrator.db, for one `serve` process",
+        "# Not ready yet: set up webhooks, GitHub and Codegen, in that order.",
+    ]
+    .iter()
+    .map(|line| {
+        stdout
+            .find(line)
+            .unwrap_or_else(|| panic!("{line:?} missing:\n{stdout}"))
+    })
+    .collect();
+    assert!(order.is_sorted(), "{stdout}");
+
+    let key = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/test-app-key.pem");
+    let output = orchestrator(dir.path())
+        .arg("check-config")
+        .env("GITHUB_WEBHOOK_SECRET", SECRET)
+        .env("GITHUB_APP_ID", "4242")
+        .env("GITHUB_PRIVATE_KEY_PATH", key)
+        .env("CODEGEN_ORG_ID", "77")
+        .env("CODEGEN_API_TOKEN", "cg-token-distinctive-1f2e")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(output.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("ok  GitHub:   acted on as the GitHub App 4242"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("ok  Codegen:  agents launched in organisation 77"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.ends_with(
+            "# Ready: webhooks are verified, GitHub is acted on, agents are launched.\n"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains(SECRET) && !stdout.contains("cg-token-distinctive"),
+        "{stdout}"
+    );
+}
+
+/// Without GitHub credentials, `serve` says where to register the App: the address it
+/// really serves on (listening on every interface, the loopback address), and the README
+/// section. Its log fields are plain values, never Rust's `Some(..)`.
+#[test]
+fn serve_without_credentials_points_at_setup_and_logs_plain_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start_with(
+        dir.path(),
+        &[("CODEGEN_ORCHESTRATOR__SERVER__LISTEN", "0.0.0.0:0")],
+    );
+    let port = server.address.rsplit_once(':').unwrap().1.to_owned();
+    let line = server.wait_for_log("/setup");
+    assert!(
+        line.contains(&format!("http://127.0.0.1:{port}/setup")),
+        "{line}"
+    );
+    assert!(line.contains("GitHub App registration"), "{line}");
+    println!("serve on 0.0.0.0:{port} says: {line}");
+
+    let body = fixture("issues/labeled.with-organization.payload.json");
+    let address = server.address.replace("0.0.0.0", "127.0.0.1");
+    server.address = address;
+    assert_eq!(server.deliver("issues", "plain-1", &body).0, 202);
+    server.wait_for_log("\"event\"");
+    let (_, logs) = server.terminate();
+    let ours: Vec<&String> = logs
+        .iter()
+        .filter(|line| line.contains("\"target\":\"codegen_orchestrator"))
+        .collect();
+    assert!(!ours.is_empty());
+    for line in ours {
+        assert!(
+            !line.contains("Some(") && !line.contains(":None"),
+            "a Debug value in a log line: {line}"
+        );
+    }
+}
+
+/// SQLite is for one process: a second `serve` on the same file is refused with a
+/// message that says so and names PostgreSQL; the first keeps serving.
+#[test]
+fn a_second_serve_on_the_same_sqlite_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Server::start(dir.path());
+    let second = orchestrator(dir.path())
+        .arg("serve")
+        .env("CODEGEN_ORCHESTRATOR__SERVER__LISTEN", "127.0.0.1:0")
+        .env("GITHUB_WEBHOOK_SECRET", SECRET)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("data/orchestrator.db is in use by another process")
+            && stderr.contains("SQLite serves one process")
+            && stderr.contains("PostgreSQL"),
+        "{stderr}"
+    );
+    assert_eq!(first.get("/healthz").0, 200);
+    println!(
+        "second serve: {}",
+        stderr.lines().last().unwrap_or_default()
+    );
+    let (status, _) = first.terminate();
+    assert!(status.success());
+
+    // Once the first has stopped, the file is free again.
+    let again = Server::start(dir.path());
+    assert_eq!(again.get("/healthz").0, 200);
+    again.terminate();
+}

@@ -122,3 +122,92 @@ fn bad_input_exits_1_naming_the_file_and_the_issue() {
     let output = plan(&["--issues", "/nonexistent/issues.json"]);
     assert_eq!(output.status.code(), Some(1));
 }
+
+/// The README's first example: a sample without cycles or unknown references.
+#[test]
+fn the_clean_sample_plans_and_exits_0() {
+    let clean = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/plan-issues-clean.json"
+    );
+    let output = plan(&["--issues", clean, "--agents", "1"]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = stdout(&output);
+    assert!(text.contains("\nWaves with 1 agent:\n"), "{text}");
+    insta::assert_snapshot!(text);
+}
+
+/// Without a source, `plan` says that one of the two is needed, as bad input (1), not as
+/// a graph with a cycle (2).
+#[test]
+fn no_source_asks_for_one_of_repo_or_issues() {
+    let output = plan(&[]);
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("error: one of --repo OWNER/REPO or --issues FILE is required"),
+        "{stderr}"
+    );
+    let output = plan(&["--repo", "acme/api", "--issues", ISSUES]);
+    assert_eq!(output.status.code(), Some(1));
+}
+
+/// A pool of no agents is refused, as `codegen.max_concurrent_agents: 0` is.
+#[test]
+fn zero_agents_are_refused() {
+    for args in [
+        &["plan", "--issues", ISSUES, "--agents", "0"][..],
+        &["simulate", "--random", "5", "--agents", "0"][..],
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let output = Command::new(BIN)
+            .current_dir(dir.path())
+            .env_clear()
+            .args(args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("invalid value '0' for '--agents <N>': must be at least 1"),
+            "{stderr}"
+        );
+    }
+}
+
+/// `plan --repo` against a GitHub that is not there: the error names the service, the host
+/// and the cause, the log never shows octocrab's `client error (Connect)`, and the token
+/// appears nowhere. (The client retries transport failures for about eight seconds first.)
+#[test]
+fn an_unreachable_github_is_named_with_its_host_and_cause() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let token = "ghp_plan_distinctive_0d4c";
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(BIN)
+        .current_dir(dir.path())
+        .env_clear()
+        .env("GITHUB_API_URL", format!("http://127.0.0.1:{port}"))
+        .env("GITHUB_TOKEN", token)
+        .args(["plan", "--repo", "acme/api"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.ends_with(&format!(
+            "error: reading acme/api from GitHub: cannot reach GitHub at 127.0.0.1:{port}: connection refused\n"
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("client error (Connect)"), "{stderr}");
+    assert!(!stderr.contains(token), "{stderr}");
+}

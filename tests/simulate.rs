@@ -114,3 +114,63 @@ fn with_estimates_a_benchmark_graph_is_within_two_percent_of_its_bound() {
         .unwrap();
     assert!(ratio <= 1.02, "{ratio}");
 }
+
+/// A graph file without `agents` takes `--agents` (or the configuration's); task ids may
+/// be numbers, as issue numbers are.
+#[test]
+fn a_file_without_agents_and_with_numeric_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("numbers.json");
+    std::fs::write(
+        &file,
+        r#"{"tasks": [
+            {"id": 12, "duration_secs": 600},
+            {"id": 13, "duration_secs": 300, "deps": [12]},
+            {"id": "docs", "duration_secs": 900}
+        ]}"#,
+    )
+    .unwrap();
+    let path = file.to_str().unwrap();
+    let (code, json) = run(&["--graph", path, "--agents", "2", "--json"]);
+    assert_eq!(code, 0, "{json}");
+    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(report["makespan_secs"], 900.0);
+    assert_eq!(report["launches"][0]["id"], "12");
+    // Without --agents, the configuration's default pool (10).
+    let (code, json) = run(&["--graph", path, "--json"]);
+    assert_eq!(code, 0, "{json}");
+    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        report["utilisation"].as_f64().unwrap(),
+        1800.0 / (10.0 * 900.0)
+    );
+}
+
+/// Text output gives durations as people read them (`45m`, `16h 6m`); JSON keeps seconds.
+/// With stderr not a terminal, no progress line is drawn.
+#[test]
+fn text_output_reads_durations_in_hours_and_minutes() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(BIN)
+        .current_dir(dir.path())
+        .env_clear()
+        .args(["simulate", "--graph", SMALL])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    assert!(
+        output.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(text.starts_with("makespan:     45m\n"), "{text}");
+    insta::assert_snapshot!(text);
+
+    // The benchmark graph: 58,007.7 s in JSON, `16h 6m` in text.
+    let (_, json) = run(&["--random", "200", "--seed", "1", "--agents", "10", "--json"]);
+    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(report["makespan_secs"], 58007.7);
+    let (_, long) = run(&["--random", "200", "--seed", "1", "--agents", "10"]);
+    assert_eq!(long.lines().next(), Some("makespan:     16h 6m"), "{long}");
+}

@@ -234,7 +234,7 @@ impl Bot {
         let ended = agents.poll(now).await?;
         let mut state = self.inner.state.lock().await;
         for (issue, outcome) in &recovered {
-            tracing::info!(%issue, ?outcome, "an interrupted launch was settled");
+            tracing::info!(%issue, %outcome, "an interrupted launch was settled");
             self.reload_run(&mut state, issue).await?;
         }
         for ended in &ended {
@@ -477,7 +477,7 @@ impl Bot {
                     prompt,
                 };
                 let outcome = agents.launch(&launch, now).await?;
-                tracing::info!(%issue, attempt, ?outcome, "launch");
+                tracing::info!(%issue, attempt, %outcome, "launch");
                 if matches!(outcome, LaunchOutcome::Paused { .. }) {
                     state.dirty.insert((id, issue));
                     break;

@@ -32,6 +32,7 @@ use tokio::time::Instant;
 
 use crate::config::{CodegenConfig, Secret};
 use crate::domain::{AgentStatus, InstallationId, IssueRef, RepoName, RunId};
+use crate::network::{cause_of, host_of};
 pub use limiter::{Permit, SlidingWindow};
 use payload::{ApiReposPage, ApiRun, ApiRunsPage, ApiUser, ErrorBody};
 
@@ -70,8 +71,9 @@ pub enum CodegenError {
         /// Attempts made.
         attempts: u32,
     },
-    /// No answer at all after every retry.
-    #[error("could not reach Codegen: {0}")]
+    /// No answer at all after every retry; the text names the host and the cause
+    /// (`cannot reach Codegen at api.codegen.com: connection refused (GET /v1/...)`).
+    #[error("{0}")]
     Transport(String),
     /// An answer that is not what the API describes.
     #[error("could not read Codegen's answer: {0}")]
@@ -281,7 +283,11 @@ impl Codegen {
         authorization.set_sensitive(true);
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_native_roots()
-            .map_err(|err| CodegenError::Transport(format!("no TLS root certificates: {err}")))?
+            .map_err(|err| {
+                CodegenError::Transport(format!(
+                    "cannot set up TLS for Codegen: no root certificates: {err}"
+                ))
+            })?
             .https_or_http()
             .enable_http1()
             .build();
@@ -570,18 +576,27 @@ impl Codegen {
             }
             None => Bytes::new(),
         };
-        let request = builder
-            .body(Full::new(bytes))
-            .map_err(|err| CodegenError::Transport(format!("bad request to {path}: {err}")))?;
+        let request = builder.body(Full::new(bytes)).map_err(|err| {
+            CodegenError::Transport(format!("cannot build a Codegen request to {path}: {err}"))
+        })?;
+        let unreachable = |cause: &dyn std::fmt::Display| {
+            CodegenError::Transport(format!(
+                "cannot reach Codegen at {}: {cause} ({method} {path})",
+                host_of(&self.inner.base)
+            ))
+        };
         let exchange = async {
-            let response = self.inner.http.request(request).await.map_err(|err| {
-                CodegenError::Transport(format!("{method} {path}: {}", error_chain(&err)))
-            })?;
+            let response = self
+                .inner
+                .http
+                .request(request)
+                .await
+                .map_err(|err| unreachable(&cause_of(&err)))?;
             let (parts, body) = response.into_parts();
             let body = body
                 .collect()
                 .await
-                .map_err(|err| CodegenError::Transport(format!("{method} {path}: {err}")))?
+                .map_err(|err| unreachable(&cause_of(&err)))?
                 .to_bytes();
             Ok(Answer {
                 status: parts.status,
@@ -592,7 +607,8 @@ impl Codegen {
         let answer = tokio::time::timeout(timeout, exchange)
             .await
             .map_err(|_| {
-                CodegenError::Transport(format!("{path}: no answer within {timeout:?}"))
+                // Duration's Debug is plain: `60s`, `1.5s`.
+                unreachable(&format!("no answer within {timeout:?}"))
             })??;
         crate::telemetry::record_codegen_call(method.as_str(), answer.status.as_u16());
         Ok(answer)
@@ -622,17 +638,4 @@ impl Codegen {
 
 fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, CodegenError> {
     serde_json::from_slice(body).map_err(|err| CodegenError::Decode(err.to_string()))
-}
-
-/// The error and its causes, which hyper keeps apart ("client error (Connect)" alone says
-/// little).
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

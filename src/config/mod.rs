@@ -1,6 +1,7 @@
 //! Configuration: `config.yaml` (or built-in defaults), then environment overrides, then
 //! validation. Every error names where the bad value came from, the key and the problem.
 
+mod readiness;
 mod secret;
 
 use std::collections::BTreeMap;
@@ -11,6 +12,7 @@ use serde_yaml_ng::{Mapping, Value};
 
 pub use crate::engine::UnblockOn;
 
+pub use readiness::check_config_report;
 pub use secret::{REDACTED, Secret, SecretList};
 
 /// The file read when `--config` is not given; built-in defaults apply when it is absent.

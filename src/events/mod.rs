@@ -371,7 +371,7 @@ impl DomainEvent {
                     IssueAction::Labeled { label } | IssueAction::Unlabeled { label } => {
                         format!(" label={label}")
                     }
-                    IssueAction::Closed { reason } => format!(" reason={reason:?}"),
+                    IssueAction::Closed { reason } => format!(" reason={}", reason.name()),
                     IssueAction::Transferred { to: Some(to) } => format!(" to={to}"),
                     _ => String::new(),
                 };
@@ -389,14 +389,21 @@ impl DomainEvent {
                 comment.author.login
             ),
             Event::Label { action, repo, name } => {
-                format!("label.{action:?} {repo} name={name}")
+                format!("label.{} {repo} name={name}", action.name())
             }
             Event::PullRequest { action, pull } => {
-                format!("pull_request.{action:?} {}", pull.reference)
+                let merged = if matches!(action, PullRequestAction::Closed { merged: true }) {
+                    " merged"
+                } else {
+                    ""
+                };
+                format!("pull_request.{} {}{merged}", action.name(), pull.reference)
             }
             Event::ProjectItem { action, item } => format!(
-                "projects_v2_item.{action:?} item={} content={}",
-                item.node_id, item.content_node_id
+                "projects_v2_item.{} item={} content={}",
+                action.name(),
+                item.node_id,
+                item.content_node_id
             ),
             Event::Installation {
                 action,
@@ -404,7 +411,10 @@ impl DomainEvent {
                 account,
                 ..
             } => {
-                format!("installation.{action:?} {installation} account={account}")
+                format!(
+                    "installation.{} {installation} account={account}",
+                    action.name()
+                )
             }
             Event::InstallationRepositories {
                 installation,
@@ -420,8 +430,10 @@ impl DomainEvent {
                 blocked,
                 blocking,
             } => format!(
-                "issue_dependencies.{action:?} {} blocked by {}",
-                blocked.reference, blocking.reference
+                "issue_dependencies.{} {} blocked by {}",
+                action.name(),
+                blocked.reference,
+                blocking.reference
             ),
             Event::Push {
                 repo,
@@ -431,7 +443,10 @@ impl DomainEvent {
                 "push {repo} default_branch={default_branch} paths={}",
                 paths.len()
             ),
-            Event::Ping { hook_id } => format!("ping hook={hook_id:?}"),
+            Event::Ping {
+                hook_id: Some(hook),
+            } => format!("ping hook={hook}"),
+            Event::Ping { hook_id: None } => "ping".to_owned(),
         }
     }
 }
@@ -447,6 +462,71 @@ impl IssueAction {
             Self::Reopened => "reopened",
             Self::Deleted => "deleted",
             Self::Transferred { .. } => "transferred",
+        }
+    }
+}
+
+// The names GitHub gives the actions in its payloads, for log lines.
+
+impl CloseReason {
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Completed => "completed",
+            Self::NotPlanned => "not_planned",
+            Self::Duplicate => "duplicate",
+        }
+    }
+}
+
+impl LabelAction {
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Edited { .. } => "edited",
+            Self::Deleted => "deleted",
+        }
+    }
+}
+
+impl PullRequestAction {
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Opened => "opened",
+            Self::Edited => "edited",
+            Self::Closed { .. } => "closed",
+            Self::Reopened => "reopened",
+        }
+    }
+}
+
+impl ProjectItemAction {
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Edited { .. } => "edited",
+            Self::Archived => "archived",
+            Self::Restored => "restored",
+            Self::Deleted => "deleted",
+        }
+    }
+}
+
+impl InstallationAction {
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Deleted => "deleted",
+            Self::Suspended => "suspend",
+            Self::Unsuspended => "unsuspend",
+        }
+    }
+}
+
+impl DependencyAction {
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Added => "added",
+            Self::Removed => "removed",
         }
     }
 }

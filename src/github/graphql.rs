@@ -331,7 +331,7 @@ impl GitHub {
             let project = item.as_ref().and_then(|i| i.project.as_ref());
             if let Some(message) = refused.remove(&position) {
                 let project = project.map(|p| p.title.clone());
-                tracing::warn!(%issue, position, ?project, message,
+                tracing::warn!(%issue, position, project = project.as_deref(), message,
                     "GitHub refused the App a project board of the issue; skipped");
                 boards.push(Board::Unreachable { project, message });
                 continue;
@@ -392,7 +392,7 @@ impl GitHub {
             };
             let Some((option_id, _)) = found.options.iter().find(|(_, name)| name == option) else {
                 let available: Vec<String> = found.options.iter().map(|(_, n)| n.clone()).collect();
-                tracing::error!(%issue, project, field, option, ?available,
+                tracing::error!(%issue, project, field, option, available = %available.join(", "),
                     "configuration problem: projects.status_options names an option the field does not have");
                 updates.push(ProjectUpdate::NoSuchOption { project, available });
                 continue;

@@ -34,6 +34,7 @@ use serde::de::DeserializeOwned;
 
 use crate::config::GithubConfig;
 use crate::domain::{InstallationId, IssueRef, IssueSnapshot, IssueStatus, RepoName};
+use crate::network::{NetworkCause, cause_of, host_of};
 use crate::telemetry::names;
 use retry::{RetryPolicy, Verdict};
 
@@ -73,6 +74,15 @@ pub enum GithubError {
         /// GitHub's message.
         message: String,
     },
+    /// No answer: the connection was refused or broke off, the host name does not
+    /// resolve, TLS failed, or time ran out.
+    #[error("cannot reach GitHub at {host}: {cause}")]
+    Unreachable {
+        /// `host[:port]` of `github.api_url`.
+        host: String,
+        /// What went wrong.
+        cause: NetworkCause,
+    },
     /// The request did not get an answer, or the answer could not be read.
     #[error("GitHub request failed: {0}")]
     Transport(String),
@@ -89,6 +99,21 @@ impl GithubError {
                 message: source.message,
             },
             other => Self::Transport(other.to_string()),
+        }
+    }
+
+    /// [`GithubError::from_octocrab`] for a request sent to `host`: a failure of the
+    /// connection says so with its cause rather than as octocrab's `Service Error: client
+    /// error (Connect)`.
+    fn from_octocrab_at(err: octocrab::Error, host: &str) -> Self {
+        let cause = match &err {
+            octocrab::Error::Service { source, .. } => cause_of(source.as_ref()),
+            octocrab::Error::Hyper { source, .. } => cause_of(source),
+            _ => return Self::from_octocrab(err),
+        };
+        Self::Unreachable {
+            host: host.to_owned(),
+            cause,
         }
     }
 
@@ -117,6 +142,8 @@ pub struct GitHub {
     installation: bool,
     /// Who the client acts as, for metrics: an installation id, `token` or `app`.
     account: String,
+    /// `host[:port]` of `github.api_url`, to say which server did not answer.
+    host: String,
     /// Paces content-creating requests for this installation.
     pacer: Arc<Pacer>,
     /// Projects' single-select fields by project id, looked up once each.
@@ -229,6 +256,7 @@ impl GitHub {
             base_path,
             permissions: Arc::default(),
             installation: false,
+            host: host_of(&config.api_url),
             account: if config.token.is_some() {
                 "token"
             } else {
@@ -400,7 +428,7 @@ impl GitHub {
                 self.client
                     .installation_token_with_buffer(TOKEN_RENEWAL_MARGIN)
                     .await
-                    .map_err(GithubError::from_octocrab)?;
+                    .map_err(|err| GithubError::from_octocrab_at(err, &self.host))?;
             }
             // The standard headers come from the client (see `client_builder`); adding
             // them here too would send each twice.
@@ -421,7 +449,10 @@ impl GitHub {
                     let body = body
                         .collect()
                         .await
-                        .map_err(|err| GithubError::Transport(err.to_string()))?
+                        .map_err(|err| GithubError::Unreachable {
+                            host: self.host.clone(),
+                            cause: cause_of(&err),
+                        })?
                         .to_bytes();
                     record_call(&self.account, &method, parts.status, &parts.headers);
                     let now = crate::clock::now_millis() as u64 / 1000;
@@ -452,7 +483,7 @@ impl GitHub {
                     }
                 }
                 Err(err) => {
-                    let err = GithubError::from_octocrab(err);
+                    let err = GithubError::from_octocrab_at(err, &self.host);
                     let Some(wait) = retry::transport_retry(&self.retry, attempt) else {
                         return Err(err);
                     };
@@ -510,7 +541,7 @@ impl GitHub {
             self.client
                 .installation_token()
                 .await
-                .map_err(GithubError::from_octocrab)?
+                .map_err(|err| GithubError::from_octocrab_at(err, &self.host))?
                 .expose_secret()
                 .to_owned()
         } else {

@@ -38,6 +38,9 @@ pub enum StoreError {
     /// The store's writer has stopped (the app is shutting down).
     #[error("the store is shut down")]
     Closed,
+    /// Another process has the SQLite file open (SQLite serves one process).
+    #[error("{0}")]
+    InUse(String),
 }
 
 /// A webhook delivery that passed the door, about to be stored.

@@ -1,6 +1,9 @@
 //! The stores a store test runs against: a temporary SQLite file always, and a fresh
 //! PostgreSQL database when `TEST_POSTGRES_URL` names a server (`.ci/run` starts one; in CI
-//! its absence is an error, so the PostgreSQL half can never be skipped silently).
+//! its absence is an error, so the PostgreSQL half can never be skipped silently). Run
+//! locally without it, each test that skips its PostgreSQL half says so on the terminal.
+
+use std::io::Write;
 
 use sqlx::Connection;
 
@@ -19,10 +22,23 @@ pub fn postgres_admin_url() -> Option<String> {
             panic!("TEST_POSTGRES_URL is not set: .ci/run starts PostgreSQL and sets it")
         }
         _ => {
-            eprintln!("TEST_POSTGRES_URL is not set: the PostgreSQL half of this test is skipped");
+            report_skip();
             None
         }
     }
+}
+
+/// Prints `SKIPPED (PostgreSQL) <test>` where the person running the tests sees it: the
+/// test harness captures `eprintln!` and shows it only for a failing test, but not what is
+/// written to stderr directly. Without it a green local run reads as a full one.
+fn report_skip() {
+    let current = std::thread::current();
+    let test = current.name().unwrap_or("a test");
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "SKIPPED (PostgreSQL) {test}: TEST_POSTGRES_URL is not set; \
+         `export TEST_POSTGRES_URL=$(.ci/postgres.sh)` runs it"
+    );
 }
 
 /// A new, empty PostgreSQL database on the test server.
