@@ -7,7 +7,10 @@
 //! graph, the store and what GitHub shows never disagree for long. After each change,
 //! [`Bot::settle`] launches what became ready and publishes the statuses that changed.
 
+mod commands;
+mod dependencies;
 mod handlers;
+mod installations;
 mod publish;
 mod repo_config;
 mod tracked;
