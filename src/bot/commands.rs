@@ -312,7 +312,7 @@ impl Bot {
             .into_iter()
             .filter(|i| &i.repo == repo)
             .collect();
-        let running: Vec<IssueRef> = super::running_issues(installation)
+        let running: Vec<IssueRef> = super::launch::running_issues(installation)
             .into_iter()
             .filter(|i| &i.repo == repo)
             .collect();

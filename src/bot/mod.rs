@@ -11,7 +11,9 @@ mod commands;
 mod dependencies;
 mod handlers;
 mod installations;
+mod launch;
 mod publish;
+mod reconcile;
 mod repo_config;
 mod tracked;
 mod trigger;
@@ -272,148 +274,6 @@ impl Bot {
         self.refresh_agent(state, id, issue).await
     }
 
-    /// Heals what lost webhooks or downtime left behind: for every repository of every
-    /// installation, the open issues with the trigger label are listed (conditional
-    /// requests: an unchanged list costs a 304) and compared with what the bot knows; then
-    /// runs are followed and every managed status is published again if it changed.
-    pub async fn reconcile(&self) -> Result<(), BotError> {
-        // Runs first: an issue closed while its run finished is not taken for a cancel.
-        self.tick().await?;
-        let mut targets: Vec<(InstallationId, Vec<RepoName>)> = Vec::new();
-        if self.inner.github.is_app() {
-            for id in self.inner.github.installations().await? {
-                let client = self.inner.github.for_installation(id).await?;
-                targets.push((id, client.installation_repositories().await?));
-            }
-        } else {
-            // Token mode: the repositories the bot already knows.
-            let state = self.inner.state.lock().await;
-            for (id, installation) in &state.installations {
-                let repos: BTreeSet<RepoName> =
-                    installation.issues.keys().map(|i| i.repo.clone()).collect();
-                targets.push((*id, repos.into_iter().collect()));
-            }
-        }
-        let mut state = self.inner.state.lock().await;
-        for (id, repos) in targets {
-            for repo in repos {
-                // One repository's trouble (a 403, an outage) does not stop the others.
-                if let Err(err) = self.reconcile_repo(&mut state, id, &repo).await {
-                    tracing::warn!(%repo, error = %err, "reconciling the repository failed; trying again next time");
-                }
-            }
-        }
-        self.reread_open_blockers(&mut state).await;
-        // Every managed issue once more: a comment or label edited while down is redone
-        // only where the stored hash or label differs.
-        let all: Vec<(InstallationId, IssueRef)> = state
-            .installations
-            .iter()
-            .flat_map(|(id, installation)| {
-                installation
-                    .issues
-                    .iter()
-                    .filter(|(_, t)| t.managed)
-                    .map(move |(issue, _)| (*id, issue.clone()))
-            })
-            .collect();
-        state.dirty.extend(all);
-        self.settle(&mut state).await
-    }
-
-    /// Brings one repository in line with GitHub: labelled open issues are managed (or
-    /// re-read when changed), managed issues no longer listed are looked at again.
-    async fn reconcile_repo(
-        &self,
-        state: &mut State,
-        id: InstallationId,
-        repo: &RepoName,
-    ) -> Result<(), BotError> {
-        let trigger = self.load_repo(state, id, repo, None).await?.trigger_label;
-        let client = self.client(id, repo).await?;
-        let open = client.open_issues_labeled(repo, &trigger).await?;
-        let found: BTreeSet<IssueRef> = open.iter().map(|i| i.reference.clone()).collect();
-        for snapshot in open {
-            self.adopt(state, id, snapshot).await?;
-        }
-        let vanished: Vec<IssueRef> = state
-            .installations
-            .get(&id)
-            .map(|installation| {
-                installation
-                    .issues
-                    .iter()
-                    .filter(|(issue, tracked)| {
-                        &issue.repo == repo
-                            && tracked.managed
-                            && tracked.status == IssueStatus::Open
-                            && !found.contains(*issue)
-                    })
-                    .map(|(issue, _)| issue.clone())
-                    .collect()
-            })
-            .unwrap_or_default();
-        for issue in vanished {
-            self.recheck(state, id, &issue).await?;
-        }
-        Ok(())
-    }
-
-    /// Reads again every blocker the bot does not manage that still holds a managed issue:
-    /// its `closed` webhook may have been lost, or never sent to this App at all.
-    async fn reread_open_blockers(&self, state: &mut State) {
-        let holding: Vec<(InstallationId, IssueRef)> = state
-            .installations
-            .iter()
-            .flat_map(|(id, installation)| {
-                installation
-                    .issues
-                    .iter()
-                    .filter(|(_, t)| !t.managed && !t.status.satisfies())
-                    .filter(|(issue, _)| {
-                        installation.graph.dependents(issue).iter().any(|d| {
-                            installation
-                                .issues
-                                .get(d)
-                                .is_some_and(|t| t.managed && t.status == IssueStatus::Open)
-                        })
-                    })
-                    .map(move |(issue, _)| (*id, issue.clone()))
-            })
-            .collect();
-        for (id, issue) in holding {
-            if let Err(err) = self.reread_blocker(state, id, &issue).await {
-                tracing::warn!(%issue, error = %err, "re-reading a blocker failed; trying again next time");
-            }
-        }
-    }
-
-    /// The App was installed, or repositories were added to it: their labelled issues are
-    /// picked up at once rather than at the next reconciliation.
-    async fn welcome(
-        &self,
-        state: &mut State,
-        id: InstallationId,
-        repos: &[RepoName],
-    ) -> Result<(), BotError> {
-        let repos = if repos.is_empty() && self.inner.github.is_app() {
-            self.inner
-                .github
-                .for_installation(id)
-                .await?
-                .installation_repositories()
-                .await?
-        } else {
-            repos.to_vec()
-        };
-        for repo in &repos {
-            if let Err(err) = self.reconcile_repo(state, id, repo).await {
-                tracing::warn!(%repo, error = %err, "reading a new repository failed; the reconciler will try again");
-            }
-        }
-        Ok(())
-    }
-
     /// Launches whatever is ready, then publishes every status that may have changed.
     async fn settle(&self, state: &mut State) -> Result<(), BotError> {
         self.launch_ready(state).await?;
@@ -447,166 +307,6 @@ impl Bot {
         }
     }
 
-    /// Asks the scheduler what to launch in every installation and launches it.
-    async fn launch_ready(&self, state: &mut State) -> Result<(), BotError> {
-        let Some(agents) = &self.inner.agents else {
-            return Ok(());
-        };
-        let ids: Vec<InstallationId> = state.installations.keys().copied().collect();
-        for id in ids {
-            let now = now_millis();
-            if agents.quota_pause(id, now).is_some() || state.suspended.contains(&id) {
-                continue;
-            }
-            let scheduler = self.scheduler(state);
-            let installation = &state.installations[&id];
-            let running = running_issues(installation);
-            let decisions = scheduler.decide(&installation.graph, &running);
-            for Decision::Launch { issue, attempt } in decisions {
-                let template = self
-                    .load_repo(state, id, &issue.repo, None)
-                    .await?
-                    .prompt_template;
-                let stacked = self.stack(state, id, &issue).await?;
-                let stacked_on = stacked
-                    .as_ref()
-                    .map(|(base, new)| (base.as_str(), new.as_str()));
-                let prompt =
-                    self.prompt_for(&state.installations[&id], &issue, &template, stacked_on);
-                let launch = Launch {
-                    installation: id,
-                    issue: issue.clone(),
-                    attempt,
-                    prompt,
-                };
-                let outcome = agents.launch(&launch, now).await?;
-                tracing::info!(%issue, attempt, %outcome, "launch");
-                if matches!(outcome, LaunchOutcome::Paused { .. }) {
-                    state.dirty.insert((id, issue));
-                    break;
-                }
-                // Whatever happened is in the run row; read it back.
-                if let Some(latest) = self.inner.store.runs_of(&issue).await?.pop() {
-                    state
-                        .installations
-                        .get_mut(&id)
-                        .expect("listed")
-                        .runs
-                        .insert(issue.clone(), latest);
-                }
-                self.refresh_agent(state, id, &issue).await?;
-            }
-        }
-        Ok(())
-    }
-
-    /// The scheduler with the configured caps and the paused repositories.
-    fn scheduler(&self, state: &State) -> Scheduler {
-        Scheduler {
-            per_repository: self.inner.settings.per_repository,
-            paused: state.paused.keys().cloned().collect(),
-            repository_caps: state
-                .repos
-                .iter()
-                .filter_map(|(repo, settings)| Some((repo.clone(), settings.max_agents?)))
-                .collect(),
-            ..Scheduler::new(self.inner.settings.max_concurrent)
-        }
-    }
-
-    /// Stacked work (`unblock_on: pr_opened`): when a blocker in the same repository is
-    /// still open with a pull request, the issue starts on a new branch
-    /// `codegen/<number>-<slug>` made from that pull request's branch. Returns (base, new).
-    async fn stack(
-        &self,
-        state: &mut State,
-        id: InstallationId,
-        issue: &IssueRef,
-    ) -> Result<Option<(String, String)>, BotError> {
-        if self.inner.settings.orchestrator.unblock_on != crate::engine::UnblockOn::PrOpened {
-            return Ok(None);
-        }
-        let installation = &state.installations[&id];
-        let base = installation
-            .graph
-            .blockers(issue)
-            .into_iter()
-            .filter(|b| b.issue.repo == issue.repo && b.state == IssueStatus::Open)
-            .find_map(|b| {
-                installation
-                    .issues
-                    .get(&b.issue)?
-                    .branches
-                    .values()
-                    .next()
-                    .cloned()
-            });
-        let Some(base) = base else {
-            return Ok(None);
-        };
-        let title = installation
-            .issues
-            .get(issue)
-            .and_then(|t| t.title.clone())
-            .unwrap_or_default();
-        let new = format!("codegen/{}-{}", issue.number, slug(&title));
-        let client = self.client(id, &issue.repo).await?;
-        if let Err(err) = client.create_branch(&issue.repo, &new, &base).await {
-            tracing::warn!(%issue, %base, error = %err, "could not create the stacked branch; the agent is asked to");
-        }
-        Ok(Some((base, new)))
-    }
-
-    /// `orchestrator.auto_merge`: merges the pull requests of successful agent runs once
-    /// GitHub reports them mergeable with every check passed, and closes their issues.
-    async fn merge_ready(&self, state: &mut State) -> Result<(), BotError> {
-        if !self.inner.settings.orchestrator.auto_merge {
-            return Ok(());
-        }
-        let candidates: Vec<(InstallationId, IssueRef, Vec<String>)> = state
-            .installations
-            .iter()
-            .flat_map(|(id, installation)| {
-                installation.runs.iter().filter_map(move |(issue, run)| {
-                    let tracked = installation.issues.get(issue)?;
-                    let open = tracked.managed && tracked.status == IssueStatus::Open;
-                    let current = run.attempt > tracked.cleared_attempt;
-                    (open && current && run.state == RunState::Succeeded)
-                        .then(|| (*id, issue.clone(), run.pull_requests.clone()))
-                })
-            })
-            .collect();
-        for (id, issue, pulls) in candidates {
-            let client = self.client(id, &issue.repo).await?;
-            for url in pulls {
-                let Some(pull) = pull_ref(&url) else { continue };
-                let info = client.pull_request(&pull).await?;
-                let clean = info.state == "open"
-                    && !info.merged
-                    && info.mergeable == Some(true)
-                    && info.mergeable_state.as_deref() == Some("clean");
-                if !clean {
-                    continue;
-                }
-                client.merge_pull_request(&pull, &info.head_sha).await?;
-                client.close_issue(&issue).await?;
-                tracing::info!(%issue, %pull, "merged the agent's pull request (orchestrator.auto_merge)");
-                let installation = state.installations.get_mut(&id).expect("listed");
-                if let Some(tracked) = installation.issues.get_mut(&issue) {
-                    tracked.status = IssueStatus::ClosedCompleted;
-                    tracked.pulls.insert(url.clone());
-                }
-                installation
-                    .graph
-                    .set_state(&issue, IssueStatus::ClosedCompleted);
-                self.save(state, id, &issue).await?;
-                mark_with_dependents(state, id, &issue);
-                break;
-            }
-        }
-        Ok(())
-    }
-
     /// Brings an issue's agent marks in the graph in line with its latest run, and marks it
     /// and its dependents for publishing.
     async fn refresh_agent(
@@ -631,43 +331,6 @@ impl Bot {
         self.save(state, id, issue).await?;
         mark_with_dependents(state, id, issue);
         Ok(())
-    }
-
-    /// The prompt for `issue`, from the template and what is known of its blockers.
-    fn prompt_for(
-        &self,
-        installation: &Installation,
-        issue: &IssueRef,
-        template: &str,
-        stacked_on: Option<(&str, &str)>,
-    ) -> String {
-        let tracked = installation.issues.get(issue);
-        let blockers: Vec<PromptBlocker> = installation
-            .graph
-            .blockers(issue)
-            .into_iter()
-            .map(|blocker| {
-                let known = installation.issues.get(&blocker.issue);
-                PromptBlocker {
-                    title: known.and_then(|t| t.title.clone()),
-                    pull_requests: known
-                        .map(|t| t.pulls.iter().cloned().collect())
-                        .unwrap_or_default(),
-                    issue: blocker.issue,
-                    state: blocker.state,
-                }
-            })
-            .collect();
-        let url = self.issue_url(issue);
-        let input = PromptInput {
-            issue,
-            title: tracked.and_then(|t| t.title.as_deref()).unwrap_or(""),
-            body: tracked.map_or("", |t| t.body.as_str()),
-            url: &url,
-            blockers: &blockers,
-            stacked_on,
-        };
-        render_prompt(template, &input)
     }
 
     /// The settings in force in `repo`: its file's, once read, else the global ones.
@@ -778,27 +441,6 @@ impl Bot {
     }
 }
 
-/// A branch-name-safe short form of a title: `Add the API!` -> `add-the-api`.
-fn slug(title: &str) -> String {
-    let mut slug = String::new();
-    for c in title.chars().flat_map(char::to_lowercase) {
-        if c.is_ascii_alphanumeric() {
-            slug.push(c);
-        } else if !slug.ends_with('-') && !slug.is_empty() {
-            slug.push('-');
-        }
-        if slug.len() >= 40 {
-            break;
-        }
-    }
-    let slug = slug.trim_matches('-');
-    if slug.is_empty() {
-        "work".to_owned()
-    } else {
-        slug.to_owned()
-    }
-}
-
 /// The pull request a GitHub URL names (`https://host/owner/repo/pull/12`).
 fn pull_ref(url: &str) -> Option<IssueRef> {
     let mut parts = url.trim_end_matches('/').rsplit('/');
@@ -807,22 +449,6 @@ fn pull_ref(url: &str) -> Option<IssueRef> {
     let name = parts.next()?;
     let owner = parts.next()?;
     Some(IssueRef::new(RepoName::new(owner, name).ok()?, number))
-}
-
-/// Issues whose current attempt is launched and not ended.
-fn running_issues(installation: &Installation) -> Vec<IssueRef> {
-    installation
-        .graph
-        .nodes()
-        .filter(|node| node.started)
-        .filter(|node| {
-            installation
-                .runs
-                .get(&node.issue)
-                .is_none_or(|run| !run.state.is_final())
-        })
-        .map(|node| node.issue.clone())
-        .collect()
 }
 
 /// Sets the agent marks of `issue` from its latest run: attempts made, whether the current
