@@ -362,6 +362,42 @@ impl Progress {
 
 fn serve(loaded: LoadedConfig) -> anyhow::Result<()> {
     telemetry::init_logging();
+    raise_open_files_limit();
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(runtime::serve(loaded.config))
+}
+
+/// Raises the open-files soft limit to the hard limit: every connection is a file, and the
+/// usual soft limit (1024, or less) would stop `accept` long before memory runs short. The
+/// server caps its connections below whatever limit it ends up with.
+fn raise_open_files_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct they are given.
+    let read = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
+    if read != 0 {
+        let err = std::io::Error::last_os_error();
+        tracing::warn!(error = %err, "cannot read the open-files limit");
+        return;
+    }
+    if limit.rlim_cur >= limit.rlim_max {
+        return;
+    }
+    let raised = libc::rlimit {
+        rlim_cur: limit.rlim_max,
+        rlim_max: limit.rlim_max,
+    };
+    // SAFETY: as above.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+        tracing::info!(
+            from = limit.rlim_cur,
+            to = raised.rlim_cur,
+            "raised the open-files soft limit to the hard limit"
+        );
+    } else {
+        let err = std::io::Error::last_os_error();
+        tracing::warn!(error = %err, soft = limit.rlim_cur, "cannot raise the open-files limit");
+    }
 }

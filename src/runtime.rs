@@ -30,6 +30,7 @@ pub struct App {
     /// The bot, when GitHub credentials are configured.
     pub bot: Option<Bot>,
     webhook_path: String,
+    connections: http::ConnectionLimits,
     /// Whether `/metrics` and `/readyz` are served on `server.metrics_listen` instead.
     metrics_apart: bool,
     retention: Retention,
@@ -40,7 +41,7 @@ pub struct App {
 impl App {
     /// Opens the store and assembles the parts for `config`.
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
-        Self::build_with(config, DoorLimits::default(), RetryPolicy::default()).await
+        Self::build_tuned(config, Tuning::for_config(config)).await
     }
 
     /// As [`App::build`], with explicit door limits and retry policy (tests shorten them).
@@ -52,7 +53,7 @@ impl App {
         let tuning = Tuning {
             limits,
             inbox_retry: retry,
-            ..Tuning::default()
+            ..Tuning::for_config(config)
         };
         Self::build_tuned(config, tuning).await
     }
@@ -77,6 +78,7 @@ impl App {
             inbox: inbox.clone(),
             metrics: telemetry::metrics_handle(),
             limits,
+            budget: Arc::new(limits.budget()),
             setup: Arc::new(
                 http::SetupState::new(
                     &config.github,
@@ -97,6 +99,7 @@ impl App {
             processor,
             bot,
             webhook_path: config.server.webhook_path.clone(),
+            connections: tuning.connections,
             metrics_apart: config.server.metrics_listen.is_some(),
             retention: Retention::days(
                 config.storage.retention_days,
@@ -148,8 +151,7 @@ impl App {
             stop_signal.clone(),
         ));
         let processing = tokio::spawn(async move { processor.run(stop_signal).await });
-        let served = axum::serve(listener, self.router())
-            .with_graceful_shutdown(shutdown)
+        let served = http::serve(listener, self.router(), self.connections, shutdown)
             .await
             .context("serving HTTP");
         info!("no longer accepting connections; finishing the inbox round in progress");
@@ -174,14 +176,27 @@ impl App {
 /// Timings of the app; the defaults are production's.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Tuning {
-    /// The door's size and time limits.
+    /// The door's size, time and memory limits.
     pub limits: DoorLimits,
+    /// Header timeout, connection cap and shutdown deadline.
+    pub connections: http::ConnectionLimits,
     /// Retries of a failing delivery.
     pub inbox_retry: RetryPolicy,
     /// Retries of GitHub requests.
     pub github_retry: crate::github::retry::RetryPolicy,
     /// First and longest backoff between Codegen retries (`None`: the documented ones).
     pub codegen_backoff: Option<(std::time::Duration, std::time::Duration)>,
+}
+
+impl Tuning {
+    /// Production's timings with the door and connection limits `server.*` sets.
+    pub fn for_config(config: &Config) -> Self {
+        Self {
+            limits: DoorLimits::for_config(&config.server),
+            connections: http::ConnectionLimits::for_config(&config.server),
+            ..Self::default()
+        }
+    }
 }
 
 /// The bot, when GitHub credentials are configured; its Codegen side when Codegen is.
@@ -320,7 +335,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
              every webhook will be answered 401 until one is set"
         );
     }
-    let listener = TcpListener::bind(&config.server.listen)
+    let listener = http::bind(&config.server.listen)
         .await
         .with_context(|| format!("listening on {}", config.server.listen))?;
     let metrics = match &config.server.metrics_listen {

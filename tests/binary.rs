@@ -89,16 +89,24 @@ impl Server {
     }
 
     fn start_with(dir: &std::path::Path, env: &[(&str, &str)]) -> Self {
-        let mut child = orchestrator(dir)
+        Self::spawn(Self::command(dir, env))
+    }
+
+    fn command(dir: &std::path::Path, env: &[(&str, &str)]) -> Command {
+        let mut command = orchestrator(dir);
+        command
             .arg("serve")
             .env("CODEGEN_ORCHESTRATOR__SERVER__LISTEN", "127.0.0.1:0")
             .env("GITHUB_WEBHOOK_SECRET", SECRET)
             .env("LOG_FORMAT", "json")
             .env("RUST_LOG", "debug")
             .envs(env.iter().copied())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+            .stderr(Stdio::piped());
+        command
+    }
+
+    fn spawn(mut command: Command) -> Self {
+        let mut child = command.spawn().unwrap();
         let stderr = child.stderr.take().unwrap();
         let (sender, logs) = mpsc::channel();
         std::thread::spawn(move || {
@@ -175,6 +183,32 @@ impl Server {
         self.request(&raw)
     }
 
+    /// SIGTERM; the exit status and how long the process took, or `None` (after killing
+    /// it) when it was still running after `bound`.
+    fn terminate_within(
+        mut self,
+        bound: Duration,
+    ) -> (Option<(std::process::ExitStatus, Duration)>, Vec<String>) {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        let sent = Instant::now();
+        let mut exited = None;
+        while exited.is_none() && sent.elapsed() < bound {
+            exited = self.child.try_wait().unwrap().map(|s| (s, sent.elapsed()));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if exited.is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        while let Ok(line) = self.logs.recv_timeout(Duration::from_secs(10)) {
+            self.seen.push(line);
+        }
+        (exited, self.seen)
+    }
+
     fn terminate(mut self) -> (std::process::ExitStatus, Vec<String>) {
         Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
@@ -224,6 +258,93 @@ fn serve_receives_processes_and_shuts_down_gracefully() {
         "the webhook secret appeared in the logs"
     );
     assert!(dir.path().join("data/orchestrator.db").exists());
+}
+
+/// Connections stuck in their headers or their body do not hold up SIGTERM beyond
+/// `server.shutdown_timeout_secs` (they used to keep the process running until the
+/// platform's SIGKILL); a low open-files soft limit is raised to the hard limit at start.
+#[test]
+fn sigterm_with_stalled_connections_exits_within_the_shutdown_deadline() {
+    use std::os::unix::process::CommandExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = Server::command(
+        dir.path(),
+        &[
+            ("CODEGEN_ORCHESTRATOR__SERVER__SHUTDOWN_TIMEOUT_SECS", "1"),
+            ("CODEGEN_ORCHESTRATOR__SERVER__HEADER_TIMEOUT_SECS", "300"),
+        ],
+    );
+    // SAFETY: only getrlimit and setrlimit between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            let mut limit = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            limit.rlim_cur = limit.rlim_max.min(256);
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut server = Server::spawn(command);
+    let accepting = server.wait_for_log("accepting connections");
+    let accepting: serde_json::Value = serde_json::from_str(&accepting).unwrap();
+    assert!(
+        accepting["max_connections"].as_u64().unwrap() >= 1,
+        "{accepting}"
+    );
+
+    let mut in_headers = TcpStream::connect(&server.address).unwrap();
+    in_headers
+        .write_all(b"POST /webhook HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    let mut in_body = TcpStream::connect(&server.address).unwrap();
+    let head = format!(
+        "POST /webhook HTTP/1.1\r\nHost: x\r\nX-GitHub-Event: issues\r\n\
+         X-GitHub-Delivery: stuck-1\r\nX-Hub-Signature-256: sha256={}\r\n\
+         Content-Length: 1000\r\n\r\n{{",
+        "0".repeat(64)
+    );
+    in_body.write_all(head.as_bytes()).unwrap();
+    // Connections are accepted in order: once this is answered, both are being served.
+    assert_eq!(server.get("/healthz").0, 200);
+
+    let (exited, logs) = server.terminate_within(Duration::from_secs(25));
+    let all = logs.join("\n");
+    let Some((status, after)) = exited else {
+        panic!("still running 25 s after SIGTERM:\n{all}");
+    };
+    assert!(status.success(), "exit status {status}:\n{all}");
+    assert!(
+        all.contains("connections still open at the shutdown deadline are dropped"),
+        "{all}"
+    );
+    assert!(all.contains("\"stopped\""), "{all}");
+    if let Some(raised) = logs
+        .iter()
+        .find(|line| line.contains("raised the open-files soft limit"))
+    {
+        assert!(raised.contains("\"from\":256"), "{raised}");
+    }
+    for mut stream in [in_headers, in_body] {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut rest = Vec::new();
+        // Closed (EOF or reset), not left hanging.
+        let _ = stream.read_to_end(&mut rest);
+    }
+    println!(
+        "SIGTERM with a connection stuck in its headers and one in its body: exited after \
+         {:.1} s (shutdown deadline 1 s, header and body timeouts far longer)",
+        after.as_secs_f64()
+    );
 }
 
 /// Distinctive secrets go through start-up, a configuration error, a failing GitHub and a

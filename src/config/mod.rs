@@ -81,6 +81,18 @@ pub struct ServerConfig {
     /// `host:port` serving `/metrics` and `/readyz` instead of `listen` (which then does not
     /// serve them); `None`: both on `listen`.
     pub metrics_listen: Option<String>,
+    /// Bytes of webhook bodies held at once; requests beyond it are answered 503 with
+    /// `Retry-After` before their body is read. An eighth is kept for bodies under 1 MiB.
+    pub body_budget_bytes: u64,
+    /// Connections open at once (lowered to what the open-files limit leaves room for);
+    /// above it, new connections wait to be accepted.
+    pub max_connections: u32,
+    /// Seconds a client has to send a request's headers; also how long an idle
+    /// keep-alive connection stays open.
+    pub header_timeout_secs: u64,
+    /// Seconds requests in flight may take after SIGTERM before their connections are
+    /// dropped; below the platform's grace period (Fly.io gives 30).
+    pub shutdown_timeout_secs: u64,
 }
 
 impl Default for ServerConfig {
@@ -90,6 +102,10 @@ impl Default for ServerConfig {
             webhook_path: "/webhook".into(),
             public_url: None,
             metrics_listen: None,
+            body_budget_bytes: 128 << 20,
+            max_connections: 1024,
+            header_timeout_secs: 10,
+            shutdown_timeout_secs: 20,
         }
     }
 }
@@ -538,6 +554,7 @@ fn validate(config: &mut Config) -> Result<(), (&'static str, String)> {
     if !config.server.webhook_path.starts_with('/') {
         return Err(("server.webhook_path", "must start with `/`".into()));
     }
+    validate_door(&config.server)?;
     validate_http_url(&config.github.api_url).map_err(|p| ("github.api_url", p))?;
     validate_http_url(&config.codegen.api_url).map_err(|p| ("codegen.api_url", p))?;
     load_private_key(&mut config.github)?;
@@ -600,6 +617,29 @@ fn validate_retention(storage: &StorageConfig) -> Result<(), (&'static str, Stri
                 storage.retention_days
             ),
         ));
+    }
+    Ok(())
+}
+
+/// The smallest `server.body_budget_bytes` (30 MiB): the seven eighths large bodies may
+/// use must hold one body of GitHub's largest size (25 MiB).
+const MIN_BODY_BUDGET_BYTES: u64 = 30 << 20;
+
+fn validate_door(server: &ServerConfig) -> Result<(), (&'static str, String)> {
+    if server.body_budget_bytes < MIN_BODY_BUDGET_BYTES {
+        return Err((
+            "server.body_budget_bytes",
+            format!(
+                "must be at least {MIN_BODY_BUDGET_BYTES} (30 MiB): an eighth is kept for \
+                 bodies under 1 MiB and the rest must hold one 25 MiB delivery"
+            ),
+        ));
+    }
+    if server.max_connections == 0 {
+        return Err(("server.max_connections", "must be at least 1".into()));
+    }
+    if server.header_timeout_secs == 0 {
+        return Err(("server.header_timeout_secs", "must be at least 1".into()));
     }
     Ok(())
 }

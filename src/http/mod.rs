@@ -1,5 +1,7 @@
 //! The HTTP side: the webhook door, health, readiness and metrics.
 
+mod budget;
+mod serve;
 mod setup;
 mod signature;
 mod webhook;
@@ -18,8 +20,10 @@ use tokio::sync::Notify;
 use crate::config::SecretList;
 use crate::store::Store;
 
+pub use budget::{BodyBudget, BodyPermit};
+pub use serve::{ConnectionLimits, bind, serve};
 pub use setup::SetupState;
-pub use signature::{SignatureError, sign, verify};
+pub use signature::{Signature, SignatureError, sign, verify};
 
 /// Limits the door enforces on every webhook request.
 #[derive(Debug, Clone, Copy)]
@@ -28,6 +32,39 @@ pub struct DoorLimits {
     pub max_body_bytes: usize,
     /// Time allowed for the whole body to arrive.
     pub body_timeout: Duration,
+    /// Bytes of bodies held at once by all webhook requests together; a request that does
+    /// not fit is answered 503 before its body is read.
+    pub body_budget_bytes: usize,
+    /// The part of the budget only bodies under [`DoorLimits::small_body_bytes`] may use.
+    pub small_body_reserve_bytes: usize,
+    /// Below this size a body counts as small (GitHub's deliveries almost always are).
+    pub small_body_bytes: usize,
+    /// Time a body may take before it must show [`DoorLimits::body_min_bytes_per_sec`].
+    pub body_grace: Duration,
+    /// The average rate a body must keep after the grace period.
+    pub body_min_bytes_per_sec: usize,
+}
+
+impl DoorLimits {
+    /// The limits for `server.*`: the budget from `server.body_budget_bytes`, an eighth of
+    /// it kept for small bodies.
+    pub fn for_config(server: &crate::config::ServerConfig) -> Self {
+        let budget = usize::try_from(server.body_budget_bytes).unwrap_or(usize::MAX);
+        Self {
+            body_budget_bytes: budget,
+            small_body_reserve_bytes: budget / 8,
+            ..Self::default()
+        }
+    }
+
+    /// The shared budget these limits describe.
+    pub fn budget(&self) -> BodyBudget {
+        BodyBudget::new(
+            self.body_budget_bytes,
+            self.small_body_reserve_bytes,
+            self.small_body_bytes,
+        )
+    }
 }
 
 impl Default for DoorLimits {
@@ -35,6 +72,15 @@ impl Default for DoorLimits {
         Self {
             max_body_bytes: 26_214_400,
             body_timeout: Duration::from_secs(30),
+            // With the process itself, the connections and one signed 25 MiB body being
+            // stored, this keeps a 512 MB machine (fly.toml's) under about 300 MB.
+            body_budget_bytes: 128 << 20,
+            small_body_reserve_bytes: 16 << 20,
+            small_body_bytes: 1 << 20,
+            body_grace: Duration::from_secs(10),
+            // A 25 MiB body must arrive within body_timeout anyway (874 KB/s); this only
+            // cuts short bodies that barely move while holding their share.
+            body_min_bytes_per_sec: 16 * 1024,
         }
     }
 }
@@ -52,6 +98,8 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// Body size and time limits.
     pub limits: DoorLimits,
+    /// Bytes of bodies in flight, within `limits.body_budget_bytes`.
+    pub budget: Arc<BodyBudget>,
     /// The App registration pages.
     pub setup: Arc<SetupState>,
 }

@@ -26,29 +26,41 @@ pub fn verify(
     header: Option<&[u8]>,
     body: &[u8],
 ) -> Result<(), SignatureError> {
-    let header = header.ok_or(SignatureError::Missing)?;
-    let expected = parse_header(header)?;
-    let matches = |secret: &crate::config::Secret| {
-        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.expose().as_bytes()) else {
-            return false;
-        };
-        mac.update(body);
-        mac.verify_slice(&expected).is_ok()
-    };
-    if secrets.iter().any(matches) {
-        Ok(())
-    } else {
-        Err(SignatureError::Mismatch)
-    }
+    Signature::from_header(header)?.verify(secrets, body)
 }
 
-fn parse_header(header: &[u8]) -> Result<[u8; 32], SignatureError> {
-    let hex_digits = header
-        .strip_prefix(b"sha256=")
-        .ok_or(SignatureError::Malformed)?;
-    let mut digest = [0u8; 32];
-    hex::decode_to_slice(hex_digits, &mut digest).map_err(|_| SignatureError::Malformed)?;
-    Ok(digest)
+/// A well-formed `X-Hub-Signature-256` value, read from the headers before the body is, so
+/// that a request with a missing or malformed one is refused without reading its body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Signature([u8; 32]);
+
+impl Signature {
+    /// Reads the header: `sha256=` followed by 64 hex digits.
+    pub fn from_header(header: Option<&[u8]>) -> Result<Self, SignatureError> {
+        let hex_digits = header
+            .ok_or(SignatureError::Missing)?
+            .strip_prefix(b"sha256=")
+            .ok_or(SignatureError::Malformed)?;
+        let mut digest = [0u8; 32];
+        hex::decode_to_slice(hex_digits, &mut digest).map_err(|_| SignatureError::Malformed)?;
+        Ok(Self(digest))
+    }
+
+    /// Whether any of `secrets` signs `body` with this signature (compared in constant time).
+    pub fn verify(&self, secrets: &SecretList, body: &[u8]) -> Result<(), SignatureError> {
+        let matches = |secret: &crate::config::Secret| {
+            let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.expose().as_bytes()) else {
+                return false;
+            };
+            mac.update(body);
+            mac.verify_slice(&self.0).is_ok()
+        };
+        if secrets.iter().any(matches) {
+            Ok(())
+        } else {
+            Err(SignatureError::Mismatch)
+        }
+    }
 }
 
 /// The header value GitHub would send for `body` signed with `secret` (for tests and tools).

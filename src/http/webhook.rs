@@ -3,12 +3,15 @@
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use bytes::{Bytes, BytesMut};
+use http_body_util::BodyExt;
 use serde::Deserialize;
+use tokio::time::Instant;
 
+use super::budget::BodyPermit;
+use super::signature::Signature;
 use super::{AppState, signature};
 use crate::clock::now_millis;
 use crate::domain::{DeliveryId, InstallationId};
@@ -29,6 +32,8 @@ enum Rejection {
     BadEventName,
     #[error("body larger than {0} bytes")]
     TooLarge(usize),
+    #[error("too many webhook bodies are being received at once; retry later")]
+    OverBudget,
     #[error("body not received within the time limit")]
     Timeout,
     #[error("body could not be read")]
@@ -55,7 +60,7 @@ impl Rejection {
             | Self::InvalidJson(_) => StatusCode::BAD_REQUEST,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Timeout => StatusCode::REQUEST_TIMEOUT,
-            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::OverBudget | Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -64,6 +69,7 @@ impl Rejection {
             Self::NoSecret | Self::Signature(_) => "unauthorized",
             Self::TooLarge(_) => "too_large",
             Self::Timeout => "timeout",
+            Self::OverBudget => "over_budget",
             Self::Unavailable => "unavailable",
             _ => "bad_request",
         }
@@ -97,6 +103,7 @@ enum Accepted {
 pub(super) async fn receive(State(state): State<AppState>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let event_label = event_label(&parts.headers);
+    let mut retry_after = None;
     let (status, message, outcome) = match accept(&state, &parts.headers, body).await {
         Ok(Accepted::Stored(RecordOutcome::New)) => {
             state.inbox.notify_one();
@@ -107,7 +114,13 @@ pub(super) async fn receive(State(state): State<AppState>, request: Request) -> 
         }
         Ok(Accepted::IgnoredEvent) => (StatusCode::ACCEPTED, "event ignored".to_owned(), "ignored"),
         Err(rejection) => {
-            log_rejection(&parts.headers, &rejection);
+            log_rejection(&state, &parts.headers, &rejection);
+            if matches!(rejection, Rejection::OverBudget) {
+                // By then every body now in flight has been read or has timed out.
+                retry_after = Some(HeaderValue::from(
+                    state.limits.body_timeout.as_secs().max(1),
+                ));
+            }
             (
                 rejection.status(),
                 rejection.to_string(),
@@ -117,12 +130,16 @@ pub(super) async fn receive(State(state): State<AppState>, request: Request) -> 
     };
     metrics::counter!(names::WEBHOOK_DELIVERIES, "event" => event_label, "outcome" => outcome)
         .increment(1);
-    (
+    let mut response = (
         status,
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
         message + "\n",
     )
-        .into_response()
+        .into_response();
+    if let Some(seconds) = retry_after {
+        response.headers_mut().insert(header::RETRY_AFTER, seconds);
+    }
+    response
 }
 
 async fn accept(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Accepted, Rejection> {
@@ -138,9 +155,13 @@ async fn accept(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Acc
         return Err(Rejection::BadEventName);
     }
     let delivery_id: DeliveryId = header_str(headers, "x-github-delivery")?.parse()?;
-    let body = read_body(state, headers, body).await?;
-    let signature = headers.get("x-hub-signature-256").map(|v| v.as_bytes());
-    signature::verify(&state.secrets, signature, &body)?;
+    // Everything the headers alone can show is checked before the body is read, so that
+    // `Expect: 100-continue` is answered only for a request that may be accepted.
+    let signature =
+        Signature::from_header(headers.get("x-hub-signature-256").map(|v| v.as_bytes()))?;
+    // The permit holds the body's share of the budget until the delivery is stored.
+    let (body, _permit) = read_body(state, headers, body).await?;
+    signature.verify(&state.secrets, &body)?;
     if !events::is_supported(event) {
         return Ok(Accepted::IgnoredEvent);
     }
@@ -174,25 +195,64 @@ fn header_str<'h>(headers: &'h HeaderMap, name: &'static str) -> Result<&'h str,
     value.to_str().map_err(|_| Rejection::MissingHeader(name))
 }
 
-/// Reads the body within the size and time limits; a declared `Content-Length` over the
-/// limit is refused before anything is read.
-async fn read_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Bytes, Rejection> {
-    let limit = state.limits.max_body_bytes;
+/// Reads the body within the size, time and memory limits. A declared `Content-Length` over
+/// the size limit, or more than the budget has left, is refused before anything is read.
+async fn read_body(
+    state: &AppState,
+    headers: &HeaderMap,
+    mut body: Body,
+) -> Result<(Bytes, BodyPermit), Rejection> {
+    let limits = &state.limits;
+    let limit = limits.max_body_bytes;
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > limit as u64) {
-        return Err(Rejection::TooLarge(limit));
+    let declared = match declared.map(usize::try_from) {
+        Some(Ok(length)) if length <= limit => Some(length),
+        Some(_) => return Err(Rejection::TooLarge(limit)),
+        None => None,
+    };
+    // A body without a declared length takes its share step by step as it arrives.
+    let mut permit = state
+        .budget
+        .try_take(declared.unwrap_or(UNDECLARED_FIRST_SHARE))
+        .ok_or(Rejection::OverBudget)?;
+    // Pages are touched only as bytes arrive, so a large declared length costs nothing
+    // until it is sent; one buffer of the right size spares the copy of collecting chunks.
+    let mut buffer = BytesMut::with_capacity(declared.unwrap_or(0));
+    let started = Instant::now();
+    let deadline = started + limits.body_timeout;
+    loop {
+        // After the grace period the body must keep arriving at the minimum rate: each
+        // byte received extends its allowance, up to the overall deadline.
+        let earned = buffer.len() as f64 / limits.body_min_bytes_per_sec.max(1) as f64;
+        let allowance = limits.body_grace + std::time::Duration::from_secs_f64(earned);
+        let frame =
+            match tokio::time::timeout_at(deadline.min(started + allowance), body.frame()).await {
+                Err(_) => return Err(Rejection::Timeout),
+                Ok(None) => break,
+                Ok(Some(Err(_))) => return Err(Rejection::Unreadable),
+                Ok(Some(Ok(frame))) => frame,
+            };
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers carry nothing the door reads
+        };
+        let length = buffer.len() + data.len();
+        if length > limit {
+            return Err(Rejection::TooLarge(limit));
+        }
+        if length > permit.bytes() && !permit.try_grow(length - permit.bytes()) {
+            return Err(Rejection::OverBudget);
+        }
+        buffer.extend_from_slice(&data);
     }
-    let collect = Limited::new(body, limit).collect();
-    match tokio::time::timeout(state.limits.body_timeout, collect).await {
-        Err(_) => Err(Rejection::Timeout),
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
-        Ok(Err(err)) if err.is::<LengthLimitError>() => Err(Rejection::TooLarge(limit)),
-        Ok(Err(_)) => Err(Rejection::Unreadable),
-    }
+    Ok((buffer.freeze(), permit))
 }
+
+/// What a body without `Content-Length` takes of the budget before its first byte is read,
+/// so that one arriving when the budget is spent is shed at once like the others.
+const UNDECLARED_FIRST_SHARE: usize = 64 * 1024;
 
 /// The `event` label for metrics: a supported event's name, else `other`, so that a
 /// stranger cannot create unbounded metric series.
@@ -208,7 +268,7 @@ fn event_label(headers: &HeaderMap) -> &'static str {
         .unwrap_or("other")
 }
 
-fn log_rejection(headers: &HeaderMap, rejection: &Rejection) {
+fn log_rejection(state: &AppState, headers: &HeaderMap, rejection: &Rejection) {
     // The delivery id is logged only when well-formed, so a hostile header cannot forge
     // log lines.
     let delivery = headers
@@ -221,6 +281,18 @@ fn log_rejection(headers: &HeaderMap, rejection: &Rejection) {
             tracing::warn!(delivery, "webhook refused: no webhook secret is configured")
         }
         Rejection::Unavailable => {}
+        Rejection::OverBudget => {
+            tracing::debug!(delivery, "webhook shed: the body budget is spent");
+            if let Some(shed) = state.budget.note_shed() {
+                tracing::warn!(
+                    shed,
+                    budget_bytes = state.limits.body_budget_bytes,
+                    "webhook requests shed with 503: bodies in flight use the whole budget \
+                     (server.body_budget_bytes); many large unsigned uploads at once look \
+                     like an attack"
+                );
+            }
+        }
         other => {
             tracing::info!(delivery, reason = %other, status = other.status().as_u16(), "webhook refused")
         }

@@ -630,6 +630,7 @@ impl World {
 pub fn quick_tuning() -> Tuning {
     Tuning {
         limits: DoorLimits::default(),
+        connections: codegen_orchestrator::http::ConnectionLimits::default(),
         inbox_retry: quick_retries(2),
         github_retry: codegen_orchestrator::github::retry::RetryPolicy {
             max_attempts: 8,
