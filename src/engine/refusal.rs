@@ -78,6 +78,15 @@ mod tests {
             login: "helper[bot]".into(),
         };
         assert_eq!(actor_name(&nameless), "the bot `helper[bot]`");
+        // An App GitHub names without a slug is named by its bot account.
+        let slugless = Actor::App {
+            app: Some(AppIdentity {
+                id: 9,
+                slug: String::new(),
+            }),
+            login: "helper[bot]".into(),
+        };
+        assert_eq!(actor_name(&slugless), "the bot `helper[bot]`");
         assert!(render_refusal("ai", &Actor::Unknown, "/bot").contains("comments `/bot run`"));
     }
 }
