@@ -88,6 +88,8 @@ impl App {
                 .context("drawing the setup token")?,
             ),
         };
+        // After the recorder is installed (by `metrics_handle` above).
+        report_installations(&store).await;
         let bot = build_bot(config, &store, &tuning).await?;
         let lease = std::time::Duration::from_secs(config.storage.lease_secs.max(1));
         let processor = Arc::new(
@@ -196,6 +198,27 @@ impl Tuning {
             connections: http::ConnectionLimits::for_config(&config.server),
             ..Self::default()
         }
+    }
+}
+
+/// Exports whether each installation the store knows is suspended, so that the gauge shows
+/// 0 before any change and a suspension from before a restart still shows 1.
+async fn report_installations(store: &Store) {
+    // The bot keeps a suspension as the setting `suspended:<id>` (bot/installations.rs).
+    let read = async {
+        let suspended = store
+            .settings_with_prefix("suspended:")
+            .await?
+            .into_iter()
+            .filter_map(|(key, _)| key.strip_prefix("suspended:")?.parse().ok())
+            .map(crate::domain::InstallationId)
+            .collect();
+        let known = store.issues().await?.into_iter().map(|(id, _, _)| id);
+        Ok::<_, crate::store::StoreError>((known.collect::<Vec<_>>(), suspended))
+    };
+    match read.await {
+        Ok((known, suspended)) => telemetry::report_installations(known, &suspended),
+        Err(err) => warn!(error = %err, "reading the installations for /metrics failed"),
     }
 }
 
@@ -326,6 +349,9 @@ async fn run_retention(store: Store, retention: Retention, mut stop: watch::Rece
     }
 }
 
+/// Connections the `server.metrics_listen` port accepts at once.
+const METRICS_CONNECTIONS: usize = 32;
+
 /// `serve`: runs the app on `server.listen` until SIGTERM or SIGINT.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let app = App::build(&config).await?;
@@ -338,18 +364,37 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let listener = http::bind(&config.server.listen)
         .await
         .with_context(|| format!("listening on {}", config.server.listen))?;
+    // Both ports stop accepting at the signal and drain side by side, so that the shutdown
+    // deadline bounds the whole exit.
+    let (signal, signalled) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = signal.send(true);
+    });
+    let until_signalled = |mut signalled: watch::Receiver<bool>| async move {
+        // An error means the sender is gone, which only the signal's arrival does.
+        let _ = signalled.wait_for(|stop| *stop).await;
+    };
     let metrics = match &config.server.metrics_listen {
         Some(address) => {
-            let listener = TcpListener::bind(address)
+            let listener = http::bind(address)
                 .await
                 .with_context(|| format!("listening on {address} (server.metrics_listen)"))?;
             info!(
                 address = %listener.local_addr()?,
                 "/metrics and /readyz are served here, not on server.listen"
             );
+            // The same header timeout and shutdown deadline as the public port; a scraper
+            // or two need few connections, and these come out of the files `http::serve`
+            // keeps aside for the rest of the process.
+            let limits = http::ConnectionLimits {
+                max_connections: METRICS_CONNECTIONS,
+                ..http::ConnectionLimits::for_config(&config.server)
+            };
             let routes = app.metrics_router();
+            let shutdown = until_signalled(signalled.clone());
             Some(tokio::spawn(async move {
-                if let Err(err) = axum::serve(listener, routes).await {
+                if let Err(err) = http::serve(listener, routes, limits, shutdown).await {
                     warn!(error = %err, "serving /metrics and /readyz failed");
                 }
             }))
@@ -373,10 +418,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
              until an App is registered"
         );
     }
-    let served = app.serve(listener, shutdown_signal()).await;
-    // Readiness and metrics live as long as the app; nothing there needs draining.
-    if let Some(metrics) = metrics {
-        metrics.abort();
+    let served = app.serve(listener, until_signalled(signalled)).await;
+    if let Some(metrics) = metrics
+        && let Err(err) = metrics.await
+    {
+        warn!(error = %err, "the /metrics listener ended abnormally");
     }
     served
 }

@@ -149,7 +149,9 @@ async fn the_running_app_prunes_deliveries_past_their_retention() {
 }
 
 /// `serve` with `server.metrics_listen`: `/metrics` and `/readyz` answer on that address
-/// only; `/healthz` and the webhook stay on `server.listen`.
+/// only; `/healthz` and the webhook stay on `server.listen`. The metrics port is served like
+/// the public one: a connection that never finishes its headers is closed at the header
+/// timeout.
 #[test]
 fn serve_answers_metrics_and_readiness_on_metrics_listen_only() {
     let dir = tempfile::tempdir().unwrap();
@@ -163,6 +165,7 @@ fn serve_answers_metrics_and_readiness_on_metrics_listen_only() {
             "CODEGEN_ORCHESTRATOR__SERVER__METRICS_LISTEN",
             "127.0.0.1:0",
         )
+        .env("CODEGEN_ORCHESTRATOR__SERVER__HEADER_TIMEOUT_SECS", "1")
         .env("GITHUB_WEBHOOK_SECRET", SECRET)
         .env("LOG_FORMAT", "json")
         .stderr(Stdio::piped())
@@ -211,6 +214,17 @@ fn serve_answers_metrics_and_readiness_on_metrics_listen_only() {
         (status(&metrics, "/readyz"), 200),
         (status(&metrics, "/healthz"), 404),
     ];
+    // Half a request line, then silence: closed after the 1 s header timeout (plain
+    // `axum::serve` kept such a connection open for ever).
+    let mut stalled = TcpStream::connect(&metrics).unwrap();
+    stalled
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stalled.write_all(b"GET /metrics HTTP/1.1\r\nHost").unwrap();
+    let started = Instant::now();
+    let closed = stalled.read_to_end(&mut Vec::new());
+    let stalled_for = started.elapsed();
+
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -222,5 +236,13 @@ fn serve_answers_metrics_and_readiness_on_metrics_listen_only() {
         "public /healthz /metrics /readyz, then metrics_listen /metrics /readyz /healthz"
     );
     assert!(exit.success(), "{exit}");
-    println!("public port: /healthz 200, /metrics and /readyz 404; metrics port: 200, 200");
+    assert!(
+        closed.is_ok() && stalled_for < Duration::from_secs(5),
+        "a stalled connection to the metrics port was still open after {stalled_for:?}: {closed:?}"
+    );
+    println!(
+        "public port: /healthz 200, /metrics and /readyz 404; metrics port: 200, 200, and a \
+         stalled connection closed after {} ms",
+        stalled_for.as_millis()
+    );
 }

@@ -6,12 +6,15 @@ mod support;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::{HeaderValue, Request, StatusCode, header};
 use codegen_orchestrator::config::{Config, SecretList};
+use codegen_orchestrator::domain::DeliveryId;
 use codegen_orchestrator::http::DoorLimits;
 use codegen_orchestrator::processor::RetryPolicy;
 use codegen_orchestrator::runtime::App;
-use support::{SECRET, TestApp, fixture, webhook};
+use http_body_util::BodyExt;
+use support::{SECRET, TestApp, all_fixtures, fixture, webhook};
+use tower::ServiceExt;
 
 const LABELED: &str = "issues/labeled.with-organization.payload.json";
 const DELIVERY: &str = "72d3162e-cc78-11e3-81ab-4c9367dc0958";
@@ -122,6 +125,44 @@ async fn refused_requests_get_their_status_and_store_nothing() {
             StatusCode::BAD_REQUEST,
         ),
         (
+            "form body signed over its JSON instead of the form",
+            content_type(
+                webhook("issues", DELIVERY, &form_encoded(&body))
+                    .header("x-hub-signature-256", &support_signature(&body))
+                    .unsigned(),
+                FORM,
+            ),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "form body without a payload field",
+            form_request(b"action=labeled"),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "form body with two payload fields",
+            form_request(format!("payload=%7B%7D&{}", form_text(&body)).as_bytes()),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "form payload that is not JSON",
+            form_request(b"payload=%7B%22action%22%3A"),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "form payload with a percent-encoded byte that is not UTF-8",
+            form_request(b"payload=%7B%22action%22%3A%22%FF%22%7D"),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "text/plain",
+            content_type(
+                webhook("issues", DELIVERY, &body).signed(SECRET),
+                "text/plain",
+            ),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ),
+        (
             // Well-formed but unknown: absorbed (202, ignored), nothing stored.
             "a 64 KiB event name",
             webhook(&"a".repeat(65_536), DELIVERY, &body).signed(SECRET),
@@ -133,6 +174,117 @@ async fn refused_requests_get_their_status_and_store_nothing() {
         assert_eq!(status, expected, "{what}: {text}");
     }
     assert_eq!(app.stored().await, 0, "a refused request was stored");
+}
+
+/// A webhook created by hand defaults to `application/x-www-form-urlencoded`: every real
+/// payload sent that way is stored exactly as its JSON would be, and processed the same.
+#[tokio::test]
+async fn every_real_payload_sent_form_encoded_is_stored_and_processed_as_its_json() {
+    let as_json = TestApp::start().await;
+    let as_form = TestApp::start().await;
+    let fixtures: Vec<_> = all_fixtures()
+        .into_iter()
+        .filter(|(event, _, _)| codegen_orchestrator::events::is_supported(event))
+        .collect();
+    assert!(fixtures.len() > 60, "only {} fixtures", fixtures.len());
+    for (n, (event, name, body)) in fixtures.iter().enumerate() {
+        let id = delivery_id(n);
+        let (status, text) = as_json.deliver(event, &id, body).await;
+        assert_eq!(
+            status,
+            StatusCode::ACCEPTED,
+            "{event}/{name} as JSON: {text}"
+        );
+        let form = content_type(
+            webhook(event, &id, &form_encoded(body)).signed(SECRET),
+            FORM,
+        );
+        let (status, text) = as_form.send(form).await;
+        assert_eq!(
+            status,
+            StatusCode::ACCEPTED,
+            "{event}/{name} as a form: {text}"
+        );
+    }
+
+    // A lease of 0 ms shows what is stored and leaves it to the processor.
+    let stored = |app: &TestApp| {
+        let store = app.app.store.clone();
+        async move {
+            let now = codegen_orchestrator::clock::now_millis();
+            store
+                .claim_deliveries(10_000, now, 0)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|d| (d.id, d.event, d.action, d.repository, d.body))
+                .collect::<Vec<_>>()
+        }
+    };
+    let from_json = stored(&as_json).await;
+    assert_eq!(from_json.len(), fixtures.len());
+    assert!(
+        from_json == stored(&as_form).await,
+        "a form delivery was stored differently from its JSON"
+    );
+
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let json_handled = as_json.app.processor.drain().await.unwrap();
+    let form_handled = as_form.app.processor.drain().await.unwrap();
+    assert_eq!(
+        (json_handled, form_handled),
+        (fixtures.len(), fixtures.len())
+    );
+    for (n, (event, name, _)) in fixtures.iter().enumerate() {
+        let id: DeliveryId = delivery_id(n).parse().unwrap();
+        let json = as_json.app.store.delivery(&id).await.unwrap().unwrap();
+        let form = as_form.app.store.delivery(&id).await.unwrap().unwrap();
+        assert_eq!(
+            (form.state, form.attempts, form.last_error),
+            (json.state, json.attempts, json.last_error),
+            "{event}/{name}"
+        );
+    }
+    println!(
+        "{} real payloads sent form-encoded: stored byte for byte as their JSON, processed alike",
+        fixtures.len()
+    );
+}
+
+#[tokio::test]
+async fn json_is_taken_as_json_and_an_unsupported_content_type_is_answered_415() {
+    let app = TestApp::start().await;
+    let body = fixture(LABELED);
+    let request = content_type(
+        webhook("issues", DELIVERY, &body).signed(SECRET),
+        "text/plain",
+    );
+    let (status, text) = app.send(request).await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{text}");
+    assert!(text.contains("application/json"), "{text}");
+    assert_eq!(app.stored().await, 0);
+
+    // Without a content type (hand-made tools) the body is taken as JSON, as before;
+    // parameters and case do not matter; and JSON labelled as a form, as `curl -d '{...}'`
+    // sends it (README's example), is taken as JSON too.
+    let mut request = webhook("issues", "no-type", &body).signed(SECRET);
+    request.headers_mut().remove(header::CONTENT_TYPE);
+    let json_with_charset = content_type(
+        webhook("issues", "charset", &body).signed(SECRET),
+        "Application/JSON; charset=utf-8",
+    );
+    let mut spaced = b"\n ".to_vec();
+    spaced.extend_from_slice(&body);
+    let curl = form_request_as("curl", &spaced);
+    for (what, request) in [
+        ("no content type", request),
+        ("JSON with a charset", json_with_charset),
+        ("JSON labelled as a form", curl),
+    ] {
+        let (status, text) = app.send(request).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{what}: {text}");
+    }
+    assert_eq!(app.stored().await, 3);
 }
 
 /// serde_json checks UTF-8 only in the strings it keeps, so raw invalid bytes inside a
@@ -284,6 +436,81 @@ async fn health_readiness_and_metrics_answer() {
             "{expected} missing from:\n{metrics}"
         );
     }
+}
+
+const FORM: &str = "application/x-www-form-urlencoded";
+
+fn delivery_id(n: usize) -> String {
+    format!("00000000-0000-4000-8000-{n:012}")
+}
+
+/// `body` as GitHub sends it for a form webhook: `payload=` and the url-encoded JSON.
+fn form_text(json: &[u8]) -> String {
+    let json = std::str::from_utf8(json).expect("fixtures are UTF-8");
+    serde_urlencoded::to_string([("payload", json)]).unwrap()
+}
+
+fn form_encoded(json: &[u8]) -> Vec<u8> {
+    form_text(json).into_bytes()
+}
+
+/// A form webhook with `body` as it is (not encoded again), signed.
+fn form_request(body: &[u8]) -> Request<Body> {
+    form_request_as(DELIVERY, body)
+}
+
+fn form_request_as(delivery: &str, body: &[u8]) -> Request<Body> {
+    content_type(webhook("issues", delivery, body).signed(SECRET), FORM)
+}
+
+fn content_type(mut request: Request<Body>, value: &str) -> Request<Body> {
+    request
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_str(value).unwrap());
+    request
+}
+
+#[tokio::test]
+async fn the_front_page_names_the_product_and_links_what_this_port_serves() {
+    let app = TestApp::start().await;
+    let response = app
+        .app
+        .router()
+        .oneshot(Request::get("/").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()[header::CONTENT_TYPE],
+        "text/html; charset=utf-8"
+    );
+    let page = response.into_body().collect().await.unwrap().to_bytes();
+    let page = String::from_utf8_lossy(&page);
+    for expected in [
+        "codegen-orchestrator",
+        concat!("<strong>", env!("CARGO_PKG_VERSION"), "</strong>"),
+        "href=\"/setup\"",
+        "href=\"/healthz\"",
+        "href=\"/metrics\"",
+    ] {
+        assert!(page.contains(expected), "{expected} missing from:\n{page}");
+    }
+    assert!(!page.contains("<script"), "{page}");
+
+    // With /metrics on server.metrics_listen, the public page does not point at it.
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = support::test_config(&dir);
+    config.server.metrics_listen = Some("127.0.0.1:0".into());
+    let apart = TestApp {
+        app: App::build(&config).await.unwrap(),
+        dir,
+    };
+    let (status, page) = apart
+        .send(Request::get("/").body(Body::empty()).unwrap())
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("href=\"/healthz\""), "{page}");
+    assert!(!page.contains("/metrics"), "{page}");
 }
 
 fn support_signature(body: &[u8]) -> String {

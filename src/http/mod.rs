@@ -1,6 +1,8 @@
-//! The HTTP side: the webhook door, health, readiness and metrics.
+//! The HTTP side: the webhook door, the front page, health, readiness and metrics.
 
 mod budget;
+mod form;
+mod home;
 mod serve;
 mod setup;
 mod signature;
@@ -12,7 +14,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use axum::response::{Html, IntoResponse};
 use axum::routing::{get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::Notify;
@@ -104,15 +106,28 @@ pub struct AppState {
     pub setup: Arc<SetupState>,
 }
 
-/// The app's routes: `POST {webhook_path}`, `GET /healthz`, `GET /readyz`, `GET /metrics`.
+/// The app's routes: `POST {webhook_path}`, `GET /`, `GET /healthz`, `GET /setup`,
+/// `GET /readyz`, `GET /metrics`.
 pub fn router(state: AppState, webhook_path: &str) -> Router {
-    public_router(state.clone(), webhook_path).merge(metrics_router(state))
+    serving_routes(state.clone(), webhook_path, true).merge(metrics_router(state))
 }
 
 /// The routes of the public port when `server.metrics_listen` moves `/metrics` and
-/// `/readyz` elsewhere: the webhook, `/healthz` (the platform's liveness probe) and `/setup`.
+/// `/readyz` elsewhere: the webhook, `/` (which then does not link `/metrics`), `/healthz`
+/// (the platform's liveness probe) and `/setup`.
 pub fn public_router(state: AppState, webhook_path: &str) -> Router {
+    serving_routes(state, webhook_path, false)
+}
+
+fn serving_routes(state: AppState, webhook_path: &str, metrics_here: bool) -> Router {
+    // The page depends only on the configuration: rendered once, served as is.
+    let front = Html(home::front_page(&home::Front {
+        version: env!("CARGO_PKG_VERSION"),
+        webhook_path,
+        metrics_here,
+    }));
     Router::new()
+        .route("/", get(move || std::future::ready(front.clone())))
         .route(webhook_path, post(webhook::receive))
         .route("/healthz", get(healthz))
         .route("/setup", get(setup::page))
@@ -151,6 +166,6 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.metrics.render(),
+        crate::telemetry::render_metrics(&state.metrics),
     )
 }

@@ -80,7 +80,11 @@ pub async fn serve(
         None => limits.max_connections,
     }
     .max(1);
+    let address = listener
+        .local_addr()
+        .map_or_else(|_| "-".to_owned(), |address| address.to_string());
     info!(
+        address,
         max_connections,
         header_timeout_secs = limits.header_timeout.as_secs_f64(),
         "accepting connections"

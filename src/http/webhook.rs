@@ -5,12 +5,13 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use http_body_util::BodyExt;
 use serde::Deserialize;
 use tokio::time::Instant;
 
 use super::budget::BodyPermit;
+use super::form::{self, FormError};
 use super::signature::Signature;
 use super::{AppState, signature};
 use crate::clock::now_millis;
@@ -30,6 +31,11 @@ enum Rejection {
     BadDeliveryId(#[from] crate::domain::InvalidDeliveryId),
     #[error("X-GitHub-Event is not a valid event name")]
     BadEventName,
+    #[error(
+        "unsupported Content-Type: choose application/json as the webhook's content type \
+         (application/x-www-form-urlencoded is accepted too)"
+    )]
+    UnsupportedContentType,
     #[error("body larger than {0} bytes")]
     TooLarge(usize),
     #[error("too many webhook bodies are being received at once; retry later")]
@@ -40,6 +46,8 @@ enum Rejection {
     Unreadable,
     #[error(transparent)]
     Signature(#[from] signature::SignatureError),
+    #[error(transparent)]
+    Form(#[from] FormError),
     #[error("body is not valid UTF-8 (at byte {0}); GitHub sends JSON in UTF-8")]
     InvalidUtf8(usize),
     #[error("body is not valid JSON: {0}")]
@@ -56,8 +64,10 @@ impl Rejection {
             | Self::BadDeliveryId(_)
             | Self::BadEventName
             | Self::Unreadable
+            | Self::Form(_)
             | Self::InvalidUtf8(_)
             | Self::InvalidJson(_) => StatusCode::BAD_REQUEST,
+            Self::UnsupportedContentType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Timeout => StatusCode::REQUEST_TIMEOUT,
             Self::OverBudget | Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -67,6 +77,7 @@ impl Rejection {
     fn metric_outcome(&self) -> &'static str {
         match self {
             Self::NoSecret | Self::Signature(_) => "unauthorized",
+            Self::UnsupportedContentType => "unsupported_media_type",
             Self::TooLarge(_) => "too_large",
             Self::Timeout => "timeout",
             Self::OverBudget => "over_budget",
@@ -92,6 +103,45 @@ struct EnvelopeInstallation {
 #[derive(Deserialize)]
 struct EnvelopeRepository {
     full_name: String,
+}
+
+/// How the payload travels, from `Content-Type`: the two forms GitHub offers when a
+/// webhook is created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PayloadForm {
+    /// `application/json` (what the App's manifest asks for), or no content type at all.
+    Json,
+    /// `application/x-www-form-urlencoded`: the JSON in a `payload` field.
+    Form,
+}
+
+impl PayloadForm {
+    /// The form `Content-Type` names; any other type is refused before the body is read.
+    fn of(headers: &HeaderMap) -> Result<Self, Rejection> {
+        let Some(value) = headers.get(header::CONTENT_TYPE) else {
+            // Hand-made clients may send none, as the door has always allowed; the body is
+            // checked as JSON anyway.
+            return Ok(Self::Json);
+        };
+        let value = value
+            .to_str()
+            .map_err(|_| Rejection::UnsupportedContentType)?;
+        let essence = value.split(';').next().unwrap_or_default().trim();
+        if essence.eq_ignore_ascii_case("application/json") {
+            Ok(Self::Json)
+        } else if essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+            Ok(Self::Form)
+        } else {
+            Err(Rejection::UnsupportedContentType)
+        }
+    }
+}
+
+/// Whether a body labelled as a form is JSON itself, as `curl -d '{...}'` sends it (curl
+/// labels every `-d` body a form). GitHub's forms start with `payload=`; no form field's
+/// name starts with `{`.
+fn is_bare_json(body: &[u8]) -> bool {
+    body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
 }
 
 /// What the door decided for an acceptable request.
@@ -157,14 +207,22 @@ async fn accept(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Acc
     let delivery_id: DeliveryId = header_str(headers, "x-github-delivery")?.parse()?;
     // Everything the headers alone can show is checked before the body is read, so that
     // `Expect: 100-continue` is answered only for a request that may be accepted.
+    let payload_form = PayloadForm::of(headers)?;
     let signature =
         Signature::from_header(headers.get("x-hub-signature-256").map(|v| v.as_bytes()))?;
     // The permit holds the body's share of the budget until the delivery is stored.
     let (body, _permit) = read_body(state, headers, body).await?;
+    // The signature covers the bytes as sent, form encoding included.
     signature.verify(&state.secrets, &body)?;
     if !events::is_supported(event) {
         return Ok(Accepted::IgnoredEvent);
     }
+    // From here on a form delivery is its JSON, stored and processed as if sent as JSON.
+    let body = match payload_form {
+        PayloadForm::Form if !is_bare_json(&body) => form::take_payload(body)?,
+        PayloadForm::Json | PayloadForm::Form => body,
+    }
+    .freeze();
     // serde_json checks UTF-8 only in the strings it keeps: a raw invalid byte inside a
     // field the envelope skips (an issue body) would pass here and fail the processor
     // later. Checking the whole body is one linear pass.
@@ -201,7 +259,7 @@ async fn read_body(
     state: &AppState,
     headers: &HeaderMap,
     mut body: Body,
-) -> Result<(Bytes, BodyPermit), Rejection> {
+) -> Result<(BytesMut, BodyPermit), Rejection> {
     let limits = &state.limits;
     let limit = limits.max_body_bytes;
     let declared = headers
@@ -247,7 +305,7 @@ async fn read_body(
         }
         buffer.extend_from_slice(&data);
     }
-    Ok((buffer.freeze(), permit))
+    Ok((buffer, permit))
 }
 
 /// What a body without `Content-Length` takes of the budget before its first byte is read,
@@ -295,6 +353,69 @@ fn log_rejection(state: &AppState, headers: &HeaderMap, rejection: &Rejection) {
         }
         other => {
             tracing::info!(delivery, reason = %other, status = other.status().as_u16(), "webhook refused")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::telemetry::labels::WEBHOOK_OUTCOMES;
+
+    /// `/metrics` registers a zero series for each outcome of telemetry's list; an outcome
+    /// missing from it would appear only after its first sample.
+    #[test]
+    fn every_outcome_is_one_telemetry_registers() {
+        let bad_id = "a b"
+            .parse::<DeliveryId>()
+            .expect_err("a space is not allowed");
+        let rejections = [
+            Rejection::NoSecret,
+            Rejection::MissingHeader("x-github-event"),
+            Rejection::BadDeliveryId(bad_id),
+            Rejection::BadEventName,
+            Rejection::UnsupportedContentType,
+            Rejection::TooLarge(1),
+            Rejection::OverBudget,
+            Rejection::Timeout,
+            Rejection::Unreadable,
+            Rejection::Signature(signature::SignatureError::Mismatch),
+            Rejection::Form(FormError::NoPayload),
+            Rejection::InvalidUtf8(0),
+            Rejection::InvalidJson(String::new()),
+            Rejection::Unavailable,
+        ];
+        let outcomes = rejections.iter().map(Rejection::metric_outcome).chain([
+            "accepted",
+            "duplicate",
+            "ignored",
+        ]);
+        for outcome in outcomes {
+            assert!(WEBHOOK_OUTCOMES.contains(&outcome), "{outcome}");
+        }
+    }
+
+    #[test]
+    fn the_content_type_decides_how_the_payload_is_read() {
+        let with = |value: Option<&str>| {
+            let mut headers = HeaderMap::new();
+            if let Some(value) = value {
+                headers.insert(header::CONTENT_TYPE, HeaderValue::from_str(value).unwrap());
+            }
+            PayloadForm::of(&headers).ok()
+        };
+        assert_eq!(with(None), Some(PayloadForm::Json));
+        assert_eq!(with(Some("application/json")), Some(PayloadForm::Json));
+        assert_eq!(
+            with(Some(" Application/JSON ; charset=utf-8")),
+            Some(PayloadForm::Json)
+        );
+        assert_eq!(
+            with(Some("application/x-www-form-urlencoded")),
+            Some(PayloadForm::Form)
+        );
+        for refused in ["text/plain", "application/jsonp", "multipart/form-data", ""] {
+            assert_eq!(with(Some(refused)), None, "{refused}");
         }
     }
 }

@@ -18,6 +18,9 @@ mod pages;
 #[cfg(test)]
 mod tests;
 
+/// The setup pages' frame and escaping, shared with the front page.
+pub(super) use pages::{escape, layout};
+
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};

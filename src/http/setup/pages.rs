@@ -273,7 +273,7 @@ pub(super) fn refusal(refusal: &SetupRefusal, app_file: &str) -> String {
 
 /// A whole page around `body`; the referrer policy keeps the setup token in this page's
 /// address from reaching GitHub.
-fn layout(title: &str, body: &str) -> String {
+pub(in crate::http) fn layout(title: &str, body: &str) -> String {
     format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title>\
          <meta name=\"viewport\" content=\"width=device-width\">\
@@ -285,7 +285,7 @@ fn layout(title: &str, body: &str) -> String {
 }
 
 /// Text safe inside HTML content and attribute values.
-pub(super) fn escape(text: &str) -> String {
+pub(in crate::http) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
