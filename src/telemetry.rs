@@ -245,15 +245,7 @@ fn register_known_series() {
     for state in WorkState::ALL {
         metrics::gauge!(names::ISSUES, "state" => state.name()).increment(0.0);
     }
-    let run_states = [
-        RunState::Launching,
-        RunState::Running,
-        RunState::Succeeded,
-        RunState::Failed,
-        RunState::TimedOut,
-        RunState::Cancelled,
-    ];
-    for state in run_states {
+    for state in RunState::ALL {
         metrics::gauge!(names::RUNS, "state" => state.as_str()).increment(0.0);
     }
     metrics::counter!(names::RUNS_LAUNCHED).increment(0);

@@ -302,8 +302,10 @@ impl Bot {
             let count = issues.get(work.name()).copied().unwrap_or(0);
             metrics::gauge!(names::ISSUES, "state" => work.name()).set(count as f64);
         }
-        for (run_state, count) in runs {
-            metrics::gauge!(names::RUNS, "state" => run_state).set(count as f64);
+        // Every state, so that one whose last run moved on drops to zero.
+        for run_state in RunState::ALL {
+            let count = runs.get(run_state.as_str()).copied().unwrap_or(0);
+            metrics::gauge!(names::RUNS, "state" => run_state.as_str()).set(count as f64);
         }
     }
 

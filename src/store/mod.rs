@@ -243,6 +243,16 @@ pub enum RunState {
 }
 
 impl RunState {
+    /// Every state, in the order a run goes through them.
+    pub const ALL: [RunState; 6] = [
+        Self::Launching,
+        Self::Running,
+        Self::Succeeded,
+        Self::Failed,
+        Self::TimedOut,
+        Self::Cancelled,
+    ];
+
     /// The name stored in the database.
     pub fn as_str(self) -> &'static str {
         match self {
