@@ -2,7 +2,6 @@
 //! pull requests, project boards and the reconciler's adoption. Commands, dependencies and
 //! installations have their own files beside this one.
 
-use super::dependencies::lookup;
 use super::trigger::Verdict;
 use super::{Bot, BotError, Installation, State, Tracked, mark_with_dependents, node_for};
 use crate::clock::now_millis;
@@ -506,9 +505,7 @@ impl Bot {
         id: InstallationId,
         issue: &IssueRef,
     ) -> Result<(), BotError> {
-        let client = self.client(id, &issue.repo).await?;
-        let facts = lookup(&client, issue).await?;
-        self.observe(state, id, issue, facts).await?;
+        self.reread(state, id, issue).await?;
         self.leave(state, id, issue).await
     }
 }

@@ -97,8 +97,9 @@ impl Bot {
         Ok(())
     }
 
-    /// Reads a blocker the bot does not manage again and brings its dependents in line.
-    pub(super) async fn reread_blocker(
+    /// Reads an issue the bot tracks again (a blocker it does not manage, or a managed
+    /// issue the reconciler did not find) and brings its dependents in line.
+    pub(super) async fn reread(
         &self,
         state: &mut State,
         id: InstallationId,

@@ -114,7 +114,7 @@ impl Bot {
             })
             .collect();
         for (id, issue) in holding {
-            if let Err(err) = self.reread_blocker(state, id, &issue).await {
+            if let Err(err) = self.reread(state, id, &issue).await {
                 tracing::warn!(%issue, error = %err, "re-reading a blocker failed; trying again next time");
             }
         }
