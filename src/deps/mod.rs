@@ -12,7 +12,9 @@
 //!   when a separator (`,`, `and`, `&`) joins them or that line holds only references;
 //! - under a `Dependencies` / `Depends on` / `Blocked by` heading (`###` or a bold line)
 //!   every list counts until the next heading of the same or a higher level, introductory
-//!   sentences notwithstanding; under a plain `Depends on:` line, the lists right below it.
+//!   sentences notwithstanding, and so does a paragraph holding only references (how an
+//!   issue form renders a "Depends on" answer); under a plain `Depends on:` line, the lists
+//!   right below it.
 
 use std::collections::BTreeSet;
 
@@ -110,6 +112,15 @@ impl DependencyParser {
         }
         for item in &text.dependency_items {
             self.collect_references(&issue.repo, item, &mut found);
+        }
+        for paragraph in &text.section_paragraphs {
+            let only_references = paragraph
+                .lines()
+                .filter(|line| !line.trim().is_empty())
+                .all(|line| self.reference_line.is_match(line));
+            if only_references {
+                self.collect_references(&issue.repo, paragraph, &mut found);
+            }
         }
         found
     }
@@ -236,6 +247,9 @@ struct BodyText {
     blocks: Vec<String>,
     /// Items of lists under a dependency heading: every reference in them counts.
     dependency_items: Vec<String>,
+    /// Paragraphs under a dependency heading (an issue form's answer to a "Depends on"
+    /// field is one): they count when they hold only references.
+    section_paragraphs: Vec<String>,
 }
 
 /// Where the text being read stands relative to a dependency heading.
@@ -306,6 +320,9 @@ fn extract_text(heading: &Regex, body: &str) -> BodyText {
                 let block = text.take();
                 let first_line = block.split('\n').next().unwrap_or(&block);
                 let is_dependency_heading = heading.is_match(first_line);
+                if scope != Scope::Outside && !is_dependency_heading && !bold_line {
+                    out.section_paragraphs.push(block.clone());
+                }
                 scope = if bold_line {
                     scope.after_heading(BOLD_LINE_RANK, is_dependency_heading)
                 } else {

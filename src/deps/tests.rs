@@ -265,6 +265,20 @@ fn check_table(table: &[(&str, &[&str])]) {
 
 /// Issue 13 (a): a dependency heading, an introductory sentence, then the list.
 #[test]
+fn an_issue_forms_answer_under_a_dependency_heading_counts_when_it_holds_only_references() {
+    // GitHub renders an issue form's "Depends on" field as a heading over the answer.
+    check_table(&[
+        ("### Depends on\n\n#12\n", &["acme/app#12"]),
+        (
+            "### Blocked by\n\n#4, acme/api#5\n\n### Notes\n\n#9 is related.\n",
+            &["acme/api#5", "acme/app#4"],
+        ),
+        ("### Depends on\n\n_No response_\n", &[]),
+        ("### Dependencies\n\nSee #3 for the background.\n", &[]),
+    ]);
+}
+
+#[test]
 fn a_dependency_heading_keeps_its_lists_past_an_introductory_sentence() {
     check_table(&[
         (
