@@ -111,6 +111,14 @@ impl DevTools {
             };
             let answer: Value = serde_json::from_str(&text).unwrap();
             if answer["id"] == self.next_id {
+                // A form submission navigates on its own: an evaluation racing it finds no
+                // page, which a caller that polls (wait_for) takes as "not yet".
+                let navigated = answer["error"]["message"].as_str().is_some_and(|m| {
+                    m.contains("navigated or closed") || m.contains("context was destroyed")
+                });
+                if method == "Runtime.evaluate" && navigated {
+                    return Value::Null;
+                }
                 assert!(answer.get("error").is_none(), "{method}: {answer}");
                 return answer["result"].clone();
             }
