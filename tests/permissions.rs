@@ -87,18 +87,8 @@ async fn an_issue_form_label_from_anyone_waits_for_a_writer() {
     // An issue form applies `codegen` to a new issue opened by someone outside the
     // project: GitHub records the opener as the label's actor, and sends `opened`.
     world.add_issue("acme/api", 1, "Please add a CLI", "", &[]);
-    {
-        let mut state = world.github.state.lock().unwrap();
-        let issue = state.issues.get_mut(&("acme/api".into(), 1)).unwrap();
-        issue["labels"] = json!([{"id": 1, "node_id": "LA_1", "url": "", "name": "codegen", "color": "ededed", "default": false, "description": null}]);
-        state.record_labeled(
-            "acme/api",
-            1,
-            "codegen",
-            support::fake_github::person("drive-by", 303),
-            None,
-        );
-    }
+    // Labelled on GitHub (the labels and the `labeled` event); the webhook is never seen.
+    let _unsent = world.labeled_payload("acme/api", 1, "codegen", "drive-by");
     // The opened webhook is lost; the reconciler finds the issue.
     world.reconcile().await;
     assert!(world.launches().is_empty());
@@ -210,18 +200,8 @@ async fn a_labelled_blocker_read_for_a_dependent_is_not_started_on_its_label() {
     let world = World::start().await;
     // #1 carries the label from an issue form (a reader opened it); no webhook was seen.
     world.add_issue("acme/api", 1, "Schema", "", &[]);
-    {
-        let mut state = world.github.state.lock().unwrap();
-        let issue = state.issues.get_mut(&("acme/api".into(), 1)).unwrap();
-        issue["labels"] = json!([{"id": 1, "node_id": "LA_1", "url": "", "name": "codegen", "color": "ededed", "default": false, "description": null}]);
-        state.record_labeled(
-            "acme/api",
-            1,
-            "codegen",
-            support::fake_github::person(READER, 202),
-            None,
-        );
-    }
+    // Labelled on GitHub (the labels and the `labeled` event); the webhook is never seen.
+    let _unsent = world.labeled_payload("acme/api", 1, "codegen", READER);
     world.add_issue("acme/api", 2, "API", "Depends on #1", &[]);
     world.label("acme/api", 2, "codegen", MAINTAINER).await;
     world.reconcile().await;
