@@ -354,7 +354,12 @@ const METRICS_CONNECTIONS: usize = 32;
 
 /// `serve`: runs the app on `server.listen` until SIGTERM or SIGINT.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
-    let app = App::build(&config).await?;
+    let mut shutdown = ShutdownSignal::install();
+    // A signal while the store migrates or a database is unreachable ends the start-up.
+    let app = tokio::select! {
+        app = App::build(&config) => app?,
+        () = shutdown.received() => return Ok(()),
+    };
     if config.github.webhook_secret.is_empty() {
         warn!(
             "no webhook secret configured (github.webhook_secret / GITHUB_WEBHOOK_SECRET): \
@@ -368,7 +373,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     // deadline bounds the whole exit.
     let (signal, signalled) = watch::channel(false);
     tokio::spawn(async move {
-        shutdown_signal().await;
+        shutdown.received().await;
         let _ = signal.send(true);
     });
     let until_signalled = |mut signalled: watch::Receiver<bool>| async move {
@@ -427,30 +432,61 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     served
 }
 
-/// Resolves on SIGTERM (what Fly.io and Kubernetes send) or Ctrl-C.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(err) = tokio::signal::ctrl_c().await {
-            warn!(error = %err, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    };
+/// Listens for SIGTERM (what Fly.io and Kubernetes send) and Ctrl-C from the moment it is
+/// built: the handlers must be in place before the server says it accepts connections, or a
+/// signal sent right after that line kills the process instead of draining it.
+struct ShutdownSignal {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
+    terminate: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    interrupt: Option<tokio::signal::unix::Signal>,
+}
+
+impl ShutdownSignal {
+    fn install() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let listen = |kind: SignalKind, name: &str| match signal(kind) {
+                Ok(stream) => Some(stream),
+                Err(err) => {
+                    warn!(error = %err, signal = name, "cannot listen for the signal");
+                    None
+                }
+            };
+            Self {
+                terminate: listen(SignalKind::terminate(), "SIGTERM"),
+                interrupt: listen(SignalKind::interrupt(), "SIGINT"),
             }
-            Err(err) => {
-                warn!(error = %err, "cannot listen for SIGTERM");
+        }
+        #[cfg(not(unix))]
+        Self {}
+    }
+
+    /// Resolves at the first SIGTERM or Ctrl-C.
+    async fn received(&mut self) {
+        #[cfg(unix)]
+        {
+            async fn next(stream: &mut Option<tokio::signal::unix::Signal>) {
+                match stream {
+                    Some(stream) => {
+                        stream.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            }
+            tokio::select! {
+                () = next(&mut self.interrupt) => info!("Ctrl-C received; shutting down"),
+                () = next(&mut self.terminate) => info!("SIGTERM received; shutting down"),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            if let Err(err) = tokio::signal::ctrl_c().await {
+                warn!(error = %err, "cannot listen for Ctrl-C");
                 std::future::pending::<()>().await;
             }
+            info!("Ctrl-C received; shutting down");
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => info!("Ctrl-C received; shutting down"),
-        () = terminate => info!("SIGTERM received; shutting down"),
     }
 }
