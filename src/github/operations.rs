@@ -2,6 +2,7 @@
 //! state, permissions and native dependencies. Each is one or two calls through
 //! [`GitHub::send`], so all share its headers, metrics and retry rules.
 
+pub use crate::domain::Permission;
 use std::time::{Duration, Instant};
 
 use axum::http::Method;
@@ -22,61 +23,6 @@ pub struct IssueComment {
     pub id: u64,
     /// Its Markdown.
     pub body: String,
-}
-
-/// What a user may do in a repository, as GitHub names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Permission {
-    /// Administer.
-    Admin,
-    /// Maintain.
-    Maintain,
-    /// Push.
-    Write,
-    /// Triage.
-    Triage,
-    /// Read only.
-    Read,
-    /// No access.
-    None,
-}
-
-impl Permission {
-    /// GitHub's name for it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Admin => "admin",
-            Self::Maintain => "maintain",
-            Self::Write => "write",
-            Self::Triage => "triage",
-            Self::Read => "read",
-            Self::None => "none",
-        }
-    }
-
-    /// Whether the user may spend agents on the repository (write, maintain or admin).
-    pub fn may_run_agents(self) -> bool {
-        matches!(self, Self::Admin | Self::Maintain | Self::Write)
-    }
-
-    fn from_github(permission: &str, role: Option<&str>) -> Self {
-        // `permission` is the legacy coarse name (admin/write/read/none); `role_name` tells
-        // maintain and triage apart.
-        match (role, permission) {
-            (Some("maintain"), _) => Self::Maintain,
-            (Some("triage"), _) => Self::Triage,
-            (_, "admin") => Self::Admin,
-            (_, "maintain") => Self::Maintain,
-            (_, "write") => Self::Write,
-            (_, "triage") => Self::Triage,
-            (_, "read") => Self::Read,
-            _ => Self::None,
-        }
-    }
-}
-
-fn segment(text: &str) -> String {
-    utf8_percent_encode(text, NON_ALPHANUMERIC).to_string()
 }
 
 fn issue_route(issue: &IssueRef) -> String {
@@ -324,7 +270,7 @@ impl GitHub {
         let permission = match self.send(Method::GET, &route, None).await?.success() {
             Ok(answer) => {
                 let found: RestPermission = answer.json()?;
-                Permission::from_github(&found.permission, found.role_name.as_deref())
+                permission_from_github(&found.permission, found.role_name.as_deref())
             }
             // Not a collaborator at all.
             Err(err) if err.status() == Some(404) => Permission::None,
@@ -594,23 +540,23 @@ mod tests {
     #[test]
     fn permissions_read_githubs_names() {
         assert_eq!(
-            Permission::from_github("write", Some("maintain")),
+            permission_from_github("write", Some("maintain")),
             Permission::Maintain
         );
         assert_eq!(
-            Permission::from_github("read", Some("triage")),
+            permission_from_github("read", Some("triage")),
             Permission::Triage
         );
         assert_eq!(
-            Permission::from_github("admin", Some("admin")),
+            permission_from_github("admin", Some("admin")),
             Permission::Admin
         );
         assert_eq!(
-            Permission::from_github("write", Some("write")),
+            permission_from_github("write", Some("write")),
             Permission::Write
         );
-        assert_eq!(Permission::from_github("read", None), Permission::Read);
-        assert_eq!(Permission::from_github("none", None), Permission::None);
+        assert_eq!(permission_from_github("read", None), Permission::Read);
+        assert_eq!(permission_from_github("none", None), Permission::None);
         assert!(Permission::Maintain.may_run_agents() && !Permission::Triage.may_run_agents());
     }
 
@@ -619,4 +565,24 @@ mod tests {
         assert_eq!(segment("codegen:running"), "codegen%3Arunning");
         assert_eq!(segment("good first issue"), "good%20first%20issue");
     }
+}
+
+/// The permission GitHub's collaborator-permission answer names.
+fn permission_from_github(permission: &str, role: Option<&str>) -> Permission {
+    // `permission` is the legacy coarse name (admin/write/read/none); `role_name` tells
+    // maintain and triage apart.
+    match (role, permission) {
+        (Some("maintain"), _) => Permission::Maintain,
+        (Some("triage"), _) => Permission::Triage,
+        (_, "admin") => Permission::Admin,
+        (_, "maintain") => Permission::Maintain,
+        (_, "write") => Permission::Write,
+        (_, "triage") => Permission::Triage,
+        (_, "read") => Permission::Read,
+        _ => Permission::None,
+    }
+}
+
+fn segment(text: &str) -> String {
+    utf8_percent_encode(text, NON_ALPHANUMERIC).to_string()
 }
