@@ -1,0 +1,150 @@
+//! The one writer: every write to the SQLite file goes through this task, in the order it
+//! was asked for, and consecutive deliveries are committed in one group (one fsync).
+
+use std::collections::{HashMap, HashSet};
+use std::pin::Pin;
+use std::sync::Arc;
+
+use sqlx::sqlite::SqliteConnection;
+use sqlx::{Connection, QueryBuilder, Row, Sqlite};
+use tokio::sync::{Notify, mpsc, oneshot};
+
+use crate::store::inbox::{NewDelivery, RecordOutcome};
+
+/// Most deliveries committed in one group (7 bound values each; SQLite allows 32,766).
+const MAX_GROUP: usize = 512;
+
+/// A future a write job returns.
+pub(super) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+/// A write run on the writer connection.
+pub(super) type WriteJob =
+    Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, ()> + Send>;
+
+/// One write, in the order it was asked for.
+pub(super) enum WriteOp {
+    /// A delivery: batched with the deliveries next to it in the queue.
+    Insert(InsertRequest),
+    /// Any other write.
+    Job(WriteJob),
+}
+
+/// A delivery to store, and where its outcome goes.
+pub(super) struct InsertRequest {
+    /// The delivery.
+    pub(super) delivery: NewDelivery,
+    /// The body, LZ4-compressed with its length in front.
+    pub(super) body: Vec<u8>,
+    /// Told whether it was new or a redelivery, or why the group failed.
+    pub(super) reply: oneshot::Sender<Result<RecordOutcome, String>>,
+}
+
+/// Takes whatever writes are queued and runs them in order, committing each run of
+/// consecutive deliveries as one group. On `closing` it stops taking new writes, runs those
+/// already queued and ends.
+pub(super) async fn run_writer(
+    mut conn: SqliteConnection,
+    mut queue: mpsc::Receiver<WriteOp>,
+    closing: Arc<Notify>,
+) {
+    let mut ops = Vec::with_capacity(MAX_GROUP);
+    loop {
+        tokio::select! {
+            received = queue.recv_many(&mut ops, MAX_GROUP) => {
+                if received == 0 {
+                    break;
+                }
+                run_ops(&mut conn, &mut ops).await;
+            }
+            () = closing.notified() => queue.close(),
+        }
+    }
+    if let Err(err) = conn.close().await {
+        tracing::warn!(error = %err, "closing the store writer connection");
+    }
+}
+
+async fn run_ops(conn: &mut SqliteConnection, ops: &mut Vec<WriteOp>) {
+    let mut group = Vec::new();
+    for op in ops.drain(..) {
+        match op {
+            WriteOp::Insert(request) => group.push(request),
+            WriteOp::Job(job) => {
+                commit_group(conn, &mut group).await;
+                job(conn).await;
+            }
+        }
+    }
+    commit_group(conn, &mut group).await;
+}
+
+async fn commit_group(conn: &mut SqliteConnection, group: &mut Vec<InsertRequest>) {
+    if group.is_empty() {
+        return;
+    }
+    let result = insert_all(conn, group).await;
+    if let Err(err) = &result {
+        tracing::error!(error = %err, deliveries = group.len(), "storing a group of deliveries failed");
+    }
+    for (index, request) in group.drain(..).enumerate() {
+        let answer = match &result {
+            Ok(outcomes) => Ok(outcomes[index]),
+            Err(err) => Err(err.to_string()),
+        };
+        // The caller may have gone (client hung up); the delivery is stored regardless.
+        let _ = request.reply.send(answer);
+    }
+}
+
+/// Inserts the whole group in one transaction with two multi-row statements (one round
+/// trip each to SQLite's thread, one fsync). `RETURNING` names the rows actually inserted;
+/// every other request in the group is a redelivery.
+async fn insert_all(
+    conn: &mut SqliteConnection,
+    group: &[InsertRequest],
+) -> Result<Vec<RecordOutcome>, sqlx::Error> {
+    let mut tx = conn.begin().await?;
+    let mut insert = QueryBuilder::<Sqlite>::new(
+        "INSERT INTO deliveries (id, event, action, installation_id, repository, received_at) ",
+    );
+    insert.push_values(group, |mut row, InsertRequest { delivery, .. }| {
+        row.push_bind(delivery.id.as_str())
+            .push_bind(delivery.event.as_str())
+            .push_bind(delivery.action.as_deref())
+            .push_bind(delivery.installation.map(|id| id.0 as i64))
+            .push_bind(delivery.repository.as_deref())
+            .push_bind(delivery.received_at);
+    });
+    insert.push(" ON CONFLICT (id) DO NOTHING RETURNING seq, id");
+    let inserted: HashMap<String, i64> = insert
+        .build()
+        .persistent(false)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .map(|row| (row.get("id"), row.get("seq")))
+        .collect();
+
+    // The same id twice in one group: the first is new, the second a redelivery.
+    let mut taken = HashSet::with_capacity(inserted.len());
+    let mut outcomes = Vec::with_capacity(group.len());
+    let mut bodies: Vec<(i64, &[u8])> = Vec::with_capacity(inserted.len());
+    for InsertRequest { delivery, body, .. } in group {
+        let id = delivery.id.as_str();
+        match inserted.get(id) {
+            Some(seq) if taken.insert(id) => {
+                outcomes.push(RecordOutcome::New);
+                bodies.push((*seq, body.as_slice()));
+            }
+            _ => outcomes.push(RecordOutcome::Duplicate),
+        }
+    }
+    if !bodies.is_empty() {
+        let mut insert = QueryBuilder::<Sqlite>::new("INSERT INTO delivery_bodies (seq, body) ");
+        insert.push_values(bodies, |mut row, (seq, body)| {
+            row.push_bind(seq).push_bind(body);
+        });
+        insert.build().persistent(false).execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(outcomes)
+}
