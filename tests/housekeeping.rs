@@ -1,6 +1,7 @@
-//! What keeps a long-running server tidy and private: the running app prunes deliveries past
-//! their retention (failed ones kept longer), and `server.metrics_listen` moves `/metrics`
-//! and `/readyz` off the public port, through the router and through the real binary.
+//! What keeps a long-running server tidy and private: the running app prunes deliveries and
+//! outbox entries past their retention (failed ones kept longer), and
+//! `server.metrics_listen` moves `/metrics` and `/readyz` off the public port, through the
+//! router and through the real binary.
 
 mod support;
 
@@ -14,7 +15,7 @@ use axum::http::{Request, StatusCode};
 use bytes::Bytes;
 use codegen_orchestrator::domain::InstallationId;
 use codegen_orchestrator::runtime::App;
-use codegen_orchestrator::store::{DeliveryOutcome, DeliveryState, NewDelivery};
+use codegen_orchestrator::store::{DeliveryOutcome, DeliveryState, NewDelivery, Step};
 use http_body_util::BodyExt;
 use support::{SECRET, fixture, test_config};
 use tower::ServiceExt;
@@ -111,6 +112,25 @@ async fn the_running_app_prunes_deliveries_past_their_retention() {
             .unwrap();
     }
 
+    // Effects given up on 61 and 20 days ago: the default keeps failed ones 60. (None is
+    // left pending: the running app would execute it.)
+    let step = Step {
+        decisions: ["failed-long-ago", "failed-recently"]
+            .map(|decision| (InstallationId(1), decision.to_owned()))
+            .to_vec(),
+        ..Step::default()
+    };
+    let effects = store.commit_step(&step, now - 90 * DAY).await.unwrap();
+    store
+        .fail_effect(effects[0], "gone", now - 61 * DAY)
+        .await
+        .unwrap();
+    store
+        .fail_effect(effects[1], "gone", now - 20 * DAY)
+        .await
+        .unwrap();
+    assert_eq!(store.outbox_counts().await.unwrap(), (0, 2));
+
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let serving = tokio::spawn(app.serve(listener, async {
@@ -135,13 +155,21 @@ async fn the_running_app_prunes_deliveries_past_their_retention() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    while store.outbox_counts().await.unwrap() != (0, 1) {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the effect given up 61 days ago was not pruned"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert_eq!(state("failed-long-ago").await, Some(DeliveryState::Failed));
     assert_eq!(
         state("handled-yesterday").await,
         Some(DeliveryState::Ignored)
     );
     println!(
-        "pruned at start-up within {} ms; the failed and the recent delivery kept",
+        "pruned at start-up within {} ms; the failed and the recent delivery kept, and the \
+         effect given up 20 days ago",
         started.elapsed().as_millis()
     );
     let _ = stop.send(());
