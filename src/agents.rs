@@ -5,9 +5,12 @@
 //! intent row unique on (issue, attempt); only the caller whose insert succeeded asks
 //! Codegen, and the run's id goes into that same row. A redelivery, a second replica or a
 //! restart finds the row and does nothing. If the process dies between Codegen's answer
-//! and storing it, the row stays `launching` with a lease; once the lease runs out,
-//! [`Agents::recover`] looks for a run carrying the row's metadata and adopts it, and only
-//! creates one if there is none.
+//! and storing it, or Codegen cannot say whether a lost creation happened, the row stays
+//! `launching` with a lease; once the lease runs out, [`Agents::recover`] asks the client
+//! for the row's run as an interrupted creation ([`Creation::Interrupted`]): the client
+//! adopts the run carrying the row's metadata and creates one only if there is none. The
+//! client is the one layer that retries and the one place that looks for lost creations;
+//! this module only records what it answers.
 //!
 //! Stopping: Codegen has no per-run stop. Its ban (`POST .../agent/run/ban`) flags the run's
 //! pull request against automatic check fixing and stops every agent on that pull request.
@@ -23,7 +26,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::codegen::{AgentRun, Codegen, CodegenError, NewRun, RunMetadata};
+use crate::codegen::{AgentRun, Codegen, CodegenError, Creation, NewRun, RunMetadata};
 use crate::domain::{AgentStatus, InstallationId, IssueRef, RunId};
 use crate::store::{RunEnding, RunRecord, RunState, Store, StoreError};
 use crate::telemetry::names;
@@ -52,7 +55,7 @@ pub struct Launch {
     pub installation: InstallationId,
     /// The issue.
     pub issue: IssueRef,
-    /// Which attempt (from [`crate::engine::Decision::Launch`]).
+    /// Which attempt (from [`crate::engine::Pick`]).
     pub attempt: u32,
     /// The agent's instructions.
     pub prompt: String,
@@ -164,7 +167,7 @@ impl Agents {
                 "this attempt is already recorded; not launching it again");
             return Ok(LaunchOutcome::Taken);
         };
-        self.create(&row, now).await
+        self.create(&row, Creation::New, now).await
     }
 
     /// Settles launches whose holder did not record an answer before its lease ran out:
@@ -179,21 +182,10 @@ impl Agents {
             {
                 continue; // another replica took it
             }
-            match self.codegen.find_run(&metadata_of(&row)).await {
-                Ok(Some(run)) => {
-                    let outcome = self.record_started(&row, &run, true, now).await?;
-                    settled.push((row.issue.clone(), outcome));
-                }
-                Ok(None) => {
-                    tracing::info!(issue = %row.issue, attempt = row.attempt,
-                        "no run was created before the interruption; creating it now");
-                    let outcome = self.create(&row, now).await?;
-                    settled.push((row.issue.clone(), outcome));
-                }
-                Err(err) => {
-                    tracing::warn!(issue = %row.issue, error = %err,
-                        "cannot tell yet whether an interrupted launch created a run");
-                }
+            match self.create(&row, Creation::Interrupted, now).await? {
+                // Still unsettled: the lease just taken brings it back later.
+                LaunchOutcome::Deferred { .. } => {}
+                outcome => settled.push((row.issue.clone(), outcome)),
             }
         }
         Ok(settled)
@@ -307,17 +299,26 @@ impl Agents {
         Some(reason.clone())
     }
 
-    /// Asks Codegen for the run of a launching `row` and records the answer.
-    async fn create(&self, row: &RunRecord, now: i64) -> Result<LaunchOutcome, StoreError> {
+    /// Asks Codegen for the run of a launching `row` (created now, or, for an
+    /// interrupted launch, found first) and records the answer.
+    async fn create(
+        &self,
+        row: &RunRecord,
+        creation: Creation,
+        now: i64,
+    ) -> Result<LaunchOutcome, StoreError> {
         let new_run = NewRun {
             prompt: row.prompt.clone(),
             metadata: metadata_of(row),
             repository: row.issue.repo.clone(),
         };
-        match self.codegen.create_run(&new_run).await {
-            Ok(run) => {
-                metrics::counter!(names::RUNS_LAUNCHED).increment(1);
-                self.record_started(row, &run, false, now).await
+        match self.codegen.create_run(&new_run, creation).await {
+            Ok(created) => {
+                if !created.adopted {
+                    metrics::counter!(names::RUNS_LAUNCHED).increment(1);
+                }
+                self.record_started(row, &created.run, created.adopted, now)
+                    .await
             }
             Err(CodegenError::QuotaExhausted { message }) => {
                 metrics::counter!(names::LAUNCH_FAILURES, "reason" => "quota").increment(1);
@@ -328,32 +329,23 @@ impl Agents {
                     .insert(row.installation, (now, message.clone()));
                 Ok(LaunchOutcome::Paused { reason: message })
             }
-            Err(err) if err.is_transient() => self.settle_unanswered(row, err, now).await,
-            Err(err) => {
-                metrics::counter!(names::LAUNCH_FAILURES, "reason" => "rejected").increment(1);
-                self.fail_launch(row, err.to_string(), now).await
-            }
-        }
-    }
-
-    /// Codegen stayed unavailable through every retry: a run may still have been created,
-    /// so look for it before recording the attempt as failed.
-    async fn settle_unanswered(
-        &self,
-        row: &RunRecord,
-        err: CodegenError,
-        now: i64,
-    ) -> Result<LaunchOutcome, StoreError> {
-        metrics::counter!(names::LAUNCH_FAILURES, "reason" => "unavailable").increment(1);
-        match self.codegen.find_run(&metadata_of(row)).await {
-            Ok(Some(run)) => self.record_started(row, &run, true, now).await,
-            Ok(None) => self.fail_launch(row, err.to_string(), now).await,
-            Err(_) => {
+            Err(err @ CodegenError::CreationUnknown { .. }) => {
+                metrics::counter!(names::LAUNCH_FAILURES, "reason" => "unavailable").increment(1);
                 tracing::warn!(issue = %row.issue, error = %err,
                     "Codegen is unavailable; the launch will be settled by recovery");
                 Ok(LaunchOutcome::Deferred {
                     reason: err.to_string(),
                 })
+            }
+            Err(err) => {
+                // Transient or not, the client has made sure no run exists.
+                let reason = if err.is_transient() {
+                    "unavailable"
+                } else {
+                    "rejected"
+                };
+                metrics::counter!(names::LAUNCH_FAILURES, "reason" => reason).increment(1);
+                self.fail_launch(row, err.to_string(), now).await
             }
         }
     }
@@ -416,7 +408,11 @@ impl Agents {
             state: ending.state,
             failure: ending.failure,
             summary: ending.summary,
-            pull_requests: ending.pull_requests,
+            pull_requests: ending
+                .pull_requests
+                .into_iter()
+                .map(crate::domain::PullRequestLink::new)
+                .collect(),
             finished_at: Some(now),
             ..row.clone()
         }))

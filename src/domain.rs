@@ -238,7 +238,7 @@ impl fmt::Display for DeliveryId {
 pub struct InvalidDeliveryId;
 
 /// A GitHub account, identified by its id (logins can be renamed).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct User {
     /// The stable numeric id.
     pub id: u64,
@@ -250,7 +250,7 @@ pub struct User {
 
 /// A GitHub App, as payloads name it (`performed_via_github_app`). Trust goes by these,
 /// never by a login.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct AppIdentity {
     /// The App's numeric id.
     pub id: u64,
@@ -260,7 +260,7 @@ pub struct AppIdentity {
 
 /// Who did something on GitHub (applied a label, typed a command), as far as the bot
 /// can tell.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Actor {
     /// A person.
     Person(User),
@@ -302,7 +302,7 @@ impl IssueStatus {
 }
 
 /// An issue as the bot reads it from GitHub: what the graph and the planner need.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IssueSnapshot {
     /// Where it is.
     pub reference: IssueRef,

@@ -3,17 +3,18 @@
 //! flows one way: http -> store -> events -> engine -> effects.
 
 pub mod agents;
-pub mod bot;
 pub mod clock;
 pub mod codegen;
 pub mod config;
 pub mod deps;
 pub mod domain;
+pub mod effects;
 pub mod engine;
 pub mod events;
 pub mod github;
 pub mod http;
 pub mod network;
+pub mod orchestrator;
 pub mod plan;
 pub mod processor;
 pub mod runtime;

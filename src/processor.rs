@@ -8,9 +8,9 @@ use std::time::Duration;
 use tokio::sync::{Notify, watch};
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
-use crate::bot::Bot;
 use crate::clock::now_millis;
 use crate::events::{self, Decoded, DomainEvent};
+use crate::orchestrator::Orchestrator;
 use crate::store::{ClaimedDelivery, DeliveryOutcome, Store, StoreError};
 use crate::telemetry::names;
 
@@ -56,7 +56,7 @@ pub struct InboxProcessor {
     store: Store,
     wake: Arc<Notify>,
     retry: RetryPolicy,
-    bot: Option<Bot>,
+    bot: Option<Orchestrator>,
     lease: Duration,
 }
 
@@ -64,7 +64,12 @@ impl InboxProcessor {
     /// A processor for `store`, woken through `wake` when a new delivery is stored; events
     /// go to `bot` (without one, as when no GitHub credentials are configured, they are
     /// only logged).
-    pub fn new(store: Store, wake: Arc<Notify>, retry: RetryPolicy, bot: Option<Bot>) -> Self {
+    pub fn new(
+        store: Store,
+        wake: Arc<Notify>,
+        retry: RetryPolicy,
+        bot: Option<Orchestrator>,
+    ) -> Self {
         Self {
             store,
             wake,
@@ -113,6 +118,10 @@ impl InboxProcessor {
             error!(error = %err, "reloading the graph failed; processing later");
             return Ok(0);
         }
+        // Effects left in the outbox by a crash, or waiting for a retry, come first.
+        if let Some(bot) = &self.bot {
+            bot.drain().await?;
+        }
         self.drain().await
     }
 
@@ -136,8 +145,10 @@ impl InboxProcessor {
                     repo = delivery.repository.as_deref().unwrap_or("-"),
                     issue = tracing::field::Empty,
                 );
-                let outcome = self.process(delivery).instrument(span).await;
-                outcomes.push((delivery.seq, outcome));
+                let (outcome, committed) = self.process(delivery).instrument(span).await;
+                if !committed {
+                    outcomes.push((delivery.seq, outcome));
+                }
             }
             self.store
                 .finish_deliveries(&outcomes, now_millis())
@@ -148,15 +159,21 @@ impl InboxProcessor {
         Ok(handled)
     }
 
-    async fn process(&self, delivery: &ClaimedDelivery) -> DeliveryOutcome {
+    /// Processes one delivery; `true` with the outcome when the engine's step already
+    /// committed it (with the decisions it produced), else the caller records it.
+    async fn process(&self, delivery: &ClaimedDelivery) -> (DeliveryOutcome, bool) {
         let result = events::decode(&delivery.event, delivery.action.as_deref(), &delivery.body);
         let outcome = match result {
             Ok(Decoded::Event(event)) => {
                 if let Some(issue) = event.issue() {
                     tracing::Span::current().record("issue", tracing::field::display(issue));
                 }
-                match self.handle(*event).await {
-                    Ok(()) => DeliveryOutcome::Processed,
+                match self.handle(delivery.seq, *event).await {
+                    Ok(committed) => {
+                        let outcome = DeliveryOutcome::Processed;
+                        record_outcome(delivery, &outcome);
+                        return (outcome, committed);
+                    }
                     Err(err) => self.failure(delivery, err),
                 }
             }
@@ -170,17 +187,17 @@ impl InboxProcessor {
             Err(err) => self.failure(delivery, err.to_string()),
         };
         record_outcome(delivery, &outcome);
-        outcome
+        (outcome, false)
     }
 
     /// What the app does with an event: the bot acts on it (a failure is retried with the
     /// delivery); without a bot it is logged.
-    async fn handle(&self, event: DomainEvent) -> Result<(), String> {
+    async fn handle(&self, seq: i64, event: DomainEvent) -> Result<bool, String> {
         // An absent installation leaves the field out rather than printing `None`.
         info!(event = %event.summary(), installation = event.installation.map(|i| i.0), "event");
         match &self.bot {
-            Some(bot) => bot.handle(event).await.map_err(|err| err.to_string()),
-            None => Ok(()),
+            Some(bot) => bot.handle_delivery(seq, event).await.map(|()| true),
+            None => Ok(false),
         }
     }
 

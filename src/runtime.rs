@@ -10,11 +10,12 @@ use tokio::sync::{Notify, watch};
 use tracing::{info, warn};
 
 use crate::agents::{AgentSettings, Agents};
-use crate::bot::{Bot, BotSettings};
 use crate::codegen::{Codegen, CodegenError};
 use crate::config::Config;
+use crate::engine::machine::EngineSettings;
 use crate::github::GitHubApp;
 use crate::http::{self, AppState, DoorLimits};
+use crate::orchestrator::Orchestrator;
 use crate::processor::{InboxProcessor, RetryPolicy};
 use crate::store::{Retention, Store};
 use crate::telemetry;
@@ -27,8 +28,8 @@ pub struct App {
     pub state: AppState,
     /// The inbox processor.
     pub processor: Arc<InboxProcessor>,
-    /// The bot, when GitHub credentials are configured.
-    pub bot: Option<Bot>,
+    /// The engine and its effects, when GitHub credentials are configured.
+    pub orchestrator: Option<Orchestrator>,
     webhook_path: String,
     connections: http::ConnectionLimits,
     /// Whether `/metrics` and `/readyz` are served on `server.metrics_listen` instead.
@@ -90,16 +91,17 @@ impl App {
         };
         // After the recorder is installed (by `metrics_handle` above).
         report_installations(&store).await;
-        let bot = build_bot(config, &store, &tuning).await?;
+        let orchestrator = build_orchestrator(config, &store, &tuning).await?;
         let lease = std::time::Duration::from_secs(config.storage.lease_secs.max(1));
         let processor = Arc::new(
-            InboxProcessor::new(store.clone(), inbox, retry, bot.clone()).with_lease(lease),
+            InboxProcessor::new(store.clone(), inbox, retry, orchestrator.clone())
+                .with_lease(lease),
         );
         Ok(Self {
             store,
             state,
             processor,
-            bot,
+            orchestrator,
             webhook_path: config.server.webhook_path.clone(),
             connections: tuning.connections,
             metrics_apart: config.server.metrics_listen.is_some(),
@@ -138,9 +140,9 @@ impl App {
     ) -> anyhow::Result<()> {
         let (stop_processor, stop_signal) = watch::channel(false);
         let processor = self.processor.clone();
-        let background = self.bot.clone().map(|bot| {
+        let background = self.orchestrator.clone().map(|orchestrator| {
             tokio::spawn(run_periodic(
-                bot,
+                orchestrator,
                 self.store.clone(),
                 self.poll_interval,
                 self.reconcile_interval,
@@ -204,7 +206,7 @@ impl Tuning {
 /// Exports whether each installation the store knows is suspended, so that the gauge shows
 /// 0 before any change and a suspension from before a restart still shows 1.
 async fn report_installations(store: &Store) {
-    // The bot keeps a suspension as the setting `suspended:<id>` (bot/installations.rs).
+    // The bot keeps a suspension as the setting `suspended:<id>` (engine/machine/reconcile.rs).
     let read = async {
         let suspended = store
             .settings_with_prefix("suspended:")
@@ -222,8 +224,13 @@ async fn report_installations(store: &Store) {
     }
 }
 
-/// The bot, when GitHub credentials are configured; its Codegen side when Codegen is.
-async fn build_bot(config: &Config, store: &Store, tuning: &Tuning) -> anyhow::Result<Option<Bot>> {
+/// The engine and its effects, when GitHub credentials are configured; the Codegen side
+/// when Codegen is.
+async fn build_orchestrator(
+    config: &Config,
+    store: &Store,
+    tuning: &Tuning,
+) -> anyhow::Result<Option<Orchestrator>> {
     let github = &config.github;
     if github.app_id.is_none() && github.token.is_none() {
         warn!(
@@ -257,22 +264,24 @@ async fn build_bot(config: &Config, store: &Store, tuning: &Tuning) -> anyhow::R
         }
         Err(err) => return Err(err).context("setting up the Codegen client"),
     };
-    let bot = Bot::new(
-        BotSettings::from_config(config),
+    let orchestrator = Orchestrator::new(
+        EngineSettings::from_config(config),
         store.clone(),
         Arc::new(app),
         agents,
+        config.storage.lease_secs.max(1) as i64 * 1000,
     );
-    bot.load()
+    orchestrator
+        .load()
         .await
         .context("loading the graph from the store")?;
-    Ok(Some(bot))
+    Ok(Some(orchestrator))
 }
 
 /// Follows runs every `poll` and reconciles at start-up and every `reconcile`, until
 /// `stop` turns true.
 async fn run_periodic(
-    bot: Bot,
+    orchestrator: Orchestrator,
     store: Store,
     poll: std::time::Duration,
     reconcile: std::time::Duration,
@@ -297,16 +306,16 @@ async fn run_periodic(
         };
         if due && lock.is_none() {
             next_poll = now + poll;
-        } else if due && store.is_shared() && bot.load().await.is_err() {
+        } else if due && store.is_shared() && orchestrator.load().await.is_err() {
             warn!("reloading the graph failed; periodic jobs wait");
             next_poll = now + poll;
         } else if now >= next_reconcile {
-            if let Err(err) = bot.reconcile().await {
+            if let Err(err) = orchestrator.reconcile().await {
                 warn!(error = %err, "reconciliation failed; trying again at the next interval");
             }
             next_reconcile = tokio::time::Instant::now() + reconcile;
         } else if now >= next_poll {
-            if let Err(err) = bot.tick().await {
+            if let Err(err) = orchestrator.tick().await {
                 warn!(error = %err, "following the agent runs failed; trying again shortly");
             }
             next_poll = tokio::time::Instant::now() + poll;

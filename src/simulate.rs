@@ -9,7 +9,7 @@ use std::fmt::Write;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{IssueRef, IssueStatus, RepoName};
-use crate::engine::{Decision, DependencyGraph, IssueNode, Scheduler};
+use crate::engine::{DependencyGraph, IssueNode, Pick, Scheduler};
 
 /// A graph to simulate: how many agents work at once, and the tasks.
 #[derive(Debug, Clone, Serialize)]
@@ -239,7 +239,7 @@ pub fn simulate_observed(
         } else {
             Vec::new()
         };
-        for Decision::Launch { issue, .. } in decisions {
+        for Pick { issue, .. } in decisions {
             engine.set_started(&issue, true);
             let end = now + durations[&issue];
             launches.push(SimLaunch {

@@ -7,7 +7,7 @@ mod support;
 use std::time::Duration;
 
 use codegen_orchestrator::agents::{AgentSettings, Agents, Launch, LaunchOutcome};
-use codegen_orchestrator::codegen::{Codegen, CodegenTuning, NewRun, RunMetadata};
+use codegen_orchestrator::codegen::{Codegen, CodegenTuning, Creation, NewRun, RunMetadata};
 use codegen_orchestrator::config::Secret;
 use codegen_orchestrator::domain::{InstallationId, IssueRef};
 use codegen_orchestrator::store::{RunState, Store};
@@ -246,7 +246,12 @@ async fn polling_reads_statuses_in_any_case_and_times_runs_out() {
             ]
         );
         assert_eq!(
-            ended[0].record.pull_requests,
+            ended[0]
+                .record
+                .pull_requests
+                .iter()
+                .map(|p| p.url.as_str())
+                .collect::<Vec<_>>(),
             ["https://github.com/acme/api/pull/90"]
         );
         assert_eq!(
@@ -391,13 +396,17 @@ async fn a_lost_launch_in_a_busy_organisation_is_adopted_from_our_own_runs() {
             .unwrap()
             .unwrap();
         let lost = codegen(&s.fake)
-            .create_run(&NewRun {
-                prompt: "Resolve acme/api#7".into(),
-                metadata: RunMetadata::new(InstallationId(42), &issue(7), 1),
-                repository: "acme/api".parse().unwrap(),
-            })
+            .create_run(
+                &NewRun {
+                    prompt: "Resolve acme/api#7".into(),
+                    metadata: RunMetadata::new(InstallationId(42), &issue(7), 1),
+                    repository: "acme/api".parse().unwrap(),
+                },
+                Creation::New,
+            )
             .await
-            .unwrap();
+            .unwrap()
+            .run;
         s.fake.add_busy_organisation(3_000);
         let lists_before = s.fake.calls_to("GET", "/agent/runs");
 
@@ -552,5 +561,96 @@ async fn a_cancel_whose_ban_fails_is_recorded_at_once_and_the_ban_is_retried() {
             s.store.runs_of(&issue(1)).await.unwrap()[0].state,
             RunState::Cancelled
         );
+    }
+}
+
+#[tokio::test]
+async fn a_launch_codegen_cannot_settle_is_deferred_and_recovery_adopts_its_run() {
+    for s in setups().await {
+        // A first launch fills the client's caches (user, repositories), so that the
+        // faults below hit the creation and the searches only.
+        started_run(&s.agents.launch(&launch(9, 1), T0).await.unwrap());
+        s.fake.push_fault(Fault {
+            target: Target::Create,
+            status: 502,
+            body: json!({"message": "Bad Gateway"}),
+            create_anyway: true,
+            delay: Duration::ZERO,
+        });
+        // Every search for it fails: three retries and the last look.
+        for _ in 0..4 {
+            s.fake.fault(Target::Read, 503, json!({}));
+        }
+        let outcome = s.agents.launch(&launch(1, 1), T0).await.unwrap();
+        assert!(
+            matches!(&outcome, LaunchOutcome::Deferred { reason } if reason.contains("not known")),
+            "{outcome:?}"
+        );
+        let row = &s.store.runs_of(&issue(1)).await.unwrap()[0];
+        assert_eq!((row.state, row.run_id), (RunState::Launching, None));
+
+        let settled = s
+            .agents
+            .recover(T0 + LEASE.as_millis() as i64 + 1)
+            .await
+            .unwrap();
+        let created = s.fake.runs().last().unwrap().id;
+        assert!(
+            matches!(&settled[..], [(_, LaunchOutcome::Started { run, adopted: true, .. })] if run.0 == created),
+            "{settled:?}"
+        );
+        assert_eq!(
+            s.fake.calls_to("POST", "/agent/run"),
+            2,
+            "issue 9 and issue 1, once each"
+        );
+        let row = &s.store.runs_of(&issue(1)).await.unwrap()[0];
+        assert_eq!(row.state, RunState::Running);
+    }
+}
+
+#[tokio::test]
+async fn recovery_that_cannot_ask_codegen_leaves_the_launch_for_later() {
+    for s in setups().await {
+        s.store
+            .begin_launch(
+                InstallationId(42),
+                &issue(3),
+                1,
+                "Resolve acme/api#3",
+                T0,
+                LEASE.as_millis() as i64,
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        // Codegen cannot be asked whether a run exists: four tries and the last look.
+        for _ in 0..5 {
+            s.fake.fault(Target::Read, 503, json!({}));
+        }
+        let first = T0 + LEASE.as_millis() as i64 + 1;
+        assert!(s.agents.recover(first).await.unwrap().is_empty());
+        assert_eq!(
+            s.fake.calls_to("POST", "/agent/run"),
+            0,
+            "not created blind"
+        );
+        let row = &s.store.runs_of(&issue(3)).await.unwrap()[0];
+        assert_eq!(row.state, RunState::Launching);
+
+        // The lease taken for the try runs out; Codegen answers again.
+        let settled = s
+            .agents
+            .recover(first + LEASE.as_millis() as i64 + 1)
+            .await
+            .unwrap();
+        assert!(
+            matches!(
+                &settled[..],
+                [(_, LaunchOutcome::Started { adopted: false, .. })]
+            ),
+            "{settled:?}"
+        );
+        assert_eq!(s.fake.calls_to("POST", "/agent/run"), 1);
     }
 }

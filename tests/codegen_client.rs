@@ -5,7 +5,9 @@ mod support;
 
 use std::time::Duration;
 
-use codegen_orchestrator::codegen::{Codegen, CodegenError, CodegenTuning, NewRun, RunMetadata};
+use codegen_orchestrator::codegen::{
+    AgentRun, Codegen, CodegenError, CodegenTuning, Creation, NewRun, RunMetadata,
+};
 use codegen_orchestrator::config::Secret;
 use codegen_orchestrator::domain::{AgentStatus, InstallationId, IssueRef, RunId};
 use serde_json::json;
@@ -21,6 +23,11 @@ fn tuning() -> CodegenTuning {
 
 fn client(fake: &FakeCodegen) -> Codegen {
     Codegen::with_tuning(&fake.url, ORG, &Secret::new(TOKEN), tuning()).unwrap()
+}
+
+/// A run created through the client as a new launch makes it.
+async fn create(codegen: &Codegen, run: &NewRun) -> Result<AgentRun, CodegenError> {
+    codegen.create_run(run, Creation::New).await.map(|c| c.run)
 }
 
 fn issue(text: &str) -> IssueRef {
@@ -45,10 +52,7 @@ async fn a_run_is_created_with_metadata_and_the_integer_repo_id() {
     }
     fake.add_repo(9001, "Acme/API");
     let codegen = client(&fake);
-    let run = codegen
-        .create_run(&new_run("acme/api#12", 1))
-        .await
-        .unwrap();
+    let run = create(&codegen, &new_run("acme/api#12", 1)).await.unwrap();
     assert_eq!(run.status, AgentStatus::Running);
     assert_eq!(
         run.web_url.as_deref(),
@@ -76,10 +80,7 @@ async fn a_run_is_created_with_metadata_and_the_integer_repo_id() {
     // The repository list is cached: a second run reads it no more.
     let repo_pages = fake.calls_to("GET", "/repos");
     assert_eq!(repo_pages, 2);
-    codegen
-        .create_run(&new_run("acme/api#13", 1))
-        .await
-        .unwrap();
+    create(&codegen, &new_run("acme/api#13", 1)).await.unwrap();
     assert_eq!(fake.calls_to("GET", "/repos"), repo_pages);
 }
 
@@ -87,8 +88,7 @@ async fn a_run_is_created_with_metadata_and_the_integer_repo_id() {
 async fn an_unknown_repository_is_created_without_repo_id() {
     let fake = FakeCodegen::start().await;
     fake.add_repo(1, "acme/other");
-    client(&fake)
-        .create_run(&new_run("acme/api#1", 1))
+    create(&client(&fake), &new_run("acme/api#1", 1))
         .await
         .unwrap();
     assert_eq!(fake.runs()[0].repo_id, json!(null));
@@ -98,8 +98,7 @@ async fn an_unknown_repository_is_created_without_repo_id() {
 async fn statuses_are_read_in_any_case_and_unknown_ones_keep_running() {
     let fake = FakeCodegen::start().await;
     let codegen = client(&fake);
-    let id = codegen
-        .create_run(&new_run("acme/api#1", 1))
+    let id = create(&codegen, &new_run("acme/api#1", 1))
         .await
         .unwrap()
         .id;
@@ -137,8 +136,7 @@ async fn a_429_backs_off_and_then_succeeds_with_one_run() {
             json!({"message": "Rate limit exceeded. Please try again later.", "status_code": 429}),
         );
     }
-    let run = client(&fake)
-        .create_run(&new_run("acme/api#1", 1))
+    let run = create(&client(&fake), &new_run("acme/api#1", 1))
         .await
         .unwrap();
     assert_eq!(fake.calls_to("POST", "/agent/run"), 3);
@@ -160,10 +158,12 @@ async fn a_lost_creation_answer_is_found_by_metadata_not_created_twice() {
         create_anyway: true,
         delay: Duration::ZERO,
     });
-    let run = client(&fake)
-        .create_run(&new_run("acme/api#1", 1))
+    let created = client(&fake)
+        .create_run(&new_run("acme/api#1", 1), Creation::New)
         .await
         .unwrap();
+    assert!(created.adopted);
+    let run = created.run;
     assert_eq!(fake.calls_to("POST", "/agent/run"), 1, "not posted again");
     let ours: Vec<_> = fake
         .runs()
@@ -181,8 +181,7 @@ async fn a_lost_creation_answer_is_found_by_metadata_not_created_twice() {
 async fn a_5xx_is_retried_up_to_the_configured_retries() {
     let fake = FakeCodegen::start().await;
     let codegen = client(&fake);
-    let id = codegen
-        .create_run(&new_run("acme/api#1", 1))
+    let id = create(&codegen, &new_run("acme/api#1", 1))
         .await
         .unwrap()
         .id;
@@ -211,8 +210,7 @@ async fn quota_and_refusals_are_final_and_carry_the_message() {
         402,
         json!({"message": "Alloted agent runs for the current billing plan have been reached. Please upgrade your plan to continue.", "status_code": 402}),
     );
-    let err = client(&fake)
-        .create_run(&new_run("acme/api#1", 1))
+    let err = create(&client(&fake), &new_run("acme/api#1", 1))
         .await
         .unwrap_err();
     assert!(
@@ -244,8 +242,7 @@ async fn quota_and_refusals_are_final_and_carry_the_message() {
         422,
         json!({"detail": [{"loc": ["body", "prompt"], "msg": "String should have at most 100000 characters", "type": "string_too_long"}]}),
     );
-    let err = client(&fake)
-        .create_run(&new_run("acme/api#2", 1))
+    let err = create(&client(&fake), &new_run("acme/api#2", 1))
         .await
         .unwrap_err();
     assert_eq!(
@@ -261,8 +258,7 @@ async fn many_active_runs_are_tracked_with_one_list_call() {
     let mut ids = Vec::new();
     for n in 1..=6 {
         ids.push(
-            codegen
-                .create_run(&new_run(&format!("acme/api#{n}"), 1))
+            create(&codegen, &new_run(&format!("acme/api#{n}"), 1))
                 .await
                 .unwrap()
                 .id,
@@ -300,8 +296,8 @@ async fn a_run_is_found_by_metadata_among_others() {
     let fake = FakeCodegen::start().await;
     fake.add_foreign_run("ACTIVE", json!({"source": "slack"}));
     let codegen = client(&fake);
-    let mine = codegen.create_run(&new_run("acme/api#5", 3)).await.unwrap();
-    codegen.create_run(&new_run("acme/api#6", 3)).await.unwrap();
+    let mine = create(&codegen, &new_run("acme/api#5", 3)).await.unwrap();
+    create(&codegen, &new_run("acme/api#6", 3)).await.unwrap();
     let wanted = RunMetadata::new(InstallationId(42), &issue("acme/api#5"), 3);
     assert_eq!(
         codegen.find_run(&wanted).await.unwrap().unwrap().id,
@@ -324,8 +320,7 @@ async fn creations_stay_within_the_rate_limit_at_the_server() {
     // The first creation reaches Codegen 100 ms after it left; the others at once.
     fake.delay_arrivals(&[Duration::from_millis(100)]);
     for n in 1..=7 {
-        codegen
-            .create_run(&new_run(&format!("acme/api#{n}"), 1))
+        create(&codegen, &new_run(&format!("acme/api#{n}"), 1))
             .await
             .unwrap();
     }
@@ -364,7 +359,7 @@ async fn a_lost_creation_is_found_among_our_runs_in_a_busy_organisation() {
     let codegen = client(&fake);
     let creation = tokio::spawn({
         let codegen = codegen.clone();
-        async move { codegen.create_run(&new_run("acme/api#1", 1)).await }
+        async move { create(&codegen, &new_run("acme/api#1", 1)).await }
     });
     while fake.runs().is_empty() {
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -438,7 +433,7 @@ async fn reads_of_every_endpoint_stay_within_60_in_any_window_at_the_server() {
     let fake = FakeCodegen::start().await;
     fake.add_repo(501, "acme/api");
     let setup = client(&fake);
-    let run = setup.create_run(&new_run("acme/api#1", 1)).await.unwrap();
+    let run = create(&setup, &new_run("acme/api#1", 1)).await.unwrap();
     fake.state.lock().unwrap().calls.clear();
 
     // Codegen's 60 reads per 30 s with time running 15 times faster. The first read opens
@@ -474,7 +469,7 @@ async fn reads_of_every_endpoint_stay_within_60_in_any_window_at_the_server() {
 async fn a_ban_stops_every_agent_on_the_pull_request_until_it_is_lifted() {
     let fake = FakeCodegen::start().await;
     let codegen = client(&fake);
-    let ours = codegen.create_run(&new_run("acme/api#1", 1)).await.unwrap();
+    let ours = create(&codegen, &new_run("acme/api#1", 1)).await.unwrap();
     fake.finish(
         ours.id.0,
         "ACTIVE",
@@ -525,4 +520,185 @@ async fn a_ban_stops_every_agent_on_the_pull_request_until_it_is_lifted() {
         matches!(err, CodegenError::Rejected { status: 404, .. }),
         "{err:?}"
     );
+}
+
+#[tokio::test]
+async fn a_429_waits_as_long_as_codegen_s_retry_after_asks() {
+    let fake = FakeCodegen::start().await;
+    let codegen = client(&fake);
+    codegen.repo_id(&"acme/api".parse().unwrap()).await.unwrap();
+    // Throttled for a second: the backoff alone (5, 10, 20 ms) would spend every retry
+    // inside it.
+    fake.throttle(Target::Create, Duration::from_secs(1));
+    let started = std::time::Instant::now();
+    let run = create(&codegen, &new_run("acme/api#1", 1)).await.unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(fake.calls_to("POST", "/agent/run"), 2, "one 429, one run");
+    assert_eq!(fake.runs().len(), 1);
+    assert_eq!(fake.runs()[0].id, run.id.0);
+}
+
+#[tokio::test]
+async fn a_retry_after_beyond_the_longest_wait_ends_the_tries_at_once() {
+    let fake = FakeCodegen::start().await;
+    let codegen = Codegen::with_tuning(
+        &fake.url,
+        ORG,
+        &Secret::new(TOKEN),
+        CodegenTuning {
+            longest_wait: Duration::from_secs(5),
+            ..tuning()
+        },
+    )
+    .unwrap();
+    fake.throttle(Target::Read, Duration::from_secs(60));
+    let err = codegen.run(RunId(1)).await.unwrap_err();
+    assert_eq!(
+        err,
+        CodegenError::Unavailable {
+            status: 429,
+            attempts: 1
+        }
+    );
+    assert_eq!(fake.calls().len(), 1, "asked once, not four times");
+}
+
+#[tokio::test]
+async fn an_interrupted_creation_adopts_the_run_it_finds_and_creates_only_when_there_is_none() {
+    let fake = FakeCodegen::start().await;
+    let codegen = client(&fake);
+    let first = codegen
+        .create_run(&new_run("acme/api#1", 1), Creation::New)
+        .await
+        .unwrap();
+    assert!(!first.adopted);
+    assert_eq!(
+        fake.calls_to("GET", "/agent/runs"),
+        0,
+        "a new run is not searched for"
+    );
+
+    let again = codegen
+        .create_run(&new_run("acme/api#1", 1), Creation::Interrupted)
+        .await
+        .unwrap();
+    assert!(again.adopted);
+    assert_eq!(again.run.id, first.run.id);
+    assert_eq!(fake.calls_to("POST", "/agent/run"), 1);
+
+    let missing = codegen
+        .create_run(&new_run("acme/api#2", 1), Creation::Interrupted)
+        .await
+        .unwrap();
+    assert!(!missing.adopted);
+    assert_eq!(fake.calls_to("POST", "/agent/run"), 2);
+    let calls = fake.calls();
+    let searched = calls
+        .iter()
+        .rposition(|c| c.path.ends_with("/agent/runs"))
+        .unwrap();
+    let posted = calls.iter().rposition(|c| c.method == "POST").unwrap();
+    assert!(searched < posted, "searched before creating");
+}
+
+#[tokio::test]
+async fn a_creation_lost_on_every_try_is_looked_for_once_more_before_it_fails() {
+    let fake = FakeCodegen::start().await;
+    let codegen = client(&fake);
+    codegen.user_id().await.unwrap();
+    for _ in 0..4 {
+        fake.fault(Target::Create, 502, json!({"message": "Bad Gateway"}));
+    }
+    let err = create(&codegen, &new_run("acme/api#1", 1))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        CodegenError::Unavailable {
+            status: 502,
+            attempts: 4
+        }
+    );
+    assert_eq!(fake.calls_to("POST", "/agent/run"), 4);
+    assert_eq!(
+        fake.calls_to("GET", "/agent/runs"),
+        4,
+        "a search after each lost answer, the last one included"
+    );
+
+    // The last lost answer did create the run: the last search adopts it.
+    for created in [false, false, false, true] {
+        fake.push_fault(Fault {
+            target: Target::Create,
+            status: 502,
+            body: json!({"message": "Bad Gateway"}),
+            create_anyway: created,
+            delay: Duration::ZERO,
+        });
+    }
+    let adopted = codegen
+        .create_run(&new_run("acme/api#2", 1), Creation::New)
+        .await
+        .unwrap();
+    assert!(adopted.adopted);
+    assert_eq!(fake.runs().len(), 1);
+    assert_eq!(adopted.run.id.0, fake.runs()[0].id);
+}
+
+#[tokio::test]
+async fn a_failing_search_spends_the_creation_s_retries_not_retries_of_its_own() {
+    let fake = FakeCodegen::start().await;
+    let codegen = client(&fake);
+    codegen.repo_id(&"acme/api".parse().unwrap()).await.unwrap();
+    // The answer is lost (nothing created), then every search fails three times.
+    fake.fault(Target::Create, 502, json!({"message": "Bad Gateway"}));
+    for _ in 0..3 {
+        fake.fault(Target::Read, 503, json!({}));
+    }
+    let err = create(&codegen, &new_run("acme/api#1", 1))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        CodegenError::Unavailable {
+            status: 503,
+            attempts: 4
+        },
+        "four tries in all: one creation, three failed searches"
+    );
+    assert_eq!(
+        fake.calls_to("POST", "/agent/run"),
+        1,
+        "never created twice"
+    );
+    assert_eq!(
+        fake.calls_to("GET", "/v1/users/me"),
+        4,
+        "three failed searches and the last look that found nothing"
+    );
+    assert!(fake.runs().is_empty());
+}
+
+#[tokio::test]
+async fn an_interrupted_creation_that_cannot_search_never_creates() {
+    let fake = FakeCodegen::start().await;
+    for _ in 0..5 {
+        fake.fault(Target::Read, 503, json!({}));
+    }
+    let err = client(&fake)
+        .create_run(&new_run("acme/api#1", 1), Creation::Interrupted)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, CodegenError::CreationUnknown { cause }
+            if **cause == CodegenError::Unavailable { status: 503, attempts: 4 }),
+        "{err:?}"
+    );
+    assert!(err.is_transient());
+    assert_eq!(fake.calls_to("POST", "/agent/run"), 0);
+    assert_eq!(fake.calls_to("GET", "/v1/users/me"), 5);
 }

@@ -1,28 +1,33 @@
 //! The Codegen API client: create agent runs, read and list them, ban and unban them, and
 //! resolve a GitHub repository to Codegen's integer `repo_id`.
 //!
-//! This is the one place Codegen requests are retried: 429 (no `Retry-After` is
-//! documented), 5xx and transport errors back off exponentially with jitter, up to
-//! `codegen.retry_attempts` retries. 402 (plan quota used up), 403, 404 and 422 are final
-//! and carry the API's message. The client keeps itself under the documented limits so
-//! that 429s stay rare: creations through one limiter (10 a minute), every other request,
-//! whatever its endpoint, through the other (60 per 30 s).
+//! This is the one layer that retries Codegen requests, in one loop
+//! (`transport.rs`): 429, 5xx and transport errors are tried again after the server's
+//! `Retry-After`, else after a capped exponential backoff with jitter, up to
+//! `codegen.retry_attempts` retries (`retry.rs`). 402 (plan quota used up), 403, 404 and 422
+//! are final and carry the API's message. The client keeps itself under the documented
+//! limits so that 429s stay rare: creations through one limiter (10 a minute), every other
+//! request, whatever its endpoint, through the other (60 per 30 s).
 //!
-//! Creating a run is not idempotent, so a creation whose answer was lost (a 5xx or a
-//! dropped connection) is looked up by its `metadata` before it is tried again. The runs
-//! list covers the whole organisation unless asked otherwise, so every listing is narrowed
-//! to the token's own user (`GET /v1/users/me`, read once) and to runs made through the API.
+//! Creating a run is not idempotent, so whether a creation whose answer was lost happened
+//! is asked in one place, `create.rs`, both on a launch and when a crashed launch is
+//! recovered. The runs list covers the whole organisation unless asked otherwise, so every
+//! listing is narrowed to the token's own user (`GET /v1/users/me`, read once) and to runs
+//! made through the API.
 
+mod create;
 mod limiter;
 mod payload;
+mod retry;
+mod transport;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::http::{HeaderValue, Method, Request, StatusCode, header};
+use axum::http::{HeaderValue, Method};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -32,14 +37,14 @@ use tokio::time::Instant;
 
 use crate::config::{CodegenConfig, Secret};
 use crate::domain::{AgentStatus, InstallationId, IssueRef, RepoName, RunId};
-use crate::network::{cause_of, host_of};
+pub use create::{CreatedRun, Creation};
 pub use limiter::{Permit, SlidingWindow};
-use payload::{ApiReposPage, ApiRun, ApiRunsPage, ApiUser, ErrorBody};
+use payload::{ApiReposPage, ApiRun, ApiRunsPage, ApiUser};
+use retry::Failure;
+use transport::Answer;
 
 /// Runs are listed in pages of at most this many (the API's maximum).
 const PAGE_SIZE: usize = 100;
-/// How many pages of this token's runs a search by metadata reads before giving up.
-const SEARCH_PAGES: usize = 10;
 /// With more active runs than this, one list call tracks them all.
 const LIST_TRACKING_THRESHOLD: usize = 3;
 /// How long the list of Codegen repositories is trusted before a miss reloads it.
@@ -81,12 +86,23 @@ pub enum CodegenError {
     /// `codegen.org_id` or `codegen.api_token` is missing.
     #[error("Codegen is not configured: set {0}")]
     NotConfigured(&'static str),
+    /// A creation's answer was lost and Codegen could not be asked whether the run
+    /// exists: it may. Creating it again could run the agent twice, so the launch is
+    /// settled later, by looking for the run first ([`Creation::Interrupted`]).
+    #[error("{cause}; whether Codegen created the run is not known yet")]
+    CreationUnknown {
+        /// The last failure.
+        cause: Box<CodegenError>,
+    },
 }
 
 impl CodegenError {
     /// Whether asking again later may succeed (network trouble, 5xx, 429).
     pub fn is_transient(&self) -> bool {
-        matches!(self, Self::Unavailable { .. } | Self::Transport(_))
+        matches!(
+            self,
+            Self::Unavailable { .. } | Self::Transport(_) | Self::CreationUnknown { .. }
+        )
     }
 }
 
@@ -173,6 +189,8 @@ pub struct CodegenTuning {
     pub base_delay: Duration,
     /// Longest backoff delay.
     pub max_delay: Duration,
+    /// Longest `Retry-After` honoured; a server asking for more ends the tries at once.
+    pub longest_wait: Duration,
     /// Run creations allowed per window (Codegen: 10 a minute).
     pub creations: (usize, Duration),
     /// Reads allowed per window (Codegen: 60 per 30 s).
@@ -188,6 +206,7 @@ impl CodegenTuning {
             retries,
             base_delay: Duration::from_secs(2),
             max_delay: Duration::from_secs(60),
+            longest_wait: Duration::from_secs(300),
             creations: (10, Duration::from_secs(60)),
             reads: (60, Duration::from_secs(30)),
             request_timeout: Duration::from_secs(60),
@@ -203,15 +222,6 @@ impl CodegenTuning {
             ),
             ..Self::documented(config.retry_attempts)
         }
-    }
-
-    /// `base * 2^(retry-1)`, capped, plus up to 25 % jitter.
-    fn backoff(&self, retry: u32) -> Duration {
-        let exponential = self
-            .base_delay
-            .saturating_mul(2u32.saturating_pow(retry.saturating_sub(1)))
-            .min(self.max_delay);
-        exponential + exponential.mul_f64(fastrand::f64() * 0.25)
     }
 }
 
@@ -242,12 +252,6 @@ impl std::fmt::Debug for Codegen {
             .field("org_id", &self.inner.org_id)
             .finish_non_exhaustive()
     }
-}
-
-/// One answer, read whole.
-struct Answer {
-    status: StatusCode,
-    body: Bytes,
 }
 
 impl Codegen {
@@ -309,48 +313,6 @@ impl Codegen {
         })
     }
 
-    /// Creates an agent run. Before trying again after an answer that may have been lost,
-    /// it looks for a run with the same metadata and returns that one instead.
-    pub async fn create_run(&self, run: &NewRun) -> Result<AgentRun, CodegenError> {
-        let repo_id = self.repo_id(&run.repository).await?;
-        let body = serde_json::json!({
-            "prompt": run.prompt,
-            "metadata": run.metadata,
-            "repo_id": repo_id,
-        });
-        let path = self.org_path("/agent/run");
-        let mut retry = 0;
-        loop {
-            let permit = self.inner.creations.admit().await;
-            let outcome = self.send_once(Method::POST, &path, Some(&body)).await;
-            // Codegen has counted it by now; the backoff and the search must not hold it.
-            drop(permit);
-            let lost = match &outcome {
-                Ok(answer) if answer.status.is_success() => {
-                    return Ok(decode::<ApiRun>(&answer.body)?.into_run());
-                }
-                Ok(answer) => answer.status.is_server_error(),
-                Err(_) => true,
-            };
-            let error = match outcome {
-                Ok(answer) => Self::error_of(&answer, retry + 1),
-                Err(err) => err,
-            };
-            if !error.is_transient() || retry >= self.inner.tuning.retries {
-                return Err(error);
-            }
-            retry += 1;
-            let wait = self.inner.tuning.backoff(retry);
-            tracing::warn!(error = %error, retry, wait_secs = wait.as_secs_f64(),
-                "creating a Codegen run failed; retrying");
-            tokio::time::sleep(wait).await;
-            if lost && let Some(found) = self.find_run(&run.metadata).await? {
-                tracing::info!(run = %found.id, "the lost creation had succeeded; adopting its run");
-                return Ok(found);
-            }
-        }
-    }
-
     /// One run.
     pub async fn run(&self, id: RunId) -> Result<AgentRun, CodegenError> {
         let answer = self
@@ -362,14 +324,8 @@ impl Codegen {
     /// The id of the user the token belongs to, read on first use and kept. A failed read
     /// is not kept: the next call asks again.
     pub async fn user_id(&self) -> Result<u64, CodegenError> {
-        self.inner
-            .user_id
-            .get_or_try_init(|| async {
-                let answer = self.read("/v1/users/me").await?;
-                Ok(decode::<ApiUser>(&answer.body)?.id)
-            })
+        self.retrying("GET /v1/users/me", || self.user_id_once())
             .await
-            .copied()
     }
 
     /// One page of the runs this token's user started through the API, newest first.
@@ -380,32 +336,8 @@ impl Codegen {
         skip: usize,
         limit: usize,
     ) -> Result<Vec<AgentRun>, CodegenError> {
-        let limit = limit.clamp(1, PAGE_SIZE);
-        let user_id = self.user_id().await?;
-        let path = self.org_path(&format!(
-            "/agent/runs?user_id={user_id}&source_type=API&skip={skip}&limit={limit}"
-        ));
-        let page: ApiRunsPage = decode(&self.read(&path).await?.body)?;
-        Ok(page.items.into_iter().map(ApiRun::into_run).collect())
-    }
-
-    /// The run created with `metadata`, searched in the most recent pages of this token's
-    /// runs.
-    pub async fn find_run(&self, metadata: &RunMetadata) -> Result<Option<AgentRun>, CodegenError> {
-        for page in 0..SEARCH_PAGES {
-            let runs = self.list_runs(page * PAGE_SIZE, PAGE_SIZE).await?;
-            let last_page = runs.len() < PAGE_SIZE;
-            if let Some(found) = runs
-                .into_iter()
-                .find(|run| run.metadata.as_ref().is_some_and(|m| m.same_run(metadata)))
-            {
-                return Ok(Some(found));
-            }
-            if last_page {
-                break;
-            }
-        }
-        Ok(None)
+        self.retrying("listing runs", || self.list_page_once(skip, limit))
+            .await
     }
 
     /// The current state of each of `ids`. With many runs active, pages of the list are
@@ -475,36 +407,8 @@ impl Codegen {
     /// Codegen's integer id of `repo`, when Codegen knows the repository. The list is
     /// cached; a miss reloads it at most every ten minutes.
     pub async fn repo_id(&self, repo: &RepoName) -> Result<Option<u64>, CodegenError> {
-        let key = repo.to_string().to_ascii_lowercase();
-        if let Some((loaded, ids)) = &*self.repos_cache() {
-            if let Some(&id) = ids.get(&key) {
-                return Ok(Some(id));
-            }
-            if loaded.elapsed() < REPOS_TTL {
-                return Ok(None);
-            }
-        }
-        let mut ids = HashMap::new();
-        for page in 0.. {
-            let path = self.org_path(&format!(
-                "/repos?skip={}&limit={PAGE_SIZE}",
-                page * PAGE_SIZE
-            ));
-            let repos: ApiReposPage = decode(&self.read(&path).await?.body)?;
-            let count = repos.items.len();
-            ids.extend(
-                repos
-                    .items
-                    .into_iter()
-                    .map(|r| (r.full_name.to_ascii_lowercase(), r.id)),
-            );
-            if count < PAGE_SIZE || (page + 1) * PAGE_SIZE >= repos.total {
-                break;
-            }
-        }
-        let id = ids.get(&key).copied();
-        *self.repos_cache() = Some((Instant::now(), ids));
-        Ok(id)
+        self.retrying("reading repositories", || self.repo_id_once(repo))
+            .await
     }
 
     fn repos_cache(&self) -> std::sync::MutexGuard<'_, Option<(Instant, HashMap<String, u64>)>> {
@@ -523,116 +427,62 @@ impl Codegen {
         self.request(Method::GET, path, None).await
     }
 
-    /// Sends an idempotent request with retries; a non-success answer becomes an error.
-    /// Every attempt, whatever the endpoint, takes its place in the read limiter: Codegen
-    /// documents 60 per 30 s for each reading endpoint, and gives the ban and unban none of
-    /// their own, so counting them too keeps any per-token count under the limit.
-    async fn request(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<&serde_json::Value>,
-    ) -> Result<Answer, CodegenError> {
-        let mut retry = 0;
-        loop {
-            let permit = self.inner.reads.admit().await;
-            let outcome = self.send_once(method.clone(), path, body).await;
-            // The place counts from the answer; the backoff below must not hold it.
-            drop(permit);
-            let error = match outcome {
-                Ok(answer) if answer.status.is_success() => return Ok(answer),
-                Ok(answer) => Self::error_of(&answer, retry + 1),
-                Err(err) => err,
-            };
-            if !error.is_transient() || retry >= self.inner.tuning.retries {
-                return Err(error);
-            }
-            retry += 1;
-            let wait = self.inner.tuning.backoff(retry);
-            tracing::warn!(%method, path, error = %error, retry,
-                wait_secs = wait.as_secs_f64(), "Codegen request failed; retrying");
-            tokio::time::sleep(wait).await;
-        }
-    }
-
-    /// One request, no retry; `Err` only when no answer came.
-    async fn send_once(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<&serde_json::Value>,
-    ) -> Result<Answer, CodegenError> {
-        let mut builder = Request::builder()
-            .method(method.clone())
-            .uri(format!("{}{path}", self.inner.base))
-            .header(header::AUTHORIZATION, self.inner.authorization.clone())
-            .header(header::ACCEPT, "application/json");
-        let bytes = match body {
-            Some(body) => {
-                builder = builder.header(header::CONTENT_TYPE, "application/json");
-                Bytes::from(
-                    serde_json::to_vec(body).map_err(|e| CodegenError::Decode(e.to_string()))?,
-                )
-            }
-            None => Bytes::new(),
-        };
-        let request = builder.body(Full::new(bytes)).map_err(|err| {
-            CodegenError::Transport(format!("cannot build a Codegen request to {path}: {err}"))
-        })?;
-        let unreachable = |cause: &dyn std::fmt::Display| {
-            CodegenError::Transport(format!(
-                "cannot reach Codegen at {}: {cause} ({method} {path})",
-                host_of(&self.inner.base)
-            ))
-        };
-        let exchange = async {
-            let response = self
-                .inner
-                .http
-                .request(request)
-                .await
-                .map_err(|err| unreachable(&cause_of(&err)))?;
-            let (parts, body) = response.into_parts();
-            let body = body
-                .collect()
-                .await
-                .map_err(|err| unreachable(&cause_of(&err)))?
-                .to_bytes();
-            Ok(Answer {
-                status: parts.status,
-                body,
+    /// The token's user, one try when not known yet. A failed read is not kept: the next
+    /// call asks again.
+    async fn user_id_once(&self) -> Result<u64, Failure> {
+        self.inner
+            .user_id
+            .get_or_try_init(|| async {
+                let answer = self.read_once("/v1/users/me").await?;
+                Ok(decode::<ApiUser>(&answer.body)?.id)
             })
-        };
-        let timeout = self.inner.tuning.request_timeout;
-        let answer = tokio::time::timeout(timeout, exchange)
             .await
-            .map_err(|_| {
-                // Duration's Debug is plain: `60s`, `1.5s`.
-                unreachable(&format!("no answer within {timeout:?}"))
-            })??;
-        crate::telemetry::record_codegen_call(method.as_str(), answer.status.as_u16());
-        Ok(answer)
+            .copied()
     }
 
-    /// The error an unsuccessful answer stands for.
-    fn error_of(answer: &Answer, attempts: u32) -> CodegenError {
-        let status = answer.status;
-        if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
-            return CodegenError::Unavailable {
-                status: status.as_u16(),
-                attempts,
-            };
-        }
-        let message = ErrorBody::message_of(&answer.body)
-            .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_owned());
-        if status == StatusCode::PAYMENT_REQUIRED {
-            CodegenError::QuotaExhausted { message }
-        } else {
-            CodegenError::Rejected {
-                status: status.as_u16(),
-                message,
+    /// One page of this token's API runs, one try per request.
+    async fn list_page_once(&self, skip: usize, limit: usize) -> Result<Vec<AgentRun>, Failure> {
+        let limit = limit.clamp(1, PAGE_SIZE);
+        let user_id = self.user_id_once().await?;
+        let path = self.org_path(&format!(
+            "/agent/runs?user_id={user_id}&source_type=API&skip={skip}&limit={limit}"
+        ));
+        let page: ApiRunsPage = decode(&self.read_once(&path).await?.body)?;
+        Ok(page.items.into_iter().map(ApiRun::into_run).collect())
+    }
+
+    /// [`Codegen::repo_id`], one try per page read.
+    async fn repo_id_once(&self, repo: &RepoName) -> Result<Option<u64>, Failure> {
+        let key = repo.to_string().to_ascii_lowercase();
+        if let Some((loaded, ids)) = &*self.repos_cache() {
+            if let Some(&id) = ids.get(&key) {
+                return Ok(Some(id));
+            }
+            if loaded.elapsed() < REPOS_TTL {
+                return Ok(None);
             }
         }
+        let mut ids = HashMap::new();
+        for page in 0.. {
+            let path = self.org_path(&format!(
+                "/repos?skip={}&limit={PAGE_SIZE}",
+                page * PAGE_SIZE
+            ));
+            let repos: ApiReposPage = decode(&self.read_once(&path).await?.body)?;
+            let count = repos.items.len();
+            ids.extend(
+                repos
+                    .items
+                    .into_iter()
+                    .map(|r| (r.full_name.to_ascii_lowercase(), r.id)),
+            );
+            if count < PAGE_SIZE || (page + 1) * PAGE_SIZE >= repos.total {
+                break;
+            }
+        }
+        let id = ids.get(&key).copied();
+        *self.repos_cache() = Some((Instant::now(), ids));
+        Ok(id)
     }
 }
 

@@ -2,9 +2,8 @@
 //!
 //! A command is a line that starts with the prefix (after at most three spaces), outside
 //! fenced or indented code and outside quotes. Several may share one comment. Parsing is
-//! pure; references are resolved by the caller's [`crate::deps::DependencyParser`].
-
-use std::fmt;
+//! pure; references are resolved by the caller's [`crate::deps::DependencyParser`]. What a
+//! user reads about a line that is not a command is worded in [`super::texts`].
 
 /// A command's verb and arguments, references still as written.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,19 +53,30 @@ pub struct CommandError {
     /// The line as written.
     pub line: String,
     /// What is wrong.
-    pub problem: String,
-    /// The verb the user probably meant.
-    pub suggestion: Option<&'static str>,
+    pub problem: CommandProblem,
 }
 
-impl fmt::Display for CommandError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "`{}`: {}", self.line, self.problem)?;
-        if let Some(verb) = self.suggestion {
-            write!(f, " Did you mean `{verb}`?")?;
-        }
-        Ok(())
-    }
+/// What is wrong with a line that starts with the prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommandProblem {
+    /// The prefix alone.
+    MissingVerb,
+    /// A verb that takes no arguments was given some.
+    UnexpectedArguments {
+        /// The verb, lowercased.
+        verb: String,
+    },
+    /// `depends` without `on` and references.
+    DependsOnWithoutReferences,
+    /// `unblock` without references.
+    UnblockWithoutReferences,
+    /// A word that is no verb.
+    UnknownVerb {
+        /// The word, lowercased.
+        word: String,
+        /// The verb within two edits of it, which the user probably meant.
+        suggestion: Option<&'static str>,
+    },
 }
 
 impl Command {
@@ -184,14 +194,13 @@ fn fence_opening(line: &str) -> Option<(char, usize)> {
 }
 
 fn parse_line(line: &str, rest: &str) -> Result<Command, CommandError> {
-    let error = |problem: String, suggestion| CommandError {
+    let error = |problem| CommandError {
         line: line.to_owned(),
         problem,
-        suggestion,
     };
     let mut words = rest.split_whitespace();
     let Some(verb) = words.next() else {
-        return Err(error("a command needs a verb.".into(), None));
+        return Err(error(CommandProblem::MissingVerb));
     };
     let verb = verb.to_lowercase();
     let arguments = rest[rest.find(char::is_whitespace).unwrap_or(rest.len())..].trim();
@@ -199,7 +208,9 @@ fn parse_line(line: &str, rest: &str) -> Result<Command, CommandError> {
         if arguments.is_empty() {
             Ok(command)
         } else {
-            Err(error(format!("`{verb}` takes no arguments."), None))
+            Err(error(CommandProblem::UnexpectedArguments {
+                verb: verb.clone(),
+            }))
         }
     };
     match verb.as_str() {
@@ -221,21 +232,15 @@ fn parse_line(line: &str, rest: &str) -> Result<Command, CommandError> {
                 .map(str::trim);
             match refs {
                 Some(refs) if !refs.is_empty() => Ok(Command::DependsOn(refs.to_owned())),
-                _ => Err(error(
-                    "`depends on` needs issue references, like `depends on #12 acme/api#3`.".into(),
-                    None,
-                )),
+                _ => Err(error(CommandProblem::DependsOnWithoutReferences)),
             }
         }
         "unblock" if !arguments.is_empty() => Ok(Command::Unblock(arguments.to_owned())),
-        "unblock" => Err(error(
-            "`unblock` needs issue references, like `unblock #12`.".into(),
-            None,
-        )),
-        other => Err(error(
-            format!("`{other}` is not a command."),
-            closest_verb(other),
-        )),
+        "unblock" => Err(error(CommandProblem::UnblockWithoutReferences)),
+        other => Err(error(CommandProblem::UnknownVerb {
+            word: other.to_owned(),
+            suggestion: closest_verb(other),
+        })),
     }
 }
 
@@ -266,24 +271,6 @@ fn edit_distance(a: &str, b: &str) -> usize {
         previous = current;
     }
     previous[b.len()]
-}
-
-/// The help text, for `help` and for lines that are not commands.
-pub fn help_text(prefix: &str) -> String {
-    format!(
-        "Commands (one per line, by someone with write access):\n\n\
-         | Command | What it does |\n|---|---|\n\
-         | `{prefix} run` | manage this issue and start an agent once its dependencies are done |\n\
-         | `{prefix} retry` | start a new attempt after a failure |\n\
-         | `{prefix} cancel` | stop the running agent |\n\
-         | `{prefix} status` | refresh the status comment |\n\
-         | `{prefix} depends on #12 owner/repo#3` | add dependencies |\n\
-         | `{prefix} unblock #12` | remove dependencies |\n\
-         | `{prefix} graph` | show this issue's dependency graph |\n\
-         | `{prefix} plan` | show the repository's launch order |\n\
-         | `{prefix} pause` / `{prefix} resume` | stop / restart launching in this repository |\n\
-         | `{prefix} help` | this text |\n"
-    )
 }
 
 #[cfg(test)]
@@ -339,16 +326,38 @@ mod tests {
     #[test]
     fn an_unknown_verb_suggests_the_closest() {
         let found = parse_commands("/codegen rnu\n/codegen deploy\n/codegen", P);
-        let errors: Vec<_> = found.into_iter().map(|c| c.unwrap_err()).collect();
-        assert_eq!(errors[0].suggestion, Some("run"));
+        let problems: Vec<_> = found.into_iter().map(|c| c.unwrap_err().problem).collect();
         assert_eq!(
-            errors[0].to_string(),
-            "`/codegen rnu`: `rnu` is not a command. Did you mean `run`?"
+            problems,
+            [
+                CommandProblem::UnknownVerb {
+                    word: "rnu".into(),
+                    suggestion: Some("run")
+                },
+                CommandProblem::UnknownVerb {
+                    word: "deploy".into(),
+                    suggestion: None
+                },
+                CommandProblem::MissingVerb,
+            ]
         );
-        assert_eq!(errors[1].suggestion, None);
-        assert_eq!(errors[2].problem, "a command needs a verb.");
-        let missing = parse_commands("/codegen depends #3\n/codegen run now", P);
-        assert!(missing.iter().all(Result::is_err));
+        let missing = parse_commands(
+            "/codegen depends #3\n/codegen run now\n/codegen unblock\n/codegen Depends On",
+            P,
+        );
+        let problems: Vec<_> = missing
+            .into_iter()
+            .map(|c| c.unwrap_err().problem)
+            .collect();
+        assert_eq!(
+            problems,
+            [
+                CommandProblem::DependsOnWithoutReferences,
+                CommandProblem::UnexpectedArguments { verb: "run".into() },
+                CommandProblem::UnblockWithoutReferences,
+                CommandProblem::DependsOnWithoutReferences,
+            ]
+        );
     }
 
     #[test]

@@ -1,17 +1,22 @@
-//! The engine: the dependency graph, the scheduler, command parsing, the status and the
-//! prompt. Pure logic: it imports nothing from http, store, github or codegen and does no I/O.
+//! The engine: the dependency graph, the scheduler, command parsing, the status, the
+//! prompt and every text users read on GitHub. Pure logic: it imports nothing from http,
+//! store, github or codegen and does no I/O.
 
 pub mod commands;
+pub mod machine;
 mod graph;
 pub mod prompt;
-pub mod refusal;
+pub mod repo_config;
 mod render;
 mod scheduler;
 pub mod status;
+pub mod texts;
 
 pub use graph::{
     Blocker, CycleError, DEFAULT_ESTIMATE_MINUTES, DependencyGraph, IssueNode, Priority, UnblockOn,
     estimate_from_labels,
 };
-pub use render::{GraphExport, to_json, to_mermaid};
-pub use scheduler::{Decision, Scheduler};
+pub use render::{GraphExport, to_json};
+pub use scheduler::{Pick, Scheduler};
+// `plan` prints the same diagram as the `graph` reply.
+pub use texts::to_mermaid;

@@ -1,24 +1,21 @@
 //! The scheduler: whenever an agent slot is free, the ready issue with the longest chain of
 //! open dependents behind it goes first, then by `priority:*` label, then the oldest. No
-//! waves: a slot freed by one finished run is filled at once. Decisions are data; the
-//! caller carries them out.
+//! waves: a slot freed by one finished run is filled at once. Picks are data; the
+//! engine turns them into launch decisions.
 
 use std::collections::HashMap;
 
 use super::DependencyGraph;
 use crate::domain::{IssueRef, RepoName};
 
-/// What the engine decided.
+/// An issue the scheduler picks to launch now.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
-    /// Start an agent on this issue.
-    Launch {
-        /// Which issue.
-        issue: IssueRef,
-        /// Which attempt at it (1 for the first): with the issue, the key that makes a
-        /// launch happen once.
-        attempt: u32,
-    },
+pub struct Pick {
+    /// Which issue.
+    pub issue: IssueRef,
+    /// Which attempt at it (1 for the first): with the issue, the key that makes a
+    /// launch happen once.
+    pub attempt: u32,
 }
 
 /// Concurrency limits of one installation.
@@ -64,7 +61,7 @@ impl Scheduler {
 
     /// The launches to make now, best first, given the issues whose agents are running.
     /// Marking them started in the graph is the caller's part, once they are launched.
-    pub fn decide(&self, graph: &DependencyGraph, running: &[IssueRef]) -> Vec<Decision> {
+    pub fn decide(&self, graph: &DependencyGraph, running: &[IssueRef]) -> Vec<Pick> {
         let free = self.max_concurrent.saturating_sub(running.len());
         if free == 0 {
             return Vec::new();
@@ -92,7 +89,7 @@ impl Scheduler {
             }
             *launched.entry(issue.repo.clone()).or_default() += 1;
             let attempt = graph.get(&issue).map_or(0, |node| node.attempts) + 1;
-            decisions.push(Decision::Launch { issue, attempt });
+            decisions.push(Pick { issue, attempt });
         }
         decisions
     }
@@ -110,10 +107,10 @@ mod tests {
         IssueRef::new(repo.parse().unwrap(), n)
     }
 
-    fn launched(decisions: &[Decision]) -> Vec<String> {
+    fn launched(decisions: &[Pick]) -> Vec<String> {
         decisions
             .iter()
-            .map(|Decision::Launch { issue, .. }| issue.to_string())
+            .map(|Pick { issue, .. }| issue.to_string())
             .collect()
     }
 
@@ -189,7 +186,7 @@ mod tests {
         let retry = scheduler.decide(&graph, &[]);
         assert_eq!(
             retry[0],
-            Decision::Launch {
+            Pick {
                 issue: r("a/x", 1),
                 attempt: 2
             }

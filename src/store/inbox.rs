@@ -5,12 +5,9 @@
 use bytes::Bytes;
 
 use super::rows::{ReadRow, u32_column};
-use super::sql::{Statement, placeholders};
+use super::sql::{MAX_IN_LIST, Statement, placeholders};
 use super::{Store, StoreError};
 use crate::domain::{DeliveryId, InstallationId};
-
-/// Most values in one `IN` list (SQLite allows 32,766 bound values, PostgreSQL 65,535).
-pub(super) const MAX_IN_LIST: usize = 10_000;
 
 /// A webhook delivery that passed the door, about to be stored.
 #[derive(Debug, Clone)]
@@ -153,7 +150,10 @@ impl Store {
         now: i64,
         lease_ms: i64,
     ) -> Result<Vec<ClaimedDelivery>, StoreError> {
-        dispatch!(self.claim_deliveries(limit, now, lease_ms))
+        let mut claimed = dispatch!(self.claim_deliveries(limit, now, lease_ms))?;
+        // RETURNING gives no order guarantee; arrival order is the contract.
+        claimed.sort_by_key(|delivery| delivery.seq);
+        Ok(claimed)
     }
 
     /// Records how each claimed delivery (by `seq`) ended, all in one transaction.
@@ -274,6 +274,21 @@ pub(super) fn finish_statements(outcomes: &[(i64, DeliveryOutcome)], now: i64) -
         );
     }
     statements
+}
+
+/// A body as it is stored: LZ4, its length in front (webhook JSON shrinks several times).
+pub(super) fn stored_body(body: &[u8]) -> Vec<u8> {
+    lz4_flex::compress_prepend_size(body)
+}
+
+/// The body of delivery `seq` as it arrived. One that does not decompress comes back
+/// empty: decoding then fails and the delivery is parked as failed with that error, like
+/// any poison payload.
+pub(super) fn arrived_body(seq: i64, stored: &[u8]) -> Vec<u8> {
+    lz4_flex::decompress_size_prepended(stored).unwrap_or_else(|err| {
+        tracing::error!(seq, error = %err, "a stored body is corrupt");
+        Vec::new()
+    })
 }
 
 /// A claimed delivery's bookkeeping, read from the columns both backends' claims return;

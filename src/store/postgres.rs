@@ -11,7 +11,9 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Row, Transaction};
 
 use super::StoreError;
-use super::inbox::{ClaimedDelivery, NewDelivery, RecordOutcome, claimed_delivery};
+use super::inbox::{
+    ClaimedDelivery, NewDelivery, RecordOutcome, arrived_body, claimed_delivery, stored_body,
+};
 use super::retention::{Expiring, PruneCutoffs};
 use super::sql::{self, Outcome, Statement};
 
@@ -51,7 +53,7 @@ impl PostgresStore {
         &self,
         delivery: NewDelivery,
     ) -> Result<RecordOutcome, StoreError> {
-        let body = lz4_flex::compress_prepend_size(&delivery.body);
+        let body = stored_body(&delivery.body);
         let mut tx = self.pool.begin().await?;
         let seq: Option<i64> = sqlx::query_scalar(
             "INSERT INTO deliveries (id, event, action, installation_id, repository, received_at)
@@ -105,16 +107,9 @@ impl PostgresStore {
         for row in rows {
             let mut delivery = claimed_delivery(&row)?;
             let stored: Vec<u8> = row.try_get("body")?;
-            // A body that does not decompress stays empty; decoding then fails and the
-            // delivery is parked as failed with that error, like any poison payload.
-            delivery.body = lz4_flex::decompress_size_prepended(&stored).unwrap_or_else(|err| {
-                tracing::error!(seq = delivery.seq, error = %err, "a stored body is corrupt");
-                Vec::new()
-            });
+            delivery.body = arrived_body(delivery.seq, &stored);
             claimed.push(delivery);
         }
-        // RETURNING gives no order guarantee; arrival order is the contract.
-        claimed.sort_by_key(|delivery| delivery.seq);
         Ok(claimed)
     }
 

@@ -132,8 +132,7 @@ impl Store {
         now: i64,
         limit: u32,
     ) -> Result<u64, StoreError> {
-        let cutoffs = retention.cutoffs(now);
-        dispatch!(self.prune(DELIVERIES, cutoffs, limit))
+        self.prune(DELIVERIES, retention, now, limit).await
     }
 
     /// Deletes up to `limit` outbox entries done or given up on whose retention ran out at
@@ -144,8 +143,7 @@ impl Store {
         now: i64,
         limit: u32,
     ) -> Result<u64, StoreError> {
-        let cutoffs = retention.cutoffs(now);
-        dispatch!(self.prune(OUTBOX, cutoffs, limit))
+        self.prune(OUTBOX, retention, now, limit).await
     }
 
     /// Prunes every delivery and outbox entry whose retention ran out at `now`, `batch` at
@@ -163,8 +161,7 @@ impl Store {
         let mut total = 0;
         for table in [DELIVERIES, OUTBOX] {
             loop {
-                let cutoffs = retention.cutoffs(now);
-                let deleted = dispatch!(self.prune(table, cutoffs, batch))?;
+                let deleted = self.prune(table, retention, now, batch).await?;
                 total += deleted;
                 if deleted < u64::from(batch) {
                     break;
@@ -173,6 +170,17 @@ impl Store {
             }
         }
         Ok(total)
+    }
+
+    async fn prune(
+        &self,
+        table: Expiring,
+        retention: Retention,
+        now: i64,
+        limit: u32,
+    ) -> Result<u64, StoreError> {
+        let cutoffs = retention.cutoffs(now);
+        dispatch!(self.prune(table, cutoffs, limit))
     }
 }
 

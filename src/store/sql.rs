@@ -109,6 +109,9 @@ impl Statement {
     }
 }
 
+/// Most values in one `IN` list (SQLite allows 32,766 bound values, PostgreSQL 65,535).
+pub(super) const MAX_IN_LIST: usize = 10_000;
+
 /// `$first, $first+1, ...`: `count` placeholders for an `IN` list.
 pub(super) fn placeholders(first: usize, count: usize) -> String {
     let mut list = String::with_capacity(count * 6);

@@ -89,6 +89,11 @@ pub struct GithubState {
     /// Random faults on every request but token creation: (500 rate, secondary-limit 403
     /// rate, most added latency in ms).
     pub random_faults: Option<(f64, f64, u64)>,
+    /// Faults for chosen requests (see [`Trap`]), checked before everything else.
+    pub traps: Vec<Trap>,
+    /// Requests traps caught so far; for a trap that applies the request, counted once it
+    /// is applied.
+    pub sprung: u64,
     /// Faults injected so far: (500s, 403s).
     pub faults_injected: (u64, u64),
     /// Pull requests whose checks fail.
@@ -361,6 +366,10 @@ async fn scripted_or_normal(
         _ => "GET",
     };
     record(&state, method, path.clone(), request.headers());
+    let (request, trap) = caught(&state, method, &path, request).await;
+    if let Some(kind) = trap {
+        return spring(&state, kind, request, next).await;
+    }
     let scripted = {
         let mut state = state.lock().unwrap();
         match state.scripted.front() {
@@ -416,6 +425,166 @@ async fn scripted_or_normal(
         .headers_mut()
         .insert("x-ratelimit-resource", "core".parse().unwrap());
     response
+}
+
+/// How long a trap holds a request: longer than any test waits for it.
+const HOLD: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// What a trap does with a request it catches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrapKind {
+    /// Nothing is applied and no answer comes (the request reached GitHub, which hangs).
+    Hold,
+    /// Nothing is applied; GitHub answers this status.
+    Fail(u16),
+    /// The request is applied, then no answer comes (a connection lost on the way back).
+    ApplyThenHold,
+    /// The request is applied, then GitHub answers this status (a 502 that did the work).
+    ApplyThenFail(u16),
+}
+
+/// A fault for the next `times` requests with `method` whose path starts with `path` and
+/// (when set) whose body contains `body`.
+#[derive(Debug, Clone)]
+pub struct Trap {
+    pub method: &'static str,
+    pub path: String,
+    pub body: Option<String>,
+    pub kind: TrapKind,
+    pub times: u32,
+}
+
+/// The trap that catches this request, if any (it is used up by one); the request comes
+/// back whole.
+async fn caught(
+    state: &Mutex<GithubState>,
+    method: &'static str,
+    path: &str,
+    request: axum::extract::Request,
+) -> (axum::extract::Request, Option<TrapKind>) {
+    let matches = |t: &Trap| t.times > 0 && t.method == method && path.starts_with(&t.path);
+    let wants_body = {
+        let state = state.lock().unwrap();
+        let candidates: Vec<&Trap> = state.traps.iter().filter(|t| matches(t)).collect();
+        if candidates.is_empty() {
+            return (request, None);
+        }
+        candidates.iter().any(|t| t.body.is_some())
+    };
+    let (request, text) = if wants_body {
+        let (parts, body) = request.into_parts();
+        let bytes = axum::body::to_bytes(body, usize::MAX)
+            .await
+            .unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        (
+            axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes)),
+            text,
+        )
+    } else {
+        (request, String::new())
+    };
+    // A body in JSON escapes newlines and quotes: compare with the decoded text too.
+    let decoded = serde_json::from_str::<Value>(&text)
+        .map(|v| v.to_string() + v["body"].as_str().unwrap_or_default())
+        .unwrap_or_default();
+    let mut state = state.lock().unwrap();
+    let trap = state.traps.iter_mut().find(|t| {
+        matches(t)
+            && t.body
+                .as_ref()
+                .is_none_or(|b| text.contains(b.as_str()) || decoded.contains(b.as_str()))
+    });
+    let Some(trap) = trap else {
+        return (request, None);
+    };
+    trap.times -= 1;
+    (request, Some(trap.kind))
+}
+
+/// Carries out a trap's fault.
+async fn spring(
+    state: &Mutex<GithubState>,
+    kind: TrapKind,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let failure = |status: u16| {
+        (
+            StatusCode::from_u16(status).unwrap(),
+            Json(json!({"message": "Server Error"})),
+        )
+            .into_response()
+    };
+    match kind {
+        TrapKind::Hold => {
+            state.lock().unwrap().sprung += 1;
+            tokio::time::sleep(HOLD).await;
+            failure(504)
+        }
+        TrapKind::Fail(status) => {
+            state.lock().unwrap().sprung += 1;
+            failure(status)
+        }
+        TrapKind::ApplyThenHold => {
+            drop(next.run(request).await);
+            state.lock().unwrap().sprung += 1;
+            tokio::time::sleep(HOLD).await;
+            failure(504)
+        }
+        TrapKind::ApplyThenFail(status) => {
+            drop(next.run(request).await);
+            state.lock().unwrap().sprung += 1;
+            failure(status)
+        }
+    }
+}
+
+impl FakeGithub {
+    /// Sets a trap for the next `times` requests with `method` whose path starts with
+    /// `path` and (when given) whose body contains `body`.
+    pub fn trap(
+        &self,
+        method: &'static str,
+        path: &str,
+        body: Option<&str>,
+        kind: TrapKind,
+        times: u32,
+    ) {
+        self.state.lock().unwrap().traps.push(Trap {
+            method,
+            path: path.to_owned(),
+            body: body.map(str::to_owned),
+            kind,
+            times,
+        });
+    }
+
+    /// How many requests traps have caught (applied, for the traps that apply them).
+    pub fn sprung(&self) -> u64 {
+        self.state.lock().unwrap().sprung
+    }
+
+    /// Waits until traps have caught `count` requests in all (at most 10 s).
+    pub async fn wait_sprung(&self, count: u64) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while self.sprung() < count {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no request reached the trap ({} of {count})",
+                self.sprung()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Requests seen with `method` whose path starts with `path`.
+    pub fn count(&self, method: &str, path: &str) -> usize {
+        self.requests()
+            .iter()
+            .filter(|r| r.method == method && r.path.starts_with(path))
+            .count()
+    }
 }
 
 impl FakeGithub {

@@ -159,11 +159,23 @@ impl World {
 
     /// Follows the runs once (what the poll interval does).
     pub async fn tick(&self) {
-        self.app.bot.as_ref().unwrap().tick().await.unwrap();
+        self.app
+            .orchestrator
+            .as_ref()
+            .unwrap()
+            .tick()
+            .await
+            .unwrap();
     }
 
     pub async fn reconcile(&self) {
-        self.app.bot.as_ref().unwrap().reconcile().await.unwrap();
+        self.app
+            .orchestrator
+            .as_ref()
+            .unwrap()
+            .reconcile()
+            .await
+            .unwrap();
     }
 
     // ---- GitHub's side: the fake's state changes and the webhooks they cause ----

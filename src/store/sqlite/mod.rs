@@ -26,16 +26,16 @@ use self::checkpoint::run_checkpointer;
 use self::process_lock::ProcessLock;
 use self::writer::{BoxFuture, InsertRequest, WriteJob, WriteOp, run_writer};
 use super::StoreError;
-use super::inbox::{ClaimedDelivery, NewDelivery, RecordOutcome, claimed_delivery};
+use super::inbox::{
+    ClaimedDelivery, NewDelivery, RecordOutcome, arrived_body, claimed_delivery, stored_body,
+};
 use super::retention::{Expiring, PruneCutoffs};
-use super::sql::{self, Outcome, Statement, placeholders};
+use super::sql::{self, MAX_IN_LIST, Outcome, Statement, placeholders};
 
 /// The WAL file is cut back to this size whenever the writer starts the WAL over.
 const WAL_SIZE_LIMIT: u64 = 16 * 1024 * 1024;
 /// How long a connection waits for SQLite's locks before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
-/// Most rows deleted in one statement (one bound value each; SQLite allows 32,766).
-const MAX_PRUNE: u32 = 10_000;
 /// Writes waiting for the writer before callers wait for room.
 const QUEUE_CAPACITY: usize = 8192;
 
@@ -101,7 +101,7 @@ impl SqliteStore {
         delivery: NewDelivery,
     ) -> Result<RecordOutcome, StoreError> {
         // Compressed here, on the caller's task, so the single writer only writes.
-        let body = lz4_flex::compress_prepend_size(&delivery.body);
+        let body = stored_body(&delivery.body);
         let (reply, answer) = oneshot::channel();
         self.writer
             .send(WriteOp::Insert(InsertRequest {
@@ -143,8 +143,6 @@ impl SqliteStore {
         if claimed.is_empty() {
             return Ok(claimed);
         }
-        // RETURNING gives no order guarantee; arrival order is the contract.
-        claimed.sort_by_key(|delivery| delivery.seq);
         // Bodies are read outside the writer: WAL readers never block it.
         let mut select =
             QueryBuilder::<Sqlite>::new("SELECT seq, body FROM delivery_bodies WHERE seq IN (");
@@ -163,12 +161,7 @@ impl SqliteStore {
             .collect();
         for delivery in &mut claimed {
             let stored = bodies.remove(&delivery.seq).unwrap_or_default();
-            // A body that does not decompress stays empty; decoding then fails and the
-            // delivery is parked as failed with that error, like any poison payload.
-            delivery.body = lz4_flex::decompress_size_prepended(&stored).unwrap_or_else(|err| {
-                tracing::error!(seq = delivery.seq, error = %err, "a stored body is corrupt");
-                Vec::new()
-            });
+            delivery.body = arrived_body(delivery.seq, &stored);
         }
         Ok(claimed)
     }
@@ -185,7 +178,7 @@ impl SqliteStore {
             .bind(cutoffs.handled)
             .bind(cutoffs.failed)
             .bind(cutoffs.latest())
-            .bind(i64::from(limit.min(MAX_PRUNE)));
+            .bind(i64::from(limit.min(MAX_IN_LIST as u32)));
         let keys = self
             .read(found)
             .await?

@@ -1,0 +1,80 @@
+//! Where the result of each decision goes.
+
+use super::Engine;
+use super::io::{Decision, Outcome};
+
+impl Engine {
+    /// Routes the result of a decision.
+    pub(super) fn on_outcome(&mut self, outcome: Outcome, now: i64, out: &mut Vec<Decision>) {
+        match outcome {
+            Outcome::RepoConfigRead {
+                repo,
+                file,
+                report_on,
+                then,
+            } => self.on_repo_config(repo, file, report_on, then, out),
+            Outcome::LabelActorRead {
+                installation,
+                issue,
+                actor,
+            } => self.on_label_actor(installation, issue, actor, out),
+            Outcome::PermissionRead {
+                installation,
+                user,
+                permission,
+                then,
+            } => self.on_permission(installation, user, permission, then, out),
+            Outcome::NativeBlockersRead {
+                installation,
+                issue,
+                blockers,
+                open_blockers,
+            } => self.on_native_blockers(installation, &issue, blockers, open_blockers, out),
+            Outcome::IssueRead {
+                installation,
+                issue,
+                snapshot,
+                purpose,
+            } => self.on_issue_read(installation, &issue, snapshot, purpose, out),
+            Outcome::ProjectItemRead {
+                installation,
+                issue,
+                moved_to_queued,
+                sender,
+            } => self.on_project_item_read(installation, issue, moved_to_queued, sender, out),
+            Outcome::RepositoriesListed {
+                installation,
+                repos,
+            } => {
+                for repo in repos {
+                    self.reconcile_repo(installation, &repo, out);
+                }
+            }
+            Outcome::LabelledListed {
+                installation,
+                repo,
+                issues,
+            } => self.on_labelled_listed(installation, &repo, issues, out),
+            Outcome::Launched {
+                installation,
+                issue,
+                latest,
+                quota_exhausted,
+            } => self.on_launched(installation, &issue, latest, quota_exhausted, now),
+            Outcome::RunRecorded { installation, run } => self.record_run(installation, run),
+            Outcome::Merged {
+                installation,
+                issue,
+                pull,
+            } => self.on_merged(installation, &issue, pull),
+            Outcome::NotMergeable { issue } => {
+                self.merging.remove(&issue);
+            }
+            Outcome::ProjectNotes {
+                installation,
+                issue,
+                notes,
+            } => self.on_project_notes(installation, &issue, notes),
+        }
+    }
+}

@@ -1,0 +1,268 @@
+//! What the engine knows between inputs: per installation, the graph, what it keeps of
+//! each issue ([`Tracked`], saved as JSON by the store) and each issue's latest run.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{IssueRef, IssueSnapshot, IssueStatus, PullRequestLink, RunRecord};
+use crate::engine::{DependencyGraph, IssueNode, Priority, UnblockOn, estimate_from_labels};
+
+/// What the engine knows of an issue it manages, or of a blocker of one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tracked {
+    /// Its title, when known.
+    pub title: Option<String>,
+    /// Its body (managed issues only: the prompt is made from it).
+    #[serde(default)]
+    pub body: String,
+    /// Open, closed (and how), deleted or unknown.
+    pub status: IssueStatus,
+    /// Its labels.
+    #[serde(default)]
+    pub labels: Vec<String>,
+    /// Whether the bot manages it.
+    #[serde(default)]
+    pub managed: bool,
+    /// Dependencies its body and labels declare.
+    #[serde(default)]
+    pub declared: BTreeSet<IssueRef>,
+    /// Its native `blocked_by` dependencies.
+    #[serde(default)]
+    pub native: BTreeSet<IssueRef>,
+    /// Its native blockers are being read: it waits for the answer.
+    #[serde(default)]
+    pub native_pending: bool,
+    /// Dependencies added by `/codegen depends on`.
+    #[serde(default)]
+    pub added: BTreeSet<IssueRef>,
+    /// Dependencies removed by `/codegen unblock`.
+    #[serde(default)]
+    pub removed: BTreeSet<IssueRef>,
+    /// Pull requests that close it.
+    #[serde(default)]
+    pub pulls: BTreeSet<PullRequestLink>,
+    /// Head branches of its open pull requests, by URL (for stacked work).
+    #[serde(default)]
+    pub branches: BTreeMap<String, String>,
+    /// A dependency refused as a cycle, with the cycle's path.
+    #[serde(default)]
+    pub cycle: Option<String>,
+    /// Problems reported once in the status (Projects, configuration).
+    #[serde(default)]
+    pub notes: Vec<String>,
+    /// Runs up to this attempt no longer count (`/codegen retry` asked for another).
+    #[serde(default)]
+    pub cleared_attempt: u32,
+    /// The state label last applied, to change labels only when the state changes.
+    #[serde(default)]
+    pub state_label: Option<String>,
+    /// The Projects option last set, to touch the board only when it changes.
+    #[serde(default)]
+    pub project_option: Option<String>,
+    /// Put under management by a writer's `/codegen run` rather than by the label.
+    #[serde(default)]
+    pub by_command: bool,
+    /// Who applied the trigger label without the right to start agents, as the refusal
+    /// posted on the issue names them (said once; cleared when a writer acts).
+    #[serde(default)]
+    pub refused: Option<String>,
+    /// Open issues GitHub counts as blocking it, including those the App cannot read
+    /// (`issue_dependencies_summary.blocked_by`), as last seen.
+    #[serde(default)]
+    pub open_blockers: Option<u32>,
+    /// Open blockers GitHub counts but the App cannot list: they hold the issue.
+    #[serde(default)]
+    pub unseen_blockers: u32,
+}
+
+impl Tracked {
+    /// An issue known only by its state.
+    pub fn new(status: IssueStatus) -> Self {
+        Self {
+            title: None,
+            body: String::new(),
+            status,
+            labels: Vec::new(),
+            managed: false,
+            declared: BTreeSet::new(),
+            native: BTreeSet::new(),
+            native_pending: false,
+            added: BTreeSet::new(),
+            removed: BTreeSet::new(),
+            pulls: BTreeSet::new(),
+            branches: BTreeMap::new(),
+            cycle: None,
+            notes: Vec::new(),
+            cleared_attempt: 0,
+            state_label: None,
+            project_option: None,
+            by_command: false,
+            refused: None,
+            open_blockers: None,
+            unseen_blockers: 0,
+        }
+    }
+
+    /// Every dependency from every source, less those removed by command.
+    pub fn blockers(&self) -> BTreeSet<IssueRef> {
+        self.declared
+            .iter()
+            .chain(&self.native)
+            .chain(&self.added)
+            .filter(|issue| !self.removed.contains(issue))
+            .cloned()
+            .collect()
+    }
+
+    /// Whether it is held back whatever its blockers say: a refused cycle, blockers the
+    /// App cannot see, or native blockers not read yet.
+    pub fn held(&self) -> bool {
+        self.cycle.is_some() || self.unseen_blockers > 0 || self.native_pending
+    }
+
+    /// Takes in what an issue says now (title, body, labels, state, blocker count).
+    pub fn apply(&mut self, facts: &IssueSnapshot) {
+        if !facts.title.is_empty() || self.title.is_none() {
+            self.title = Some(facts.title.clone()).filter(|t| !t.is_empty());
+        }
+        self.body = facts.body.clone();
+        self.labels = facts.labels.clone();
+        self.status = facts.status;
+        if facts.open_blockers.is_some() {
+            self.open_blockers = facts.open_blockers;
+        }
+    }
+
+    /// Whether it carries `label` (GitHub compares label names case-insensitively).
+    pub fn has_label(&self, label: &str) -> bool {
+        self.labels.iter().any(|l| l.eq_ignore_ascii_case(label))
+    }
+
+    /// Managed and open: its work is wanted.
+    pub fn is_active(&self) -> bool {
+        self.managed && self.status == IssueStatus::Open
+    }
+}
+
+/// One installation's graph, issues and runs.
+#[derive(Debug, Clone)]
+pub struct Installation {
+    /// The dependency graph of everything tracked.
+    pub graph: DependencyGraph,
+    /// What is known of each tracked issue.
+    pub issues: HashMap<IssueRef, Tracked>,
+    /// The latest run of each issue that has one.
+    pub runs: HashMap<IssueRef, RunRecord>,
+}
+
+impl Installation {
+    /// An empty installation.
+    pub fn new(unblock_on: UnblockOn) -> Self {
+        Self {
+            graph: DependencyGraph::with_unblock_on(unblock_on),
+            issues: HashMap::new(),
+            runs: HashMap::new(),
+        }
+    }
+
+    /// Sets the graph node of `issue` from what is tracked (facts, hold and run marks).
+    pub fn refresh_node(&mut self, issue: &IssueRef) {
+        let Some(tracked) = self.issues.get(issue) else {
+            return;
+        };
+        self.graph.upsert(node_for(issue, tracked));
+        if tracked.managed {
+            self.graph.set_held(issue, tracked.held());
+        }
+        apply_run(
+            &mut self.graph,
+            issue,
+            self.runs.get(issue),
+            tracked.cleared_attempt,
+        );
+    }
+
+    /// Rebuilds the graph from the tracked issues and runs (after a load or a removal).
+    pub fn rebuild(&mut self, unblock_on: UnblockOn) {
+        let mut graph = DependencyGraph::with_unblock_on(unblock_on);
+        let mut issues: Vec<_> = self.issues.iter().collect();
+        issues.sort_by(|a, b| a.0.cmp(b.0));
+        for (issue, tracked) in &issues {
+            graph.upsert(node_for(issue, tracked));
+        }
+        for (issue, tracked) in &issues {
+            if tracked.managed {
+                // Edges were checked when added, so a cycle from the store is a surprise.
+                let closes_cycle = graph.set_dependencies(issue, &tracked.blockers()).is_err();
+                if closes_cycle {
+                    tracing::warn!(%issue, "a saved dependency closes a cycle; holding the issue");
+                }
+                graph.set_held(issue, closes_cycle || tracked.held());
+            }
+        }
+        for (issue, tracked) in &issues {
+            apply_run(
+                &mut graph,
+                issue,
+                self.runs.get(*issue),
+                tracked.cleared_attempt,
+            );
+        }
+        self.graph = graph;
+    }
+
+    /// Issues whose current attempt is launched and not ended.
+    pub fn running(&self) -> Vec<IssueRef> {
+        self.graph
+            .nodes()
+            .filter(|node| node.started)
+            .filter(|node| {
+                self.runs
+                    .get(&node.issue)
+                    .is_none_or(|run| !run.state.is_final())
+            })
+            .map(|node| node.issue.clone())
+            .collect()
+    }
+
+    /// Records what is known of a blocker without managing it (its body is not kept).
+    pub fn remember_blocker(&mut self, facts: &IssueSnapshot) {
+        let issue = &facts.reference;
+        let tracked = self
+            .issues
+            .entry(issue.clone())
+            .or_insert_with(|| Tracked::new(facts.status));
+        let body = std::mem::take(&mut tracked.body);
+        tracked.apply(facts);
+        if !tracked.managed {
+            tracked.body = String::new();
+        } else if tracked.body.is_empty() {
+            tracked.body = body;
+        }
+        self.refresh_node(issue);
+    }
+}
+
+/// The graph node for a tracked issue.
+pub fn node_for(issue: &IssueRef, tracked: &Tracked) -> IssueNode {
+    let mut node = IssueNode::new(issue.clone(), tracked.status);
+    node.managed = tracked.is_active();
+    node.pr_open = !tracked.branches.is_empty();
+    node.title = tracked.title.clone();
+    let labels = tracked.labels.iter().map(String::as_str);
+    node.priority = Priority::from_labels(labels.clone());
+    if let Some(minutes) = estimate_from_labels(labels) {
+        node.weight = minutes;
+    }
+    node
+}
+
+/// Sets the agent marks of `issue` from its latest run: attempts made, whether the current
+/// attempt is launched (not cleared by a retry), whether it succeeded.
+fn apply_run(graph: &mut DependencyGraph, issue: &IssueRef, run: Option<&RunRecord>, cleared: u32) {
+    let attempts = run.map_or(0, |r| r.attempt).max(cleared);
+    let started = run.is_some_and(|r| r.attempt > cleared);
+    let done = started && run.is_some_and(|r| r.state == crate::domain::RunState::Succeeded);
+    graph.set_agent(issue, attempts, started, done);
+}

@@ -1,0 +1,243 @@
+//! The status comment, in its three forms: the status of a managed issue, the refusal of
+//! a trigger label applied by someone who may not start agents, and the note left when an
+//! issue leaves management. All three carry [`STATUS_MARKER`], so each replaces the other.
+//! Nothing here reads a clock: a status that has not changed renders the same, so it is
+//! never edited again.
+
+use std::fmt::Write;
+
+use super::{STATUS_MARKER, one_line, plural};
+use crate::domain::{Actor, IssueStatus};
+use crate::engine::status::{StatusView, WorkState};
+
+/// The status comment's Markdown, marker included. `command` is the command prefix.
+pub fn status_comment(view: &StatusView, command: &str) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{STATUS_MARKER}");
+    let _ = writeln!(
+        out,
+        "### {} codegen-orchestrator: **{}**\n",
+        emoji(view.state),
+        view.state.name()
+    );
+    let _ = writeln!(out, "{}\n", headline(view));
+    if let Some(cycle) = &view.cycle {
+        let _ = writeln!(
+            out,
+            "⚠️ A dependency was refused because it would close a cycle: `{cycle}`. \
+             Remove it (edit the body or `{command} unblock`) to let work continue.\n"
+        );
+    }
+    if let Some(paused) = &view.paused {
+        let _ = writeln!(out, "⏸️ Launching is paused: {paused}\n");
+    }
+    if view.unseen_blockers > 0 {
+        let n = view.unseen_blockers as usize;
+        let _ = writeln!(
+            out,
+            "🔒 GitHub lists {n} more open {} of this issue that the App cannot see (in \
+             repositories it is not installed on). {} until {} closed; install the App \
+             there to see {}.\n",
+            plural(n, "blocker", "blockers"),
+            plural(n, "It blocks", "They block"),
+            plural(n, "it is", "they are"),
+            plural(n, "it", "them"),
+        );
+    }
+    if !view.blockers.is_empty() {
+        let _ = writeln!(out, "**Dependencies**\n");
+        for blocker in &view.blockers {
+            let tick = if blocker.satisfied { "x" } else { " " };
+            let title = blocker
+                .title
+                .as_deref()
+                .map(|t| format!(" {}", one_line(t)))
+                .unwrap_or_default();
+            let mut line = format!(
+                "- [{tick}] {}{title} — {}",
+                blocker.issue,
+                describe(blocker.state)
+            );
+            for pr in &blocker.pull_requests {
+                let _ = write!(line, " · PR {pr}");
+            }
+            let _ = writeln!(out, "{line}");
+        }
+        out.push('\n');
+    }
+    if let Some(run) = &view.run {
+        let _ = write!(out, "**Agent run** — attempt {}", run.attempt);
+        if let Some(url) = &run.web_url {
+            let _ = write!(out, " · [open the run]({url})");
+        }
+        if let (Some(start), Some(end)) = (run.started_at, run.finished_at) {
+            let _ = write!(out, " · took {}", duration_text(end - start));
+        } else if let Some(start) = run.started_at {
+            let _ = write!(out, " · started {}", utc(start));
+        }
+        out.push('\n');
+        if let Some(failure) = &run.failure {
+            let _ = writeln!(out, "\nFailure: {}", one_line(failure));
+        }
+        out.push('\n');
+    }
+    let mut pulls: Vec<&String> = view.pull_requests.iter().collect();
+    if let Some(run) = &view.run {
+        pulls.extend(
+            run.pull_requests
+                .iter()
+                .filter(|pr| !view.pull_requests.contains(pr)),
+        );
+    }
+    if !pulls.is_empty() {
+        let _ = writeln!(out, "**Pull requests**\n");
+        for pr in pulls {
+            let _ = writeln!(out, "- {pr}");
+        }
+        out.push('\n');
+    }
+    for note in &view.notes {
+        let _ = writeln!(out, "ℹ️ {note}\n");
+    }
+    let _ = writeln!(
+        out,
+        "<sub>{}</sub>",
+        applicable_commands(view.state, command)
+    );
+    out
+}
+
+/// The status comment of an issue whose trigger label `label` was applied by `actor`, who
+/// cannot start agents. `command` is the command prefix.
+pub fn label_refusal(label: &str, actor: &Actor, command: &str) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{STATUS_MARKER}");
+    let _ = writeln!(out, "### 🚫 codegen-orchestrator: **not started**\n");
+    let who = actor_name(actor);
+    let why = match actor {
+        Actor::Person(_) => {
+            "who cannot start agents (write, maintain or admin permission on the repository is needed)"
+        }
+        Actor::App { .. } => {
+            "which cannot start agents (only Apps listed in `orchestrator.trusted_apps` can)"
+        }
+        Actor::Unknown => "which cannot start agents",
+    };
+    let _ = writeln!(out, "The `{label}` label was added by {who}, {why}.\n");
+    let _ = writeln!(
+        out,
+        "Nothing runs for this issue until someone with write access adds the `{label}` label \
+         again or comments `{command} run`."
+    );
+    out
+}
+
+/// How an actor is named to users: `@login`, `the App slug`, or "an account GitHub no
+/// longer knows". The bot also stores it to say a refusal only once per actor, so a change
+/// here makes every refusal be said once more.
+pub fn actor_name(actor: &Actor) -> String {
+    match actor {
+        Actor::Person(user) => format!("@{}", user.login),
+        Actor::App { app: Some(app), .. } if !app.slug.is_empty() => {
+            format!("the App `{}`", app.slug)
+        }
+        Actor::App { login, .. } => format!("the bot `{login}`"),
+        Actor::Unknown => "an account GitHub no longer knows".to_owned(),
+    }
+}
+
+/// The status comment of an issue that left management; `status` is its issue state when
+/// known (closed as not planned and deleted say so, anything else means the trigger label
+/// was removed).
+pub fn left_management(status: Option<IssueStatus>) -> String {
+    let why = match status {
+        Some(IssueStatus::ClosedNotPlanned) => "it was closed as not planned",
+        Some(IssueStatus::Deleted) => "it was deleted or moved",
+        _ => "the trigger label was removed",
+    };
+    format!(
+        "{STATUS_MARKER}\n### codegen-orchestrator: not managed\n\nThis issue is no longer managed: {why}.\n"
+    )
+}
+
+fn emoji(state: WorkState) -> &'static str {
+    match state {
+        WorkState::Blocked => "⏸️",
+        WorkState::Queued => "⏳",
+        WorkState::Running => "🤖",
+        WorkState::Done => "✅",
+        WorkState::Failed => "❌",
+    }
+}
+
+fn headline(view: &StatusView) -> String {
+    match view.state {
+        WorkState::Blocked => {
+            let waiting = view.blockers.iter().filter(|b| !b.satisfied).count()
+                + view.unseen_blockers as usize;
+            if waiting == 0 {
+                "Held back until the dependency cycle is resolved.".to_owned()
+            } else {
+                format!(
+                    "Waiting for {waiting} {}.",
+                    plural(waiting, "dependency", "dependencies")
+                )
+            }
+        }
+        WorkState::Queued => match view.queue_position {
+            Some(position) => format!("Ready; number {position} in the queue for a free agent."),
+            None => "Ready; waiting for a free agent.".to_owned(),
+        },
+        WorkState::Running => "An agent is working on this issue.".to_owned(),
+        WorkState::Done => "Done.".to_owned(),
+        WorkState::Failed => {
+            "The last attempt did not succeed; dependents stay blocked.".to_owned()
+        }
+    }
+}
+
+/// The commands that make sense in `state`, so the footer never offers `retry` to a
+/// running issue.
+fn applicable_commands(state: WorkState, command: &str) -> String {
+    let verbs: &[&str] = match state {
+        WorkState::Blocked | WorkState::Queued => {
+            &["status", "depends on #N", "unblock #N", "graph"]
+        }
+        WorkState::Running => &["cancel", "status", "graph"],
+        WorkState::Done => &["status", "graph"],
+        WorkState::Failed => &["retry", "status", "graph"],
+    };
+    let listed: Vec<String> = verbs.iter().map(|v| format!("`{command} {v}`")).collect();
+    format!("Commands: {} · `{command} help`", listed.join(" · "))
+}
+
+fn describe(state: IssueStatus) -> &'static str {
+    match state {
+        IssueStatus::Open => "open",
+        IssueStatus::ClosedCompleted => "closed as completed",
+        IssueStatus::ClosedNotPlanned => "closed as not planned: still blocks",
+        IssueStatus::Deleted => "deleted: still blocks",
+        IssueStatus::Unknown => "not found or not accessible: still blocks",
+    }
+}
+
+/// Rounded to the minute: the comment is rewritten only when the run ends, so seconds
+/// would be noise.
+fn duration_text(ms: i64) -> String {
+    let minutes = (ms.max(0) + 30_000) / 60_000;
+    if minutes < 60 {
+        format!("{minutes} min")
+    } else {
+        format!("{} h {} min", minutes / 60, minutes % 60)
+    }
+}
+
+fn utc(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+#[path = "status_tests.rs"]
+mod tests;
