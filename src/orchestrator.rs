@@ -108,7 +108,7 @@ impl Orchestrator {
             .await
             .map_err(|e| e.to_string())?;
         for round in 0..2 {
-            let decisions = engine.handle(Input::Delivery(event.clone()), now_millis());
+            let decisions = engine.handle(Input::Delivery(Box::new(event.clone())), now_millis());
             // The repository's settings are needed first: read, then the same input again.
             let deferred = matches!(
                 decisions.as_slice(),
@@ -121,12 +121,16 @@ impl Orchestrator {
             self.commit(&mut engine, mark, None, decisions)
                 .await
                 .map_err(|e| e.to_string())?;
-            self.drain_locked(&mut engine)
-                .await
-                .map_err(|e| e.to_string())?;
+            let drained = self.drain_locked(&mut engine).await;
             if !deferred {
+                // The delivery is processed (committed above); what failed to run now is
+                // in the outbox and runs in the next round.
+                if let Err(err) = drained {
+                    tracing::warn!(error = %err, "carrying out the decisions failed; they wait in the outbox");
+                }
                 return Ok(());
             }
+            drained.map_err(|e| e.to_string())?;
             tracing::debug!(
                 round,
                 "the repository's configuration was read; handling the event"

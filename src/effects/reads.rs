@@ -28,7 +28,7 @@ impl Effects {
         let file = match client.file(repo, REPO_CONFIG_PATH).await {
             Ok(None) => RepoFile::Absent,
             Ok(Some(text)) => match parse_overrides(&text) {
-                Ok(overrides) => RepoFile::Overrides(overrides),
+                Ok(overrides) => RepoFile::Overrides(Box::new(overrides)),
                 Err(problem) => RepoFile::Invalid(problem),
             },
             Err(err) if err.status() == Some(403) => {

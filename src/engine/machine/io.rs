@@ -14,10 +14,12 @@ use crate::engine::repo_config::RepoOverrides;
 use crate::events::DomainEvent;
 
 /// Something the engine reacts to.
+// One input exists at a time (made, handled, dropped), so its size does not add up.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Input {
     /// A webhook delivery, decoded.
-    Delivery(DomainEvent),
+    Delivery(Box<DomainEvent>),
     /// The periodic reconciliation found these repositories in these installations
     /// (`None`: token mode, where the repositories are those the engine already knows).
     Reconcile {
@@ -167,7 +169,7 @@ pub enum RepoFile {
     /// There is none, or the App may not read it: the global settings apply.
     Absent,
     /// It sets these.
-    Overrides(RepoOverrides),
+    Overrides(Box<RepoOverrides>),
     /// It is invalid: the problem, and the defaults apply.
     Invalid(String),
 }

@@ -93,6 +93,9 @@ impl EngineSettings {
     }
 }
 
+/// How many managed issues are in each state, and latest runs in each run state.
+pub type Counts = (Vec<(WorkState, usize)>, Vec<(RunState, usize)>);
+
 /// What changed since the last [`Engine::take_changes`], for the store.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Changes {
@@ -208,7 +211,7 @@ impl Engine {
                 if let Some(deferred) = self.needs_config(&event) {
                     return vec![deferred];
                 }
-                self.on_delivery(event, &mut out);
+                self.on_delivery(*event, &mut out);
             }
             Input::Reconcile { targets } => self.reconcile(targets, &mut out),
             Input::RunsFollowed { recovered, ended } => {
@@ -253,7 +256,7 @@ impl Engine {
     }
 
     /// How many managed issues are in each state, and latest runs in each run state.
-    pub fn counts(&self) -> (Vec<(WorkState, usize)>, Vec<(RunState, usize)>) {
+    pub fn counts(&self) -> Counts {
         let mut issues: HashMap<WorkState, usize> = HashMap::new();
         let mut runs: HashMap<RunState, usize> = HashMap::new();
         for installation in self.installations.values() {

@@ -32,7 +32,7 @@ impl Engine {
             RepoFile::Absent => defaults,
             RepoFile::Overrides(overrides) => {
                 tracing::info!(%repo, "the repository's configuration file applies");
-                RepoSettings::with(&defaults, overrides)
+                RepoSettings::with(&defaults, *overrides)
             }
             RepoFile::Invalid(problem) => {
                 tracing::warn!(%repo, %problem, "the repository's configuration file is invalid; the defaults apply");
