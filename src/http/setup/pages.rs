@@ -2,7 +2,8 @@
 //! Values from outside (addresses, names, errors) are escaped here, and nothing here
 //! is Markdown: code is `<code>`, a place to go is a link.
 
-use super::{SetupRefusal, Unreachable};
+use super::address::Unreachable;
+use super::handlers::SetupRefusal;
 
 /// The registration form's page.
 pub(super) struct Registration<'a> {

@@ -1,5 +1,11 @@
+use axum::http::{HeaderMap, HeaderValue, header};
+
+use super::address::{Unreachable, manifest_json, unreachable};
+use super::app_file::write_app_file;
+use super::handlers::{SetupRefusal, admission_cookie, browser_cookie, is_login};
 use super::pages::{self, InstallLink};
 use super::*;
+use crate::github::AppRegistration;
 
 #[test]
 fn the_manifest_gets_this_servers_addresses() {
