@@ -1,4 +1,4 @@
-//! Secret values: they can be used, never printed.
+//! Secret values: they can be used, never printed; and URLs with their passwords hidden.
 
 use std::fmt;
 
@@ -138,6 +138,40 @@ impl<'de> Deserialize<'de> for SecretList {
             OneOrMany::One(secret) => Self(vec![secret]),
         })
     }
+}
+
+/// A URL with any password replaced, for printing: the one in the user part and a
+/// `password=` query parameter (both forms PostgreSQL URLs accept).
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (location, query) = match rest.split_once('?') {
+        Some((location, query)) => (location, Some(query)),
+        None => (rest, None),
+    };
+    // The last `@` ends the user part, so that a password holding an unescaped `@` or `/`
+    // (which makes the URL invalid, and so gets printed in the error) is still hidden.
+    let location = match location.rsplit_once('@') {
+        Some((userinfo, host)) if userinfo.contains(':') => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{user}:{REDACTED}@{host}")
+        }
+        _ => location.to_owned(),
+    };
+    let Some(query) = query else {
+        return format!("{scheme}://{location}");
+    };
+    let query: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((key, _)) if key.eq_ignore_ascii_case("password") => {
+                format!("{key}={REDACTED}")
+            }
+            _ => pair.to_owned(),
+        })
+        .collect();
+    format!("{scheme}://{location}?{}", query.join("&"))
 }
 
 #[cfg(test)]
