@@ -1,0 +1,358 @@
+//! The live dependency graph: issues as nodes, "A depends on B" as an edge B -> A (the
+//! blocker points at what it unblocks, so a topological order is a launch order).
+//!
+//! Cycles are refused as edges are added, with the cycle's path; petgraph's `Acyclic`
+//! keeps a topological order up to date incrementally (Pearce-Kelly), so one insertion
+//! does not cost a traversal of the whole graph. Which issues are ready is kept up to date
+//! as states and edges change, from a count of unsatisfied blockers per issue.
+//!
+//! This file holds the graph and how it changes; the nodes are in `node`, the questions
+//! asked of the graph in `queries`, and the cycle a refused dependency would close in
+//! `cycle`.
+
+mod cycle;
+mod node;
+mod queries;
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use petgraph::Direction::{Incoming, Outgoing};
+use petgraph::acyclic::{Acyclic, AcyclicEdgeError};
+use petgraph::data::{Build, DataMap, DataMapMut};
+use petgraph::stable_graph::{NodeIndex, StableDiGraph};
+
+use crate::domain::{IssueRef, IssueStatus};
+
+use cycle::cycle_through;
+
+pub use cycle::CycleError;
+pub use node::{Blocker, DEFAULT_ESTIMATE_MINUTES, IssueNode, Priority, estimate_from_labels};
+
+type Graph = Acyclic<StableDiGraph<IssueNode, ()>>;
+
+/// When a blocker stops blocking (`orchestrator.unblock_on`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnblockOn {
+    /// When it is closed as completed (a merged PR closing it, usually).
+    #[default]
+    IssueClosed,
+    /// Also when its agent run completed successfully, before anything is merged.
+    AgentCompleted,
+    /// Also as soon as its agent opened a pull request (stacked work: dependents start
+    /// from that pull request's branch).
+    PrOpened,
+}
+
+/// The dependency graph of one installation.
+#[derive(Debug, Clone, Default)]
+pub struct DependencyGraph {
+    graph: Graph,
+    index: HashMap<IssueRef, NodeIndex>,
+    ready: HashSet<NodeIndex>,
+    unblock_on: UnblockOn,
+}
+
+impl DependencyGraph {
+    /// An empty graph.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// An empty graph whose blockers stop blocking as `unblock_on` says.
+    pub fn with_unblock_on(unblock_on: UnblockOn) -> Self {
+        Self {
+            unblock_on,
+            ..Self::default()
+        }
+    }
+
+    /// Builds a graph from scratch: every node, then every "`issue` depends on `blocker`"
+    /// pair (blockers missing from `nodes` are added as unknown). One topological sort
+    /// instead of one insertion per edge; fails with a cycle's path if there is one.
+    pub fn build(
+        nodes: impl IntoIterator<Item = IssueNode>,
+        dependencies: impl IntoIterator<Item = (IssueRef, IssueRef)>,
+    ) -> Result<Self, CycleError> {
+        let mut inner = StableDiGraph::<IssueNode, ()>::default();
+        let mut index = HashMap::new();
+        for node in nodes {
+            let issue = node.issue.clone();
+            let ix = inner.add_node(node);
+            index.insert(issue, ix);
+        }
+        let mut node_for = |inner: &mut StableDiGraph<IssueNode, ()>, issue: IssueRef| {
+            *index
+                .entry(issue.clone())
+                .or_insert_with(|| inner.add_node(IssueNode::new(issue, IssueStatus::Unknown)))
+        };
+        for (issue, blocker) in dependencies {
+            if issue == blocker {
+                continue;
+            }
+            let (a, b) = (node_for(&mut inner, issue), node_for(&mut inner, blocker));
+            inner.update_edge(b, a, ());
+        }
+        let graph = match Acyclic::try_from_graph(inner.clone()) {
+            Ok(graph) => graph,
+            Err(cycle) => return Err(cycle_through(&inner, cycle.node_id())),
+        };
+        let mut built = Self {
+            graph,
+            index,
+            ready: HashSet::new(),
+            unblock_on: UnblockOn::default(),
+        };
+        let all: Vec<_> = built.index.values().copied().collect();
+        for ix in all {
+            let unsatisfied = built
+                .blockers_ix(ix)
+                .filter(|b| !built.satisfied(*b))
+                .count();
+            built.node_mut(ix).unsatisfied = unsatisfied;
+            built.refresh(ix);
+        }
+        Ok(built)
+    }
+
+    /// Adds an issue or updates what is known of it (state, managed, title); its edges and
+    /// its `started` mark are kept.
+    pub fn upsert(&mut self, node: IssueNode) {
+        let ix = self.ensure(&node.issue, node.state);
+        self.update(ix, |current| {
+            current.managed = node.managed;
+            if node.title.is_some() {
+                current.title = node.title;
+            }
+            current.priority = node.priority;
+            current.weight = node.weight;
+            current.started |= node.started;
+            current.attempts = current.attempts.max(node.attempts);
+            current.agent_done |= node.agent_done;
+            current.pr_open = node.pr_open;
+            current.state = node.state;
+        });
+    }
+
+    /// Sets an issue's state (adding it as an unmanaged node if new).
+    pub fn set_state(&mut self, issue: &IssueRef, state: IssueStatus) {
+        let ix = self.ensure(issue, state);
+        self.update(ix, |node| node.state = state);
+    }
+
+    /// Marks whether an issue is managed.
+    pub fn set_managed(&mut self, issue: &IssueRef, managed: bool) {
+        let ix = self.ensure(issue, IssueStatus::Unknown);
+        self.node_mut(ix).managed = managed;
+        self.refresh(ix);
+    }
+
+    /// Holds an issue back (a dependency it declares closes a cycle) or releases it.
+    pub fn set_held(&mut self, issue: &IssueRef, held: bool) {
+        let ix = self.ensure(issue, IssueStatus::Unknown);
+        self.node_mut(ix).held = held;
+        self.refresh(ix);
+    }
+
+    /// Marks an issue as started (an agent runs for it) or not.
+    pub fn set_started(&mut self, issue: &IssueRef, started: bool) {
+        let ix = self.ensure(issue, IssueStatus::Unknown);
+        self.node_mut(ix).started = started;
+        self.refresh(ix);
+    }
+
+    /// Records an agent run's progress: `attempts` made so far, whether one is running
+    /// (`started`) and whether the latest succeeded (`agent_done`).
+    pub fn set_agent(&mut self, issue: &IssueRef, attempts: u32, started: bool, agent_done: bool) {
+        let ix = self.ensure(issue, IssueStatus::Unknown);
+        self.update(ix, |node| {
+            node.attempts = attempts;
+            node.started = started;
+            node.agent_done = agent_done;
+        });
+    }
+
+    /// Makes `issue` depend on exactly `blockers` (its body was edited, say). All or
+    /// nothing: on a cycle the graph is left as it was.
+    pub fn set_dependencies(
+        &mut self,
+        issue: &IssueRef,
+        blockers: &BTreeSet<IssueRef>,
+    ) -> Result<(), CycleError> {
+        let created: Vec<IssueRef> = std::iter::once(issue)
+            .chain(blockers)
+            .filter(|known| !self.contains(known))
+            .cloned()
+            .collect();
+        let ix = self.ensure(issue, IssueStatus::Unknown);
+        let current: BTreeSet<IssueRef> = self
+            .blockers_ix(ix)
+            .map(|b| self.node(b).issue.clone())
+            .collect();
+        let mut added = Vec::new();
+        for blocker in blockers.difference(&current) {
+            match self.add_dependency(issue, blocker) {
+                Ok(_) => added.push(blocker.clone()),
+                Err(cycle) => {
+                    for blocker in &added {
+                        self.remove_dependency(issue, blocker);
+                    }
+                    self.remove_nodes(&created);
+                    return Err(cycle);
+                }
+            }
+        }
+        for blocker in current.difference(blockers) {
+            self.remove_dependency(issue, blocker);
+        }
+        Ok(())
+    }
+
+    /// Adds "`issue` depends on `blocker`"; `Ok(false)` when it was already there. A
+    /// blocker not in the graph is added as unknown. An issue never depends on itself.
+    pub fn add_dependency(
+        &mut self,
+        issue: &IssueRef,
+        blocker: &IssueRef,
+    ) -> Result<bool, CycleError> {
+        if issue == blocker {
+            return Err(CycleError {
+                path: vec![issue.clone(), issue.clone()],
+            });
+        }
+        let a = self.ensure(issue, IssueStatus::Unknown);
+        let b = self.ensure(blocker, IssueStatus::Unknown);
+        if self.graph.inner().find_edge(b, a).is_some() {
+            return Ok(false);
+        }
+        match self.graph.try_add_edge(b, a, ()) {
+            Ok(_) => {}
+            Err(AcyclicEdgeError::Cycle(_)) => return Err(self.cycle_error(a, b)),
+            Err(AcyclicEdgeError::SelfLoop | AcyclicEdgeError::InvalidEdge) => {
+                return Err(CycleError {
+                    path: vec![issue.clone(), issue.clone()],
+                });
+            }
+        }
+        if !self.satisfied(b) {
+            self.node_mut(a).unsatisfied += 1;
+            self.refresh(a);
+        }
+        Ok(true)
+    }
+
+    /// Removes "`issue` depends on `blocker`"; `false` when there was no such dependency.
+    pub fn remove_dependency(&mut self, issue: &IssueRef, blocker: &IssueRef) -> bool {
+        let (Some(&a), Some(&b)) = (self.index.get(issue), self.index.get(blocker)) else {
+            return false;
+        };
+        let Some(edge) = self.graph.inner().find_edge(b, a) else {
+            return false;
+        };
+        self.graph.remove_edge(edge);
+        if !self.satisfied(b) {
+            self.node_mut(a).unsatisfied -= 1;
+            self.refresh(a);
+        }
+        true
+    }
+
+    /// Adds issues and their dependencies together: all of them, or (on a cycle) none,
+    /// leaving the graph as it was.
+    pub fn add_batch(
+        &mut self,
+        batch: Vec<(IssueNode, BTreeSet<IssueRef>)>,
+    ) -> Result<(), CycleError> {
+        let before = self.clone();
+        for (node, blockers) in batch {
+            let issue = node.issue.clone();
+            self.upsert(node);
+            for blocker in &blockers {
+                if let Err(cycle) = self.add_dependency(&issue, blocker) {
+                    *self = before;
+                    return Err(cycle);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    // ---- internals -------------------------------------------------------------------
+
+    fn node(&self, ix: NodeIndex) -> &IssueNode {
+        self.graph.node_weight(ix).expect("indexed nodes exist")
+    }
+
+    fn node_mut(&mut self, ix: NodeIndex) -> &mut IssueNode {
+        self.graph.node_weight_mut(ix).expect("indexed nodes exist")
+    }
+
+    fn blockers_ix(&self, ix: NodeIndex) -> impl Iterator<Item = NodeIndex> + '_ {
+        self.graph.inner().neighbors_directed(ix, Incoming)
+    }
+
+    fn ensure(&mut self, issue: &IssueRef, state: IssueStatus) -> NodeIndex {
+        if let Some(&ix) = self.index.get(issue) {
+            return ix;
+        }
+        let ix = self.graph.add_node(IssueNode::new(issue.clone(), state));
+        self.index.insert(issue.clone(), ix);
+        ix
+    }
+
+    /// Removes nodes (and their edges) a rolled-back update created.
+    fn remove_nodes(&mut self, issues: &[IssueRef]) {
+        for issue in issues {
+            if let Some(ix) = self.index.remove(issue) {
+                self.ready.remove(&ix);
+                self.graph.remove_node(ix);
+            }
+        }
+    }
+
+    /// Whether the issue at `ix` no longer blocks what depends on it.
+    fn satisfied(&self, ix: NodeIndex) -> bool {
+        let node = self.node(ix);
+        let early = match self.unblock_on {
+            UnblockOn::IssueClosed => false,
+            UnblockOn::AgentCompleted => node.agent_done,
+            UnblockOn::PrOpened => node.agent_done || node.pr_open,
+        };
+        node.state.satisfies() || (early && node.state == IssueStatus::Open)
+    }
+
+    /// Changes a node and keeps its dependents' blocker counts and the ready set right.
+    fn update(&mut self, ix: NodeIndex, change: impl FnOnce(&mut IssueNode)) {
+        let was = self.satisfied(ix);
+        change(self.node_mut(ix));
+        let now = self.satisfied(ix);
+        if was != now {
+            let dependents: Vec<_> = self
+                .graph
+                .inner()
+                .neighbors_directed(ix, Outgoing)
+                .collect();
+            for dependent in dependents {
+                let node = self.node_mut(dependent);
+                if now {
+                    node.unsatisfied -= 1;
+                } else {
+                    node.unsatisfied += 1;
+                }
+                self.refresh(dependent);
+            }
+        }
+        self.refresh(ix);
+    }
+
+    fn refresh(&mut self, ix: NodeIndex) {
+        if self.node(ix).is_ready() {
+            self.ready.insert(ix);
+        } else {
+            self.ready.remove(&ix);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
