@@ -67,11 +67,10 @@ impl Orchestrator {
         store: Store,
         github: Arc<GitHubApp>,
         agents: Option<Agents>,
-        claim_lease_ms: i64,
     ) -> Self {
         settings.agents = agents.is_some();
         settings.app_mode = github.is_app();
-        let effects = Effects::new(store.clone(), github, agents.map(Arc::new), claim_lease_ms);
+        let effects = Effects::new(store.clone(), github, agents.map(Arc::new));
         Self {
             inner: Arc::new(Inner {
                 store,
@@ -340,6 +339,17 @@ impl Orchestrator {
 /// forever (a merge attempt that never answers would never be tried again).
 fn given_up(decision: &Decision) -> Option<Outcome> {
     match decision {
+        // Not launched after all: the issue is picked again when it is next ready.
+        Decision::Launch {
+            installation,
+            issue,
+            ..
+        } => Some(Outcome::Launched {
+            installation: *installation,
+            issue: issue.clone(),
+            latest: None,
+            quota_exhausted: None,
+        }),
         Decision::TryMerge { issue, .. } => Some(Outcome::NotMergeable {
             issue: issue.clone(),
         }),

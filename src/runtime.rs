@@ -269,7 +269,6 @@ async fn build_orchestrator(
         store.clone(),
         Arc::new(app),
         agents,
-        config.storage.lease_secs.max(1) as i64 * 1000,
     );
     orchestrator
         .load()

@@ -314,3 +314,174 @@ async fn sigkill_three_times_loses_nothing_and_duplicates_nothing() {
         got.values().map(|(_, c, _)| c).sum::<usize>(),
     );
 }
+
+/// Posts one delivery to the server, again until it is acknowledged (it may be starting).
+async fn post_until_acknowledged(port: u16, event: &str, id: &str, body: &[u8]) {
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let request = axum::http::Request::post(format!("http://127.0.0.1:{port}/webhook"))
+            .header("content-type", "application/json")
+            .header("x-github-event", event)
+            .header("x-github-delivery", id)
+            .header("x-hub-signature-256", sign(SECRET, body))
+            .body(Full::new(Bytes::from(body.to_vec())))
+            .unwrap();
+        match client.request(request).await {
+            Ok(response) if response.status().is_success() => return,
+            _ if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(50)).await,
+            other => panic!("{id} was never acknowledged: {other:?}"),
+        }
+    }
+}
+
+/// Waits (at most 60 s) until `ready` holds.
+async fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !ready() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Pending outbox entries in the server's database, read beside it.
+async fn pending_effects(dir: &std::path::Path) -> i64 {
+    use sqlx::Connection;
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(dir.join("data/orchestrator.db"))
+        .read_only(true);
+    let mut connection = sqlx::SqliteConnection::connect_with(&options)
+        .await
+        .unwrap();
+    let (pending,): (i64,) = sqlx::query_as("SELECT count(*) FROM outbox WHERE state = 'pending'")
+        .fetch_one(&mut connection)
+        .await
+        .unwrap();
+    connection.close().await.unwrap();
+    pending
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_inside_an_effect_neither_repeats_nor_loses_it() {
+    use support::fake_github::TrapKind;
+    const STATUS_MARKER: &str = "<!-- codegen-orchestrator:status -->";
+    const HELP: &str = "Commands (one per line";
+    const COMMENTS: &str = "/repos/acme/api/issues/1/comments";
+
+    let scenario = Scenario::new().await;
+    scenario.github.state.lock().unwrap().random_faults = None;
+    scenario.codegen.state.lock().unwrap().random_faults = None;
+    // Issue 1 is labelled (GitHub's state and its webhook); the others stay as they are.
+    let label = serde_json::json!([{"id": 1, "node_id": "LA_x", "url": "", "name": "codegen", "color": "ededed", "default": false, "description": null}]);
+    let issue = {
+        let mut state = scenario.github.state.lock().unwrap();
+        let issue = state.issues.get_mut(&("acme/api".to_owned(), 1)).unwrap();
+        issue["labels"] = label;
+        issue.clone()
+    };
+    let mut labeled: serde_json::Value =
+        serde_json::from_slice(&fixture("issues/labeled.payload.json")).unwrap();
+    labeled["issue"] = issue;
+    labeled["label"]["name"] = "codegen".into();
+    labeled["installation"] = serde_json::json!({"id": 42});
+    labeled["repository"]["full_name"] = "acme/api".into();
+    labeled["sender"] = serde_json::json!({"login": "maintainer", "id": 101, "type": "User"});
+    let mut help = labeled.clone();
+    help["action"] = "created".into();
+    help["comment"] = serde_json::json!({"id": 8_100_001, "body": "/codegen help", "user": {"login": "maintainer", "id": 101, "type": "User"}, "performed_via_github_app": null});
+
+    // Killed after GitHub created the status comment, before its answer came back.
+    scenario.github.trap(
+        "POST",
+        COMMENTS,
+        Some(STATUS_MARKER),
+        TrapKind::ApplyThenHold,
+        1,
+    );
+    let mut server = scenario.start_server(0);
+    let body = serde_json::to_vec(&labeled).unwrap();
+    post_until_acknowledged(scenario.port, "issues", "label-1", &body).await;
+    wait_for("the status comment's creation", || {
+        scenario.github.sprung() == 1
+    })
+    .await;
+    server.kill().unwrap(); // SIGKILL
+    server.wait().unwrap();
+    // Down for longer than its claims last (`storage.lease_secs` = 1 here): a restart
+    // within the status comment's claim skips the comment until the claim runs out (see
+    // `tests/outbox_crash.rs`, which shows it with the default lease).
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+
+    // Killed after GitHub posted the reply to `/codegen help`, before its answer came back.
+    scenario
+        .github
+        .trap("POST", COMMENTS, Some(HELP), TrapKind::ApplyThenHold, 1);
+    let mut server = scenario.start_server(1);
+    let body = serde_json::to_vec(&help).unwrap();
+    post_until_acknowledged(scenario.port, "issue_comment", "help-1", &body).await;
+    wait_for("the reply's creation", || scenario.github.sprung() == 2).await;
+    server.kill().unwrap();
+    server.wait().unwrap();
+
+    let mut server = scenario.start_server(2);
+    let comments = |marked: bool| -> Vec<String> {
+        scenario
+            .github
+            .state
+            .lock()
+            .unwrap()
+            .comments
+            .get(&("acme/api".to_owned(), 1))
+            .map(|all| {
+                all.iter()
+                    .filter(|(_, body)| body.contains(STATUS_MARKER) == marked)
+                    .map(|(_, body)| body.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let runs = scenario.codegen.runs();
+        let settled = runs.len() == 1
+            && comments(true)
+                .iter()
+                .any(|c| c.contains(&format!("agent/trace/{}", runs[0].id)))
+            && pending_effects(scenario.dir.path()).await == 0;
+        if settled || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // One more round of the server's loops: nothing else is coming.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    server.kill().unwrap();
+    server.wait().unwrap();
+
+    let logs: String = (0..=2)
+        .map(|g| {
+            std::fs::read_to_string(scenario.dir.path().join(format!("server-{g}.log")))
+                .unwrap_or_default()
+        })
+        .collect();
+    let runs = scenario.codegen.runs();
+    assert_eq!(runs.len(), 1, "one run; logs:\n{logs}");
+    assert_eq!(scenario.codegen.calls_to("POST", "/agent/run"), 1);
+    let status = comments(true);
+    assert_eq!(status.len(), 1, "one status comment: {status:#?}");
+    assert!(
+        status[0].contains("**running**")
+            && status[0].contains(&format!("agent/trace/{}", runs[0].id)),
+        "the status comment shows the run: {}\nlogs:\n{logs}",
+        status[0]
+    );
+    let replies = comments(false);
+    assert_eq!(replies.len(), 1, "one reply: {replies:#?}");
+    assert!(replies[0].starts_with(HELP), "{}", replies[0]);
+    assert_eq!(
+        scenario.github.count("POST", COMMENTS),
+        2,
+        "neither comment was posted again"
+    );
+    assert_eq!(pending_effects(scenario.dir.path()).await, 0);
+}

@@ -40,23 +40,15 @@ pub struct Effects {
     store: Store,
     github: Arc<GitHubApp>,
     agents: Option<Arc<Agents>>,
-    /// How long a worker creating a status comment holds its claim (`storage.lease_secs`).
-    claim_lease_ms: i64,
 }
 
 impl Effects {
     /// Effects on `store`, through `github` and (when configured) `agents`.
-    pub fn new(
-        store: Store,
-        github: Arc<GitHubApp>,
-        agents: Option<Arc<Agents>>,
-        claim_lease_ms: i64,
-    ) -> Self {
+    pub fn new(store: Store, github: Arc<GitHubApp>, agents: Option<Arc<Agents>>) -> Self {
         Self {
             store,
             github,
             agents,
-            claim_lease_ms,
         }
     }
 
@@ -198,7 +190,7 @@ impl Effects {
                     remove_label: remove_label.as_deref(),
                     project: project.as_ref(),
                 };
-                self.publish_status(*installation, issue, change, now).await
+                self.publish_status(*installation, issue, change).await
             }
             Decision::Reply {
                 installation,

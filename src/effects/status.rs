@@ -27,7 +27,6 @@ impl Effects {
         installation: InstallationId,
         issue: &IssueRef,
         change: StatusChange<'_>,
-        now: i64,
     ) -> Result<Vec<Outcome>, EffectError> {
         let client = self.client(installation, &issue.repo).await?;
         if let Some(label) = change.add_label {
@@ -59,20 +58,20 @@ impl Effects {
                 });
             }
         }
-        self.write_status_comment(&client, issue, change.body, now)
+        self.write_status_comment(&client, issue, change.body)
             .await?;
         Ok(outcomes)
     }
 
     /// Edits the status comment in place, or creates it once: the store holds its id and
-    /// the hash of what it says; creating it is claimed first, so that two workers never
-    /// both post one, and the marker finds a comment the store does not know.
+    /// the hash of what it says, and the marker finds a comment the store does not know
+    /// (one whose creation was answered by a crash or a lost answer). Effects run only
+    /// under the bot lock, so no other worker creates it meanwhile.
     async fn write_status_comment(
         &self,
         client: &GitHub,
         issue: &IssueRef,
         body: &str,
-        now: i64,
     ) -> Result<(), EffectError> {
         let hash = hex::encode(Sha256::digest(body.as_bytes()));
         let known = self.store.status_comment(issue).await?;
@@ -92,12 +91,6 @@ impl Effects {
                 Err(err) if err.status() == Some(404) => {}
                 Err(err) => return Err(err.into()),
             }
-        } else if !self
-            .store
-            .claim_status_comment(issue, now, self.claim_lease_ms)
-            .await?
-        {
-            return Ok(()); // another worker is creating it; the next change edits it
         }
         let id = match client.find_marked_comment(issue, STATUS_MARKER).await? {
             Some(existing) if known_id != Some(existing.id) => {

@@ -420,6 +420,9 @@ impl GitHub {
         } else {
             None
         };
+        // A REST POST creates something; GraphQL (a POST too) reads, or sets values that
+        // are the same when set twice.
+        let not_repeatable = method == Method::POST && !route.ends_with("graphql");
         let mut attempt = 1;
         loop {
             if self.installation {
@@ -464,6 +467,14 @@ impl GitHub {
                         &body,
                         now,
                     );
+                    // A POST answered 5xx may have been applied: sent again, it would
+                    // post a comment twice. The caller's caller (the outbox) tries again,
+                    // looking first for what the lost attempt made.
+                    let verdict = if not_repeatable && parts.status.is_server_error() {
+                        Verdict::Accept
+                    } else {
+                        verdict
+                    };
                     match verdict {
                         Verdict::Accept => {
                             return Ok(self.remember(
@@ -484,6 +495,10 @@ impl GitHub {
                 }
                 Err(err) => {
                     let err = GithubError::from_octocrab_at(err, &self.host);
+                    // No answer to a POST: it may have been applied (see above).
+                    if not_repeatable {
+                        return Err(err);
+                    }
                     let Some(wait) = retry::transport_retry(&self.retry, attempt) else {
                         return Err(err);
                     };

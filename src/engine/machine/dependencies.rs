@@ -126,15 +126,21 @@ impl Engine {
             .collect();
         wanted.remove(issue);
         let installation = self.installation_mut(id);
-        for blocker in &wanted {
-            if !installation.issues.contains_key(blocker) {
-                installation.remember_blocker(&unreadable(blocker));
-                out.push(Decision::ReadIssue {
-                    installation: id,
-                    issue: blocker.clone(),
-                    purpose: ReadPurpose::Blocker,
-                });
-            }
+        let unknown: Vec<IssueRef> = wanted
+            .iter()
+            .filter(|b| !installation.issues.contains_key(*b))
+            .cloned()
+            .collect();
+        self.blocker_reads
+            .extend(unknown.iter().map(|b| (id, b.clone())));
+        let installation = self.installation_mut(id);
+        for blocker in &unknown {
+            installation.remember_blocker(&unreadable(blocker));
+            out.push(Decision::ReadIssue {
+                installation: id,
+                issue: blocker.clone(),
+                purpose: ReadPurpose::Blocker,
+            });
         }
         let refused = set_edges(installation, issue, &wanted);
         let tracked = installation.issues.get_mut(issue).expect("tracked above");

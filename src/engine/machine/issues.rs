@@ -156,6 +156,9 @@ impl Engine {
                     self.manage(id, &facts, out);
                 } else if labelled {
                     self.manage_if_allowed(id, facts, None, out);
+                } else if self.tracked(id, reference).is_some_and(|t| t.managed) {
+                    // Its label went while it was closed as completed: no longer wanted.
+                    self.leave(id, reference, out);
                 }
             }
             // Body or labels changed (dependencies, priority, estimate), or it was opened.
@@ -456,6 +459,7 @@ impl Engine {
         let facts = snapshot.unwrap_or_else(|| unreadable(issue));
         match purpose {
             ReadPurpose::Blocker => {
+                self.blocker_reads.remove(&(id, issue.clone()));
                 self.installation_mut(id).remember_blocker(&facts);
                 self.touch(id, issue);
             }
@@ -482,7 +486,12 @@ impl Engine {
             }
             AfterPermission::Label(facts) => self.refuse(id, &facts, &Actor::Person(user), out),
             AfterPermission::ProjectMove(facts) if permission.may_run_agents() => {
-                self.manage(id, &facts, out)
+                // Managed like `/codegen run`: no label keeps it, so the command's mark does.
+                self.manage(id, &facts, out);
+                if let Some(tracked) = self.installation_mut(id).issues.get_mut(&facts.reference) {
+                    tracked.by_command = true;
+                }
+                self.changed.insert((id, facts.reference.clone()));
             }
             AfterPermission::ProjectMove(facts) => {
                 tracing::info!(issue = %facts.reference, "moved to the queued option by someone without write permission; not managing");

@@ -124,6 +124,8 @@ pub struct Engine {
     dirty: BTreeSet<(InstallationId, IssueRef)>,
     /// Issues with a merge attempt in the outbox (not asked for again meanwhile).
     merging: BTreeSet<IssueRef>,
+    /// Blockers seen for the first time and asked for: their dependents' statuses wait.
+    blocker_reads: BTreeSet<(InstallationId, IssueRef)>,
     /// Repositories whose configuration file was asked for and not answered yet.
     config_pending: BTreeSet<RepoName>,
     /// The status comment last decided for each issue: an unchanged one is not sent again.
@@ -148,6 +150,7 @@ impl Engine {
             quota: HashMap::new(),
             dirty: BTreeSet::new(),
             merging: BTreeSet::new(),
+            blocker_reads: BTreeSet::new(),
             config_pending: BTreeSet::new(),
             published: HashMap::new(),
             changed: BTreeSet::new(),

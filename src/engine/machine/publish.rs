@@ -21,6 +21,12 @@ impl Engine {
         let Some(tracked) = self.tracked(id, issue) else {
             return;
         };
+        // What GitHub is being asked first (its native blockers, a blocker seen for the
+        // first time) would show as a passing state: the status waits for the answers,
+        // which mark it for publishing again.
+        if tracked.native_pending || self.blocker_read_pending(id, issue) {
+            return;
+        }
         let view = self.status_view(id, issue, now);
         if view.is_none() && tracked.state_label.is_none() {
             return; // never managed: a blocker only
@@ -69,6 +75,17 @@ impl Engine {
             remove_label,
             project,
         });
+    }
+
+    fn blocker_read_pending(&self, id: InstallationId, issue: &IssueRef) -> bool {
+        !self.blocker_reads.is_empty()
+            && self.installations.get(&id).is_some_and(|installation| {
+                installation
+                    .graph
+                    .blockers(issue)
+                    .iter()
+                    .any(|b| self.blocker_reads.contains(&(id, b.issue.clone())))
+            })
     }
 
     /// Problems met setting the Projects field are said once in the status.

@@ -19,10 +19,16 @@ use crate::events::{
     CloseReason, Comment, CommentAction, DomainEvent, Event, Issue, IssueAction, IssueState,
 };
 
+#[path = "tests_blockers.rs"]
+mod blockers;
 #[path = "tests_commands.rs"]
 mod commands;
+#[path = "tests_comments.rs"]
+mod comments;
 #[path = "tests_labels.rs"]
 mod labels;
+#[path = "tests_reconcile.rs"]
+mod reconcile;
 #[path = "tests_runs.rs"]
 mod runs;
 
@@ -121,11 +127,11 @@ fn snapshot(issue: &Issue) -> IssueSnapshot {
 
 /// A delivery for [`ID`] sent by `sender`.
 fn delivery(sender: Option<User>, kind: Event) -> Input {
-    Input::Delivery(DomainEvent {
+    Input::Delivery(Box::new(DomainEvent {
         installation: Some(ID),
         sender,
         kind,
-    })
+    }))
 }
 
 /// `action` happened to `issue`, by `sender`.
@@ -149,7 +155,16 @@ fn labeled_by(user: &User, mut issue: Issue) -> Input {
 
 /// `issue` was closed for `reason` by a writer.
 fn closed_event(issue: Issue, reason: CloseReason) -> Input {
-    issue_event(&writer(), IssueAction::Closed { reason }, closed(issue, reason))
+    issue_event(
+        &writer(),
+        IssueAction::Closed { reason },
+        closed(issue, reason),
+    )
+}
+
+/// What a writer's comment `body` on `issue` decides, permission read included.
+fn writer_says(world: &mut World, issue: Issue, body: &str) -> Vec<Decision> {
+    world.run(comment_by(&writer(), issue, body))
 }
 
 /// The id of every comment the tests post.
@@ -375,6 +390,12 @@ impl World {
         };
         vec![Input::Result(outcome)]
     }
+}
+
+/// A world where issue 1 is managed and its agent runs.
+fn running_one(world: &mut World) {
+    world.managed(1, &[], "");
+    world.launched(1, 1);
 }
 
 /// The issue a decision is about, by number, with the decision's name: a compact view of

@@ -1,9 +1,7 @@
 //! Issues entering and leaving management: who may apply the trigger label, repositories
-//! whose settings are not known yet, unlabelling, closing, deleting, reopening, merged pull
-//! requests, and blockers.
+//! whose settings are not known yet, unlabelling, closing, deleting and reopening.
 
 use super::*;
-use crate::events::{PullRequest, PullRequestAction};
 
 // ---- Who may apply the trigger label ----
 
@@ -64,7 +62,6 @@ fn a_writers_label_is_checked_then_the_issue_is_managed_and_launched_once_its_na
 }
 
 #[test]
-#[ignore = "engine bug: while its native blockers are read, a newly managed issue is published as blocked ('Held back until the dependency cycle is resolved'), then as running"]
 fn nothing_is_published_while_a_newly_managed_issues_native_blockers_are_read() {
     let mut world = World::new();
     let one = issue(1, &["codegen"], "");
@@ -312,12 +309,6 @@ fn a_push_changing_the_configuration_file_reads_it_again() {
 
 // ---- Leaving management ----
 
-/// A world where issue 1 is managed and its agent runs.
-fn running_one(world: &mut World) {
-    world.managed(1, &[], "");
-    world.launched(1, 1);
-}
-
 #[test]
 fn removing_the_label_stops_the_running_agent_and_says_so() {
     let mut world = World::new();
@@ -546,210 +537,30 @@ fn a_reopened_issue_without_the_label_stays_unmanaged() {
     assert!(!world.tracked(1).managed);
 }
 
-// ---- Pull requests ----
-
-/// Pull request 10 of [`repo`], from `head`, with this body.
-fn pull(body: &str, head: &str) -> PullRequest {
-    PullRequest {
-        reference: r(10),
-        title: "Add the endpoint".into(),
-        body: body.into(),
-        head_ref: head.into(),
-        base_ref: "main".into(),
-        html_url: "https://github.com/acme/api/pull/10".into(),
-        author: None,
-    }
-}
-
-fn pull_event(action: PullRequestAction, pull: PullRequest) -> Input {
-    delivery(Some(writer()), Event::PullRequest { action, pull })
-}
-
 #[test]
-fn a_merged_pull_request_that_closes_a_managed_issue_closes_it_and_its_dependents_go() {
+fn an_issue_unlabelled_while_closed_as_completed_is_not_launched_once_reopened() {
     let mut world = World::new();
-    running_one(&mut world);
-    world.managed(2, &[], "Depends on #1");
-
-    let decisions = world.run(pull_event(
-        PullRequestAction::Closed { merged: true },
-        pull("Closes #1", "codegen/1-issue-1"),
+    world.issues.insert(r(2), open_snapshot(2));
+    world.managed(1, &[], "Depends on #2");
+    world.run(closed_event(
+        issue(1, &["codegen"], "Depends on #2"),
+        CloseReason::Completed,
     ));
-
-    assert!(decisions.contains(&Decision::CloseIssue {
-        installation: ID,
-        issue: r(1),
-    }));
-    assert_eq!(launches(&decisions), vec![(2, 1)]);
-    assert_eq!(world.tracked(1).status, IssueStatus::ClosedCompleted);
-    assert_eq!(
-        world.tracked(1).pulls.iter().cloned().collect::<Vec<_>>(),
-        vec![pull_link(10)]
-    );
-}
-
-#[test]
-fn a_pull_request_closed_unmerged_closes_nothing() {
-    let mut world = World::new();
-    running_one(&mut world);
-
-    let decisions = world.run(pull_event(
-        PullRequestAction::Closed { merged: false },
-        pull("Closes #1", "codegen/1-issue-1"),
-    ));
-
-    assert!(!decisions.iter().any(|d| d.name() == "close_issue"));
-    assert_eq!(world.tracked(1).status, IssueStatus::Open);
-}
-
-// ---- Blockers ----
-
-#[test]
-fn a_blocker_seen_for_the_first_time_is_read() {
-    let mut world = World::new();
-
-    let decisions = world.managed(2, &[], "Depends on #1");
-
-    assert!(
-        decisions.contains(&Decision::ReadIssue {
-            installation: ID,
-            issue: r(1),
-            purpose: ReadPurpose::Blocker,
-        }),
-        "{:#?}",
-        names(&decisions)
-    );
-}
-
-#[test]
-fn a_dependent_waits_for_its_open_blocker() {
-    let mut world = World::new();
-    world.issues.insert(r(1), open_snapshot(1));
-
-    let decisions = world.managed(2, &[], "Depends on #1");
-
-    assert_eq!(launches(&decisions), vec![]);
-    let status = last_status(&decisions, 2);
-    assert_eq!(status.add.as_deref(), Some("codegen:blocked"));
-    assert!(
-        status.body.contains("Waiting for 1 dependency"),
-        "{}",
-        status.body
-    );
-    assert!(
-        status.body.contains("acme/api#1 Issue 1"),
-        "{}",
-        status.body
-    );
-}
-
-#[test]
-fn a_blocker_closed_as_completed_launches_its_dependent() {
-    let mut world = World::new();
-    world.issues.insert(r(1), open_snapshot(1));
-    world.managed(2, &[], "Depends on #1");
-
-    let decisions = world.run(closed_event(issue(1, &[], ""), CloseReason::Completed));
-
-    assert_eq!(launches(&decisions), vec![(2, 1)]);
-}
-
-#[test]
-fn a_blocker_closed_as_not_planned_keeps_its_dependent_blocked() {
-    let mut world = World::new();
-    world.issues.insert(r(1), open_snapshot(1));
-    world.managed(2, &[], "Depends on #1");
-
-    let decisions = world.run(closed_event(issue(1, &[], ""), CloseReason::NotPlanned));
-
-    assert_eq!(launches(&decisions), vec![]);
-    let status = last_status(&decisions, 2);
-    assert!(
-        status.body.contains("closed as not planned: still blocks"),
-        "{}",
-        status.body
-    );
-}
-
-#[test]
-fn a_blocker_the_app_cannot_read_keeps_blocking() {
-    let mut world = World::new();
-
-    let decisions = world.managed(2, &[], "Depends on #1");
-
-    assert_eq!(launches(&decisions), vec![]);
-    assert_eq!(world.tracked(1).status, IssueStatus::Unknown);
-}
-
-#[test]
-fn blockers_github_counts_but_the_app_cannot_list_hold_the_issue() {
-    let mut world = World::new();
-    world.native.insert(r(1), vec![open_snapshot(5)]);
-    let mut one = issue(1, &[], "");
-    one.open_blockers = Some(2);
-
-    let decisions = world.run(labeled_by(&writer(), one.clone()));
-
-    assert_eq!(launches(&decisions), vec![]);
-    assert_eq!(world.tracked(1).unseen_blockers, 1);
-    let status = last_status(&decisions, 1);
-    assert!(
-        status.body.contains("GitHub lists 1 more open blocker"),
-        "{}",
-        status.body
-    );
-
-    // #5 closes and GitHub's count drops to nothing: the issue goes.
-    world.native.insert(
-        r(1),
-        vec![snapshot(&closed(issue(5, &[], ""), CloseReason::Completed))],
-    );
-    one.open_blockers = Some(0);
-    let decisions = world.run(issue_event(
+    world.run(issue_event(
         &writer(),
-        IssueAction::Edited { old_body: None },
-        one,
-    ));
-    assert_eq!(
-        decisions[0],
-        Decision::ReadNativeBlockers {
-            installation: ID,
-            issue: r(1),
-            open_blockers: Some(0),
-        }
-    );
-    assert_eq!(launches(&decisions), vec![(1, 1)]);
-}
-
-#[test]
-fn a_native_blocker_added_to_a_queued_issue_blocks_it() {
-    let mut world = World::with(|s| s.max_concurrent = 1);
-    running_one(&mut world);
-    world.managed(4, &[], "");
-    assert_eq!(
-        world.tracked(4).state_label.as_deref(),
-        Some("codegen:queued")
-    );
-    let blocker = issue(5, &[], "");
-    let mut blocked = issue(4, &["codegen"], "");
-    blocked.open_blockers = Some(1);
-    world.native.insert(r(4), vec![snapshot(&blocker)]);
-
-    let decisions = world.run(delivery(
-        Some(writer()),
-        Event::IssueDependency {
-            action: crate::events::DependencyAction::Added,
-            blocked,
-            blocking: blocker,
+        IssueAction::Unlabeled {
+            label: "codegen".into(),
         },
+        closed(issue(1, &[], "Depends on #2"), CloseReason::Completed),
+    ));
+    world.run(issue_event(
+        &writer(),
+        IssueAction::Reopened,
+        issue(1, &[], "Depends on #2"),
     ));
 
-    let status = last_status(&decisions, 4);
-    assert_eq!(
-        (status.add.as_deref(), status.remove.as_deref()),
-        (Some("codegen:blocked"), Some("codegen:queued"))
-    );
-    // The slot frees up; #4 still waits for #5.
-    let decisions = world.ended(1, 1, RunState::Succeeded);
+    let decisions = world.run(closed_event(issue(2, &[], ""), CloseReason::Completed));
+
     assert_eq!(launches(&decisions), vec![]);
+    assert!(!world.tracked(1).managed);
 }
