@@ -325,6 +325,27 @@ impl Engine {
         self.dirty.extend(dependents.into_iter().map(|d| (id, d)));
     }
 
+    /// Every tracked issue `keep` accepts, in every installation, in a stable order.
+    fn issues_where(
+        &self,
+        keep: impl Fn(&Installation, &IssueRef, &Tracked) -> bool,
+    ) -> Vec<(InstallationId, IssueRef)> {
+        let mut found: Vec<(InstallationId, IssueRef)> = self
+            .installations
+            .iter()
+            .flat_map(|(id, installation)| {
+                let keep = &keep;
+                installation
+                    .issues
+                    .iter()
+                    .filter(move |(issue, tracked)| keep(installation, issue, tracked))
+                    .map(move |(issue, _)| (*id, issue.clone()))
+            })
+            .collect();
+        found.sort();
+        found
+    }
+
     /// Marks every managed issue of `repo` for publishing.
     fn touch_repository(&mut self, id: InstallationId, repo: &RepoName) {
         if let Some(installation) = self.installations.get(&id) {

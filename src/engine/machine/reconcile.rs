@@ -88,17 +88,7 @@ impl Engine {
         }
         self.reread_open_blockers(out);
         self.published.clear();
-        let all: Vec<(InstallationId, IssueRef)> = self
-            .installations
-            .iter()
-            .flat_map(|(id, installation)| {
-                installation
-                    .issues
-                    .iter()
-                    .filter(|(_, t)| t.managed)
-                    .map(move |(issue, _)| (*id, issue.clone()))
-            })
-            .collect();
+        let all = self.issues_where(|_, _, tracked| tracked.managed);
         self.dirty.extend(all);
     }
 
@@ -192,25 +182,15 @@ impl Engine {
     /// Reads again every blocker the bot does not manage that still holds a managed issue:
     /// its `closed` webhook may have been lost, or never sent to this App at all.
     fn reread_open_blockers(&mut self, out: &mut Vec<Decision>) {
-        let mut holding: Vec<(InstallationId, IssueRef)> = self
-            .installations
-            .iter()
-            .flat_map(|(id, installation)| {
-                installation
-                    .issues
+        let holding = self.issues_where(|installation, issue, tracked| {
+            !tracked.managed
+                && !tracked.status.satisfies()
+                && installation
+                    .graph
+                    .dependents(issue)
                     .iter()
-                    .filter(|(_, t)| !t.managed && !t.status.satisfies())
-                    .filter(|(issue, _)| {
-                        installation
-                            .graph
-                            .dependents(issue)
-                            .iter()
-                            .any(|d| installation.issues.get(d).is_some_and(|t| t.is_active()))
-                    })
-                    .map(move |(issue, _)| (*id, issue.clone()))
-            })
-            .collect();
-        holding.sort();
+                    .any(|d| installation.issues.get(d).is_some_and(|t| t.is_active()))
+        });
         for (id, issue) in holding {
             out.push(Decision::ReadIssue {
                 installation: id,
