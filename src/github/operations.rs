@@ -533,6 +533,26 @@ fn segment_path(text: &str) -> String {
     text.split('/').map(segment).collect::<Vec<_>>().join("/")
 }
 
+/// The permission GitHub's collaborator-permission answer names.
+fn permission_from_github(permission: &str, role: Option<&str>) -> Permission {
+    // `permission` is the legacy coarse name (admin/write/read/none); `role_name` tells
+    // maintain and triage apart.
+    match (role, permission) {
+        (Some("maintain"), _) => Permission::Maintain,
+        (Some("triage"), _) => Permission::Triage,
+        (_, "admin") => Permission::Admin,
+        (_, "maintain") => Permission::Maintain,
+        (_, "write") => Permission::Write,
+        (_, "triage") => Permission::Triage,
+        (_, "read") => Permission::Read,
+        _ => Permission::None,
+    }
+}
+
+fn segment(text: &str) -> String {
+    utf8_percent_encode(text, NON_ALPHANUMERIC).to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -565,24 +585,4 @@ mod tests {
         assert_eq!(segment("codegen:running"), "codegen%3Arunning");
         assert_eq!(segment("good first issue"), "good%20first%20issue");
     }
-}
-
-/// The permission GitHub's collaborator-permission answer names.
-fn permission_from_github(permission: &str, role: Option<&str>) -> Permission {
-    // `permission` is the legacy coarse name (admin/write/read/none); `role_name` tells
-    // maintain and triage apart.
-    match (role, permission) {
-        (Some("maintain"), _) => Permission::Maintain,
-        (Some("triage"), _) => Permission::Triage,
-        (_, "admin") => Permission::Admin,
-        (_, "maintain") => Permission::Maintain,
-        (_, "write") => Permission::Write,
-        (_, "triage") => Permission::Triage,
-        (_, "read") => Permission::Read,
-        _ => Permission::None,
-    }
-}
-
-fn segment(text: &str) -> String {
-    utf8_percent_encode(text, NON_ALPHANUMERIC).to_string()
 }
