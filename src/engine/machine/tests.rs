@@ -1,22 +1,20 @@
 //! The engine's specification: given these inputs, it decides this. Each test feeds
 //! deliveries and the results of earlier decisions, and asserts on the decisions that
-//! follow. [`World`] plays the effects for reads (permissions, who labelled, native
-//! blockers, issues, configuration files) so that a test says only what matters to it;
-//! launches, merges and run ends are fed by the test itself.
+//! follow. [`World`] (in `tests_world.rs`) plays the effects for reads (permissions, who
+//! labelled, native blockers, issues, configuration files) so that a test says only what
+//! matters to it; launches, merges and run ends are fed by the test itself. This file
+//! holds what the tests build their inputs and expectations from.
 //!
 //! The tests are grouped by subject in the `tests_*.rs` files beside this one.
 
-use std::collections::{HashMap, VecDeque};
-
 use super::io::{AfterConfig, AfterPermission, Decision, Input, Outcome, ReadPurpose, RepoFile};
-use super::{Engine, EngineSettings};
-use crate::config::Config;
 use crate::domain::{
     Actor, AppIdentity, InstallationId, IssueRef, IssueSnapshot, IssueStatus, Permission,
     PullRequestLink, RepoName, RunRecord, RunState, User,
 };
 use crate::events::{
     CloseReason, Comment, CommentAction, DomainEvent, Event, Issue, IssueAction, IssueState,
+    PullRequest, PullRequestAction,
 };
 
 #[path = "tests_blockers.rs"]
@@ -31,6 +29,10 @@ mod labels;
 mod reconcile;
 #[path = "tests_runs.rs"]
 mod runs;
+#[path = "tests_world.rs"]
+mod world;
+
+use world::World;
 
 /// The installation every test works in.
 const ID: InstallationId = InstallationId(7);
@@ -39,14 +41,7 @@ const APP_ID: u64 = 99;
 /// The time the tests start at (unix ms).
 const T0: i64 = 1_800_000_000_000;
 
-/// The settings of a bot with Codegen configured, running as an App.
-fn settings() -> EngineSettings {
-    let mut settings = EngineSettings::from_config(&Config::default());
-    settings.agents = true;
-    settings.app_id = Some(APP_ID);
-    settings.app_mode = true;
-    settings
-}
+// ---- Who and where ----
 
 /// The repository the tests work in.
 fn repo() -> RepoName {
@@ -58,43 +53,44 @@ fn r(n: u64) -> IssueRef {
     IssueRef::new(repo(), n)
 }
 
+/// The GitHub account `login`.
+fn account(id: u64, login: &str, is_bot: bool) -> User {
+    let login = login.into();
+    User { id, login, is_bot }
+}
+
 /// A person with write permission (as [`World`] answers).
 fn writer() -> User {
-    User {
-        id: 1,
-        login: "wendy".into(),
-        is_bot: false,
-    }
+    account(1, "wendy", false)
 }
 
 /// A person with read permission (as [`World`] answers).
 fn reader() -> User {
-    User {
-        id: 2,
-        login: "rick".into(),
-        is_bot: false,
-    }
+    account(2, "rick", false)
 }
 
 /// A bot account (GitHub Actions, another App).
 fn bot_account() -> User {
-    User {
-        id: 3,
-        login: "helper[bot]".into(),
-        is_bot: true,
+    account(3, "helper[bot]", true)
+}
+
+/// The App `slug`, as GitHub names it.
+fn identity(id: u64, slug: &str) -> AppIdentity {
+    AppIdentity {
+        id,
+        slug: slug.into(),
     }
 }
 
 /// An App acting through its bot account.
 fn app(id: u64, slug: &str) -> Actor {
     Actor::App {
-        app: Some(AppIdentity {
-            id,
-            slug: slug.into(),
-        }),
+        app: Some(identity(id, slug)),
         login: format!("{slug}[bot]"),
     }
 }
+
+// ---- Issues, pull requests and runs ----
 
 /// Open issue `n` of [`repo`] titled "Issue n", with these labels and body.
 fn issue(n: u64, labels: &[&str], body: &str) -> Issue {
@@ -114,6 +110,11 @@ fn issue(n: u64, labels: &[&str], body: &str) -> Issue {
     }
 }
 
+/// Open issue `n` labelled with the trigger label, without a body.
+fn labelled(n: u64) -> Issue {
+    issue(n, &["codegen"], "")
+}
+
 /// The same issue, closed for `reason`.
 fn closed(mut issue: Issue, reason: CloseReason) -> Issue {
     issue.state = IssueState::Closed(reason);
@@ -124,6 +125,51 @@ fn closed(mut issue: Issue, reason: CloseReason) -> Issue {
 fn snapshot(issue: &Issue) -> IssueSnapshot {
     super::issues::snapshot_of(issue)
 }
+
+/// An open issue as reading it finds it.
+fn open_snapshot(n: u64) -> IssueSnapshot {
+    snapshot(&issue(n, &[], ""))
+}
+
+/// Pull request 10 of [`repo`], from `head`, with this body.
+fn pull(body: &str, head: &str) -> PullRequest {
+    PullRequest {
+        reference: r(10),
+        title: "Add the endpoint".into(),
+        body: body.into(),
+        head_ref: head.into(),
+        base_ref: "main".into(),
+        html_url: "https://github.com/acme/api/pull/10".into(),
+        author: None,
+    }
+}
+
+/// A pull request link of [`repo`].
+fn pull_link(n: u64) -> PullRequestLink {
+    PullRequestLink::new(format!("https://github.com/acme/api/pull/{n}"))
+}
+
+/// Attempt `attempt` at issue `n`, in `state`.
+fn run_record(n: u64, attempt: u32, state: RunState) -> RunRecord {
+    RunRecord {
+        row: attempt as i64,
+        installation: ID,
+        issue: r(n),
+        attempt,
+        state,
+        prompt: "do it".into(),
+        run_id: None,
+        web_url: None,
+        summary: None,
+        pull_requests: Vec::new(),
+        failure: None,
+        created_at: T0,
+        started_at: None,
+        finished_at: None,
+    }
+}
+
+// ---- Inputs ----
 
 /// A delivery for [`ID`] sent by `sender`.
 fn delivery(sender: Option<User>, kind: Event) -> Input {
@@ -153,6 +199,24 @@ fn labeled_by(user: &User, mut issue: Issue) -> Input {
     )
 }
 
+/// A writer removed the trigger label from `issue` (which no longer carries it).
+fn unlabeled(issue: Issue) -> Input {
+    let unlabeled = IssueAction::Unlabeled {
+        label: "codegen".into(),
+    };
+    issue_event(&writer(), unlabeled, issue)
+}
+
+/// `user` reopened `issue`.
+fn reopened_by(user: &User, issue: Issue) -> Input {
+    issue_event(user, IssueAction::Reopened, issue)
+}
+
+/// A writer edited `issue` (its body is as given).
+fn edited(issue: Issue) -> Input {
+    issue_event(&writer(), IssueAction::Edited { old_body: None }, issue)
+}
+
 /// `issue` was closed for `reason` by a writer.
 fn closed_event(issue: Issue, reason: CloseReason) -> Input {
     issue_event(
@@ -160,11 +224,6 @@ fn closed_event(issue: Issue, reason: CloseReason) -> Input {
         IssueAction::Closed { reason },
         closed(issue, reason),
     )
-}
-
-/// What a writer's comment `body` on `issue` decides, permission read included.
-fn writer_says(world: &mut World, issue: Issue, body: &str) -> Vec<Decision> {
-    world.run(comment_by(&writer(), issue, body))
 }
 
 /// The id of every comment the tests post.
@@ -175,6 +234,8 @@ fn comment_by(author: &User, issue: Issue, body: &str) -> Input {
     comment_event(author, CommentAction::Created, issue, body, None)
 }
 
+/// `action` happened to `author`'s comment `body` on `issue`, typed through the App
+/// `via_app` if any.
 fn comment_event(
     author: &User,
     action: CommentAction,
@@ -197,206 +258,109 @@ fn comment_event(
     )
 }
 
-/// Attempt `attempt` at issue `n`, in `state`.
-fn run_record(n: u64, attempt: u32, state: RunState) -> RunRecord {
-    RunRecord {
-        row: attempt as i64,
+/// A writer did `action` to `pull`.
+fn pull_event(action: PullRequestAction, pull: PullRequest) -> Input {
+    delivery(Some(writer()), Event::PullRequest { action, pull })
+}
+
+/// The agent runs of the installation were followed: these ended.
+fn runs_followed(ended: Vec<RunRecord>) -> Input {
+    Input::RunsFollowed {
+        recovered: Vec::new(),
+        ended,
+    }
+}
+
+// ---- The effects' answers ----
+
+/// Reading `repo`'s configuration file found none.
+fn config_absent(repo: RepoName, report_on: Option<IssueRef>, then: AfterConfig) -> Outcome {
+    Outcome::RepoConfigRead {
+        repo,
+        file: RepoFile::Absent,
+        report_on,
+        then,
+    }
+}
+
+/// A writer's permission was read, for `then`.
+fn writer_may(then: AfterPermission) -> Outcome {
+    Outcome::PermissionRead {
+        installation: ID,
+        user: writer(),
+        permission: Permission::Write,
+        then,
+    }
+}
+
+/// The `then` of a label's permission read.
+fn label_check(issue: &Issue) -> AfterPermission {
+    AfterPermission::Label(snapshot(issue))
+}
+
+/// `issue` has no native blockers.
+fn no_native_blockers(issue: IssueRef) -> Outcome {
+    Outcome::NativeBlockersRead {
+        installation: ID,
+        issue,
+        blockers: Vec::new(),
+        open_blockers: None,
+    }
+}
+
+/// The reconciler's listing of [`repo`]'s labelled issues found these.
+fn listed(issues: Vec<IssueSnapshot>) -> Outcome {
+    Outcome::LabelledListed {
+        installation: ID,
+        repo: repo(),
+        issues,
+    }
+}
+
+// ---- Expected decisions ----
+
+/// The decision to read issue `n`'s native blockers (GitHub counting `open_blockers`).
+fn read_native_blockers(n: u64, open_blockers: Option<u32>) -> Decision {
+    Decision::ReadNativeBlockers {
         installation: ID,
         issue: r(n),
-        attempt,
-        state,
-        prompt: "do it".into(),
-        run_id: None,
-        web_url: None,
-        summary: None,
-        pull_requests: Vec::new(),
-        failure: None,
-        created_at: T0,
-        started_at: None,
-        finished_at: None,
+        open_blockers,
     }
 }
 
-/// The engine, and the effects' answers to its reads.
-struct World {
-    engine: Engine,
-    now: i64,
-    /// Each login's permission on the repository (anyone else has none).
-    permissions: HashMap<String, Permission>,
-    /// Who applied the trigger label to each issue, as its events tell (else the writer).
-    label_actors: HashMap<IssueRef, Actor>,
-    /// What reading an issue finds (else: the App cannot see it).
-    issues: HashMap<IssueRef, IssueSnapshot>,
-    /// Each issue's native blockers (else none).
-    native: HashMap<IssueRef, Vec<IssueSnapshot>>,
-}
-
-impl World {
-    /// A bot with [`settings`].
-    fn new() -> Self {
-        Self::with(|_| {})
-    }
-
-    /// A bot with [`settings`] changed by `change`, which knows [`repo`]'s settings (it has
-    /// no configuration file); what it saved so far is taken.
-    fn with(change: impl FnOnce(&mut EngineSettings)) -> Self {
-        let mut settings = settings();
-        change(&mut settings);
-        let mut world = Self {
-            engine: Engine::new(settings),
-            now: T0,
-            permissions: HashMap::from([
-                (writer().login, Permission::Write),
-                (reader().login, Permission::Read),
-            ]),
-            label_actors: HashMap::new(),
-            issues: HashMap::new(),
-            native: HashMap::new(),
-        };
-        world.step(Input::Result(Outcome::RepoConfigRead {
-            repo: repo(),
-            file: RepoFile::Absent,
-            report_on: None,
-            then: AfterConfig::Nothing,
-        }));
-        world.engine.take_changes();
-        world
-    }
-
-    /// What the engine decides on `input` alone.
-    fn step(&mut self, input: Input) -> Vec<Decision> {
-        self.engine.handle(input, self.now)
-    }
-
-    /// Feeds the result of a decision.
-    fn answer(&mut self, outcome: Outcome) -> Vec<Decision> {
-        self.step(Input::Result(outcome))
-    }
-
-    /// What the engine decides on `input` and on the answers to every read that follows,
-    /// in order (the reads included).
-    fn run(&mut self, input: Input) -> Vec<Decision> {
-        let mut inputs = VecDeque::from([input]);
-        let mut all = Vec::new();
-        while let Some(input) = inputs.pop_front() {
-            assert!(all.len() < 500, "the engine keeps deciding: {all:#?}");
-            let decisions = self.step(input.clone());
-            for decision in &decisions {
-                inputs.extend(self.answers(decision, &input));
-            }
-            all.extend(decisions);
-        }
-        all
-    }
-
-    /// A writer labels issue `n` (labels and body as given): it is managed.
-    fn managed(&mut self, n: u64, labels: &[&str], body: &str) -> Vec<Decision> {
-        self.run(labeled_by(&writer(), issue(n, labels, body)))
-    }
-
-    /// Issue `n`'s launch was settled: attempt `attempt` runs.
-    fn launched(&mut self, n: u64, attempt: u32) -> Vec<Decision> {
-        self.answer(Outcome::Launched {
-            installation: ID,
-            issue: r(n),
-            latest: Some(run_record(n, attempt, RunState::Running)),
-            quota_exhausted: None,
-        })
-    }
-
-    /// Attempt `attempt` at issue `n` ended in `state`.
-    fn ended(&mut self, n: u64, attempt: u32, state: RunState) -> Vec<Decision> {
-        self.run(Input::RunsFollowed {
-            recovered: Vec::new(),
-            ended: vec![run_record(n, attempt, state)],
-        })
-    }
-
-    /// What is tracked of issue `n`.
-    fn tracked(&self, n: u64) -> &super::Tracked {
-        self.engine.tracked(ID, &r(n)).expect("issue is tracked")
-    }
-
-    /// The effects' answers to a read (the input again after a configuration read that
-    /// asks for it).
-    fn answers(&self, decision: &Decision, input: &Input) -> Vec<Input> {
-        let outcome = match decision.clone() {
-            Decision::CheckPermission {
-                installation,
-                user,
-                then,
-                ..
-            } => Outcome::PermissionRead {
-                installation,
-                permission: self
-                    .permissions
-                    .get(&user.login)
-                    .copied()
-                    .unwrap_or(Permission::None),
-                user,
-                then,
-            },
-            Decision::ReadLabelActor {
-                installation,
-                issue,
-                ..
-            } => Outcome::LabelActorRead {
-                installation,
-                actor: self
-                    .label_actors
-                    .get(&issue.reference)
-                    .cloned()
-                    .unwrap_or(Actor::Person(writer())),
-                issue,
-            },
-            Decision::ReadNativeBlockers {
-                installation,
-                issue,
-                open_blockers,
-            } => Outcome::NativeBlockersRead {
-                installation,
-                blockers: self.native.get(&issue).cloned().unwrap_or_default(),
-                issue,
-                open_blockers,
-            },
-            Decision::ReadIssue {
-                installation,
-                issue,
-                purpose,
-            } => Outcome::IssueRead {
-                installation,
-                snapshot: self.issues.get(&issue).cloned(),
-                issue,
-                purpose,
-            },
-            Decision::ReadRepoConfig {
-                repo,
-                report_on,
-                then,
-                ..
-            } => {
-                let read = Input::Result(Outcome::RepoConfigRead {
-                    repo,
-                    file: RepoFile::Absent,
-                    report_on,
-                    then,
-                });
-                return match then {
-                    AfterConfig::Retry => vec![read, input.clone()],
-                    _ => vec![read],
-                };
-            }
-            _ => return Vec::new(),
-        };
-        vec![Input::Result(outcome)]
+/// The decision to ask who applied the trigger label to `issue`.
+fn read_label_actor(issue: &Issue) -> Decision {
+    Decision::ReadLabelActor {
+        installation: ID,
+        issue: snapshot(issue),
+        trigger: "codegen".into(),
     }
 }
 
-/// A world where issue 1 is managed and its agent runs.
-fn running_one(world: &mut World) {
-    world.managed(1, &[], "");
-    world.launched(1, 1);
+/// The decision to read issue `n`, for `purpose`.
+fn read_issue(n: u64, purpose: ReadPurpose) -> Decision {
+    Decision::ReadIssue {
+        installation: ID,
+        issue: r(n),
+        purpose,
+    }
 }
+
+/// The decision to list [`repo`]'s labelled issues.
+fn list_labelled() -> Decision {
+    Decision::ListLabelled {
+        installation: ID,
+        repo: repo(),
+        trigger: "codegen".into(),
+    }
+}
+
+/// A setting saved as `key` = `value` (`None`: removed).
+fn setting(key: &str, value: Option<&str>) -> (String, Option<String>) {
+    (key.into(), value.map(Into::into))
+}
+
+// ---- Views of the decisions, and assertions ----
 
 /// The issue a decision is about, by number, with the decision's name: a compact view of
 /// a list of decisions for assertions on their order.
@@ -407,38 +371,37 @@ fn names(decisions: &[Decision]) -> Vec<(&'static str, Option<u64>)> {
         .collect()
 }
 
+/// What `pick` finds in the decisions, in order.
+fn picked<T>(decisions: &[Decision], pick: impl FnMut(&Decision) -> Option<T>) -> Vec<T> {
+    decisions.iter().filter_map(pick).collect()
+}
+
 /// The launches decided: (issue number, attempt).
 fn launches(decisions: &[Decision]) -> Vec<(u64, u32)> {
-    decisions
-        .iter()
-        .filter_map(|d| match d {
-            Decision::Launch { issue, attempt, .. } => Some((issue.number, *attempt)),
-            _ => None,
-        })
-        .collect()
+    picked(decisions, |d| match d {
+        Decision::Launch { issue, attempt, .. } => Some((issue.number, *attempt)),
+        _ => None,
+    })
 }
 
 /// The status comments decided for issue `n`, in order.
 fn statuses(decisions: &[Decision], n: u64) -> Vec<Status> {
-    decisions
-        .iter()
-        .filter_map(|d| match d {
-            Decision::PublishStatus {
-                issue,
-                body,
-                add_label,
-                remove_label,
-                project,
-                ..
-            } if issue.number == n => Some(Status {
-                body: body.clone(),
-                add: add_label.clone(),
-                remove: remove_label.clone(),
-                project: project.clone().map(|(_, option)| option),
-            }),
-            _ => None,
-        })
-        .collect()
+    picked(decisions, |d| match d {
+        Decision::PublishStatus {
+            issue,
+            body,
+            add_label,
+            remove_label,
+            project,
+            ..
+        } if issue.number == n => Some(Status {
+            body: body.clone(),
+            add: add_label.clone(),
+            remove: remove_label.clone(),
+            project: project.clone().map(|(_, option)| option),
+        }),
+        _ => None,
+    })
 }
 
 /// The last status comment decided for issue `n`.
@@ -458,26 +421,37 @@ struct Status {
     project: Option<String>,
 }
 
+impl Status {
+    /// Asserts that the comment says `text`.
+    fn assert_says(&self, text: &str) {
+        assert!(self.body.contains(text), "{text:?} not in:\n{}", self.body);
+    }
+
+    /// The state labels it adds and removes.
+    fn labels(&self) -> (Option<&str>, Option<&str>) {
+        (self.add.as_deref(), self.remove.as_deref())
+    }
+}
+
 /// The replies decided, in order.
 fn replies(decisions: &[Decision]) -> Vec<String> {
-    decisions
-        .iter()
-        .filter_map(|d| match d {
-            Decision::Reply { body, .. } => Some(body.clone()),
-            _ => None,
-        })
-        .collect()
+    picked(decisions, |d| match d {
+        Decision::Reply { body, .. } => Some(body.clone()),
+        _ => None,
+    })
 }
 
 /// The reactions decided, in order.
 fn reactions(decisions: &[Decision]) -> Vec<String> {
-    decisions
-        .iter()
-        .filter_map(|d| match d {
-            Decision::React { reaction, .. } => Some(reaction.clone()),
-            _ => None,
-        })
-        .collect()
+    picked(decisions, |d| match d {
+        Decision::React { reaction, .. } => Some(reaction.clone()),
+        _ => None,
+    })
+}
+
+/// The decisions named `name` (see [`Decision::name`]).
+fn named<'a>(decisions: &'a [Decision], name: &str) -> Vec<&'a Decision> {
+    decisions.iter().filter(|d| d.name() == name).collect()
 }
 
 /// Whether a Cancel of issue `n` is among the decisions.
@@ -487,20 +461,25 @@ fn cancels(decisions: &[Decision], n: u64) -> bool {
         .any(|d| matches!(d, Decision::Cancel { issue, .. } if issue.number == n))
 }
 
-/// A pull request link of [`repo`].
-fn pull_link(n: u64) -> PullRequestLink {
-    PullRequestLink::new(format!("https://github.com/acme/api/pull/{n}"))
+/// Asserts that the decisions carry out a writer's commands: 👀 then 🚀, and no reply.
+fn assert_carried_out(decisions: &[Decision]) {
+    assert_eq!(
+        reactions(decisions),
+        vec!["eyes", "rocket"],
+        "{decisions:#?}"
+    );
+    assert_eq!(replies(decisions), Vec::<String>::new());
 }
 
-/// An open issue as reading it finds it.
-fn open_snapshot(n: u64) -> IssueSnapshot {
-    snapshot(&issue(n, &[], ""))
+/// Asserts that the decisions refuse a writer's commands with exactly `reply`: 👀 then
+/// 😕, and nothing launched.
+fn assert_refused(decisions: &[Decision], reply: &str) {
+    assert_eq!(replies(decisions), vec![reply]);
+    assert_eq!(reactions(decisions), vec!["eyes", "confused"]);
+    assert_eq!(launches(decisions), vec![]);
 }
 
-/// The `then` of a label's permission read.
-fn label_check(issue: &Issue) -> AfterPermission {
-    AfterPermission::Label(snapshot(issue))
-}
+// ---- The harness itself ----
 
 /// Sanity of the harness itself: a world starts knowing the repository's settings and
 /// nothing else.

@@ -2,38 +2,17 @@
 //! dependency links, pull requests that close issues, and cards moved on a board.
 
 use super::*;
-use crate::events::{PullRequest, PullRequestAction};
 
 // ---- Pull requests ----
-
-/// Pull request 10 of [`repo`], from `head`, with this body.
-fn pull(body: &str, head: &str) -> PullRequest {
-    PullRequest {
-        reference: r(10),
-        title: "Add the endpoint".into(),
-        body: body.into(),
-        head_ref: head.into(),
-        base_ref: "main".into(),
-        html_url: "https://github.com/acme/api/pull/10".into(),
-        author: None,
-    }
-}
-
-/// A writer did `action` to `pull`.
-fn pull_event(action: PullRequestAction, pull: PullRequest) -> Input {
-    delivery(Some(writer()), Event::PullRequest { action, pull })
-}
 
 #[test]
 fn a_merged_pull_request_that_closes_a_managed_issue_closes_it_and_its_dependents_go() {
     let mut world = World::new();
-    running_one(&mut world);
+    world.running(1);
     world.managed(2, &[], "Depends on #1");
 
-    let decisions = world.run(pull_event(
-        PullRequestAction::Closed { merged: true },
-        pull("Closes #1", "codegen/1-issue-1"),
-    ));
+    let merged = PullRequestAction::Closed { merged: true };
+    let decisions = world.run(pull_event(merged, pull("Closes #1", "codegen/1-issue-1")));
 
     assert!(decisions.contains(&Decision::CloseIssue {
         installation: ID,
@@ -50,14 +29,12 @@ fn a_merged_pull_request_that_closes_a_managed_issue_closes_it_and_its_dependent
 #[test]
 fn a_pull_request_closed_unmerged_closes_nothing() {
     let mut world = World::new();
-    running_one(&mut world);
+    world.running(1);
 
-    let decisions = world.run(pull_event(
-        PullRequestAction::Closed { merged: false },
-        pull("Closes #1", "codegen/1-issue-1"),
-    ));
+    let unmerged = PullRequestAction::Closed { merged: false };
+    let decisions = world.run(pull_event(unmerged, pull("Closes #1", "codegen/1-issue-1")));
 
-    assert!(!decisions.iter().any(|d| d.name() == "close_issue"));
+    assert!(named(&decisions, "close_issue").is_empty());
     assert_eq!(world.tracked(1).status, IssueStatus::Open);
 }
 
@@ -69,47 +46,27 @@ fn a_blocker_seen_for_the_first_time_is_read() {
 
     let decisions = world.managed(2, &[], "Depends on #1");
 
-    assert!(
-        decisions.contains(&Decision::ReadIssue {
-            installation: ID,
-            issue: r(1),
-            purpose: ReadPurpose::Blocker,
-        }),
-        "{:#?}",
-        names(&decisions)
-    );
+    let read = read_issue(1, ReadPurpose::Blocker);
+    assert!(decisions.contains(&read), "{:#?}", names(&decisions));
 }
 
 #[test]
 fn a_dependent_waits_for_its_open_blocker() {
     let mut world = World::new();
-    world.issues.insert(r(1), open_snapshot(1));
 
-    let decisions = world.managed(2, &[], "Depends on #1");
+    let decisions = world.managed_waiting_for(2, 1);
 
     assert_eq!(launches(&decisions), vec![]);
-    assert_eq!(
-        world.tracked(2).state_label.as_deref(),
-        Some("codegen:blocked")
-    );
+    assert_eq!(world.state_label(2), Some("codegen:blocked"));
     let status = last_status(&decisions, 2);
-    assert!(
-        status.body.contains("Waiting for 1 dependency"),
-        "{}",
-        status.body
-    );
-    assert!(
-        status.body.contains("acme/api#1 Issue 1"),
-        "{}",
-        status.body
-    );
+    status.assert_says("Waiting for 1 dependency");
+    status.assert_says("acme/api#1 Issue 1");
 }
 
 #[test]
 fn a_blocker_closed_as_completed_launches_its_dependent() {
     let mut world = World::new();
-    world.issues.insert(r(1), open_snapshot(1));
-    world.managed(2, &[], "Depends on #1");
+    world.managed_waiting_for(2, 1);
 
     let decisions = world.run(closed_event(issue(1, &[], ""), CloseReason::Completed));
 
@@ -119,18 +76,12 @@ fn a_blocker_closed_as_completed_launches_its_dependent() {
 #[test]
 fn a_blocker_closed_as_not_planned_keeps_its_dependent_blocked() {
     let mut world = World::new();
-    world.issues.insert(r(1), open_snapshot(1));
-    world.managed(2, &[], "Depends on #1");
+    world.managed_waiting_for(2, 1);
 
     let decisions = world.run(closed_event(issue(1, &[], ""), CloseReason::NotPlanned));
 
     assert_eq!(launches(&decisions), vec![]);
-    let status = last_status(&decisions, 2);
-    assert!(
-        status.body.contains("closed as not planned: still blocks"),
-        "{}",
-        status.body
-    );
+    last_status(&decisions, 2).assert_says("closed as not planned: still blocks");
 }
 
 #[test]
@@ -154,12 +105,7 @@ fn blockers_github_counts_but_the_app_cannot_list_hold_the_issue() {
 
     assert_eq!(launches(&decisions), vec![]);
     assert_eq!(world.tracked(1).unseen_blockers, 1);
-    let status = last_status(&decisions, 1);
-    assert!(
-        status.body.contains("GitHub lists 1 more open blocker"),
-        "{}",
-        status.body
-    );
+    last_status(&decisions, 1).assert_says("GitHub lists 1 more open blocker");
 
     // #5 closes and GitHub's count drops to nothing: the issue goes.
     world.native.insert(
@@ -167,33 +113,19 @@ fn blockers_github_counts_but_the_app_cannot_list_hold_the_issue() {
         vec![snapshot(&closed(issue(5, &[], ""), CloseReason::Completed))],
     );
     one.open_blockers = Some(0);
-    let decisions = world.run(issue_event(
-        &writer(),
-        IssueAction::Edited { old_body: None },
-        one,
-    ));
-    assert_eq!(
-        decisions[0],
-        Decision::ReadNativeBlockers {
-            installation: ID,
-            issue: r(1),
-            open_blockers: Some(0),
-        }
-    );
+    let decisions = world.run(edited(one));
+    assert_eq!(decisions[0], read_native_blockers(1, Some(0)));
     assert_eq!(launches(&decisions), vec![(1, 1)]);
 }
 
 #[test]
 fn a_native_blocker_added_to_a_queued_issue_blocks_it() {
     let mut world = World::with(|s| s.max_concurrent = 1);
-    running_one(&mut world);
+    world.running(1);
     world.managed(4, &[], "");
-    assert_eq!(
-        world.tracked(4).state_label.as_deref(),
-        Some("codegen:queued")
-    );
+    assert_eq!(world.state_label(4), Some("codegen:queued"));
     let blocker = issue(5, &[], "");
-    let mut blocked = issue(4, &["codegen"], "");
+    let mut blocked = labelled(4);
     blocked.open_blockers = Some(1);
     world.native.insert(r(4), vec![snapshot(&blocker)]);
 
@@ -206,9 +138,8 @@ fn a_native_blocker_added_to_a_queued_issue_blocks_it() {
         },
     ));
 
-    let status = last_status(&decisions, 4);
     assert_eq!(
-        (status.add.as_deref(), status.remove.as_deref()),
+        last_status(&decisions, 4).labels(),
         (Some("codegen:blocked"), Some("codegen:queued"))
     );
     // The slot frees up; #4 still waits for #5.
@@ -282,13 +213,9 @@ fn an_issue_managed_by_moving_its_card_stays_managed_through_reconciliation() {
     world.step(card_moved());
     world.run(Input::Result(card_read(true)));
     world.launched(1, 1);
-    world.issues.insert(r(1), open_snapshot(1));
+    world.open_issue(1);
 
-    let decisions = world.run(Input::Result(Outcome::LabelledListed {
-        installation: ID,
-        repo: repo(),
-        issues: Vec::new(),
-    }));
+    let decisions = world.run(Input::Result(listed(Vec::new())));
 
     assert!(!cancels(&decisions, 1));
     assert!(world.tracked(1).managed);

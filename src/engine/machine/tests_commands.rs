@@ -10,10 +10,9 @@ use crate::engine::texts;
 fn run_manages_the_issue_and_launches_it() {
     let mut world = World::new();
 
-    let decisions = writer_says(&mut world, issue(1, &[], "Add it."), "/codegen run");
+    let decisions = world.comment_on(issue(1, &[], "Add it."), "/codegen run");
 
-    assert_eq!(reactions(&decisions), vec!["eyes", "rocket"]);
-    assert_eq!(replies(&decisions), Vec::<String>::new());
+    assert_carried_out(&decisions);
     assert_eq!(launches(&decisions), vec![(1, 1)]);
     assert!(world.tracked(1).managed && world.tracked(1).by_command);
 }
@@ -22,19 +21,11 @@ fn run_manages_the_issue_and_launches_it() {
 fn run_on_a_closed_issue_is_refused() {
     let mut world = World::new();
 
-    let decisions = writer_says(
-        &mut world,
-        closed(issue(1, &[], ""), CloseReason::Completed),
-        "/codegen run",
-    );
+    let done = closed(issue(1, &[], ""), CloseReason::Completed);
+    let decisions = world.comment_on(done, "/codegen run");
 
-    assert_eq!(
-        replies(&decisions),
-        vec!["A closed issue is not run; reopen it first."]
-    );
-    assert_eq!(reactions(&decisions), vec!["eyes", "confused"]);
-    assert_eq!(launches(&decisions), vec![]);
-    assert!(world.engine.tracked(ID, &r(1)).is_none());
+    assert_refused(&decisions, "A closed issue is not run; reopen it first.");
+    assert!(world.untracked(1));
 }
 
 #[test]
@@ -46,30 +37,16 @@ fn run_in_a_repository_whose_settings_are_unknown_launches_once_they_are_read() 
 
     let decisions = world.step(comment_by(&writer(), one.clone(), "/codegen run"));
     let decisions = match &decisions[..] {
-        [Decision::CheckPermission { then, .. }] => world.answer(Outcome::PermissionRead {
-            installation: ID,
-            user: writer(),
-            permission: Permission::Write,
-            then: then.clone(),
-        }),
+        [Decision::CheckPermission { then, .. }] => world.answer(writer_may(then.clone())),
         _ => panic!("{decisions:#?}"),
     };
     let decisions = world
-        .answer(Outcome::NativeBlockersRead {
-            installation: ID,
-            issue: one.reference.clone(),
-            blockers: Vec::new(),
-            open_blockers: None,
-        })
+        .answer(no_native_blockers(one.reference.clone()))
         .into_iter()
         .chain(decisions)
         .collect::<Vec<_>>();
-    let asked: Vec<&Decision> = decisions
-        .iter()
-        .filter(|d| d.name() == "read_repo_config")
-        .collect();
     assert_eq!(
-        asked,
+        named(&decisions, "read_repo_config"),
         vec![&Decision::ReadRepoConfig {
             installation: ID,
             repo: web.clone(),
@@ -80,12 +57,7 @@ fn run_in_a_repository_whose_settings_are_unknown_launches_once_they_are_read() 
     );
     assert_eq!(launches(&decisions), vec![]);
 
-    let decisions = world.answer(Outcome::RepoConfigRead {
-        repo: web,
-        file: RepoFile::Absent,
-        report_on: None,
-        then: AfterConfig::Nothing,
-    });
+    let decisions = world.answer(config_absent(web, None, AfterConfig::Nothing));
     assert_eq!(launches(&decisions), vec![(1, 1)]);
 }
 
@@ -94,14 +66,12 @@ fn run_in_a_repository_whose_settings_are_unknown_launches_once_they_are_read() 
 #[test]
 fn cancel_stops_the_running_agent() {
     let mut world = World::new();
-    world.managed(1, &[], "");
-    world.launched(1, 1);
+    world.running(1);
 
-    let decisions = writer_says(&mut world, issue(1, &["codegen"], ""), "/codegen cancel");
+    let decisions = world.comment(1, "/codegen cancel");
 
     assert!(cancels(&decisions, 1));
-    assert_eq!(reactions(&decisions), vec!["eyes", "rocket"]);
-    assert_eq!(replies(&decisions), Vec::<String>::new());
+    assert_carried_out(&decisions);
 }
 
 #[test]
@@ -110,14 +80,10 @@ fn cancel_with_nothing_running_is_refused() {
     world.managed(1, &[], "");
     world.ended(1, 1, RunState::Failed);
 
-    let decisions = writer_says(&mut world, issue(1, &["codegen"], ""), "/codegen cancel");
+    let decisions = world.comment(1, "/codegen cancel");
 
     assert!(!cancels(&decisions, 1));
-    assert_eq!(
-        replies(&decisions),
-        vec!["No agent is running for this issue."]
-    );
-    assert_eq!(reactions(&decisions), vec!["eyes", "confused"]);
+    assert_refused(&decisions, "No agent is running for this issue.");
 }
 
 // ---- status ----
@@ -127,29 +93,21 @@ fn status_reads_a_managed_issue_again() {
     let mut world = World::new();
     world.managed(1, &[], "");
 
-    let decisions = writer_says(&mut world, issue(1, &["codegen"], ""), "/codegen status");
+    let decisions = world.comment(1, "/codegen status");
 
-    assert!(decisions.contains(&Decision::ReadNativeBlockers {
-        installation: ID,
-        issue: r(1),
-        open_blockers: None,
-    }));
-    assert_eq!(reactions(&decisions), vec!["eyes", "rocket"]);
-    assert_eq!(replies(&decisions), Vec::<String>::new());
+    assert!(decisions.contains(&read_native_blockers(1, None)));
+    assert_carried_out(&decisions);
 }
 
 #[test]
 fn status_on_an_unmanaged_issue_is_refused() {
     let mut world = World::new();
 
-    let decisions = writer_says(&mut world, issue(1, &[], ""), "/codegen status");
+    let decisions = world.comment_on(issue(1, &[], ""), "/codegen status");
 
-    assert_eq!(
-        replies(&decisions),
-        vec!["This issue is not managed; label it `codegen` or comment `/codegen run`."]
-    );
-    assert_eq!(reactions(&decisions), vec!["eyes", "confused"]);
-    assert!(world.engine.tracked(ID, &r(1)).is_none());
+    let reply = "This issue is not managed; label it `codegen` or comment `/codegen run`.";
+    assert_refused(&decisions, reply);
+    assert!(world.untracked(1));
 }
 
 // ---- depends on / unblock ----
@@ -157,30 +115,15 @@ fn status_on_an_unmanaged_issue_is_refused() {
 #[test]
 fn depends_on_holds_the_issue_until_the_new_blocker_is_done() {
     let mut world = World::new();
-    world.issues.insert(r(2), open_snapshot(2));
+    world.open_issue(2);
 
-    let decisions = writer_says(
-        &mut world,
-        issue(1, &[], ""),
-        "/codegen run\n/codegen depends on #2",
-    );
+    let decisions = world.comment_on(issue(1, &[], ""), "/codegen run\n/codegen depends on #2");
 
-    assert!(decisions.contains(&Decision::ReadIssue {
-        installation: ID,
-        issue: r(2),
-        purpose: ReadPurpose::Blocker,
-    }));
+    assert!(decisions.contains(&read_issue(2, ReadPurpose::Blocker)));
     assert_eq!(launches(&decisions), vec![]);
     assert_eq!(reactions(&decisions), vec!["eyes", "rocket"]);
-    assert_eq!(
-        world.tracked(1).state_label.as_deref(),
-        Some("codegen:blocked")
-    );
-    assert!(
-        last_status(&decisions, 1)
-            .body
-            .contains("Waiting for 1 dependency")
-    );
+    assert_eq!(world.state_label(1), Some("codegen:blocked"));
+    last_status(&decisions, 1).assert_says("Waiting for 1 dependency");
     assert!(world.tracked(1).added.contains(&r(2)));
 }
 
@@ -189,61 +132,35 @@ fn depends_on_without_references_is_refused() {
     let mut world = World::new();
     world.managed(1, &[], "");
 
-    let decisions = writer_says(
-        &mut world,
-        issue(1, &["codegen"], ""),
-        "/codegen depends on soon",
-    );
+    let decisions = world.comment(1, "/codegen depends on soon");
 
-    assert_eq!(
-        replies(&decisions),
-        vec![
-            "No issue references found in `soon`; write them as `#12`, `owner/repo#12` or issue URLs."
-        ]
-    );
-    assert_eq!(reactions(&decisions), vec!["eyes", "confused"]);
+    let reply = "No issue references found in `soon`; write them as `#12`, `owner/repo#12` \
+                 or issue URLs.";
+    assert_refused(&decisions, reply);
     assert!(world.tracked(1).added.is_empty());
 }
 
 #[test]
 fn depends_on_that_would_close_a_cycle_is_refused_and_holds_the_issue() {
     let mut world = World::new();
-    world.issues.insert(r(2), open_snapshot(2));
-    world.managed(1, &[], "Depends on #2");
+    world.managed_waiting_for(1, 2);
 
-    let decisions = writer_says(
-        &mut world,
-        issue(2, &[], ""),
-        "/codegen run\n/codegen depends on #1",
-    );
+    let decisions = world.comment_on(issue(2, &[], ""), "/codegen run\n/codegen depends on #1");
 
-    assert_eq!(
-        replies(&decisions),
-        vec![
-            "Refused: that dependency would close a cycle: `acme/api#2 -> acme/api#1 -> acme/api#2`."
-        ]
-    );
-    assert_eq!(reactions(&decisions), vec!["eyes", "confused"]);
+    let cycle = "acme/api#2 -> acme/api#1 -> acme/api#2";
+    let reply = format!("Refused: that dependency would close a cycle: `{cycle}`.");
+    assert_refused(&decisions, &reply);
     assert_eq!(launches(&decisions), vec![], "#2 is held back");
-    assert_eq!(
-        world.tracked(2).cycle.as_deref(),
-        Some("acme/api#2 -> acme/api#1 -> acme/api#2")
-    );
-    assert!(
-        last_status(&decisions, 2)
-            .body
-            .contains("would close a cycle")
-    );
+    assert_eq!(world.tracked(2).cycle.as_deref(), Some(cycle));
+    last_status(&decisions, 2).assert_says("would close a cycle");
 }
 
 #[test]
 fn unblock_removes_a_declared_dependency_and_the_issue_goes() {
     let mut world = World::new();
-    world.issues.insert(r(2), open_snapshot(2));
-    world.managed(1, &[], "Depends on #2");
+    world.managed_waiting_for(1, 2);
 
-    let decisions = writer_says(
-        &mut world,
+    let decisions = world.comment_on(
         issue(1, &["codegen"], "Depends on #2"),
         "/codegen unblock #2",
     );
@@ -256,15 +173,10 @@ fn unblock_removes_a_declared_dependency_and_the_issue_goes() {
 #[test]
 fn unblock_releases_an_issue_held_by_a_cycle() {
     let mut world = World::new();
-    world.issues.insert(r(2), open_snapshot(2));
-    world.managed(1, &[], "Depends on #2");
-    writer_says(
-        &mut world,
-        issue(2, &[], ""),
-        "/codegen run\n/codegen depends on #1",
-    );
+    world.managed_waiting_for(1, 2);
+    world.comment_on(issue(2, &[], ""), "/codegen run\n/codegen depends on #1");
 
-    let decisions = writer_says(&mut world, issue(2, &[], ""), "/codegen unblock #1");
+    let decisions = world.comment_on(issue(2, &[], ""), "/codegen unblock #1");
 
     assert_eq!(world.tracked(2).cycle, None);
     assert_eq!(launches(&decisions), vec![(2, 1)]);
@@ -275,12 +187,11 @@ fn unblock_releases_an_issue_held_by_a_cycle() {
 #[test]
 fn graph_replies_with_the_issues_part_of_the_graph() {
     let mut world = World::new();
-    world.issues.insert(r(2), open_snapshot(2));
-    world.managed(1, &[], "Depends on #2");
+    world.managed_waiting_for(1, 2);
     world.managed(3, &[], "");
 
-    let connected = writer_says(&mut world, issue(1, &["codegen"], ""), "/codegen graph");
-    let alone = writer_says(&mut world, issue(3, &["codegen"], ""), "/codegen graph");
+    let connected = world.comment(1, "/codegen graph");
+    let alone = world.comment(3, "/codegen graph");
 
     let [reply] = &replies(&connected)[..] else {
         panic!("one reply: {connected:#?}");
@@ -301,12 +212,11 @@ fn graph_replies_with_the_issues_part_of_the_graph() {
 #[test]
 fn plan_replies_with_what_runs_what_is_next_and_what_waits() {
     let mut world = World::with(|s| s.max_concurrent = 1);
-    world.issues.insert(r(9), open_snapshot(9));
     world.managed(1, &[], "");
     world.managed(2, &[], "");
-    world.managed(3, &[], "Depends on #9");
+    world.managed_waiting_for(3, 9);
 
-    let decisions = writer_says(&mut world, issue(1, &["codegen"], ""), "/codegen plan");
+    let decisions = world.comment(1, "/codegen plan");
 
     assert_eq!(
         replies(&decisions),
@@ -322,7 +232,7 @@ fn plan_replies_with_what_runs_what_is_next_and_what_waits() {
 fn help_replies_with_every_command() {
     let mut world = World::new();
 
-    let decisions = writer_says(&mut world, issue(1, &[], ""), "/codegen help");
+    let decisions = world.comment_on(issue(1, &[], ""), "/codegen help");
 
     assert_eq!(replies(&decisions), vec![texts::help("/codegen")]);
     assert_eq!(reactions(&decisions), vec!["eyes", "rocket"]);
@@ -332,7 +242,7 @@ fn help_replies_with_every_command() {
 fn a_line_that_is_not_a_command_is_answered_with_the_help() {
     let mut world = World::new();
 
-    let decisions = writer_says(&mut world, issue(1, &[], ""), "/codegen rnu");
+    let decisions = world.comment_on(issue(1, &[], ""), "/codegen rnu");
 
     let [reply] = &replies(&decisions)[..] else {
         panic!("one reply: {decisions:#?}");
@@ -346,11 +256,7 @@ fn a_line_that_is_not_a_command_is_answered_with_the_help() {
 fn several_commands_are_answered_in_one_reply() {
     let mut world = World::new();
 
-    let decisions = writer_says(
-        &mut world,
-        issue(1, &[], ""),
-        "/codegen help\n/codegen status",
-    );
+    let decisions = world.comment_on(issue(1, &[], ""), "/codegen help\n/codegen status");
 
     assert_eq!(replies(&decisions).len(), 1);
     assert!(replies(&decisions)[0].contains("\n\n---\n\nThis issue is not managed"));
@@ -362,50 +268,41 @@ fn several_commands_are_answered_in_one_reply() {
 fn pause_stops_launches_in_the_repository_and_is_saved() {
     let mut world = World::new();
 
-    let decisions = writer_says(&mut world, issue(1, &[], ""), "/codegen pause");
+    let decisions = world.comment_on(issue(1, &[], ""), "/codegen pause");
     assert_eq!(reactions(&decisions), vec!["eyes", "rocket"]);
-    assert_eq!(
-        world.engine.take_changes().settings,
-        vec![("paused:acme/api".to_owned(), Some("wendy".to_owned()))]
-    );
+    let paused = setting("paused:acme/api", Some("wendy"));
+    assert_eq!(world.settings_saved(), vec![paused]);
 
     let decisions = world.managed(2, &[], "");
     assert_eq!(launches(&decisions), vec![]);
-    let status = last_status(&decisions, 2);
-    assert!(
-        status
-            .body
-            .contains("acme/api was paused by @wendy; `/codegen resume` restarts it."),
-        "{}",
-        status.body
-    );
+    last_status(&decisions, 2)
+        .assert_says("acme/api was paused by @wendy; `/codegen resume` restarts it.");
 }
 
 #[test]
 fn pause_says_so_on_every_managed_issue_of_the_repository() {
     let mut world = World::new();
-    world.issues.insert(r(9), open_snapshot(9));
-    world.managed(1, &[], "Depends on #9");
+    world.managed_waiting_for(1, 9);
 
-    let decisions = writer_says(&mut world, issue(5, &[], ""), "/codegen pause");
+    let decisions = world.comment_on(issue(5, &[], ""), "/codegen pause");
 
-    assert!(last_status(&decisions, 1).body.contains("paused by @wendy"));
+    last_status(&decisions, 1).assert_says("paused by @wendy");
 }
 
 #[test]
 fn resume_restarts_launches_in_the_repository_and_is_saved() {
     let mut world = World::new();
-    writer_says(&mut world, issue(1, &[], ""), "/codegen pause");
+    world.comment_on(issue(1, &[], ""), "/codegen pause");
     world.managed(2, &[], "");
     world.engine.take_changes();
 
-    let decisions = writer_says(&mut world, issue(1, &[], ""), "/codegen resume");
+    let decisions = world.comment_on(issue(1, &[], ""), "/codegen resume");
 
     assert!(decisions.contains(&Decision::ResumeAgents { installation: ID }));
     assert_eq!(launches(&decisions), vec![(2, 1)]);
     assert_eq!(
-        world.engine.take_changes().settings,
-        vec![("paused:acme/api".to_owned(), None)]
+        world.settings_saved(),
+        vec![setting("paused:acme/api", None)]
     );
 }
 
@@ -421,5 +318,5 @@ fn a_pause_is_restored_after_a_restart() {
     let decisions = world.managed(1, &[], "");
 
     assert_eq!(launches(&decisions), vec![]);
-    assert!(last_status(&decisions, 1).body.contains("paused by @wendy"));
+    last_status(&decisions, 1).assert_says("paused by @wendy");
 }

@@ -59,7 +59,7 @@ fn every_command_from_a_reader_is_refused_with_one_reply_naming_their_permission
             }],
             "{verb}: one reply, no reaction, nothing done"
         );
-        assert!(world.engine.tracked(ID, &r(1)).is_none(), "{verb}");
+        assert!(world.untracked(1), "{verb}");
         assert_eq!(
             world.engine.take_changes(),
             crate::engine::machine::Changes::default()
@@ -70,11 +70,7 @@ fn every_command_from_a_reader_is_refused_with_one_reply_naming_their_permission
 #[test]
 fn a_commenter_without_any_permission_is_told_so() {
     let mut world = World::new();
-    let stranger = User {
-        id: 8,
-        login: "sam".into(),
-        is_bot: false,
-    };
+    let stranger = account(8, "sam", false);
 
     let decisions = world.run(comment_by(&stranger, issue(1, &[], ""), "/codegen run"));
 
@@ -106,24 +102,38 @@ fn commands_on_a_pull_request_are_ignored() {
     let mut pull = issue(10, &[], "");
     pull.is_pull_request = true;
 
-    assert_eq!(writer_says(&mut world, pull, "/codegen run"), vec![]);
+    assert_eq!(world.comment_on(pull, "/codegen run"), vec![]);
 }
 
 // ---- edits and authors ----
+
+/// `action` happened to a writer's comment `body` on issue 1.
+fn writers_comment(action: CommentAction, body: &str) -> Input {
+    comment_event(&writer(), action, issue(1, &[], ""), body, None)
+}
+
+/// A writer edited their comment on issue 1 from `old_body` (if GitHub tells it) to `body`.
+fn edit(old_body: Option<&str>, body: &str) -> Input {
+    let old_body = old_body.map(Into::into);
+    writers_comment(CommentAction::Edited { old_body }, body)
+}
+
+/// `author` commented `body` on issue 1, typing through the App `via_app` if any.
+fn comment_via(author: &User, via_app: Option<AppIdentity>, body: &str) -> Input {
+    comment_event(
+        author,
+        CommentAction::Created,
+        issue(1, &[], ""),
+        body,
+        via_app,
+    )
+}
 
 #[test]
 fn an_edited_comment_executes_only_its_new_commands() {
     let mut world = World::new();
 
-    let decisions = world.run(comment_event(
-        &writer(),
-        CommentAction::Edited {
-            old_body: Some("/codegen plan".into()),
-        },
-        issue(1, &[], ""),
-        "/codegen plan\n/codegen help",
-        None,
-    ));
+    let decisions = world.run(edit(Some("/codegen plan"), "/codegen plan\n/codegen help"));
 
     assert_eq!(replies(&decisions), vec![texts::help("/codegen")]);
 }
@@ -132,15 +142,7 @@ fn an_edited_comment_executes_only_its_new_commands() {
 fn an_edit_that_adds_no_command_does_nothing() {
     let mut world = World::new();
 
-    let decisions = world.run(comment_event(
-        &writer(),
-        CommentAction::Edited {
-            old_body: Some("/codegen run".into()),
-        },
-        issue(1, &[], ""),
-        "/codegen run\n\nThanks!",
-        None,
-    ));
+    let decisions = world.run(edit(Some("/codegen run"), "/codegen run\n\nThanks!"));
 
     assert_eq!(decisions, vec![]);
 }
@@ -149,12 +151,21 @@ fn an_edit_that_adds_no_command_does_nothing() {
 fn a_deleted_comment_does_nothing() {
     let mut world = World::new();
 
-    let decisions = world.run(comment_event(
-        &writer(),
-        CommentAction::Deleted,
-        issue(1, &[], ""),
-        "/codegen run",
-        None,
+    let decisions = world.run(writers_comment(CommentAction::Deleted, "/codegen run"));
+
+    assert_eq!(decisions, vec![]);
+}
+
+#[test]
+fn this_apps_own_comment_is_ignored() {
+    let mut world = World::new();
+    let us = account(100, "codegen-orchestrator[bot]", true);
+    let this_app = Some(identity(APP_ID, "codegen-orchestrator"));
+
+    let decisions = world.run(comment_via(
+        &us,
+        this_app,
+        "Try `/codegen run`:\n/codegen run",
     ));
 
     assert_eq!(decisions, vec![]);
@@ -162,88 +173,33 @@ fn a_deleted_comment_does_nothing() {
 
 #[test]
 fn a_bots_comment_is_ignored() {
-    let mut world = World::with(|s| s.orchestrator.trusted_apps = vec!["codegen-sh".into()]);
-    let other = Some(AppIdentity {
-        id: 6,
-        slug: "other".into(),
-    });
+    let mut world = World::trusting("codegen-sh");
+    let other = Some(identity(6, "other"));
 
-    let without_app = world.run(comment_event(
-        &bot_account(),
-        CommentAction::Created,
-        issue(1, &[], ""),
-        "/codegen run",
-        None,
-    ));
-    let untrusted = world.run(comment_event(
-        &bot_account(),
-        CommentAction::Created,
-        issue(1, &[], ""),
-        "/codegen run",
-        other,
-    ));
+    let without_app = world.run(comment_via(&bot_account(), None, "/codegen run"));
+    let untrusted = world.run(comment_via(&bot_account(), other, "/codegen run"));
 
     assert_eq!((without_app, untrusted), (vec![], vec![]));
 }
 
 #[test]
-fn this_apps_own_comment_is_ignored() {
-    let mut world = World::new();
-    let us = User {
-        id: 100,
-        login: "codegen-orchestrator[bot]".into(),
-        is_bot: true,
-    };
-
-    let decisions = world.run(comment_event(
-        &us,
-        CommentAction::Created,
-        issue(1, &[], ""),
-        "Try `/codegen run`:\n/codegen run",
-        Some(AppIdentity {
-            id: APP_ID,
-            slug: "codegen-orchestrator".into(),
-        }),
-    ));
-
-    assert_eq!(decisions, vec![]);
-}
-
-#[test]
 fn a_trusted_apps_comment_commands_without_a_permission_read() {
-    let mut world = World::with(|s| s.orchestrator.trusted_apps = vec!["codegen-sh".into()]);
+    let mut world = World::trusting("codegen-sh");
+    let trusted = Some(identity(5, "codegen-sh"));
 
-    let decisions = world.run(comment_event(
-        &bot_account(),
-        CommentAction::Created,
-        issue(1, &[], ""),
-        "/codegen run",
-        Some(AppIdentity {
-            id: 5,
-            slug: "codegen-sh".into(),
-        }),
-    ));
+    let decisions = world.run(comment_via(&bot_account(), trusted, "/codegen run"));
 
     assert_eq!(names(&decisions)[0], ("react", None));
-    assert!(!decisions.iter().any(|d| d.name() == "check_permission"));
+    assert!(named(&decisions, "check_permission").is_empty());
     assert_eq!(launches(&decisions), vec![(1, 1)]);
 }
 
 #[test]
 fn a_person_typing_through_another_app_is_checked_like_anyone() {
     let mut world = World::new();
-    let slack = Some(AppIdentity {
-        id: 42,
-        slug: "slack".into(),
-    });
+    let slack = Some(identity(42, "slack"));
 
-    let decisions = world.step(comment_event(
-        &reader(),
-        CommentAction::Created,
-        issue(1, &[], ""),
-        "/codegen run",
-        slack,
-    ));
+    let decisions = world.step(comment_via(&reader(), slack, "/codegen run"));
 
     assert_eq!(names(&decisions), vec![("check_permission", Some(1))]);
 }
@@ -252,13 +208,7 @@ fn a_person_typing_through_another_app_is_checked_like_anyone() {
 fn an_edited_comment_whose_old_body_is_unknown_counts_every_command() {
     let mut world = World::new();
 
-    let decisions = world.run(comment_event(
-        &writer(),
-        CommentAction::Edited { old_body: None },
-        issue(1, &[], ""),
-        "/codegen plan\n/codegen help",
-        None,
-    ));
+    let decisions = world.run(edit(None, "/codegen plan\n/codegen help"));
 
     assert_eq!(replies(&decisions).len(), 1);
     assert!(replies(&decisions)[0].starts_with(&texts::nothing_managed()));

@@ -21,22 +21,10 @@ fn a_writers_label_is_checked_then_the_issue_is_managed_and_launched_once_its_na
             then: label_check(&one),
         }]
     );
-    assert!(world.engine.tracked(ID, &r(1)).is_none());
+    assert!(world.untracked(1));
 
-    let decisions = world.answer(Outcome::PermissionRead {
-        installation: ID,
-        user: writer(),
-        permission: Permission::Write,
-        then: label_check(&one),
-    });
-    assert_eq!(
-        decisions[0],
-        Decision::ReadNativeBlockers {
-            installation: ID,
-            issue: r(1),
-            open_blockers: None,
-        }
-    );
+    let decisions = world.answer(writer_may(label_check(&one)));
+    assert_eq!(decisions[0], read_native_blockers(1, None));
     assert_eq!(
         launches(&decisions),
         vec![],
@@ -44,12 +32,7 @@ fn a_writers_label_is_checked_then_the_issue_is_managed_and_launched_once_its_na
     );
     assert!(world.tracked(1).managed);
 
-    let decisions = world.answer(Outcome::NativeBlockersRead {
-        installation: ID,
-        issue: r(1),
-        blockers: Vec::new(),
-        open_blockers: None,
-    });
+    let decisions = world.answer(no_native_blockers(r(1)));
     assert_eq!(launches(&decisions), vec![(1, 1)]);
     let Decision::Launch { prompt, stack, .. } = &decisions[0] else {
         panic!("the launch comes first: {decisions:#?}");
@@ -64,15 +47,10 @@ fn a_writers_label_is_checked_then_the_issue_is_managed_and_launched_once_its_na
 #[test]
 fn nothing_is_published_while_a_newly_managed_issues_native_blockers_are_read() {
     let mut world = World::new();
-    let one = issue(1, &["codegen"], "");
+    let one = labelled(1);
     world.step(labeled_by(&writer(), one.clone()));
 
-    let decisions = world.answer(Outcome::PermissionRead {
-        installation: ID,
-        user: writer(),
-        permission: Permission::Write,
-        then: label_check(&one),
-    });
+    let decisions = world.answer(writer_may(label_check(&one)));
 
     assert_eq!(names(&decisions), vec![("read_native_blockers", Some(1))]);
 }
@@ -88,8 +66,8 @@ fn a_readers_label_is_refused_and_the_status_comment_names_them() {
         vec![("check_permission", Some(1)), ("publish_status", Some(1))]
     );
     let status = last_status(&decisions, 1);
-    assert!(status.body.contains("added by @rick"), "{}", status.body);
-    assert_eq!((status.add, status.remove), (None, None));
+    status.assert_says("added by @rick");
+    assert_eq!(status.labels(), (None, None));
     assert!(!world.tracked(1).managed);
     assert_eq!(world.tracked(1).refused.as_deref(), Some("@rick"));
 }
@@ -129,23 +107,16 @@ fn a_readers_label_takes_nothing_from_an_issue_a_writer_manages() {
 #[test]
 fn a_label_applied_by_a_bot_asks_first_who_applied_it() {
     let mut world = World::new();
-    let one = issue(1, &["codegen"], "");
+    let one = labelled(1);
 
     let decisions = world.step(labeled_by(&bot_account(), one.clone()));
 
-    assert_eq!(
-        decisions,
-        vec![Decision::ReadLabelActor {
-            installation: ID,
-            issue: snapshot(&one),
-            trigger: "codegen".into(),
-        }]
-    );
+    assert_eq!(decisions, vec![read_label_actor(&one)]);
 }
 
 #[test]
 fn a_label_applied_by_a_trusted_app_is_managed_without_a_permission_read() {
-    let mut world = World::with(|s| s.orchestrator.trusted_apps = vec!["Codegen-SH".into()]);
+    let mut world = World::trusting("Codegen-SH");
     world.label_actors.insert(r(1), app(5, "codegen-sh"));
 
     let decisions = world.run(labeled_by(&bot_account(), issue(1, &[], "")));
@@ -174,14 +145,13 @@ fn a_label_applied_by_this_app_is_managed() {
 
 #[test]
 fn a_label_applied_by_an_untrusted_app_is_refused() {
-    let mut world = World::with(|s| s.orchestrator.trusted_apps = vec!["codegen-sh".into()]);
+    let mut world = World::trusting("codegen-sh");
     world.label_actors.insert(r(1), app(6, "other"));
 
     let decisions = world.run(labeled_by(&bot_account(), issue(1, &[], "")));
 
     assert_eq!(launches(&decisions), vec![]);
-    let status = last_status(&decisions, 1);
-    assert!(status.body.contains("the App `other`"), "{}", status.body);
+    last_status(&decisions, 1).assert_says("the App `other`");
     assert!(!world.tracked(1).managed);
 }
 
@@ -193,11 +163,7 @@ fn a_label_whose_actor_github_no_longer_knows_is_refused() {
     let decisions = world.run(labeled_by(&bot_account(), issue(1, &[], "")));
 
     assert_eq!(launches(&decisions), vec![]);
-    assert!(
-        last_status(&decisions, 1)
-            .body
-            .contains("an account GitHub no longer knows")
-    );
+    last_status(&decisions, 1).assert_says("an account GitHub no longer knows");
 }
 
 #[test]
@@ -225,7 +191,7 @@ fn another_label_is_only_taken_in() {
     ));
 
     assert_eq!(decisions, vec![]);
-    assert!(world.engine.tracked(ID, &r(1)).is_none());
+    assert!(world.untracked(1));
 }
 
 // ---- Repository settings ----
@@ -234,7 +200,7 @@ fn another_label_is_only_taken_in() {
 fn an_issue_event_in_a_repository_whose_settings_are_unknown_waits_for_them() {
     let mut world = World::new();
     let web: RepoName = "acme/web".parse().unwrap();
-    let mut one = issue(1, &["codegen"], "");
+    let mut one = labelled(1);
     one.reference = IssueRef::new(web.clone(), 1);
 
     let decisions = world.step(labeled_by(&writer(), one.clone()));
@@ -254,12 +220,8 @@ fn an_issue_event_in_a_repository_whose_settings_are_unknown_waits_for_them() {
     );
 
     // Once the file is read, the same delivery goes through.
-    world.answer(Outcome::RepoConfigRead {
-        repo: web,
-        file: RepoFile::Absent,
-        report_on: Some(one.reference.clone()),
-        then: AfterConfig::Retry,
-    });
+    let report_on = Some(one.reference.clone());
+    world.answer(config_absent(web, report_on, AfterConfig::Retry));
     let decisions = world.step(labeled_by(&writer(), one));
     assert_eq!(names(&decisions), vec![("check_permission", Some(1))]);
 }
@@ -312,78 +274,48 @@ fn a_push_changing_the_configuration_file_reads_it_again() {
 #[test]
 fn removing_the_label_stops_the_running_agent_and_says_so() {
     let mut world = World::new();
-    running_one(&mut world);
+    world.running(1);
 
-    let decisions = world.run(issue_event(
-        &writer(),
-        IssueAction::Unlabeled {
-            label: "codegen".into(),
-        },
-        issue(1, &[], ""),
-    ));
+    let decisions = world.run(unlabeled(issue(1, &[], "")));
 
     assert!(cancels(&decisions, 1), "{decisions:#?}");
     assert!(!world.tracked(1).managed);
     let status = last_status(&decisions, 1);
-    assert!(
-        status.body.contains("the trigger label was removed"),
-        "{}",
-        status.body
-    );
-    assert_eq!(
-        (status.add, status.remove.as_deref()),
-        (None, Some("codegen:running"))
-    );
+    status.assert_says("the trigger label was removed");
+    assert_eq!(status.labels(), (None, Some("codegen:running")));
 }
 
 #[test]
 fn closing_as_not_planned_stops_the_running_agent() {
     let mut world = World::new();
-    running_one(&mut world);
+    world.running(1);
 
-    let decisions = world.run(closed_event(
-        issue(1, &["codegen"], ""),
-        CloseReason::NotPlanned,
-    ));
+    let decisions = world.run(closed_event(labelled(1), CloseReason::NotPlanned));
 
     assert!(cancels(&decisions, 1));
     assert!(!world.tracked(1).managed);
-    assert!(
-        last_status(&decisions, 1)
-            .body
-            .contains("closed as not planned")
-    );
+    last_status(&decisions, 1).assert_says("closed as not planned");
 }
 
 #[test]
 fn deleting_stops_the_running_agent() {
     let mut world = World::new();
-    running_one(&mut world);
+    world.running(1);
 
-    let decisions = world.run(issue_event(
-        &writer(),
-        IssueAction::Deleted,
-        issue(1, &["codegen"], ""),
-    ));
+    let decisions = world.run(issue_event(&writer(), IssueAction::Deleted, labelled(1)));
 
     assert!(cancels(&decisions, 1));
     assert_eq!(world.tracked(1).status, IssueStatus::Deleted);
     assert!(!world.tracked(1).managed);
-    assert!(last_status(&decisions, 1).body.contains("deleted or moved"));
+    last_status(&decisions, 1).assert_says("deleted or moved");
 }
 
 #[test]
 fn with_cancel_on_close_off_an_issue_leaves_but_its_agent_runs_on() {
     let mut world = World::with(|s| s.orchestrator.cancel_on_close = false);
-    running_one(&mut world);
+    world.running(1);
 
-    let unlabelled = world.run(issue_event(
-        &writer(),
-        IssueAction::Unlabeled {
-            label: "codegen".into(),
-        },
-        issue(1, &[], ""),
-    ));
+    let unlabelled = world.run(unlabeled(issue(1, &[], "")));
     let closed = world.run(closed_event(issue(1, &[], ""), CloseReason::NotPlanned));
 
     assert!(!cancels(&unlabelled, 1) && !cancels(&closed, 1));
@@ -396,10 +328,7 @@ fn nothing_is_cancelled_when_no_agent_runs() {
     world.managed(1, &[], "");
     world.ended(1, 1, RunState::Failed);
 
-    let decisions = world.run(closed_event(
-        issue(1, &["codegen"], ""),
-        CloseReason::NotPlanned,
-    ));
+    let decisions = world.run(closed_event(labelled(1), CloseReason::NotPlanned));
 
     assert!(!cancels(&decisions, 1));
 }
@@ -407,12 +336,8 @@ fn nothing_is_cancelled_when_no_agent_runs() {
 #[test]
 fn closing_as_completed_keeps_the_issue_managed_and_done() {
     let mut world = World::new();
-    world.issues.insert(r(2), open_snapshot(2));
-    world.managed(1, &[], "Depends on #2");
-    assert_eq!(
-        world.tracked(1).state_label.as_deref(),
-        Some("codegen:blocked")
-    );
+    world.managed_waiting_for(1, 2);
+    assert_eq!(world.state_label(1), Some("codegen:blocked"));
 
     let decisions = world.run(closed_event(
         issue(1, &["codegen"], "Depends on #2"),
@@ -422,9 +347,8 @@ fn closing_as_completed_keeps_the_issue_managed_and_done() {
     assert!(world.tracked(1).managed);
     assert_eq!(launches(&decisions), vec![]);
     assert!(!cancels(&decisions, 1));
-    let status = last_status(&decisions, 1);
     assert_eq!(
-        (status.add.as_deref(), status.remove.as_deref()),
+        last_status(&decisions, 1).labels(),
         (Some("codegen:done"), Some("codegen:blocked"))
     );
 }
@@ -432,15 +356,9 @@ fn closing_as_completed_keeps_the_issue_managed_and_done() {
 #[test]
 fn unlabelling_an_issue_run_by_command_keeps_it_managed() {
     let mut world = World::new();
-    world.run(comment_by(&writer(), issue(1, &[], ""), "/codegen run"));
+    world.comment_on(issue(1, &[], ""), "/codegen run");
 
-    let decisions = world.run(issue_event(
-        &writer(),
-        IssueAction::Unlabeled {
-            label: "codegen".into(),
-        },
-        issue(1, &[], ""),
-    ));
+    let decisions = world.run(unlabeled(issue(1, &[], "")));
 
     assert!(!cancels(&decisions, 1));
     assert!(world.tracked(1).managed);
@@ -451,7 +369,7 @@ fn unlabelling_an_issue_run_by_command_keeps_it_managed() {
 #[test]
 fn a_reopened_issue_run_by_command_is_managed_again() {
     let mut world = World::new();
-    world.run(comment_by(&writer(), issue(1, &[], ""), "/codegen run"));
+    world.comment_on(issue(1, &[], ""), "/codegen run");
     world.run(closed_event(issue(1, &[], ""), CloseReason::NotPlanned));
     world.answer(Outcome::RunRecorded {
         installation: ID,
@@ -459,20 +377,9 @@ fn a_reopened_issue_run_by_command_is_managed_again() {
     });
     assert!(!world.tracked(1).managed);
 
-    let decisions = world.step(issue_event(
-        &reader(),
-        IssueAction::Reopened,
-        issue(1, &[], ""),
-    ));
+    let decisions = world.step(reopened_by(&reader(), issue(1, &[], "")));
 
-    assert_eq!(
-        decisions[0],
-        Decision::ReadNativeBlockers {
-            installation: ID,
-            issue: r(1),
-            open_blockers: None,
-        }
-    );
+    assert_eq!(decisions[0], read_native_blockers(1, None));
     assert!(world.tracked(1).managed);
 }
 
@@ -480,22 +387,12 @@ fn a_reopened_issue_run_by_command_is_managed_again() {
 fn a_reopened_labelled_issue_has_its_label_checked_again_whoever_reopened_it() {
     let mut world = World::new();
     world.managed(1, &[], "");
-    world.run(closed_event(
-        issue(1, &["codegen"], ""),
-        CloseReason::NotPlanned,
-    ));
-    let one = issue(1, &["codegen"], "");
+    world.run(closed_event(labelled(1), CloseReason::NotPlanned));
+    let one = labelled(1);
 
-    let decisions = world.step(issue_event(&reader(), IssueAction::Reopened, one.clone()));
+    let decisions = world.step(reopened_by(&reader(), one.clone()));
 
-    assert_eq!(
-        decisions,
-        vec![Decision::ReadLabelActor {
-            installation: ID,
-            issue: snapshot(&one),
-            trigger: "codegen".into(),
-        }]
-    );
+    assert_eq!(decisions, vec![read_label_actor(&one)]);
     assert!(!world.tracked(1).managed);
 
     // The writer applied it: managed again.
@@ -504,12 +401,7 @@ fn a_reopened_labelled_issue_has_its_label_checked_again_whoever_reopened_it() {
         issue: snapshot(&one),
         actor: Actor::Person(writer()),
     });
-    let decisions = world.answer(Outcome::PermissionRead {
-        installation: ID,
-        user: writer(),
-        permission: Permission::Write,
-        then: label_check(&one),
-    });
+    let decisions = world.answer(writer_may(label_check(&one)));
     assert!(world.tracked(1).managed);
     assert_eq!(names(&decisions)[0], ("read_native_blockers", Some(1)));
 }
@@ -518,20 +410,10 @@ fn a_reopened_labelled_issue_has_its_label_checked_again_whoever_reopened_it() {
 fn a_reopened_issue_without_the_label_stays_unmanaged() {
     let mut world = World::new();
     world.managed(1, &[], "");
-    world.run(issue_event(
-        &writer(),
-        IssueAction::Unlabeled {
-            label: "codegen".into(),
-        },
-        issue(1, &[], ""),
-    ));
+    world.run(unlabeled(issue(1, &[], "")));
     world.run(closed_event(issue(1, &[], ""), CloseReason::NotPlanned));
 
-    let decisions = world.run(issue_event(
-        &writer(),
-        IssueAction::Reopened,
-        issue(1, &[], ""),
-    ));
+    let decisions = world.run(reopened_by(&writer(), issue(1, &[], "")));
 
     assert_eq!(decisions, vec![]);
     assert!(!world.tracked(1).managed);
@@ -540,24 +422,11 @@ fn a_reopened_issue_without_the_label_stays_unmanaged() {
 #[test]
 fn an_issue_unlabelled_while_closed_as_completed_is_not_launched_once_reopened() {
     let mut world = World::new();
-    world.issues.insert(r(2), open_snapshot(2));
-    world.managed(1, &[], "Depends on #2");
-    world.run(closed_event(
-        issue(1, &["codegen"], "Depends on #2"),
-        CloseReason::Completed,
-    ));
-    world.run(issue_event(
-        &writer(),
-        IssueAction::Unlabeled {
-            label: "codegen".into(),
-        },
-        closed(issue(1, &[], "Depends on #2"), CloseReason::Completed),
-    ));
-    world.run(issue_event(
-        &writer(),
-        IssueAction::Reopened,
-        issue(1, &[], "Depends on #2"),
-    ));
+    world.managed_waiting_for(1, 2);
+    let one = |labels: &[&str]| issue(1, labels, "Depends on #2");
+    world.run(closed_event(one(&["codegen"]), CloseReason::Completed));
+    world.run(unlabeled(closed(one(&[]), CloseReason::Completed)));
+    world.run(reopened_by(&writer(), one(&[])));
 
     let decisions = world.run(closed_event(issue(2, &[], ""), CloseReason::Completed));
 

@@ -18,18 +18,18 @@ fn installation_event(action: InstallationAction, repos: Vec<RepoName>) -> Input
     )
 }
 
+/// Installation [`ID`] was suspended.
+fn suspended() -> Input {
+    installation_event(InstallationAction::Suspended, Vec::new())
+}
+
 #[test]
 fn nothing_is_launched_for_a_suspended_installation() {
     let mut world = World::new();
 
-    world.run(installation_event(
-        InstallationAction::Suspended,
-        Vec::new(),
-    ));
-    assert_eq!(
-        world.engine.take_changes().settings,
-        vec![("suspended:7".to_owned(), Some("acme".to_owned()))]
-    );
+    world.run(suspended());
+    let saved = setting("suspended:7", Some("acme"));
+    assert_eq!(world.settings_saved(), vec![saved]);
     let decisions = world.managed(1, &[], "");
 
     assert_eq!(launches(&decisions), vec![]);
@@ -39,10 +39,7 @@ fn nothing_is_launched_for_a_suspended_installation() {
 #[test]
 fn an_unsuspended_installation_lists_its_repositories_and_launches_again() {
     let mut world = World::new();
-    world.run(installation_event(
-        InstallationAction::Suspended,
-        Vec::new(),
-    ));
+    world.run(suspended());
     world.managed(1, &[], "");
     world.engine.take_changes();
 
@@ -53,10 +50,7 @@ fn an_unsuspended_installation_lists_its_repositories_and_launches_again() {
 
     assert!(decisions.contains(&Decision::ListRepositories { installation: ID }));
     assert_eq!(launches(&decisions), vec![(1, 1)]);
-    assert_eq!(
-        world.engine.take_changes().settings,
-        vec![("suspended:7".to_owned(), None)]
-    );
+    assert_eq!(world.settings_saved(), vec![setting("suspended:7", None)]);
 }
 
 #[test]
@@ -72,11 +66,7 @@ fn a_new_installation_lists_the_labelled_issues_of_its_repositories() {
     assert_eq!(
         decisions,
         vec![
-            Decision::ListLabelled {
-                installation: ID,
-                repo: repo(),
-                trigger: "codegen".into(),
-            },
+            list_labelled(),
             Decision::ReadRepoConfig {
                 installation: ID,
                 repo: web,
@@ -90,8 +80,7 @@ fn a_new_installation_lists_the_labelled_issues_of_its_repositories() {
 #[test]
 fn a_repository_removed_from_the_installation_is_forgotten_and_its_agents_stopped() {
     let mut world = World::new();
-    world.managed(1, &[], "");
-    world.launched(1, 1);
+    world.running(1);
     world.engine.take_changes();
 
     let decisions = world.run(delivery(
@@ -104,7 +93,7 @@ fn a_repository_removed_from_the_installation_is_forgotten_and_its_agents_stoppe
     ));
 
     assert!(cancels(&decisions, 1));
-    assert!(world.engine.tracked(ID, &r(1)).is_none());
+    assert!(world.untracked(1));
     assert_eq!(world.engine.take_changes().forgotten, vec![r(1)]);
 }
 
@@ -112,10 +101,7 @@ fn a_repository_removed_from_the_installation_is_forgotten_and_its_agents_stoppe
 fn an_uninstalled_app_forgets_the_installation_and_stops_its_agents() {
     let mut world = World::new();
     world.managed(1, &[], "");
-    world.run(installation_event(
-        InstallationAction::Suspended,
-        Vec::new(),
-    ));
+    world.run(suspended());
     world.engine.take_changes();
 
     let decisions = world.run(installation_event(InstallationAction::Deleted, Vec::new()));
@@ -124,7 +110,7 @@ fn an_uninstalled_app_forgets_the_installation_and_stops_its_agents() {
     assert!(world.engine.installation(ID).is_none());
     let changes = world.engine.take_changes();
     assert_eq!(changes.forgotten, vec![r(1)]);
-    assert_eq!(changes.settings, vec![("suspended:7".to_owned(), None)]);
+    assert_eq!(changes.settings, vec![setting("suspended:7", None)]);
 }
 
 // ---- Reconciliation ----
@@ -139,61 +125,29 @@ fn reconcile() -> Input {
 #[test]
 fn the_reconciler_adopts_a_labelled_issue_after_asking_who_labelled_it() {
     let mut world = World::new();
-    let one = issue(1, &["codegen"], "");
+    let one = labelled(1);
 
     let decisions = world.step(reconcile());
-    assert_eq!(
-        decisions,
-        vec![Decision::ListLabelled {
-            installation: ID,
-            repo: repo(),
-            trigger: "codegen".into(),
-        }]
-    );
+    assert_eq!(decisions, vec![list_labelled()]);
 
-    let decisions = world.answer(Outcome::LabelledListed {
-        installation: ID,
-        repo: repo(),
-        issues: vec![snapshot(&one)],
-    });
-    assert_eq!(
-        decisions,
-        vec![Decision::ReadLabelActor {
-            installation: ID,
-            issue: snapshot(&one),
-            trigger: "codegen".into(),
-        }]
-    );
+    let decisions = world.answer(listed(vec![snapshot(&one)]));
+    assert_eq!(decisions, vec![read_label_actor(&one)]);
 }
 
 #[test]
 fn the_reconciler_rechecks_a_managed_issue_it_did_not_find() {
     let mut world = World::new();
-    world.managed(1, &[], "");
-    world.launched(1, 1);
+    world.running(1);
 
-    let decisions = world.answer(Outcome::LabelledListed {
-        installation: ID,
-        repo: repo(),
-        issues: Vec::new(),
-    });
-    assert_eq!(
-        decisions,
-        vec![Decision::ReadIssue {
-            installation: ID,
-            issue: r(1),
-            purpose: ReadPurpose::Recheck,
-        }]
-    );
+    let decisions = world.answer(listed(Vec::new()));
+    assert_eq!(decisions, vec![read_issue(1, ReadPurpose::Recheck)]);
 
     // It was closed as not planned while a webhook was lost.
+    let not_planned = closed(labelled(1), CloseReason::NotPlanned);
     let decisions = world.answer(Outcome::IssueRead {
         installation: ID,
         issue: r(1),
-        snapshot: Some(snapshot(&closed(
-            issue(1, &["codegen"], ""),
-            CloseReason::NotPlanned,
-        ))),
+        snapshot: Some(snapshot(&not_planned)),
         purpose: ReadPurpose::Recheck,
     });
     assert!(cancels(&decisions, 1));
@@ -203,9 +157,8 @@ fn the_reconciler_rechecks_a_managed_issue_it_did_not_find() {
 #[test]
 fn the_reconciler_publishes_every_managed_status_again_and_rereads_blockers_that_hold_work() {
     let mut world = World::new();
-    world.issues.insert(r(9), open_snapshot(9));
     world.managed(1, &[], "");
-    world.managed(2, &[], "Depends on #9");
+    world.managed_waiting_for(2, 9);
     assert_eq!(statuses(&world.run(reconcile()), 1).len(), 1, "republished");
 
     let decisions = world.step(reconcile());
@@ -213,36 +166,20 @@ fn the_reconciler_publishes_every_managed_status_again_and_rereads_blockers_that
     assert_eq!(statuses(&decisions, 1).len(), 1);
     assert_eq!(statuses(&decisions, 2).len(), 1);
     assert_eq!(statuses(&decisions, 9).len(), 0, "#9 is not managed");
-    assert!(decisions.contains(&Decision::ReadIssue {
-        installation: ID,
-        issue: r(9),
-        purpose: ReadPurpose::Reread,
-    }));
-    let republished = last_status(&decisions, 1);
-    assert_eq!((republished.add, republished.remove), (None, None));
+    assert!(decisions.contains(&read_issue(9, ReadPurpose::Reread)));
+    assert_eq!(last_status(&decisions, 1).labels(), (None, None));
 }
 
 #[test]
 fn the_reconciler_reads_again_the_native_blockers_of_an_issue_whose_count_changed() {
     let mut world = World::new();
     world.managed(1, &[], "");
-    let mut one = issue(1, &["codegen"], "");
+    let mut one = labelled(1);
     one.open_blockers = Some(1);
 
-    let decisions = world.answer(Outcome::LabelledListed {
-        installation: ID,
-        repo: repo(),
-        issues: vec![snapshot(&one)],
-    });
+    let decisions = world.answer(listed(vec![snapshot(&one)]));
 
-    assert_eq!(
-        decisions[0],
-        Decision::ReadNativeBlockers {
-            installation: ID,
-            issue: r(1),
-            open_blockers: Some(1),
-        }
-    );
+    assert_eq!(decisions[0], read_native_blockers(1, Some(1)));
 }
 
 #[test]
@@ -252,14 +189,7 @@ fn in_token_mode_the_reconciler_lists_the_repositories_it_already_knows() {
 
     let decisions = world.step(Input::Reconcile { targets: None });
 
-    assert_eq!(
-        decisions[0],
-        Decision::ListLabelled {
-            installation: ID,
-            repo: repo(),
-            trigger: "codegen".into(),
-        }
-    );
+    assert_eq!(decisions[0], list_labelled());
 }
 
 // ---- Publishing ----
@@ -274,7 +204,7 @@ fn the_state_label_follows_the_state_one_at_a_time() {
 
     assert_eq!(first.add.as_deref(), Some("codegen:running"));
     assert_eq!(
-        (failed.add.as_deref(), failed.remove.as_deref()),
+        failed.labels(),
         (Some("codegen:failed"), Some("codegen:running"))
     );
     assert_eq!(failed.project.as_deref(), Some("Failed"));
@@ -285,11 +215,7 @@ fn an_unchanged_status_is_not_decided_twice() {
     let mut world = World::new();
     world.managed(1, &[], "Add it.");
 
-    let decisions = world.run(issue_event(
-        &writer(),
-        IssueAction::Edited { old_body: None },
-        issue(1, &["codegen"], "Add it."),
-    ));
+    let decisions = world.run(edited(issue(1, &["codegen"], "Add it.")));
 
     assert_eq!(statuses(&decisions, 1), vec![]);
 }
@@ -301,15 +227,10 @@ fn a_changed_comment_without_a_state_change_is_published_without_label_changes()
     let mut run = run_record(1, 1, RunState::Running);
     run.web_url = Some("https://codegen.com/agent/trace/7".into());
 
-    let decisions = world.answer(Outcome::Launched {
-        installation: ID,
-        issue: r(1),
-        latest: Some(run),
-        quota_exhausted: None,
-    });
+    let decisions = world.launch_settled(1, Some(run), None);
 
     let status = last_status(&decisions, 1);
-    assert!(status.body.contains("https://codegen.com/agent/trace/7"));
+    status.assert_says("https://codegen.com/agent/trace/7");
     assert_eq!(
         (status.add, status.remove, status.project),
         (None, None, None)
@@ -329,7 +250,7 @@ fn project_notes_are_said_once_in_the_status() {
     let first = world.answer(notes());
     let again = world.answer(notes());
 
-    assert!(last_status(&first, 1).body.contains("has no option"));
+    last_status(&first, 1).assert_says("has no option");
     assert_eq!(statuses(&again, 1), vec![]);
 }
 

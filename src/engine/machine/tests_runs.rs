@@ -4,7 +4,6 @@
 use super::*;
 use crate::engine::UnblockOn;
 use crate::engine::machine::QUOTA_PAUSE_MS;
-use crate::events::{PullRequest, PullRequestAction};
 
 // ---- Launching ----
 
@@ -19,11 +18,7 @@ fn no_more_agents_run_at_once_than_allowed_and_a_freed_slot_is_filled() {
     assert_eq!(launches(&decisions), vec![(1, 1), (2, 1)]);
     let queued = last_status(&decisions, 3);
     assert_eq!(queued.add.as_deref(), Some("codegen:queued"));
-    assert!(
-        queued.body.contains("number 1 in the queue"),
-        "{}",
-        queued.body
-    );
+    queued.assert_says("number 1 in the queue");
 
     let decisions = world.ended(1, 1, RunState::Succeeded);
     assert_eq!(launches(&decisions), vec![(3, 1)]);
@@ -34,12 +29,7 @@ fn a_launch_that_was_not_made_lets_the_issue_be_picked_again() {
     let mut world = World::new();
     world.managed(1, &[], "");
 
-    let decisions = world.answer(Outcome::Launched {
-        installation: ID,
-        issue: r(1),
-        latest: None,
-        quota_exhausted: None,
-    });
+    let decisions = world.launch_settled(1, None, None);
 
     assert_eq!(launches(&decisions), vec![(1, 1)]);
 }
@@ -53,20 +43,20 @@ fn without_codegen_nothing_is_launched_and_the_status_says_why() {
     assert_eq!(launches(&decisions), vec![]);
     let status = last_status(&decisions, 1);
     assert_eq!(status.add.as_deref(), Some("codegen:queued"));
-    assert!(
-        status.body.contains("Codegen is not configured"),
-        "{}",
-        status.body
-    );
+    status.assert_says("Codegen is not configured");
 }
 
 // ---- Retries ----
 
+/// The reply refusing a retry, because of `why`.
+fn nothing_to_retry(why: &str) -> String {
+    format!("There is nothing to retry: {why}.")
+}
+
 #[test]
 fn retry_after_a_failed_run_launches_the_next_attempt() {
     let mut world = World::new();
-    world.managed(1, &[], "");
-    world.launched(1, 1);
+    world.running(1);
     let decisions = world.ended(1, 1, RunState::Failed);
     assert_eq!(
         launches(&decisions),
@@ -74,105 +64,61 @@ fn retry_after_a_failed_run_launches_the_next_attempt() {
         "no retry of its own by default"
     );
 
-    let decisions = world.run(comment_by(
-        &writer(),
-        issue(1, &["codegen"], ""),
-        "/codegen retry",
-    ));
+    let decisions = world.comment(1, "/codegen retry");
 
     assert_eq!(launches(&decisions), vec![(1, 2)]);
     assert_eq!(reactions(&decisions), vec!["eyes", "rocket"]);
 }
 
 #[test]
-fn retry_while_the_agent_runs_is_refused() {
+fn retry_before_any_run_is_refused() {
     let mut world = World::new();
-    world.managed(1, &[], "");
-    world.launched(1, 1);
 
-    let decisions = world.run(comment_by(
-        &writer(),
-        issue(1, &["codegen"], ""),
-        "/codegen retry",
-    ));
+    let decisions = world.comment_on(issue(1, &[], ""), "/codegen retry");
 
-    assert_eq!(
-        replies(&decisions),
-        vec!["There is nothing to retry: attempt 1 is running."]
-    );
-    assert_eq!(launches(&decisions), vec![]);
-    assert_eq!(reactions(&decisions), vec!["eyes", "confused"]);
+    let why = "no agent has run for this issue";
+    assert_refused(&decisions, &nothing_to_retry(why));
 }
 
 #[test]
-fn retry_after_a_successful_run_is_refused() {
+fn retry_while_the_agent_runs_is_refused() {
     let mut world = World::new();
-    world.managed(1, &[], "");
-    world.launched(1, 1);
-    world.ended(1, 1, RunState::Succeeded);
+    world.running(1);
 
-    let decisions = world.run(comment_by(
-        &writer(),
-        issue(1, &["codegen"], ""),
-        "/codegen retry",
-    ));
+    let decisions = world.comment(1, "/codegen retry");
 
-    assert_eq!(
-        replies(&decisions),
-        vec!["There is nothing to retry: attempt 1 is succeeded."]
-    );
-    assert_eq!(launches(&decisions), vec![]);
+    assert_refused(&decisions, &nothing_to_retry("attempt 1 is running"));
 }
 
 #[test]
 fn retry_twice_for_the_same_failure_is_refused_the_second_time() {
     let mut world = World::new();
-    world.managed(1, &[], "");
-    world.launched(1, 1);
-    world.ended(1, 1, RunState::Failed);
+    world.ran(1, RunState::Failed);
     // Paused, so that the second attempt does not start in between.
-    world.run(comment_by(
-        &writer(),
-        issue(1, &["codegen"], ""),
-        "/codegen pause",
-    ));
+    world.comment(1, "/codegen pause");
 
-    let first = world.run(comment_by(
-        &writer(),
-        issue(1, &["codegen"], ""),
-        "/codegen retry",
-    ));
-    let second = world.run(comment_by(
-        &writer(),
-        issue(1, &["codegen"], ""),
-        "/codegen retry",
-    ));
+    let first = world.comment(1, "/codegen retry");
+    let second = world.comment(1, "/codegen retry");
 
     assert_eq!(reactions(&first), vec!["eyes", "rocket"]);
     assert_eq!(launches(&first), vec![]);
-    assert_eq!(
-        replies(&second),
-        vec!["There is nothing to retry: attempt 1 is failed."]
-    );
+    assert_refused(&second, &nothing_to_retry("attempt 1 is failed"));
 }
 
 #[test]
-fn retry_before_any_run_is_refused() {
+fn retry_after_a_successful_run_is_refused() {
     let mut world = World::new();
+    world.ran(1, RunState::Succeeded);
 
-    let decisions = world.run(comment_by(&writer(), issue(1, &[], ""), "/codegen retry"));
+    let decisions = world.comment(1, "/codegen retry");
 
-    assert_eq!(
-        replies(&decisions),
-        vec!["There is nothing to retry: no agent has run for this issue."]
-    );
+    assert_refused(&decisions, &nothing_to_retry("attempt 1 is succeeded"));
 }
 
 #[test]
 fn failed_runs_are_retried_as_often_as_retry_failed_runs_allows() {
     let mut world = World::with(|s| s.retry_failed_runs = 1);
-    world.managed(1, &[], "");
-    world.launched(1, 1);
+    world.running(1);
 
     let first = world.ended(1, 1, RunState::Failed);
     world.launched(1, 2);
@@ -189,8 +135,7 @@ fn failed_runs_are_retried_as_often_as_retry_failed_runs_allows() {
 #[test]
 fn a_cancelled_run_is_not_retried_of_its_own() {
     let mut world = World::with(|s| s.retry_failed_runs = 3);
-    world.managed(1, &[], "");
-    world.launched(1, 1);
+    world.running(1);
 
     let decisions = world.ended(1, 1, RunState::Cancelled);
 
@@ -204,32 +149,18 @@ fn a_used_up_quota_pauses_launches_until_the_pause_is_over() {
     let mut world = World::new();
     world.managed(1, &[], "");
 
-    let decisions = world.answer(Outcome::Launched {
-        installation: ID,
-        issue: r(1),
-        latest: None,
-        quota_exhausted: Some("the monthly limit is reached".into()),
-    });
+    let decisions = world.launch_settled(1, None, Some("the monthly limit is reached"));
     assert_eq!(launches(&decisions), vec![]);
     let status = last_status(&decisions, 1);
     assert_eq!(status.add.as_deref(), Some("codegen:queued"));
-    assert!(
-        status
-            .body
-            .contains("Codegen's plan quota is used up: the monthly limit is reached"),
-        "{}",
-        status.body
-    );
+    status.assert_says("Codegen's plan quota is used up: the monthly limit is reached");
 
     world.now = T0 + QUOTA_PAUSE_MS - 1;
     let decisions = world.managed(2, &[], "");
     assert_eq!(launches(&decisions), vec![]);
 
     world.now = T0 + QUOTA_PAUSE_MS;
-    let decisions = world.run(Input::RunsFollowed {
-        recovered: Vec::new(),
-        ended: Vec::new(),
-    });
+    let decisions = world.run(runs_followed(Vec::new()));
     assert_eq!(launches(&decisions), vec![(1, 1), (2, 1)]);
 }
 
@@ -237,18 +168,9 @@ fn a_used_up_quota_pauses_launches_until_the_pause_is_over() {
 fn resume_lifts_a_quota_pause() {
     let mut world = World::new();
     world.managed(1, &[], "");
-    world.answer(Outcome::Launched {
-        installation: ID,
-        issue: r(1),
-        latest: None,
-        quota_exhausted: Some("limit".into()),
-    });
+    world.launch_settled(1, None, Some("limit"));
 
-    let decisions = world.run(comment_by(
-        &writer(),
-        issue(1, &["codegen"], ""),
-        "/codegen resume",
-    ));
+    let decisions = world.comment(1, "/codegen resume");
 
     assert!(decisions.contains(&Decision::ResumeAgents { installation: ID }));
     assert_eq!(launches(&decisions), vec![(1, 1)]);
@@ -256,76 +178,40 @@ fn resume_lifts_a_quota_pause() {
 
 // ---- Stacked work ----
 
-/// A writer did `action` to pull request 10, from `head`, with this body.
-fn pull_event(action: PullRequestAction, body: &str, head: &str) -> Input {
-    delivery(
-        Some(writer()),
-        Event::PullRequest {
-            action,
-            pull: PullRequest {
-                reference: r(10),
-                title: "Add the endpoint".into(),
-                body: body.into(),
-                head_ref: head.into(),
-                base_ref: "main".into(),
-                html_url: "https://github.com/acme/api/pull/10".into(),
-                author: None,
-            },
-        },
-    )
-}
-
 #[test]
 fn with_stacked_work_a_dependent_starts_from_its_blockers_open_pull_request() {
     let mut world = World::with(|s| s.orchestrator.unblock_on = UnblockOn::PrOpened);
-    world.managed(1, &[], "");
-    world.launched(1, 1);
+    world.running(1);
     let decisions = world.managed(2, &[], "Depends on #1");
     assert_eq!(launches(&decisions), vec![]);
 
-    let decisions = world.run(pull_event(
-        PullRequestAction::Opened,
-        "Closes #1",
-        "codegen/1-issue-1",
-    ));
+    let opened = pull("Closes #1", "codegen/1-issue-1");
+    let decisions = world.run(pull_event(PullRequestAction::Opened, opened));
 
-    let stacks: Vec<_> = decisions
-        .iter()
-        .filter_map(|d| match d {
-            Decision::Launch {
-                issue,
-                attempt,
-                stack,
-                ..
-            } => Some((issue.number, *attempt, stack.clone())),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(
-        stacks,
-        vec![(
-            2,
-            1,
-            Some((
-                "codegen/1-issue-1".to_owned(),
-                "codegen/2-issue-2".to_owned()
-            ))
-        )]
+    let stacks = picked(&decisions, |d| match d {
+        Decision::Launch {
+            issue,
+            attempt,
+            stack,
+            ..
+        } => Some((issue.number, *attempt, stack.clone())),
+        _ => None,
+    });
+    let stack = (
+        "codegen/1-issue-1".to_owned(),
+        "codegen/2-issue-2".to_owned(),
     );
+    assert_eq!(stacks, vec![(2, 1, Some(stack))]);
 }
 
 #[test]
 fn without_stacked_work_an_open_pull_request_does_not_unblock() {
     let mut world = World::new();
-    world.managed(1, &[], "");
-    world.launched(1, 1);
+    world.running(1);
     world.managed(2, &[], "Depends on #1");
 
-    let decisions = world.run(pull_event(
-        PullRequestAction::Opened,
-        "Closes #1",
-        "codegen/1-issue-1",
-    ));
+    let opened = pull("Closes #1", "codegen/1-issue-1");
+    let decisions = world.run(pull_event(PullRequestAction::Opened, opened));
 
     assert_eq!(launches(&decisions), vec![]);
 }
@@ -342,20 +228,12 @@ fn succeeded_with_pull(n: u64) -> RunRecord {
 #[test]
 fn auto_merge_tries_the_pull_requests_of_a_successful_run_then_dependents_go() {
     let mut world = World::with(|s| s.orchestrator.auto_merge = true);
-    world.managed(1, &[], "");
-    world.launched(1, 1);
+    world.running(1);
     world.managed(2, &[], "Depends on #1");
 
-    let decisions = world.run(Input::RunsFollowed {
-        recovered: Vec::new(),
-        ended: vec![succeeded_with_pull(1)],
-    });
-    let merges: Vec<&Decision> = decisions
-        .iter()
-        .filter(|d| d.name() == "try_merge")
-        .collect();
+    let decisions = world.run(runs_followed(vec![succeeded_with_pull(1)]));
     assert_eq!(
-        merges,
+        named(&decisions, "try_merge"),
         vec![&Decision::TryMerge {
             installation: ID,
             issue: r(1),
@@ -371,46 +249,31 @@ fn auto_merge_tries_the_pull_requests_of_a_successful_run_then_dependents_go() {
     });
     assert_eq!(launches(&decisions), vec![(2, 1)]);
     assert_eq!(world.tracked(1).status, IssueStatus::ClosedCompleted);
-    assert_eq!(
-        world.tracked(1).state_label.as_deref(),
-        Some("codegen:done")
-    );
+    assert_eq!(world.state_label(1), Some("codegen:done"));
 }
 
 #[test]
 fn a_merge_in_flight_is_not_tried_again_and_one_not_mergeable_yet_is_tried_later() {
     let mut world = World::with(|s| s.orchestrator.auto_merge = true);
-    world.managed(1, &[], "");
-    world.launched(1, 1);
-    world.run(Input::RunsFollowed {
-        recovered: Vec::new(),
-        ended: vec![succeeded_with_pull(1)],
-    });
-    let tick = || Input::RunsFollowed {
-        recovered: Vec::new(),
-        ended: Vec::new(),
-    };
+    world.running(1);
+    world.run(runs_followed(vec![succeeded_with_pull(1)]));
 
-    let meanwhile = world.run(tick());
+    let meanwhile = world.run(runs_followed(Vec::new()));
     world.answer(Outcome::NotMergeable { issue: r(1) });
-    let later = world.run(tick());
+    let later = world.run(runs_followed(Vec::new()));
 
-    let merges = |d: &[Decision]| d.iter().filter(|d| d.name() == "try_merge").count();
+    let merges = |d: &[Decision]| named(d, "try_merge").len();
     assert_eq!((merges(&meanwhile), merges(&later)), (0, 1));
 }
 
 #[test]
 fn without_auto_merge_nothing_is_merged() {
     let mut world = World::new();
-    world.managed(1, &[], "");
-    world.launched(1, 1);
+    world.running(1);
 
-    let decisions = world.run(Input::RunsFollowed {
-        recovered: Vec::new(),
-        ended: vec![succeeded_with_pull(1)],
-    });
+    let decisions = world.run(runs_followed(vec![succeeded_with_pull(1)]));
 
-    assert!(!decisions.iter().any(|d| d.name() == "try_merge"));
+    assert!(named(&decisions, "try_merge").is_empty());
     assert_eq!(
         last_status(&decisions, 1).add.as_deref(),
         Some("codegen:done")
