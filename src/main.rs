@@ -48,13 +48,14 @@ enum Command {
         #[arg(long, value_name = "N", value_parser = at_least_one)]
         agents: Option<usize>,
     },
-    /// Run the scheduler on a virtual clock with fake agents and measure the makespan
-    /// against its lower bound.
+    /// Run the bot's engine on a virtual clock with fake agents: what it would have done,
+    /// and the makespan against its lower bound.
+    #[command(group(clap::ArgGroup::new("seeded").args(["random", "fail_rate"]).multiple(true)))]
     Simulate {
         #[command(flatten)]
         source: SimSource,
-        /// Seed of the random graph.
-        #[arg(long, default_value_t = 1, requires = "random")]
+        /// Seed of the random graph and of the failures.
+        #[arg(long, default_value_t = 1, requires = "seeded")]
         seed: u64,
         /// Agents (default: the graph file's, or codegen.max_concurrent_agents).
         #[arg(long, value_name = "N", value_parser = at_least_one)]
@@ -69,6 +70,12 @@ enum Command {
         /// only the graph's shape, as with issues that carry no estimate).
         #[arg(long)]
         estimates: bool,
+        /// The probability (0 to 1) that a run fails, drawn with --seed.
+        #[arg(long, value_name = "P", value_parser = probability)]
+        fail_rate: Option<f64>,
+        /// Retry a failed run up to N times (default: codegen.retry_failed_runs).
+        #[arg(long, value_name = "N")]
+        retry_failed: Option<u32>,
     },
 }
 
@@ -112,6 +119,15 @@ fn at_least_one(text: &str) -> Result<usize, String> {
         Ok(0) => Err("must be at least 1 (no agent could run anything)".into()),
         Ok(agents) => Ok(agents),
         Err(_) => Err(format!("`{text}` is not a number of agents")),
+    }
+}
+
+/// A probability: a number from 0 to 1.
+fn probability(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),
+        Ok(_) => Err("must be between 0 and 1 (a probability: 0.1 fails one run in ten)".into()),
+        Err(_) => Err(format!("`{text}` is not a number between 0 and 1")),
     }
 }
 
@@ -179,13 +195,23 @@ fn main() -> ExitCode {
             json,
             dispatch,
             estimates,
+            fail_rate,
+            retry_failed,
         } => simulate(
             &loaded.config,
             &source,
-            seed,
             agents,
             json,
-            (dispatch, estimates),
+            simulate::SimOptions {
+                dispatch: match dispatch {
+                    SimDispatch::ReadyQueue => simulate::Dispatch::ReadyQueue,
+                    SimDispatch::Waves => simulate::Dispatch::Waves,
+                },
+                estimates,
+                fail_rate: fail_rate.unwrap_or(0.0),
+                retry_failed: retry_failed.unwrap_or(loaded.config.codegen.retry_failed_runs),
+                seed,
+            },
         ),
     };
     match result {
@@ -270,11 +296,11 @@ fn plan(
 fn simulate(
     config: &Config,
     source: &SimSource,
-    seed: u64,
     agents: Option<usize>,
     json: bool,
-    (dispatch, estimates): (SimDispatch, bool),
+    options: simulate::SimOptions,
 ) -> anyhow::Result<ExitCode> {
+    let seed = options.seed;
     let default_agents = config.codegen.max_concurrent_agents as usize;
     let mut graph = match (&source.graph, source.random) {
         (Some(file), _) => {
@@ -289,14 +315,6 @@ fn simulate(
     if let Some(agents) = agents {
         graph.agents = agents;
     }
-    let dispatch = match dispatch {
-        SimDispatch::ReadyQueue => simulate::Dispatch::ReadyQueue,
-        SimDispatch::Waves => simulate::Dispatch::Waves,
-    };
-    let options = simulate::SimOptions {
-        dispatch,
-        estimates,
-    };
     let report = if std::io::stderr().is_terminal() {
         let mut progress = Progress::new();
         let report = simulate::simulate_observed(&graph, options, &mut |done, total| {

@@ -1,5 +1,5 @@
-//! `simulate`: the real scheduler on a virtual clock; exact makespans on a hand-checked
-//! graph, stable JSON, reproducible random graphs.
+//! `simulate`: the bot's engine on a virtual clock; exact makespans on a hand-checked
+//! graph, stable JSON, reproducible random graphs, failures and retries.
 
 use std::process::Command;
 
@@ -22,17 +22,31 @@ fn run(args: &[&str]) -> (i32, String) {
     (output.status.code().unwrap_or(-1), text)
 }
 
+/// The JSON report up to its decision counts, which come last: the snapshots hold the plan,
+/// and the counts follow whatever the engine publishes (asserted apart).
+fn without_decisions(json: &str) -> String {
+    let at = json
+        .find(",\n  \"decisions\": {")
+        .expect("the decisions come last");
+    format!("{}\n}}\n", &json[..at])
+}
+
 /// Two agents: schema (600) -> api (1200) -> ui (900) is the critical path, 2700 s; docs
 /// and lint fit beside it. The chain starts first, so the makespan is the bound.
 #[test]
 fn a_hand_checked_graph_reaches_its_lower_bound() {
     let (code, json) = run(&["--graph", SMALL, "--json"]);
     assert_eq!(code, 0, "{json}");
-    insta::assert_snapshot!(json);
+    insta::assert_snapshot!(without_decisions(&json));
     let report: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(report["makespan_secs"], 2700.0);
     assert_eq!(report["lower_bound_secs"], 2700.0);
     assert_eq!(report["ratio"], 1.0);
+    // One launch per task; a writer's permission for each label, the pause and the resume.
+    assert_eq!(report["decisions"]["launch"], 5);
+    assert_eq!(report["decisions"]["check_permission"], 7);
+    assert_eq!(report["decisions"]["resume_agents"], 1);
+    assert!(report["decisions"]["publish_status"].as_u64().unwrap() >= 5);
 }
 
 #[test]
@@ -165,7 +179,14 @@ fn text_output_reads_durations_in_hours_and_minutes() {
     );
     let text = String::from_utf8(output.stdout).unwrap();
     assert!(text.starts_with("makespan:     45m\n"), "{text}");
-    insta::assert_snapshot!(text);
+    let (plan, decisions) = text
+        .split_once("what the bot would have done:\n")
+        .expect("the decisions come last");
+    insta::assert_snapshot!(plan);
+    assert!(
+        decisions.contains("\n  launch                      5\n"),
+        "{text}"
+    );
 
     // The benchmark graph: 58,007.7 s in JSON, `16h 6m` in text.
     let (_, json) = run(&["--random", "200", "--seed", "1", "--agents", "10", "--json"]);
@@ -173,4 +194,156 @@ fn text_output_reads_durations_in_hours_and_minutes() {
     assert_eq!(report["makespan_secs"], 58007.7);
     let (_, long) = run(&["--random", "200", "--seed", "1", "--agents", "10"]);
     assert_eq!(long.lines().next(), Some("makespan:     16h 6m"), "{long}");
+}
+
+fn report(args: &[&str]) -> serde_json::Value {
+    let (code, json) = run(&[args, &["--json"]].concat());
+    assert_eq!(code, 0, "{json}");
+    serde_json::from_str(&json).unwrap()
+}
+
+/// The engine, driven through deliveries, launches exactly as the scheduler alone did:
+/// these are the makespans the scheduler-only simulation measured on the benchmark's
+/// first graph, in each mode; `--fail-rate 0` changes nothing.
+#[test]
+fn without_failures_the_plan_is_the_schedulers() {
+    let graph = ["--random", "200", "--seed", "1"];
+    for (extra, makespan) in [
+        (&["--agents", "10"][..], 58007.7),
+        (&["--agents", "10", "--estimates"][..], 50617.9),
+        (&["--agents", "10", "--dispatch", "waves"][..], 145256.0),
+        (&["--agents", "3"][..], 171258.6),
+    ] {
+        let plain = report(&[&graph[..], extra].concat());
+        assert_eq!(plain["makespan_secs"], makespan, "{extra:?}");
+        let zero = report(&[&graph[..], extra, &["--fail-rate", "0"]].concat());
+        assert_eq!(plain, zero, "{extra:?}");
+        assert_eq!(plain["completed"], 200);
+        assert_eq!(plain["decisions"]["launch"], 200);
+        assert_eq!(plain["retries"], 0);
+    }
+}
+
+/// A third of the runs fail and each may be retried twice: retries appear, no task runs
+/// more than three times, and every task ends completed, given up on (three failed runs)
+/// or never started behind one given up on. The same seed gives the same failures.
+#[test]
+fn failed_runs_are_retried_and_every_task_is_accounted_for() {
+    let args = [
+        "--random",
+        "60",
+        "--seed",
+        "5",
+        "--agents",
+        "4",
+        "--fail-rate",
+        "0.3",
+        "--retry-failed",
+        "2",
+    ];
+    let first = report(&args);
+    assert_eq!(first, report(&args));
+    let launches = first["launches"].as_array().unwrap();
+    let attempts = |id: &str| launches.iter().filter(|l| l["id"] == id).count();
+    assert!(first["retries"].as_u64().unwrap() > 0, "{first:#}");
+    assert!(
+        launches
+            .iter()
+            .all(|l| l["attempt"].as_u64().unwrap_or(1) <= 3)
+    );
+    let names = |key: &str| -> Vec<String> {
+        first[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect()
+    };
+    for id in names("gave_up") {
+        assert_eq!(attempts(&id), 3, "{id}");
+    }
+    for id in names("never_started") {
+        assert_eq!(attempts(&id), 0, "{id}");
+    }
+    let accounted = first["completed"].as_u64().unwrap() as usize
+        + names("gave_up").len()
+        + names("never_started").len();
+    assert_eq!(accounted, 60);
+    assert_eq!(
+        first["decisions"]["launch"].as_u64().unwrap() as usize,
+        launches.len()
+    );
+
+    // The text says it too.
+    let (code, text) = run(&args);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("  attempt 2"), "{text}");
+    assert!(text.contains("\nfailures:     "), "{text}");
+    assert!(text.contains("\nwhat the bot would have done:\n"), "{text}");
+    assert!(
+        text.contains(" retries)\n") || text.contains(" retry)\n"),
+        "{text}"
+    );
+}
+
+/// Without retries a failed run is given up on at once; a graph file takes a seed for its
+/// failures too.
+#[test]
+fn without_retries_a_failure_is_final() {
+    let (code, json) = run(&[
+        "--graph",
+        SMALL,
+        "--fail-rate",
+        "1",
+        "--retry-failed",
+        "0",
+        "--seed",
+        "3",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{json}");
+    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+    // Every run fails: the three tasks without dependencies run once each.
+    assert_eq!(report["completed"], 0);
+    assert_eq!(report["failed_runs"], 3);
+    assert_eq!(report["retries"], 0);
+    assert_eq!(
+        report["gave_up"],
+        serde_json::json!(["schema", "docs", "lint"])
+    );
+    assert_eq!(report["never_started"], serde_json::json!(["api", "ui"]));
+}
+
+/// A fail rate must be a probability; the command says so and does nothing.
+#[test]
+fn an_invalid_fail_rate_is_refused_with_the_reason() {
+    for (value, expected) in [
+        (
+            "1.5",
+            "invalid value '1.5' for '--fail-rate <P>': must be between 0 and 1",
+        ),
+        (
+            "-0.1",
+            "invalid value '-0.1' for '--fail-rate <P>': must be between 0 and 1",
+        ),
+        (
+            "NaN",
+            "invalid value 'NaN' for '--fail-rate <P>': must be between 0 and 1",
+        ),
+        (
+            "often",
+            "invalid value 'often' for '--fail-rate <P>': `often` is not a number",
+        ),
+    ] {
+        let flag = format!("--fail-rate={value}");
+        let (code, text) = run(&["--graph", SMALL, &flag]);
+        // Bad arguments exit 1 in every subcommand (as `--agents 0` does).
+        assert_eq!(code, 1, "{value}: {text}");
+        assert!(text.contains(expected), "{value}: {text}");
+        assert!(!text.contains("makespan"), "{text}");
+    }
+    // A seed seeds a random graph or failures; alone with a file it means nothing.
+    let (code, text) = run(&["--graph", SMALL, "--seed", "2"]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("--random"), "{text}");
 }

@@ -134,21 +134,28 @@ pub fn work_state(
     }
 }
 
+/// A run as the status tests show it: attempt 2, with a link and a pull request, failed
+/// with a reason when `phase` is failed, ended 14 minutes after it started unless running.
+#[cfg(test)]
+pub(crate) fn sample_run(phase: RunState) -> RunView {
+    RunView {
+        attempt: 2,
+        phase,
+        web_url: Some("https://codegen.com/agent/trace/7".into()),
+        pull_requests: vec!["https://github.com/acme/api/pull/9".into()],
+        failure: (phase == RunState::Failed)
+            .then(|| "the agent run ended with status ERROR".into()),
+        started_at: Some(1_800_000_000_000),
+        finished_at: (phase != RunState::Running).then_some(1_800_000_000_000 + 14 * 60_000),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn run(phase: RunState) -> RunView {
-        RunView {
-            attempt: 2,
-            phase,
-            web_url: Some("https://codegen.com/agent/trace/7".into()),
-            pull_requests: vec!["https://github.com/acme/api/pull/9".into()],
-            failure: (phase == RunState::Failed)
-                .then(|| "the agent run ended with status ERROR".into()),
-            started_at: Some(1_800_000_000_000),
-            finished_at: (phase != RunState::Running).then_some(1_800_000_000_000 + 14 * 60_000),
-        }
+        sample_run(phase)
     }
 
     #[test]

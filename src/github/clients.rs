@@ -122,20 +122,18 @@ pub(super) fn app_client(config: &GithubConfig) -> Result<Option<Octocrab>, Gith
     Ok(Some(app))
 }
 
+/// An octocrab builder before authentication and layers.
+type Builder = octocrab::OctocrabBuilder<
+    octocrab::NoSvc,
+    octocrab::DefaultOctocrabBuilderConfig,
+    octocrab::NoAuth,
+    octocrab::NotLayerReady,
+>;
+
 /// A client builder for the server at `base_uri` whose every request, those octocrab makes
 /// on its own (the installation-token exchange) included, carries the headers GitHub asks
 /// for. octocrab adds them only to the requests it builds for its typed API.
-pub(super) fn client_builder(
-    base_uri: &str,
-) -> Result<
-    octocrab::OctocrabBuilder<
-        octocrab::NoSvc,
-        octocrab::DefaultOctocrabBuilderConfig,
-        octocrab::NoAuth,
-        octocrab::NotLayerReady,
-    >,
-    octocrab::Error,
-> {
+pub(super) fn client_builder(base_uri: &str) -> Result<Builder, octocrab::Error> {
     // octocrab sends its own User-Agent first; ours follows it so GitHub's logs name the app.
     Ok(Octocrab::builder()
         .base_uri(base_uri)?
@@ -148,17 +146,7 @@ pub(super) fn client_builder(
 }
 
 /// The builder of a client for `github.api_url`.
-pub(super) fn base_builder(
-    config: &GithubConfig,
-) -> Result<
-    octocrab::OctocrabBuilder<
-        octocrab::NoSvc,
-        octocrab::DefaultOctocrabBuilderConfig,
-        octocrab::NoAuth,
-        octocrab::NotLayerReady,
-    >,
-    GithubError,
-> {
+pub(super) fn base_builder(config: &GithubConfig) -> Result<Builder, GithubError> {
     let api_url = config.api_url.trim_end_matches('/');
     client_builder(api_url)
         .map_err(|err| GithubError::Setup(format!("github.api_url `{api_url}`: {err}")))

@@ -437,3 +437,82 @@ impl Decision {
         }
     }
 }
+
+/// What GitHub would say, for callers that hold it in memory (`simulate`, the engine's
+/// tests): with it, a read decision is answered without I/O by [`Decision::answer`].
+pub trait Facts {
+    /// `user`'s permission on the repositories.
+    fn permission(&self, user: &User) -> Permission;
+    /// Who applied the trigger label to `issue`.
+    fn label_actor(&self, issue: &IssueRef) -> Actor;
+    /// `issue`'s native blockers the App can read.
+    fn native_blockers(&self, issue: &IssueRef) -> Vec<IssueSnapshot>;
+    /// `issue` as the App reads it (`None`: it cannot).
+    fn issue(&self, issue: &IssueRef) -> Option<IssueSnapshot>;
+    /// `repo`'s configuration file.
+    fn repo_file(&self, _repo: &RepoName) -> RepoFile {
+        RepoFile::Absent
+    }
+}
+
+impl Decision {
+    /// The answer `facts` give when this decision is one of the reads they cover
+    /// (permission, label actor, native blockers, an issue, a configuration file); `None`
+    /// for any other decision.
+    pub fn answer(&self, facts: &impl Facts) -> Option<Outcome> {
+        Some(match self.clone() {
+            Self::CheckPermission {
+                installation,
+                user,
+                then,
+                ..
+            } => Outcome::PermissionRead {
+                installation,
+                permission: facts.permission(&user),
+                user,
+                then,
+            },
+            Self::ReadLabelActor {
+                installation,
+                issue,
+                ..
+            } => Outcome::LabelActorRead {
+                installation,
+                actor: facts.label_actor(&issue.reference),
+                issue,
+            },
+            Self::ReadNativeBlockers {
+                installation,
+                issue,
+                open_blockers,
+            } => Outcome::NativeBlockersRead {
+                installation,
+                blockers: facts.native_blockers(&issue),
+                issue,
+                open_blockers,
+            },
+            Self::ReadIssue {
+                installation,
+                issue,
+                purpose,
+            } => Outcome::IssueRead {
+                installation,
+                snapshot: facts.issue(&issue),
+                issue,
+                purpose,
+            },
+            Self::ReadRepoConfig {
+                repo,
+                report_on,
+                then,
+                ..
+            } => Outcome::RepoConfigRead {
+                file: facts.repo_file(&repo),
+                repo,
+                report_on,
+                then,
+            },
+            _ => return None,
+        })
+    }
+}

@@ -23,7 +23,8 @@ mod tests;
 use std::collections::{BTreeSet, HashMap};
 
 pub use io::{
-    AfterConfig, AfterPermission, CommandRequest, Decision, Input, Outcome, ReadPurpose, RepoFile,
+    AfterConfig, AfterPermission, CommandRequest, Decision, Facts, Input, Outcome, ReadPurpose,
+    RepoFile,
 };
 pub use state::{Installation, Tracked};
 

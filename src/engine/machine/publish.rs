@@ -2,6 +2,8 @@
 //! its status comment, its one state label and its Projects option. What was last decided
 //! is remembered, so that an unchanged status is not sent to the effects again.
 
+use std::collections::HashMap;
+
 use super::Engine;
 use super::io::Decision;
 use crate::domain::{InstallationId, IssueRef, IssueStatus, RunRecord};
@@ -12,12 +14,36 @@ impl Engine {
     /// Decides the status of every issue marked dirty.
     pub(super) fn publish_dirty(&mut self, now: i64, out: &mut Vec<Decision>) {
         let dirty = std::mem::take(&mut self.dirty);
+        // Each installation's launch queue, worked out once for all its statuses.
+        let mut queues: HashMap<InstallationId, HashMap<IssueRef, usize>> = HashMap::new();
         for (id, issue) in dirty {
-            self.publish(id, &issue, now, out);
+            let queue = queues.entry(id).or_insert_with(|| self.queue_positions(id));
+            let position = queue.get(&issue).copied();
+            self.publish(id, &issue, position, now, out);
         }
     }
 
-    fn publish(&mut self, id: InstallationId, issue: &IssueRef, now: i64, out: &mut Vec<Decision>) {
+    /// Where each queued issue of an installation stands in its launch queue (from 1).
+    fn queue_positions(&self, id: InstallationId) -> HashMap<IssueRef, usize> {
+        let Some(installation) = self.installations.get(&id) else {
+            return HashMap::new();
+        };
+        self.scheduler()
+            .queue(&installation.graph)
+            .into_iter()
+            .enumerate()
+            .map(|(n, issue)| (issue, n + 1))
+            .collect()
+    }
+
+    fn publish(
+        &mut self,
+        id: InstallationId,
+        issue: &IssueRef,
+        queue_position: Option<usize>,
+        now: i64,
+        out: &mut Vec<Decision>,
+    ) {
         let Some(tracked) = self.tracked(id, issue) else {
             return;
         };
@@ -27,7 +53,7 @@ impl Engine {
         if tracked.native_pending || self.blocker_read_pending(id, issue) {
             return;
         }
-        let view = self.status_view(id, issue, now);
+        let view = self.status_view(id, issue, queue_position, now);
         if view.is_none() && tracked.state_label.is_none() {
             return; // never managed: a blocker only
         }
@@ -115,6 +141,7 @@ impl Engine {
         &self,
         id: InstallationId,
         issue: &IssueRef,
+        queue_position: Option<usize>,
         now: i64,
     ) -> Option<StatusView> {
         let installation = self.installations.get(&id)?;
@@ -137,15 +164,7 @@ impl Engine {
                 }
             })
             .collect();
-        let queue_position = (state == WorkState::Queued)
-            .then(|| {
-                self.scheduler()
-                    .queue(graph)
-                    .iter()
-                    .position(|i| i == issue)
-                    .map(|p| p + 1)
-            })
-            .flatten();
+        let queue_position = queue_position.filter(|_| state == WorkState::Queued);
         Some(StatusView {
             issue: issue.clone(),
             state,
@@ -212,4 +231,3 @@ pub(super) fn run_view(run: &RunRecord) -> RunView {
         finished_at: run.finished_at,
     }
 }
-

@@ -6,7 +6,7 @@ use std::collections::{HashMap, VecDeque};
 
 use super::*;
 use crate::config::Config;
-use crate::engine::machine::{Engine, EngineSettings, Tracked};
+use crate::engine::machine::{Engine, EngineSettings, Facts, Tracked};
 
 /// The settings of a bot with Codegen configured, running as an App.
 fn settings() -> EngineSettings {
@@ -174,76 +174,44 @@ impl World {
         self.tracked(n).state_label.as_deref()
     }
 
-    /// `user`'s permission on the repository.
-    fn permission_of(&self, user: &User) -> Permission {
+    /// The effects' answers to a read (the input again after a configuration read that
+    /// asks for it).
+    fn answers(&self, decision: &Decision, input: &Input) -> Vec<Input> {
+        let Some(outcome) = decision.answer(self) else {
+            return Vec::new();
+        };
+        let again = matches!(
+            decision,
+            Decision::ReadRepoConfig {
+                then: AfterConfig::Retry,
+                ..
+            }
+        );
+        let mut inputs = vec![Input::Result(outcome)];
+        inputs.extend(again.then(|| input.clone()));
+        inputs
+    }
+}
+
+/// What the fake GitHub of these tests says: permissions by login (none by default),
+/// label actors (a writer by default), native blockers (none by default), issues (unreadable
+/// unless known), configuration files (absent).
+impl Facts for World {
+    fn permission(&self, user: &User) -> Permission {
         let permission = self.permissions.get(&user.login);
         permission.copied().unwrap_or(Permission::None)
     }
 
-    /// Who applied the trigger label to `issue`.
-    fn label_actor_of(&self, issue: &IssueRef) -> Actor {
+    fn label_actor(&self, issue: &IssueRef) -> Actor {
         let actor = self.label_actors.get(issue);
         actor.cloned().unwrap_or(Actor::Person(writer()))
     }
 
-    /// The effects' answers to a read (the input again after a configuration read that
-    /// asks for it).
-    fn answers(&self, decision: &Decision, input: &Input) -> Vec<Input> {
-        let outcome = match decision.clone() {
-            Decision::CheckPermission {
-                installation,
-                user,
-                then,
-                ..
-            } => Outcome::PermissionRead {
-                installation,
-                permission: self.permission_of(&user),
-                user,
-                then,
-            },
-            Decision::ReadLabelActor {
-                installation,
-                issue,
-                ..
-            } => Outcome::LabelActorRead {
-                installation,
-                actor: self.label_actor_of(&issue.reference),
-                issue,
-            },
-            Decision::ReadNativeBlockers {
-                installation,
-                issue,
-                open_blockers,
-            } => Outcome::NativeBlockersRead {
-                installation,
-                blockers: self.native.get(&issue).cloned().unwrap_or_default(),
-                issue,
-                open_blockers,
-            },
-            Decision::ReadIssue {
-                installation,
-                issue,
-                purpose,
-            } => Outcome::IssueRead {
-                installation,
-                snapshot: self.issues.get(&issue).cloned(),
-                issue,
-                purpose,
-            },
-            Decision::ReadRepoConfig {
-                repo,
-                report_on,
-                then,
-                ..
-            } => {
-                let read = Input::Result(config_absent(repo, report_on, then));
-                return match then {
-                    AfterConfig::Retry => vec![read, input.clone()],
-                    _ => vec![read],
-                };
-            }
-            _ => return Vec::new(),
-        };
-        vec![Input::Result(outcome)]
+    fn native_blockers(&self, issue: &IssueRef) -> Vec<IssueSnapshot> {
+        self.native.get(issue).cloned().unwrap_or_default()
+    }
+
+    fn issue(&self, issue: &IssueRef) -> Option<IssueSnapshot> {
+        self.issues.get(issue).cloned()
     }
 }

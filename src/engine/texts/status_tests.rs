@@ -1,6 +1,6 @@
 use super::*;
-use crate::domain::{AppIdentity, IssueRef, User};
 use crate::domain::RunState;
+use crate::domain::{AppIdentity, IssueRef, User};
 use crate::engine::status::{BlockerView, RunView};
 
 fn r(text: &str) -> IssueRef {
@@ -8,16 +8,7 @@ fn r(text: &str) -> IssueRef {
 }
 
 fn run(phase: RunState) -> RunView {
-    RunView {
-        attempt: 2,
-        phase,
-        web_url: Some("https://codegen.com/agent/trace/7".into()),
-        pull_requests: vec!["https://github.com/acme/api/pull/9".into()],
-        failure: (phase == RunState::Failed)
-            .then(|| "the agent run ended with status ERROR".into()),
-        started_at: Some(1_800_000_000_000),
-        finished_at: (phase != RunState::Running).then_some(1_800_000_000_000 + 14 * 60_000),
-    }
+    crate::engine::status::sample_run(phase)
 }
 
 fn view(state: WorkState) -> StatusView {
