@@ -11,9 +11,10 @@
 //! crash between two steps neither repeats a done effect nor loses a pending one: the next
 //! holder of the bot lock finds the pending entries and carries them out. Effects on one
 //! issue run in the order they were decided; one that fails is tried again with backoff,
-//! and given up after [`EFFECT_ATTEMPTS`] (or at once when GitHub refuses for good).
+//! and given up after the retry policy's attempts (or at once when GitHub refuses for
+//! good).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use tokio::sync::Mutex;
@@ -25,11 +26,10 @@ use crate::effects::Effects;
 use crate::engine::machine::{AfterConfig, Decision, Engine, EngineSettings, Input, Outcome};
 use crate::events::DomainEvent;
 use crate::github::GitHubApp;
+use crate::processor::RetryPolicy;
 use crate::store::{DeliveryOutcome, OutboxEntry, Step, Store, StoreError};
 use crate::telemetry::names;
 
-/// Tries of one effect before it is given up.
-pub const EFFECT_ATTEMPTS: u32 = 5;
 /// Outbox entries read at once.
 const OUTBOX_BATCH: u32 = 256;
 /// Effects carried out in one drain at most, so that a loop of decisions cannot hold the
@@ -57,6 +57,8 @@ struct Inner {
     store: Store,
     effects: Effects,
     engine: Mutex<Engine>,
+    /// How often, and how long apart, a failing effect is tried.
+    retry: RetryPolicy,
 }
 
 impl Orchestrator {
@@ -67,6 +69,7 @@ impl Orchestrator {
         store: Store,
         github: Arc<GitHubApp>,
         agents: Option<Agents>,
+        retry: RetryPolicy,
     ) -> Self {
         settings.agents = agents.is_some();
         settings.app_mode = github.is_app();
@@ -76,6 +79,7 @@ impl Orchestrator {
                 store,
                 effects,
                 engine: Mutex::new(Engine::new(settings)),
+                retry,
             }),
         }
     }
@@ -249,18 +253,19 @@ impl Orchestrator {
         let mut done = 0;
         loop {
             let now = now_millis();
-            let due = store.pending_effects(OUTBOX_BATCH, now).await?;
+            // Every pending entry, due or waiting for a retry: one read per pass.
+            let (due, later): (Vec<OutboxEntry>, Vec<OutboxEntry>) = store
+                .pending_effects(OUTBOX_BATCH, i64::MAX)
+                .await?
+                .into_iter()
+                .partition(|entry| entry.next_attempt_at <= now);
             if due.is_empty() || done >= DRAIN_LIMIT {
                 return Ok(done);
             }
-            let due_ids: BTreeSet<i64> = due.iter().map(|e| e.id).collect();
             // Each issue's earliest entry that waits for a retry: later ones wait with it.
             let mut waiting: BTreeMap<IssueRef, i64> = BTreeMap::new();
-            for entry in store.pending_effects(OUTBOX_BATCH, i64::MAX).await? {
-                if due_ids.contains(&entry.id) {
-                    continue;
-                }
-                if let Some(issue) = decision_of(&entry).and_then(|d| d.issue().cloned()) {
+            for entry in &later {
+                if let Some(issue) = decision_of(entry).and_then(|d| d.issue().cloned()) {
                     let first = waiting.entry(issue).or_insert(entry.id);
                     *first = (*first).min(entry.id);
                 }
@@ -305,7 +310,7 @@ impl Orchestrator {
                     }
                     Err(err) => {
                         let attempts = attempt + 1;
-                        if err.is_permanent() || attempts >= EFFECT_ATTEMPTS {
+                        if err.is_permanent() || attempts >= self.inner.retry.max_attempts {
                             tracing::warn!(effect = decision.name(), error = %err, attempts, "an effect failed for the last time; given up");
                             store
                                 .fail_effect(entry.id, &err.to_string(), now_millis())
@@ -316,7 +321,7 @@ impl Orchestrator {
                                 self.commit(engine, None, None, decisions).await?;
                             }
                         } else {
-                            let delay = 1_000i64 * 2i64.pow(attempts.min(8));
+                            let delay = self.inner.retry.delay_after(attempts).as_millis() as i64;
                             tracing::warn!(effect = decision.name(), error = %err, attempts, retry_in_ms = delay, "an effect failed; trying again later");
                             store
                                 .retry_effect(entry.id, &err.to_string(), now_millis() + delay)

@@ -45,7 +45,8 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
-    fn delay_after(&self, attempts_made: u32) -> Duration {
+    /// The wait after `attempts_made` failed attempts: doubling from the first delay.
+    pub fn delay_after(&self, attempts_made: u32) -> Duration {
         let factor = 2u32.saturating_pow(attempts_made.saturating_sub(1));
         self.first_delay.saturating_mul(factor).min(self.max_delay)
     }

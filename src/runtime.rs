@@ -186,6 +186,8 @@ pub struct Tuning {
     pub connections: http::ConnectionLimits,
     /// Retries of a failing delivery.
     pub inbox_retry: RetryPolicy,
+    /// Retries of a failing effect in the outbox (2, 4, 8 and 16 s by default).
+    pub effect_retry: RetryPolicy,
     /// Retries of GitHub requests.
     pub github_retry: crate::github::retry::RetryPolicy,
     /// First and longest backoff between Codegen retries (`None`: the documented ones).
@@ -269,6 +271,7 @@ async fn build_orchestrator(
         store.clone(),
         Arc::new(app),
         agents,
+        tuning.effect_retry,
     );
     orchestrator
         .load()

@@ -143,7 +143,8 @@ async fn deliveries_under_faults_are_processed_and_runs_created_once() {
     // Faults off: settle launches whose outcome a fault left open.
     world.github.state.lock().unwrap().random_faults = None;
     world.codegen.state.lock().unwrap().random_faults = None;
-    world.tick().await;
+    // Effects a fault left waiting for a retry are carried out.
+    world.settle_effects().await;
 
     // Every accepted delivery was processed (retries after faults included), none lost.
     assert_eq!(

@@ -42,6 +42,8 @@ pub struct OutboxEntry {
     pub attempts: u32,
     /// Unix ms it was committed.
     pub created_at: i64,
+    /// Unix ms it is due (later than now while it waits for a retry).
+    pub next_attempt_at: i64,
 }
 
 impl Store {
@@ -104,7 +106,7 @@ impl Store {
         let rows = self
             .read(
                 Statement::rows(
-                    "SELECT id, installation_id, decision, attempts, created_at FROM outbox
+                    "SELECT id, installation_id, decision, attempts, created_at, next_attempt_at FROM outbox
                      WHERE state = 'pending' AND next_attempt_at <= $1
                      ORDER BY id LIMIT $2",
                 )
@@ -175,5 +177,6 @@ fn outbox_entry(row: &dyn ReadRow) -> Result<OutboxEntry, sqlx::Error> {
         decision: row.text("decision")?,
         attempts: u32_column(row, "attempts")?,
         created_at: row.int("created_at")?,
+        next_attempt_at: row.int("next_attempt_at")?,
     })
 }

@@ -108,6 +108,7 @@ async fn a_step_commits_the_outcome_the_state_and_the_decisions_together() {
                 decision: "{\"comment\":2}".into(),
                 attempts: 0,
                 created_at: T0 + 10,
+                next_attempt_at: T0 + 10,
             },
             "{name}"
         );

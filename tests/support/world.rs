@@ -168,6 +168,20 @@ impl World {
             .unwrap();
     }
 
+    /// Follows runs and carries out the outbox until nothing is pending in it (effects
+    /// waiting for a retry included), for at most 30 seconds.
+    pub async fn settle_effects(&self) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            self.tick().await;
+            let (pending, _) = self.app.store.outbox_counts().await.unwrap();
+            if pending == 0 || std::time::Instant::now() > deadline {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     pub async fn reconcile(&self) {
         self.app
             .orchestrator
@@ -644,6 +658,13 @@ pub fn quick_tuning() -> Tuning {
         limits: DoorLimits::default(),
         connections: codegen_orchestrator::http::ConnectionLimits::default(),
         inbox_retry: quick_retries(2),
+        // Nonzero, so that a failing effect waits in the outbox (as in production) rather
+        // than using up its tries within one pass.
+        effect_retry: codegen_orchestrator::processor::RetryPolicy {
+            max_attempts: 5,
+            first_delay: std::time::Duration::from_millis(100),
+            max_delay: std::time::Duration::from_millis(400),
+        },
         github_retry: codegen_orchestrator::github::retry::RetryPolicy {
             max_attempts: 8,
             base_delay: std::time::Duration::from_millis(2),
