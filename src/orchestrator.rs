@@ -242,7 +242,6 @@ impl Orchestrator {
                 .collect(),
         };
         self.inner.store.commit_step(&step, now_millis()).await?;
-        report_states(engine);
         Ok(())
     }
 
@@ -260,6 +259,8 @@ impl Orchestrator {
                 .into_iter()
                 .partition(|entry| entry.next_attempt_at <= now);
             if due.is_empty() || done >= DRAIN_LIMIT {
+                // The gauges once per drain: every step ends with one.
+                report_states(engine);
                 return Ok(done);
             }
             // Each issue's earliest entry that waits for a retry: later ones wait with it.
@@ -334,6 +335,7 @@ impl Orchestrator {
                 }
             }
             if !progressed {
+                report_states(engine);
                 return Ok(done);
             }
         }

@@ -123,6 +123,8 @@ pub struct Engine {
     quota: HashMap<InstallationId, (i64, String)>,
     /// Issues whose status may have changed since it was last published.
     dirty: BTreeSet<(InstallationId, IssueRef)>,
+    /// Each installation's launch queue at the last settle (to show moved positions).
+    queues: HashMap<InstallationId, Vec<IssueRef>>,
     /// Issues with a merge attempt in the outbox (not asked for again meanwhile).
     merging: BTreeSet<IssueRef>,
     /// Blockers seen for the first time and asked for: their dependents' statuses wait.
@@ -150,6 +152,7 @@ impl Engine {
             suspended: BTreeSet::new(),
             quota: HashMap::new(),
             dirty: BTreeSet::new(),
+            queues: HashMap::new(),
             merging: BTreeSet::new(),
             blocker_reads: BTreeSet::new(),
             config_pending: BTreeSet::new(),
@@ -374,20 +377,29 @@ impl Engine {
     /// Launches what became ready and publishes whatever may have changed.
     fn settle(&mut self, now: i64, out: &mut Vec<Decision>) {
         self.launch_ready(now, out);
-        // Queue positions move whenever anything launches: every queued issue may show a
-        // new one (the effect skips comments whose text did not change).
+        // Queue positions move when anything launches or joins the queue: the issues whose
+        // position changed since the last settle are shown again.
         let scheduler = self.scheduler();
-        let queued: Vec<(InstallationId, IssueRef)> = self
-            .installations
-            .iter()
-            .flat_map(|(id, installation)| {
-                scheduler
-                    .queue(&installation.graph)
-                    .into_iter()
-                    .map(move |issue| (*id, issue))
-            })
-            .collect();
-        self.dirty.extend(queued);
+        let mut moved: Vec<(InstallationId, IssueRef)> = Vec::new();
+        for (id, installation) in &self.installations {
+            let queue = scheduler.queue(&installation.graph);
+            let before = self.queues.get(id);
+            if before == Some(&queue) {
+                continue;
+            }
+            let earlier: HashMap<&IssueRef, usize> = before
+                .map(|q| q.iter().enumerate().map(|(n, i)| (i, n)).collect())
+                .unwrap_or_default();
+            moved.extend(
+                queue
+                    .iter()
+                    .enumerate()
+                    .filter(|(n, issue)| earlier.get(issue) != Some(n))
+                    .map(|(_, issue)| (*id, issue.clone())),
+            );
+            self.queues.insert(*id, queue);
+        }
+        self.dirty.extend(moved);
         self.publish_dirty(now, out);
     }
 }

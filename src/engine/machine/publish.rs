@@ -50,7 +50,10 @@ impl Engine {
         // What GitHub is being asked first (its native blockers, a blocker seen for the
         // first time) would show as a passing state: the status waits for the answers,
         // which mark it for publishing again.
-        if tracked.native_pending || self.blocker_read_pending(id, issue) {
+        if tracked.native_pending
+            || self.blocker_read_pending(id, issue)
+            || self.launch_pending(id, issue)
+        {
             return;
         }
         let view = self.status_view(id, issue, queue_position, now);
@@ -101,6 +104,13 @@ impl Engine {
             remove_label,
             project,
         });
+    }
+
+    /// A launch decided and not answered yet: the status waits for the run it made (one
+    /// comment edit per launch instead of two).
+    fn launch_pending(&self, id: InstallationId, issue: &IssueRef) -> bool {
+        let run = self.installations.get(&id).and_then(|i| i.runs.get(issue));
+        run.is_some_and(|run| run.row == 0 && run.state == crate::domain::RunState::Launching)
     }
 
     fn blocker_read_pending(&self, id: InstallationId, issue: &IssueRef) -> bool {

@@ -39,7 +39,12 @@ fn a_writers_label_is_checked_then_the_issue_is_managed_and_launched_once_its_na
     };
     assert!(prompt.contains("Add the endpoint."), "{prompt}");
     assert_eq!(stack, &None);
-    let status = last_status(&decisions, 1);
+    assert_eq!(
+        statuses(&decisions, 1),
+        vec![],
+        "the status waits for the launch's answer"
+    );
+    let status = last_status(&world.launched(1, 1), 1);
     assert_eq!(status.add.as_deref(), Some("codegen:running"));
     assert_eq!(status.project.as_deref(), Some("In Progress"));
 }

@@ -157,7 +157,7 @@ fn the_reconciler_rechecks_a_managed_issue_it_did_not_find() {
 #[test]
 fn the_reconciler_publishes_every_managed_status_again_and_rereads_blockers_that_hold_work() {
     let mut world = World::new();
-    world.managed(1, &[], "");
+    world.running(1);
     world.managed_waiting_for(2, 9);
     assert_eq!(statuses(&world.run(reconcile()), 1).len(), 1, "republished");
 
@@ -198,8 +198,8 @@ fn in_token_mode_the_reconciler_lists_the_repositories_it_already_knows() {
 fn the_state_label_follows_the_state_one_at_a_time() {
     let mut world = World::new();
 
-    let first = last_status(&world.managed(1, &[], ""), 1);
-    world.launched(1, 1);
+    world.managed(1, &[], "");
+    let first = last_status(&world.launched(1, 1), 1);
     let failed = last_status(&world.ended(1, 1, RunState::Failed), 1);
 
     assert_eq!(first.add.as_deref(), Some("codegen:running"));
@@ -223,11 +223,14 @@ fn an_unchanged_status_is_not_decided_twice() {
 #[test]
 fn a_changed_comment_without_a_state_change_is_published_without_label_changes() {
     let mut world = World::new();
-    world.managed(1, &[], "");
+    world.running(1);
     let mut run = run_record(1, 1, RunState::Running);
     run.web_url = Some("https://codegen.com/agent/trace/7".into());
 
-    let decisions = world.launch_settled(1, Some(run), None);
+    let decisions = world.answer(Outcome::RunRecorded {
+        installation: ID,
+        run,
+    });
 
     let status = last_status(&decisions, 1);
     status.assert_says("https://codegen.com/agent/trace/7");
@@ -240,7 +243,7 @@ fn a_changed_comment_without_a_state_change_is_published_without_label_changes()
 #[test]
 fn project_notes_are_said_once_in_the_status() {
     let mut world = World::new();
-    world.managed(1, &[], "");
+    world.running(1);
     let notes = || Outcome::ProjectNotes {
         installation: ID,
         issue: r(1),
