@@ -14,8 +14,9 @@
 //! and given up after the retry policy's attempts (or at once when GitHub refuses for
 //! good).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::sync::Mutex;
 
@@ -55,6 +56,9 @@ pub struct Orchestrator {
 
 struct Inner {
     store: Store,
+    /// Nothing is pending in the outbox (known after a drain that found none, until the
+    /// next commit of decisions or a reload): a drain then reads nothing.
+    outbox_empty: AtomicBool,
     effects: Effects,
     engine: Mutex<Engine>,
     /// How often, and how long apart, a failing effect is tried.
@@ -77,6 +81,7 @@ impl Orchestrator {
         Self {
             inner: Arc::new(Inner {
                 store,
+                outbox_empty: AtomicBool::new(false),
                 effects,
                 engine: Mutex::new(Engine::new(settings)),
                 retry,
@@ -95,6 +100,8 @@ impl Orchestrator {
         let count = issues.len();
         let mut engine = self.inner.engine.lock().await;
         engine.restore(issues, runs, settings);
+        // Another replica may have left entries in the outbox.
+        self.inner.outbox_empty.store(false, Ordering::Release);
         tracing::debug!(
             issues = count,
             "the engine's state was rebuilt from the store"
@@ -219,7 +226,7 @@ impl Orchestrator {
         delivery: Option<(i64, DeliveryOutcome)>,
         effect_done: Option<i64>,
         decisions: Vec<Decision>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
         let changes = engine.take_changes();
         for (key, value) in &changes.settings {
             if let Some(id) = key.strip_prefix("suspended:") {
@@ -241,8 +248,25 @@ impl Orchestrator {
                 })
                 .collect(),
         };
-        self.inner.store.commit_step(&step, now_millis()).await?;
-        Ok(())
+        let now = now_millis();
+        let ids = self.inner.store.commit_step(&step, now).await?;
+        if !ids.is_empty() {
+            self.inner.outbox_empty.store(false, Ordering::Release);
+        }
+        // The new entries as the store holds them, so that a drain under way carries them
+        // out without reading them back.
+        Ok(ids
+            .into_iter()
+            .zip(step.decisions)
+            .map(|(id, (installation, decision))| OutboxEntry {
+                id,
+                installation,
+                decision,
+                attempts: 0,
+                created_at: now,
+                next_attempt_at: now,
+            })
+            .collect())
     }
 
     /// Carries out due outbox entries, oldest first, until none is left that may run now.
@@ -251,6 +275,10 @@ impl Orchestrator {
         let store = &self.inner.store;
         let mut done = 0;
         loop {
+            if self.inner.outbox_empty.load(Ordering::Acquire) {
+                report_states(engine);
+                return Ok(done);
+            }
             let now = now_millis();
             // Every pending entry, due or waiting for a retry: one read per pass.
             let (due, later): (Vec<OutboxEntry>, Vec<OutboxEntry>) = store
@@ -259,6 +287,9 @@ impl Orchestrator {
                 .into_iter()
                 .partition(|entry| entry.next_attempt_at <= now);
             if due.is_empty() || done >= DRAIN_LIMIT {
+                if due.is_empty() && later.is_empty() {
+                    self.inner.outbox_empty.store(true, Ordering::Release);
+                }
                 // The gauges once per drain: every step ends with one.
                 report_states(engine);
                 return Ok(done);
@@ -271,11 +302,15 @@ impl Orchestrator {
                     *first = (*first).min(entry.id);
                 }
             }
+            let mut queue: VecDeque<OutboxEntry> = due.into();
             let mut progressed = false;
-            for entry in due {
+            while let Some(entry) = queue.pop_front() {
+                if done >= DRAIN_LIMIT {
+                    break;
+                }
                 let Some(decision) = decision_of(&entry) else {
                     store
-                        .fail_effect(entry.id, "unreadable decision", now)
+                        .fail_effect(entry.id, "unreadable decision", now_millis())
                         .await?;
                     continue;
                 };
@@ -284,50 +319,14 @@ impl Orchestrator {
                 {
                     continue;
                 }
-                let mut attempt = entry.attempts;
-                if attempt == 0 && matches!(decision, Decision::Reply { .. }) {
-                    // A reply is the one effect GitHub cannot tell apart from a new one:
-                    // the start is recorded, so that a crash inside it makes the next
-                    // try look for the comment before posting it again.
-                    store
-                        .retry_effect(entry.id, "started", now_millis())
-                        .await?;
-                    attempt = 1;
-                }
-                match self
-                    .inner
-                    .effects
-                    .execute(&decision, entry.attempts, now_millis())
-                    .await
-                {
-                    Ok(outcomes) => {
-                        let mut decisions = Vec::new();
-                        for outcome in outcomes {
-                            decisions.extend(engine.handle(Input::Result(outcome), now_millis()));
-                        }
-                        self.commit(engine, None, Some(entry.id), decisions).await?;
+                match self.carry_out(engine, &entry, &decision).await? {
+                    Some(follow) => {
+                        // Decided after every entry in the queue: they go last, in order.
+                        queue.extend(follow);
                         progressed = true;
                         done += 1;
                     }
-                    Err(err) => {
-                        let attempts = attempt + 1;
-                        if err.is_permanent() || attempts >= self.inner.retry.max_attempts {
-                            tracing::warn!(effect = decision.name(), error = %err, attempts, "an effect failed for the last time; given up");
-                            store
-                                .fail_effect(entry.id, &err.to_string(), now_millis())
-                                .await?;
-                            let outcome = given_up(&decision);
-                            if let Some(outcome) = outcome {
-                                let decisions = engine.handle(Input::Result(outcome), now_millis());
-                                self.commit(engine, None, None, decisions).await?;
-                            }
-                        } else {
-                            let delay = self.inner.retry.delay_after(attempts).as_millis() as i64;
-                            tracing::warn!(effect = decision.name(), error = %err, attempts, retry_in_ms = delay, "an effect failed; trying again later");
-                            store
-                                .retry_effect(entry.id, &err.to_string(), now_millis() + delay)
-                                .await?;
-                        }
+                    None => {
                         if let Some(issue) = decision.issue() {
                             waiting.entry(issue.clone()).or_insert(entry.id);
                         }
@@ -337,6 +336,63 @@ impl Orchestrator {
             if !progressed {
                 report_states(engine);
                 return Ok(done);
+            }
+        }
+    }
+
+    /// Carries out one entry: on success its completion is committed with what the engine
+    /// made of the result, and the new entries come back; on failure it waits for a retry
+    /// or is given up (`None`).
+    async fn carry_out(
+        &self,
+        engine: &mut Engine,
+        entry: &OutboxEntry,
+        decision: &Decision,
+    ) -> Result<Option<Vec<OutboxEntry>>, StoreError> {
+        let store = &self.inner.store;
+        let mut attempt = entry.attempts;
+        if attempt == 0 && matches!(decision, Decision::Reply { .. }) {
+            // A reply is the one effect GitHub cannot tell apart from a new one: the start
+            // is recorded, so that a crash inside it makes the next try look for the
+            // comment before posting it again.
+            store
+                .retry_effect(entry.id, "started", now_millis())
+                .await?;
+            attempt = 1;
+        }
+        match self
+            .inner
+            .effects
+            .execute(decision, entry.attempts, now_millis())
+            .await
+        {
+            Ok(outcomes) => {
+                let mut decisions = Vec::new();
+                for outcome in outcomes {
+                    decisions.extend(engine.handle(Input::Result(outcome), now_millis()));
+                }
+                let follow = self.commit(engine, None, Some(entry.id), decisions).await?;
+                Ok(Some(follow))
+            }
+            Err(err) => {
+                let attempts = attempt + 1;
+                if err.is_permanent() || attempts >= self.inner.retry.max_attempts {
+                    tracing::warn!(effect = decision.name(), error = %err, attempts, "an effect failed for the last time; given up");
+                    store
+                        .fail_effect(entry.id, &err.to_string(), now_millis())
+                        .await?;
+                    if let Some(outcome) = given_up(decision) {
+                        let decisions = engine.handle(Input::Result(outcome), now_millis());
+                        self.commit(engine, None, None, decisions).await?;
+                    }
+                } else {
+                    let delay = self.inner.retry.delay_after(attempts).as_millis() as i64;
+                    tracing::warn!(effect = decision.name(), error = %err, attempts, retry_in_ms = delay, "an effect failed; trying again later");
+                    store
+                        .retry_effect(entry.id, &err.to_string(), now_millis() + delay)
+                        .await?;
+                }
+                Ok(None)
             }
         }
     }
