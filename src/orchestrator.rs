@@ -31,6 +31,9 @@ use crate::processor::RetryPolicy;
 use crate::store::{DeliveryOutcome, OutboxEntry, Step, Store, StoreError};
 use crate::telemetry::names;
 
+/// Inputs one delivery may lead to before its reads are settled (a guard against an
+/// engine that keeps asking).
+const READS_PER_DELIVERY: usize = 10_000;
 /// Outbox entries read at once.
 const OUTBOX_BATCH: u32 = 256;
 /// Effects carried out in one drain at most, so that a loop of decisions cannot hold the
@@ -110,43 +113,70 @@ impl Orchestrator {
         Ok(())
     }
 
-    /// Acts on the delivery `seq`: the engine's decisions are committed with the
-    /// delivery's `processed` mark, then carried out.
+    /// Acts on the delivery `seq`. The reads the engine asks for are made at once (made
+    /// again if a crash comes before the commit, which is harmless); the decisions that
+    /// act are committed with the delivery's `processed` mark, then carried out.
     pub async fn handle_delivery(&self, seq: i64, event: DomainEvent) -> Result<(), String> {
         let mut engine = self.inner.engine.lock().await;
         self.drain_locked(&mut engine)
             .await
             .map_err(|e| e.to_string())?;
-        for round in 0..2 {
-            let decisions = engine.handle(Input::Delivery(Box::new(event.clone())), now_millis());
-            // The repository's settings are needed first: read, then the same input again.
-            let deferred = matches!(
-                decisions.as_slice(),
-                [Decision::ReadRepoConfig {
-                    then: AfterConfig::Retry,
-                    ..
-                }]
-            );
-            let mark = (!deferred).then_some((seq, DeliveryOutcome::Processed));
-            self.commit(&mut engine, mark, None, decisions)
-                .await
-                .map_err(|e| e.to_string())?;
-            let drained = self.drain_locked(&mut engine).await;
-            if !deferred {
-                // The delivery is processed (committed above); what failed to run now is
-                // in the outbox and runs in the next round.
-                if let Err(err) = drained {
-                    tracing::warn!(error = %err, "carrying out the decisions failed; they wait in the outbox");
-                }
-                return Ok(());
+        let delivery = || Input::Delivery(Box::new(event.clone()));
+        let mut inputs = VecDeque::from([delivery()]);
+        let mut decided = Vec::new();
+        let mut handled = 0;
+        while let Some(input) = inputs.pop_front() {
+            handled += 1;
+            if handled > READS_PER_DELIVERY {
+                return Err("the engine kept asking to read; the delivery is tried again".into());
             }
-            drained.map_err(|e| e.to_string())?;
-            tracing::debug!(
-                round,
-                "the repository's configuration was read; handling the event"
-            );
+            for decision in engine.handle(input, now_millis()) {
+                if !decision.is_read() {
+                    decided.push(decision);
+                    continue;
+                }
+                // The repository's settings are needed first: read, then the event again.
+                let retry = matches!(
+                    decision,
+                    Decision::ReadRepoConfig {
+                        then: AfterConfig::Retry,
+                        ..
+                    }
+                );
+                match self.inner.effects.execute(&decision, 0, now_millis()).await {
+                    Ok(outcomes) => {
+                        inputs.extend(outcomes.into_iter().map(Input::Result));
+                        if retry {
+                            inputs.push_back(delivery());
+                        }
+                    }
+                    Err(err) if retry => {
+                        return Err(format!(
+                            "the repository's configuration file could not be read yet: {err}"
+                        ));
+                    }
+                    // The outbox tries it again, with the others.
+                    Err(err) => {
+                        tracing::warn!(effect = decision.name(), error = %err, "a read failed; it waits in the outbox");
+                        decided.push(decision);
+                    }
+                }
+            }
         }
-        Err("the repository's configuration file could not be read yet".into())
+        self.commit(
+            &mut engine,
+            Some((seq, DeliveryOutcome::Processed)),
+            None,
+            decided,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        // The delivery is processed (committed above); what fails to run now is in the
+        // outbox and runs in the next round.
+        if let Err(err) = self.drain_locked(&mut engine).await {
+            tracing::warn!(error = %err, "carrying out the decisions failed; they wait in the outbox");
+        }
+        Ok(())
     }
 
     /// Settles launches a crash interrupted, follows running agents, acts on the runs

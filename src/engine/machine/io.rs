@@ -415,6 +415,23 @@ impl Decision {
         }
     }
 
+    /// Whether it only reads (GitHub's answer changes nothing, so reading twice is
+    /// harmless): such a decision may be carried out before the step that made it is
+    /// committed.
+    pub fn is_read(&self) -> bool {
+        matches!(
+            self,
+            Self::ReadRepoConfig { .. }
+                | Self::ReadLabelActor { .. }
+                | Self::CheckPermission { .. }
+                | Self::ReadNativeBlockers { .. }
+                | Self::ReadIssue { .. }
+                | Self::ReadProjectItem { .. }
+                | Self::ListRepositories { .. }
+                | Self::ListLabelled { .. }
+        )
+    }
+
     /// A short name for logs and metrics.
     pub fn name(&self) -> &'static str {
         match self {
