@@ -176,6 +176,7 @@ impl Orchestrator {
         if let Err(err) = self.drain_locked(&mut engine).await {
             tracing::warn!(error = %err, "carrying out the decisions failed; they wait in the outbox");
         }
+        report_states(&engine);
         Ok(())
     }
 
@@ -203,6 +204,7 @@ impl Orchestrator {
         let decisions = engine.handle(Input::RunsFollowed { recovered, ended }, now_millis());
         self.commit(engine, None, None, decisions).await?;
         self.drain_locked(engine).await?;
+        report_states(engine);
         Ok(())
     }
 
@@ -231,6 +233,7 @@ impl Orchestrator {
         let decisions = engine.handle(Input::Reconcile { targets }, now_millis());
         self.commit(&mut engine, None, None, decisions).await?;
         self.drain_locked(&mut engine).await?;
+        report_states(&engine);
         Ok(())
     }
 
@@ -245,7 +248,11 @@ impl Orchestrator {
     /// Carries out what is due in the outbox (after a crash, or effects that failed).
     pub async fn drain(&self) -> Result<usize, StoreError> {
         let mut engine = self.inner.engine.lock().await;
-        self.drain_locked(&mut engine).await
+        let done = self.drain_locked(&mut engine).await?;
+        if done > 0 {
+            report_states(&engine);
+        }
+        Ok(done)
     }
 
     /// Commits one step: an optional delivery mark or effect completion, the engine's
@@ -306,7 +313,6 @@ impl Orchestrator {
         let mut done = 0;
         loop {
             if self.inner.outbox_empty.load(Ordering::Acquire) {
-                report_states(engine);
                 return Ok(done);
             }
             let now = now_millis();
@@ -320,8 +326,6 @@ impl Orchestrator {
                 if due.is_empty() && later.is_empty() {
                     self.inner.outbox_empty.store(true, Ordering::Release);
                 }
-                // The gauges once per drain: every step ends with one.
-                report_states(engine);
                 return Ok(done);
             }
             // Each issue's earliest entry that waits for a retry: later ones wait with it.
@@ -364,7 +368,6 @@ impl Orchestrator {
                 }
             }
             if !progressed {
-                report_states(engine);
                 return Ok(done);
             }
         }
