@@ -3,11 +3,11 @@
 //! store, github or codegen and does no I/O.
 
 pub mod commands;
-pub mod machine;
 mod graph;
+pub mod machine;
 pub mod prompt;
-pub mod repo_config;
 mod render;
+pub mod repo_config;
 mod scheduler;
 pub mod status;
 pub mod texts;

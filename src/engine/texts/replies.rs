@@ -2,9 +2,9 @@
 //! command (with its did-you-mean), and every reason a command is refused or not done.
 //! Several commands in one comment get one reply, their answers joined by [`reply`].
 
+use crate::domain::RunState;
 use crate::domain::{IssueRef, RepoName};
 use crate::engine::commands::{CommandError, CommandProblem};
-use crate::domain::RunState;
 
 /// Why a command was refused or had nothing to do; [`refusal`] words it for the commenter.
 #[derive(Debug, Clone, PartialEq, Eq)]
