@@ -10,7 +10,14 @@
 set -euo pipefail
 
 port=${PGPORT:-54329}
-data=$(realpath -m "${PGDATA_DIR:-/tmp/codegen-orchestrator-pg}")
+# The cluster lives in memory (/dev/shm) when there is room: it is throwaway, the tests
+# write a few hundred megabytes to it, and a CI machine's disk may be nearly full.
+default_data=/tmp/codegen-orchestrator-pg-$port
+if [ -d /dev/shm ] && [ -w /dev/shm ] &&
+  [ "$(df -Pk /dev/shm 2>/dev/null | awk 'NR==2 {print $4}')" -gt 2097152 ] 2>/dev/null; then
+  default_data=/dev/shm/codegen-orchestrator-pg-$port
+fi
+data=$(realpath -m "${PGDATA_DIR:-$default_data}")
 log() { echo "postgres.sh: $*" >&2; }
 
 # The PostgreSQL tools start by changing into the current directory; as the `postgres`

@@ -135,21 +135,31 @@ async fn the_wal_stays_bounded_over_a_long_run() {
     store.close().await;
 }
 
-/// Stores deliveries of `body` from 16 concurrent callers until `done` turns true; returns
-/// how long each store took.
+/// The most deliveries `store_until` stores in one phase.
+const STORE_UNTIL_CAP: usize = 4_000;
+
+/// Stores deliveries of `body` from 16 concurrent callers until `done` turns true (or
+/// `STORE_UNTIL_CAP` are stored); returns how long each store took.
 async fn store_until(
     store: &Store,
     prefix: &str,
     body: &Bytes,
     done: std::sync::Arc<std::sync::atomic::AtomicBool>,
 ) -> Vec<std::time::Duration> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    // A cap, so that a fast machine does not fill its disk: at most STORE_UNTIL_CAP
+    // deliveries of 14 KB each per phase (about 56 MB), however long the phase lasts.
+    let stored = std::sync::Arc::new(AtomicUsize::new(0));
     let mut senders = tokio::task::JoinSet::new();
     for worker in 0..16 {
         let (store, body, done) = (store.clone(), body.clone(), done.clone());
+        let stored = stored.clone();
         let prefix = format!("{prefix}-{worker}");
         senders.spawn(async move {
             let mut took = Vec::new();
-            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+            while !done.load(Ordering::Relaxed)
+                && stored.fetch_add(1, Ordering::Relaxed) < STORE_UNTIL_CAP
+            {
                 let mut new = delivery(&format!("{prefix}-{}", took.len()), "");
                 new.body = body.clone();
                 let asked = std::time::Instant::now();

@@ -7,11 +7,43 @@ use std::io::Write;
 
 use sqlx::Connection;
 
-/// A store URL and what keeps it alive.
+/// A store URL and what keeps it alive: the SQLite file's directory, or the PostgreSQL
+/// database, dropped with it so that a full run does not leave a database per test behind.
 pub struct TestStore {
     pub name: &'static str,
     pub url: String,
     _dir: Option<tempfile::TempDir>,
+    admin: Option<String>,
+}
+
+impl Drop for TestStore {
+    fn drop(&mut self) {
+        let Some(admin) = self.admin.take() else {
+            return;
+        };
+        let Some((_, name)) = self.url.rsplit_once('/') else {
+            return;
+        };
+        let name = name.to_owned();
+        // Drop runs inside the test's runtime, which cannot be blocked on; a thread with a
+        // runtime of its own drops the database (FORCE: the store's pool may still be open).
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            runtime.block_on(async {
+                let mut conn = sqlx::PgConnection::connect(&admin).await.ok()?;
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                )))
+                .execute(&mut conn)
+                .await
+                .ok()
+            })
+        });
+        let _ = dropped.join();
+    }
 }
 
 /// The admin URL of the test PostgreSQL server, if there is one.
@@ -63,12 +95,14 @@ pub async fn all() -> Vec<TestStore> {
         name: "sqlite",
         url: format!("sqlite://{}", dir.path().join("store.db").display()),
         _dir: Some(dir),
+        admin: None,
     }];
     if let Some(admin) = postgres_admin_url() {
         stores.push(TestStore {
             name: "postgres",
             url: fresh_postgres(&admin).await,
             _dir: None,
+            admin: Some(admin),
         });
     }
     stores
