@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::sync::Mutex;
+use tracing::Instrument;
 
 use crate::agents::Agents;
 use crate::clock::now_millis;
@@ -113,70 +114,125 @@ impl Orchestrator {
         Ok(())
     }
 
-    /// Acts on the delivery `seq`. The reads the engine asks for are made at once (made
-    /// again if a crash comes before the commit, which is harmless); the decisions that
-    /// act are committed with the delivery's `processed` mark, then carried out.
-    pub async fn handle_delivery(&self, seq: i64, event: DomainEvent) -> Result<(), String> {
+    /// Acts on a batch of claimed deliveries, each with the span its log lines belong to.
+    /// The reads the engine asks for are made at once (made again if a crash comes before
+    /// the commit, which is harmless); the decisions that act are committed with the
+    /// deliveries' `processed` marks in one transaction, then carried out. One result per
+    /// delivery, in order: `Ok` when it is committed as processed, else why not (it is
+    /// tried again with the inbox's retry policy).
+    pub async fn handle_deliveries(
+        &self,
+        deliveries: Vec<(i64, DomainEvent, tracing::Span)>,
+    ) -> Vec<Result<(), String>> {
         let mut engine = self.inner.engine.lock().await;
-        self.drain_locked(&mut engine)
-            .await
-            .map_err(|e| e.to_string())?;
-        let delivery = || Input::Delivery(Box::new(event.clone()));
-        let mut inputs = VecDeque::from([delivery()]);
-        let mut decided = Vec::new();
-        let mut handled = 0;
-        while let Some(input) = inputs.pop_front() {
-            handled += 1;
-            if handled > READS_PER_DELIVERY {
-                return Err("the engine kept asking to read; the delivery is tried again".into());
-            }
-            for decision in engine.handle(input, now_millis()) {
-                if !decision.is_read() {
-                    decided.push(decision);
-                    continue;
-                }
-                // The repository's settings are needed first: read, then the event again.
-                let retry = matches!(
-                    decision,
-                    Decision::ReadRepoConfig {
-                        then: AfterConfig::Retry,
-                        ..
-                    }
-                );
-                match self.inner.effects.execute(&decision, 0, now_millis()).await {
-                    Ok(outcomes) => {
-                        inputs.extend(outcomes.into_iter().map(Input::Result));
-                        if retry {
-                            inputs.push_back(delivery());
-                        }
-                    }
-                    Err(err) if retry => {
-                        return Err(format!(
-                            "the repository's configuration file could not be read yet: {err}"
-                        ));
-                    }
-                    // The outbox tries it again, with the others.
-                    Err(err) => {
-                        tracing::warn!(effect = decision.name(), error = %err, "a read failed; it waits in the outbox");
-                        decided.push(decision);
-                    }
-                }
-            }
+        if let Err(err) = self.drain_locked(&mut engine).await {
+            return deliveries.iter().map(|_| Err(err.to_string())).collect();
         }
-        self.commit(
-            &mut engine,
-            Some((seq, DeliveryOutcome::Processed)),
-            None,
-            decided,
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-        // The delivery is processed (committed above); what fails to run now is in the
+        let mut decided = Vec::new();
+        let mut processed = Vec::new();
+        let mut results = Vec::with_capacity(deliveries.len());
+        for (seq, event, span) in deliveries {
+            let result = self
+                .decide(&mut engine, event, &mut decided)
+                .instrument(span)
+                .await;
+            if result.is_ok() {
+                processed.push((seq, DeliveryOutcome::Processed));
+            }
+            results.push(result);
+        }
+        if let Err(err) = self
+            .commit(&mut engine, processed, Vec::new(), decided)
+            .await
+        {
+            let err = err.to_string();
+            return results
+                .into_iter()
+                .map(|result| result.and(Err(err.clone())))
+                .collect();
+        }
+        // The deliveries are processed (committed above); what fails to run now is in the
         // outbox and runs in the next round.
         if let Err(err) = self.drain_locked(&mut engine).await {
             tracing::warn!(error = %err, "carrying out the decisions failed; they wait in the outbox");
         }
         report_states(&engine);
+        results
+    }
+
+    /// What the engine decides on one delivery: its reads are made and their answers fed
+    /// back until only acts are left, settled once at the end; the acts join `decided`
+    /// only when the whole delivery went through.
+    async fn decide(
+        &self,
+        engine: &mut Engine,
+        event: DomainEvent,
+        decided: &mut Vec<Decision>,
+    ) -> Result<(), String> {
+        let mut inputs = VecDeque::from([Input::Delivery(Box::new(event.clone()))]);
+        let mut acts = Vec::new();
+        let mut handled = 0;
+        loop {
+            while let Some(input) = inputs.pop_front() {
+                handled += 1;
+                if handled > READS_PER_DELIVERY {
+                    return Err(
+                        "the engine kept asking to read; the delivery is tried again".into(),
+                    );
+                }
+                let decisions = engine.handle_unsettled(input, now_millis());
+                self.read(decisions, &event, &mut inputs, &mut acts).await?;
+            }
+            let settled = engine.settle(now_millis());
+            self.read(settled, &event, &mut inputs, &mut acts).await?;
+            if inputs.is_empty() {
+                break;
+            }
+        }
+        decided.extend(acts);
+        Ok(())
+    }
+
+    /// Makes the reads among `decisions` and queues their answers as `inputs`; the acts
+    /// go to `acts`, and so does a read that failed (the outbox tries it again).
+    async fn read(
+        &self,
+        decisions: Vec<Decision>,
+        event: &DomainEvent,
+        inputs: &mut VecDeque<Input>,
+        acts: &mut Vec<Decision>,
+    ) -> Result<(), String> {
+        for decision in decisions {
+            if !decision.is_read() {
+                acts.push(decision);
+                continue;
+            }
+            // The repository's settings are needed first: read, then the event again.
+            let retry = matches!(
+                decision,
+                Decision::ReadRepoConfig {
+                    then: AfterConfig::Retry,
+                    ..
+                }
+            );
+            match self.inner.effects.execute(&decision, 0, now_millis()).await {
+                Ok(outcomes) => {
+                    inputs.extend(outcomes.into_iter().map(Input::Result));
+                    if retry {
+                        inputs.push_back(Input::Delivery(Box::new(event.clone())));
+                    }
+                }
+                Err(err) if retry => {
+                    return Err(format!(
+                        "the repository's configuration file could not be read yet: {err}"
+                    ));
+                }
+                Err(err) => {
+                    tracing::warn!(effect = decision.name(), error = %err, "a read failed; it waits in the outbox");
+                    acts.push(decision);
+                }
+            }
+        }
         Ok(())
     }
 
@@ -202,7 +258,8 @@ impl Orchestrator {
             None => (Vec::new(), Vec::new()),
         };
         let decisions = engine.handle(Input::RunsFollowed { recovered, ended }, now_millis());
-        self.commit(engine, None, None, decisions).await?;
+        self.commit(engine, Vec::new(), Vec::new(), decisions)
+            .await?;
         self.drain_locked(engine).await?;
         report_states(engine);
         Ok(())
@@ -231,7 +288,8 @@ impl Orchestrator {
             None
         };
         let decisions = engine.handle(Input::Reconcile { targets }, now_millis());
-        self.commit(&mut engine, None, None, decisions).await?;
+        self.commit(&mut engine, Vec::new(), Vec::new(), decisions)
+            .await?;
         self.drain_locked(&mut engine).await?;
         report_states(&engine);
         Ok(())
@@ -255,13 +313,13 @@ impl Orchestrator {
         Ok(done)
     }
 
-    /// Commits one step: an optional delivery mark or effect completion, the engine's
-    /// changes, and `decisions` into the outbox.
+    /// Commits one step: delivery marks or effect completions, the engine's changes, and
+    /// `decisions` into the outbox.
     async fn commit(
         &self,
         engine: &mut Engine,
-        delivery: Option<(i64, DeliveryOutcome)>,
-        effect_done: Option<i64>,
+        deliveries: Vec<(i64, DeliveryOutcome)>,
+        effects_done: Vec<i64>,
         decisions: Vec<Decision>,
     ) -> Result<Vec<OutboxEntry>, StoreError> {
         let changes = engine.take_changes();
@@ -272,8 +330,8 @@ impl Orchestrator {
             }
         }
         let step = Step {
-            delivery,
-            effect_done,
+            deliveries,
+            effects_done,
             issues: changes.issues,
             forgotten: changes.forgotten,
             settings: changes.settings,
@@ -281,7 +339,7 @@ impl Orchestrator {
                 .iter()
                 .map(|d| {
                     let json = serde_json::to_string(d).expect("decisions serialise");
-                    (installation_of(d), json)
+                    (d.installation(), json)
                 })
                 .collect(),
         };
@@ -336,36 +394,15 @@ impl Orchestrator {
                     *first = (*first).min(entry.id);
                 }
             }
-            let mut queue: VecDeque<OutboxEntry> = due.into();
+            let mut round = due;
             let mut progressed = false;
-            while let Some(entry) = queue.pop_front() {
-                if done >= DRAIN_LIMIT {
-                    break;
-                }
-                let Some(decision) = decision_of(&entry) else {
-                    store
-                        .fail_effect(entry.id, "unreadable decision", now_millis())
-                        .await?;
-                    continue;
-                };
-                if let Some(issue) = decision.issue()
-                    && waiting.get(issue).is_some_and(|first| *first < entry.id)
-                {
-                    continue;
-                }
-                match self.carry_out(engine, &entry, &decision).await? {
-                    Some(follow) => {
-                        // Decided after every entry in the queue: they go last, in order.
-                        queue.extend(follow);
-                        progressed = true;
-                        done += 1;
-                    }
-                    None => {
-                        if let Some(issue) = decision.issue() {
-                            waiting.entry(issue.clone()).or_insert(entry.id);
-                        }
-                    }
-                }
+            while !round.is_empty() && done < DRAIN_LIMIT {
+                let (finished, follow) = self
+                    .carry_out_round(engine, round, &mut waiting, DRAIN_LIMIT - done)
+                    .await?;
+                progressed |= finished > 0;
+                done += finished;
+                round = follow;
             }
             if !progressed {
                 return Ok(done);
@@ -373,15 +410,67 @@ impl Orchestrator {
         }
     }
 
-    /// Carries out one entry: on success its completion is committed with what the engine
-    /// made of the result, and the new entries come back; on failure it waits for a retry
-    /// or is given up (`None`).
-    async fn carry_out(
+    /// Carries out one round of entries (at most `limit`), in order, and commits their
+    /// completions, what the engine made of their results (settled once) and the entries
+    /// that follow, in one step. A crash before that commit carries the round out again;
+    /// every effect is safe to repeat (see [`Effects::execute`]). Returns how many were
+    /// done, and the new entries: the next round.
+    async fn carry_out_round(
         &self,
         engine: &mut Engine,
+        round: Vec<OutboxEntry>,
+        waiting: &mut BTreeMap<IssueRef, i64>,
+        limit: usize,
+    ) -> Result<(usize, Vec<OutboxEntry>), StoreError> {
+        let mut effects_done = Vec::new();
+        let mut decisions = Vec::new();
+        for entry in round {
+            if effects_done.len() >= limit {
+                break;
+            }
+            let Some(decision) = decision_of(&entry) else {
+                self.inner
+                    .store
+                    .fail_effect(entry.id, "unreadable decision", now_millis())
+                    .await?;
+                continue;
+            };
+            if let Some(issue) = decision.issue()
+                && waiting.get(issue).is_some_and(|first| *first < entry.id)
+            {
+                continue;
+            }
+            let outcomes = match self.carry_out(&entry, &decision).await? {
+                Carried::Done(outcomes) => {
+                    effects_done.push(entry.id);
+                    outcomes
+                }
+                Carried::Failed(given_up) => {
+                    if let Some(issue) = decision.issue() {
+                        waiting.entry(issue.clone()).or_insert(entry.id);
+                    }
+                    given_up.into_iter().map(|outcome| *outcome).collect()
+                }
+            };
+            for outcome in outcomes {
+                decisions.extend(engine.handle_unsettled(Input::Result(outcome), now_millis()));
+            }
+        }
+        decisions.extend(engine.settle(now_millis()));
+        let finished = effects_done.len();
+        let follow = self
+            .commit(engine, Vec::new(), effects_done, decisions)
+            .await?;
+        Ok((finished, follow))
+    }
+
+    /// Carries out one entry. On failure it waits for a retry, or is given up with what
+    /// the engine must learn of that.
+    async fn carry_out(
+        &self,
         entry: &OutboxEntry,
         decision: &Decision,
-    ) -> Result<Option<Vec<OutboxEntry>>, StoreError> {
+    ) -> Result<Carried, StoreError> {
         let store = &self.inner.store;
         let mut attempt = entry.attempts;
         if attempt == 0 && matches!(decision, Decision::Reply { .. }) {
@@ -399,14 +488,7 @@ impl Orchestrator {
             .execute(decision, entry.attempts, now_millis())
             .await
         {
-            Ok(outcomes) => {
-                let mut decisions = Vec::new();
-                for outcome in outcomes {
-                    decisions.extend(engine.handle(Input::Result(outcome), now_millis()));
-                }
-                let follow = self.commit(engine, None, Some(entry.id), decisions).await?;
-                Ok(Some(follow))
-            }
+            Ok(outcomes) => Ok(Carried::Done(outcomes)),
             Err(err) => {
                 let attempts = attempt + 1;
                 if err.is_permanent() || attempts >= self.inner.retry.max_attempts {
@@ -414,21 +496,26 @@ impl Orchestrator {
                     store
                         .fail_effect(entry.id, &err.to_string(), now_millis())
                         .await?;
-                    if let Some(outcome) = given_up(decision) {
-                        let decisions = engine.handle(Input::Result(outcome), now_millis());
-                        self.commit(engine, None, None, decisions).await?;
-                    }
+                    Ok(Carried::Failed(given_up(decision).map(Box::new)))
                 } else {
                     let delay = self.inner.retry.delay_after(attempts).as_millis() as i64;
                     tracing::warn!(effect = decision.name(), error = %err, attempts, retry_in_ms = delay, "an effect failed; trying again later");
                     store
                         .retry_effect(entry.id, &err.to_string(), now_millis() + delay)
                         .await?;
+                    Ok(Carried::Failed(None))
                 }
-                Ok(None)
             }
         }
     }
+}
+
+/// What came of carrying out an outbox entry.
+enum Carried {
+    /// Done, with its results.
+    Done(Vec<Outcome>),
+    /// Failed: it waits for a retry, or was given up (with what the engine must learn).
+    Failed(Option<Box<Outcome>>),
 }
 
 /// What the engine must learn when an effect is given up, so that it does not wait for it
@@ -460,27 +547,6 @@ fn decision_of(entry: &OutboxEntry) -> Option<Decision> {
             tracing::error!(id = entry.id, error = %err, "an outbox entry cannot be read");
             None
         }
-    }
-}
-
-fn installation_of(decision: &Decision) -> InstallationId {
-    match decision {
-        Decision::ReadRepoConfig { installation, .. }
-        | Decision::ReadLabelActor { installation, .. }
-        | Decision::CheckPermission { installation, .. }
-        | Decision::ReadNativeBlockers { installation, .. }
-        | Decision::ReadIssue { installation, .. }
-        | Decision::ReadProjectItem { installation, .. }
-        | Decision::ListRepositories { installation }
-        | Decision::ListLabelled { installation, .. }
-        | Decision::Launch { installation, .. }
-        | Decision::Cancel { installation, .. }
-        | Decision::ResumeAgents { installation }
-        | Decision::PublishStatus { installation, .. }
-        | Decision::Reply { installation, .. }
-        | Decision::React { installation, .. }
-        | Decision::TryMerge { installation, .. }
-        | Decision::CloseIssue { installation, .. } => *installation,
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
-use tracing::{Instrument, debug, error, info, info_span, warn};
+use tracing::{debug, error, info, info_span, warn};
 
 use crate::clock::now_millis;
 use crate::events::{self, Decoded, DomainEvent};
@@ -16,6 +16,9 @@ use crate::telemetry::names;
 
 /// Deliveries claimed per round trip to the store.
 const CLAIM_BATCH: u32 = 256;
+/// Deliveries the bot decides on and commits in one step: enough to share a commit under
+/// load, few enough that the first of a burst is acted on soon.
+const STEP_BATCH: usize = 32;
 /// How long a claim holds before another worker may take the delivery, by default.
 const LEASE: Duration = Duration::from_secs(300);
 /// The job lock held while the bot acts (events, run polling, reconciliation).
@@ -138,6 +141,8 @@ impl InboxProcessor {
                 break;
             }
             let mut outcomes = Vec::with_capacity(claimed.len());
+            // The events the bot acts on, all of them in one step (one commit).
+            let mut events = Vec::new();
             for delivery in &claimed {
                 let span = info_span!(
                     "delivery",
@@ -146,9 +151,35 @@ impl InboxProcessor {
                     repo = delivery.repository.as_deref().unwrap_or("-"),
                     issue = tracing::field::Empty,
                 );
-                let (outcome, committed) = self.process(delivery).instrument(span).await;
-                if !committed {
-                    outcomes.push((delivery.seq, outcome));
+                match span.in_scope(|| self.decode(delivery)) {
+                    Ok(event) if self.bot.is_some() => events.push((delivery, event, span)),
+                    Ok(_) => outcomes.push((delivery.seq, DeliveryOutcome::Processed)),
+                    Err(outcome) => outcomes.push((delivery.seq, outcome)),
+                }
+            }
+            if let Some(bot) = &self.bot
+                && !events.is_empty()
+            {
+                let mut events = events.into_iter().peekable();
+                while events.peek().is_some() {
+                    let (claims, batch): (Vec<_>, Vec<_>) = events
+                        .by_ref()
+                        .take(STEP_BATCH)
+                        .map(|(delivery, event, span)| (delivery, (delivery.seq, event, span)))
+                        .unzip();
+                    let results = bot.handle_deliveries(batch).await;
+                    for (delivery, result) in claims.into_iter().zip(results) {
+                        match result {
+                            // Committed as processed with the decisions it led to.
+                            Ok(()) => record_outcome(delivery, &DeliveryOutcome::Processed),
+                            Err(err) => outcomes.push((delivery.seq, self.failure(delivery, err))),
+                        }
+                    }
+                }
+            }
+            for (seq, outcome) in &outcomes {
+                if let Some(delivery) = claimed.iter().find(|d| d.seq == *seq) {
+                    record_outcome(delivery, outcome);
                 }
             }
             self.store
@@ -160,45 +191,26 @@ impl InboxProcessor {
         Ok(handled)
     }
 
-    /// Processes one delivery; `true` with the outcome when the engine's step already
-    /// committed it (with the decisions it produced), else the caller records it.
-    async fn process(&self, delivery: &ClaimedDelivery) -> (DeliveryOutcome, bool) {
-        let result = events::decode(&delivery.event, delivery.action.as_deref(), &delivery.body);
-        let outcome = match result {
+    /// Decodes one delivery: the event to act on, or the outcome it ends with at once
+    /// (ignored, or failed to decode).
+    fn decode(&self, delivery: &ClaimedDelivery) -> Result<DomainEvent, DeliveryOutcome> {
+        match events::decode(&delivery.event, delivery.action.as_deref(), &delivery.body) {
             Ok(Decoded::Event(event)) => {
                 if let Some(issue) = event.issue() {
                     tracing::Span::current().record("issue", tracing::field::display(issue));
                 }
-                match self.handle(delivery.seq, *event).await {
-                    Ok(committed) => {
-                        let outcome = DeliveryOutcome::Processed;
-                        record_outcome(delivery, &outcome);
-                        return (outcome, committed);
-                    }
-                    Err(err) => self.failure(delivery, err),
-                }
+                // An absent installation leaves the field out rather than printing `None`.
+                info!(event = %event.summary(), installation = event.installation.map(|i| i.0), "event");
+                Ok(*event)
             }
             Ok(Decoded::Ignored(why)) => {
                 debug!(
                     action = delivery.action.as_deref().unwrap_or("-"),
                     why, "ignored"
                 );
-                DeliveryOutcome::Ignored
+                Err(DeliveryOutcome::Ignored)
             }
-            Err(err) => self.failure(delivery, err.to_string()),
-        };
-        record_outcome(delivery, &outcome);
-        (outcome, false)
-    }
-
-    /// What the app does with an event: the bot acts on it (a failure is retried with the
-    /// delivery); without a bot it is logged.
-    async fn handle(&self, seq: i64, event: DomainEvent) -> Result<bool, String> {
-        // An absent installation leaves the field out rather than printing `None`.
-        info!(event = %event.summary(), installation = event.installation.map(|i| i.0), "event");
-        match &self.bot {
-            Some(bot) => bot.handle_delivery(seq, event).await.map(|()| true),
-            None => Ok(false),
+            Err(err) => Err(self.failure(delivery, err.to_string())),
         }
     }
 

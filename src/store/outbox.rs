@@ -14,11 +14,11 @@ use crate::domain::{InstallationId, IssueRef};
 /// effect's completion, the engine's state changes, and the decisions it produced.
 #[derive(Debug, Default, Clone)]
 pub struct Step {
-    /// A delivery finished by this step (its seq and outcome), as `finish_deliveries`
-    /// records it.
-    pub delivery: Option<(i64, DeliveryOutcome)>,
-    /// An outbox entry executed by this step: marked done.
-    pub effect_done: Option<i64>,
+    /// Deliveries finished by this step (seq and outcome), as `finish_deliveries` records
+    /// them.
+    pub deliveries: Vec<(i64, DeliveryOutcome)>,
+    /// Outbox entries executed by this step: marked done.
+    pub effects_done: Vec<i64>,
     /// Issue rows to upsert (same table and meaning as `save_issue`).
     pub issues: Vec<(InstallationId, IssueRef, String)>,
     /// Issue rows to delete (as `delete_issue`).
@@ -50,10 +50,10 @@ impl Store {
     /// Commits `step` in one transaction; returns the ids of the new outbox entries, in order.
     pub async fn commit_step(&self, step: &Step, now: i64) -> Result<Vec<i64>, StoreError> {
         let mut statements = Vec::new();
-        if let Some((seq, outcome)) = &step.delivery {
-            statements.extend(finish_statements(&[(*seq, outcome.clone())], now));
+        if !step.deliveries.is_empty() {
+            statements.extend(finish_statements(&step.deliveries, now));
         }
-        if let Some(id) = step.effect_done {
+        for &id in &step.effects_done {
             statements.push(
                 Statement::count(
                     "UPDATE outbox SET state = 'done', last_error = NULL, done_at = $2

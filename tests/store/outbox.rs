@@ -39,6 +39,7 @@ fn decisions(entries: &[OutboxEntry]) -> Vec<&str> {
 async fn a_step_commits_the_outcome_the_state_and_the_decisions_together() {
     each_store!(|store, name| {
         let seq = claimed(&store, "step-1").await;
+        let second = claimed(&store, "step-2").await;
         store
             .save_issue(InstallationId(42), &issue("acme/api#9"), "{}", T0)
             .await
@@ -48,7 +49,10 @@ async fn a_step_commits_the_outcome_the_state_and_the_decisions_together() {
             .await
             .unwrap();
         let step = Step {
-            delivery: Some((seq, DeliveryOutcome::Processed)),
+            deliveries: vec![
+                (seq, DeliveryOutcome::Processed),
+                (second, DeliveryOutcome::Processed),
+            ],
             issues: vec![
                 (InstallationId(42), issue("acme/api#1"), "{\"a\":1}".into()),
                 (InstallationId(43), issue("acme/web#2"), "{\"b\":2}".into()),
@@ -72,8 +76,10 @@ async fn a_step_commits_the_outcome_the_state_and_the_decisions_together() {
             "{name}: {ids:?}"
         );
 
-        let record = store.delivery(&"step-1".parse().unwrap()).await.unwrap();
-        assert_eq!(record.unwrap().state, DeliveryState::Processed, "{name}");
+        for id in ["step-1", "step-2"] {
+            let record = store.delivery(&id.parse().unwrap()).await.unwrap();
+            assert_eq!(record.unwrap().state, DeliveryState::Processed, "{name}");
+        }
         let saved: Vec<_> = store
             .issues()
             .await
@@ -165,7 +171,7 @@ async fn a_step_that_fails_half_way_leaves_nothing_behind() {
             .await
             .unwrap();
         let mut step = Step {
-            delivery: Some((seq, DeliveryOutcome::Processed)),
+            deliveries: vec![(seq, DeliveryOutcome::Processed)],
             issues: vec![(InstallationId(42), issue("acme/api#1"), "new".into())],
             forgotten: vec![issue("acme/api#9")],
             settings: vec![("paused:acme/api".into(), Some("x".into()))],
@@ -271,7 +277,7 @@ async fn effects_come_back_due_in_order_and_leave_when_done_or_given_up() {
 
         // Executing c yields e in the same step; c is done and never comes back.
         let mut step = deciding(&["e"]);
-        step.effect_done = Some(c);
+        step.effects_done = vec![c];
         let e = store.commit_step(&step, T0 + 8000).await.unwrap()[0];
         let due: Vec<_> = pending(10, T0 + 8000).await.iter().map(|x| x.id).collect();
         assert_eq!(due, [a, d, e], "{name}");

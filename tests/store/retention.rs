@@ -247,7 +247,7 @@ async fn effects_done_or_given_up_are_pruned_with_the_deliveries() {
         let ids = store.commit_step(&deciding(&names), T0).await.unwrap();
         for (id, done_at) in [(ids[0], now - 15 * DAY), (ids[1], now - 13 * DAY)] {
             let mut step = deciding(&[]);
-            step.effect_done = Some(id);
+            step.effects_done = vec![id];
             store.commit_step(&step, done_at).await.unwrap();
         }
         store

@@ -387,6 +387,28 @@ pub enum Decision {
 }
 
 impl Decision {
+    /// The installation the decision acts in (whose token its effect uses).
+    pub fn installation(&self) -> InstallationId {
+        match self {
+            Decision::ReadRepoConfig { installation, .. }
+            | Decision::ReadLabelActor { installation, .. }
+            | Decision::CheckPermission { installation, .. }
+            | Decision::ReadNativeBlockers { installation, .. }
+            | Decision::ReadIssue { installation, .. }
+            | Decision::ReadProjectItem { installation, .. }
+            | Decision::ListRepositories { installation }
+            | Decision::ListLabelled { installation, .. }
+            | Decision::Launch { installation, .. }
+            | Decision::Cancel { installation, .. }
+            | Decision::ResumeAgents { installation }
+            | Decision::PublishStatus { installation, .. }
+            | Decision::Reply { installation, .. }
+            | Decision::React { installation, .. }
+            | Decision::TryMerge { installation, .. }
+            | Decision::CloseIssue { installation, .. } => *installation,
+        }
+    }
+
     /// The issue this decision acts on, when it acts on one: decisions for one issue are
     /// carried out in the order they were made.
     pub fn issue(&self) -> Option<&IssueRef> {

@@ -212,6 +212,17 @@ impl Engine {
 
     /// Handles one input at `now` (unix milliseconds): what it changes, and what follows.
     pub fn handle(&mut self, input: Input, now: i64) -> Vec<Decision> {
+        let mut out = self.handle_unsettled(input, now);
+        out.extend(self.settle(now));
+        out
+    }
+
+    /// Handles one input but does not settle yet: what became ready is launched, and what
+    /// changed is published, by the next [`Engine::settle`] (or [`Engine::handle`]). Inputs
+    /// that belong together (a delivery and the answers to its reads, the results of one
+    /// round of effects) are handled so and settled once: the scheduler's queue is worked
+    /// out once, and no passing status is published between them.
+    pub fn handle_unsettled(&mut self, input: Input, now: i64) -> Vec<Decision> {
         let mut out = Vec::new();
         match input {
             Input::Delivery(event) => {
@@ -226,7 +237,14 @@ impl Engine {
             }
             Input::Result(outcome) => self.on_outcome(outcome, now, &mut out),
         }
-        self.settle(now, &mut out);
+        out
+    }
+
+    /// Launches what became ready and publishes whatever may have changed since the last
+    /// settle.
+    pub fn settle(&mut self, now: i64) -> Vec<Decision> {
+        let mut out = Vec::new();
+        self.settle_into(now, &mut out);
         out
     }
 
@@ -374,8 +392,7 @@ impl Engine {
         )
     }
 
-    /// Launches what became ready and publishes whatever may have changed.
-    fn settle(&mut self, now: i64, out: &mut Vec<Decision>) {
+    fn settle_into(&mut self, now: i64, out: &mut Vec<Decision>) {
         self.launch_ready(now, out);
         // Queue positions move when anything launches or joins the queue: the issues whose
         // position changed since the last settle are shown again.

@@ -29,6 +29,8 @@ mod labels;
 mod reconcile;
 #[path = "tests_runs.rs"]
 mod runs;
+#[path = "tests_settle.rs"]
+mod settle;
 #[path = "tests_world.rs"]
 mod world;
 

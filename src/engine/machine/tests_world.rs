@@ -89,6 +89,33 @@ impl World {
         all
     }
 
+    /// What the engine decides on `inputs` and their reads when it settles once, after
+    /// all of them, as the processor does with a batch of deliveries (the reads
+    /// included, in order).
+    pub(super) fn run_settling_once(&mut self, inputs: Vec<Input>) -> Vec<Decision> {
+        let mut inputs = VecDeque::from(inputs);
+        let mut all = Vec::new();
+        loop {
+            while let Some(input) = inputs.pop_front() {
+                assert!(all.len() < 500, "the engine keeps deciding: {all:#?}");
+                let decisions = self.engine.handle_unsettled(input.clone(), self.now);
+                for decision in &decisions {
+                    inputs.extend(self.answers(decision, &input));
+                }
+                all.extend(decisions);
+            }
+            let settled = self.engine.settle(self.now);
+            for decision in &settled {
+                // A read decided by settling answers nothing that must be handled again.
+                inputs.extend(decision.answer(self).map(Input::Result));
+            }
+            all.extend(settled);
+            if inputs.is_empty() {
+                return all;
+            }
+        }
+    }
+
     /// A writer labels issue `n` (labels and body as given): it is managed.
     pub(super) fn managed(&mut self, n: u64, labels: &[&str], body: &str) -> Vec<Decision> {
         self.run(labeled_by(&writer(), issue(n, labels, body)))
@@ -176,7 +203,7 @@ impl World {
 
     /// The effects' answers to a read (the input again after a configuration read that
     /// asks for it).
-    fn answers(&self, decision: &Decision, input: &Input) -> Vec<Input> {
+    pub(super) fn answers(&self, decision: &Decision, input: &Input) -> Vec<Input> {
         let Some(outcome) = decision.answer(self) else {
             return Vec::new();
         };
