@@ -1,18 +1,19 @@
 //! The loop that joins the engine and the effects through the store's outbox:
 //!
 //! ```text
-//! delivery / tick / reconcile ─▶ Engine::handle ─▶ one transaction: delivery mark,
-//!        ▲                                          state changes, decisions (outbox)
+//! deliveries / tick / reconcile ─▶ Engine ─▶ one transaction: delivery marks,
+//!        ▲                                     state changes, decisions (outbox)
 //!        └── Outcome ◀── Effects::execute ◀── pending outbox entries, oldest first
 //! ```
 //!
 //! Every input is committed with the decisions it produced before any of them is carried
-//! out; every effect's completion is committed with what the engine made of its result. A
-//! crash between two steps neither repeats a done effect nor loses a pending one: the next
-//! holder of the bot lock finds the pending entries and carries them out. Effects on one
-//! issue run in the order they were decided; one that fails is tried again with backoff,
-//! and given up after the retry policy's attempts (or at once when GitHub refuses for
-//! good).
+//! out (a batch of deliveries in one step); effects are carried out in rounds, and a
+//! round's completions are committed with what the engine made of their results and the
+//! entries that follow. A crash neither loses a pending entry nor repeats one whose round
+//! was committed; an effect of an interrupted round runs again, and every effect is safe to
+//! run twice (see `crate::effects`). Effects on one issue run in the order they were
+//! decided; one that fails is tried again with backoff, and given up after the retry
+//! policy's attempts (or at once when GitHub refuses for good).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;

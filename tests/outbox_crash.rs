@@ -322,6 +322,65 @@ async fn a_crash_between_two_effects_repeats_none_of_those_done() {
     assert_running_once(&world).await;
 }
 
+/// Two deliveries handled in one step put both launches in one round of the outbox, whose
+/// completions are committed together: a crash between the two repeats the first, which
+/// finds its run recorded and calls Codegen no second time.
+#[tokio::test]
+async fn a_crash_between_two_effects_of_one_round_calls_codegen_once_for_each() {
+    let world = World::start_with(|config| config.storage.lease_secs = 1).await;
+    for n in [1, 2] {
+        world.add_issue(REPO, n, "Schema", "The schema.", &[]);
+        let labelled =
+            serde_json::to_vec(&world.labeled_payload(REPO, n, "codegen", MAINTAINER)).unwrap();
+        assert_eq!(
+            World::post_to(&world.app, "issues", &format!("label-{n}"), &labelled).await,
+            axum::http::StatusCode::ACCEPTED
+        );
+    }
+    // The first creation answers at once; the second creates its run and the process
+    // dies before the answer arrives.
+    for delay in [Duration::ZERO, Duration::from_secs(120)] {
+        world.codegen.push_fault(Fault {
+            target: Target::Create,
+            status: 200,
+            body: Value::Null,
+            create_anyway: true,
+            delay,
+        });
+    }
+    let codegen = &world.codegen;
+    crash_when(world.app.processor.drain(), async {
+        while codegen.runs().len() < 2 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    assert_eq!(
+        kinds_in(&world, "pending").await,
+        ["Launch", "Launch"],
+        "both launches are in the round the crash interrupted"
+    );
+
+    let world = world.restart().await;
+    recover(&world).await;
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    world.tick().await;
+    recover(&world).await;
+
+    let mut launches = world.launches();
+    launches.sort();
+    assert_eq!(
+        launches,
+        ["acme/api#1 (attempt 1)", "acme/api#2 (attempt 1)"]
+    );
+    assert_eq!(world.codegen.calls_to("POST", "/agent/run"), 2);
+    for n in [1, 2] {
+        assert_eq!(world.status_comments(REPO, n).len(), 1, "#{n}");
+        assert_eq!(world.state_labels(REPO, n), ["codegen:running"], "#{n}");
+    }
+    assert_eq!(world.app.store.outbox_counts().await.unwrap(), (0, 0));
+}
+
 #[tokio::test]
 async fn a_crash_inside_the_status_comments_creation_leaves_one_comment_kept_up_to_date() {
     let world = World::start().await;
