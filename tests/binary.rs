@@ -576,6 +576,29 @@ fn check_config_says_what_will_and_will_not_work() {
     );
 }
 
+/// The README's quick start shows what `check-config` prints with only the webhook secret
+/// set: the block there is the binary's own output, line for line.
+#[test]
+fn the_readmes_check_config_summary_is_what_the_binary_prints() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start = readme
+        .find("# What runs with this configuration")
+        .expect("the README shows the summary");
+    let end = start + readme[start..].find("\n```").expect("the block ends");
+    let shown = &readme[start..end];
+    let dir = tempfile::tempdir().unwrap();
+    let output = orchestrator(dir.path())
+        .arg("check-config")
+        .env("GITHUB_WEBHOOK_SECRET", "change-me")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(output.status.success(), "{stdout}");
+    let printed = &stdout[stdout.find("# What runs").expect("a summary")..];
+    assert_eq!(printed.trim_end(), shown.trim_end());
+}
+
 /// Without GitHub credentials, `serve` says where to register the App: the address it
 /// really serves on (listening on every interface, the loopback address), and the README
 /// section. Its log fields are plain values, never Rust's `Some(..)`.

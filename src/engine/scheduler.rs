@@ -45,18 +45,16 @@ impl Scheduler {
 
     /// The ready issues, best first: the order in which free agents take them.
     pub fn queue(&self, graph: &DependencyGraph) -> Vec<IssueRef> {
-        let work = graph.critical_work();
-        let mut ready = graph.ready();
-        ready.retain(|issue| !self.paused.contains(&issue.repo));
-        ready.sort_by_cached_key(|issue| {
-            let node = graph.get(issue);
-            (
-                std::cmp::Reverse(work.get(issue).copied().unwrap_or(0)),
-                node.map(|n| n.priority).unwrap_or_default(),
-                issue.clone(),
-            )
+        let mut ready = graph.ready_with_critical_work();
+        ready.retain(|(issue, _, _)| !self.paused.contains(&issue.repo));
+        ready.sort_unstable_by(|(a, a_work, a_priority), (b, b_work, b_priority)| {
+            (std::cmp::Reverse(a_work), a_priority, a).cmp(&(
+                std::cmp::Reverse(b_work),
+                b_priority,
+                b,
+            ))
         });
-        ready
+        ready.into_iter().map(|(issue, _, _)| issue).collect()
     }
 
     /// The launches to make now, best first, given the issues whose agents are running.

@@ -5,9 +5,9 @@ use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 
 use petgraph::Direction::{Incoming, Outgoing};
 use petgraph::stable_graph::NodeIndex;
-use petgraph::visit::{EdgeRef, IntoEdgeReferences};
+use petgraph::visit::{EdgeRef, IntoEdgeReferences, NodeIndexable};
 
-use super::{Blocker, DependencyGraph, IssueNode};
+use super::{Blocker, DependencyGraph, IssueNode, Priority};
 use crate::domain::{IssueRef, IssueStatus};
 
 impl DependencyGraph {
@@ -103,25 +103,30 @@ impl DependencyGraph {
             .collect()
     }
 
-    /// For every issue, the most work on one chain that starts at it and runs through
-    /// not-yet-completed dependents (its own weight included): the scheduler starts the
-    /// heaviest chain first, since nothing can end before that chain does.
-    pub fn critical_work(&self) -> HashMap<IssueRef, u64> {
-        let order: Vec<_> = self.graph.nodes_iter().collect();
-        let mut work: HashMap<NodeIndex, u64> = HashMap::with_capacity(order.len());
+    /// The ready issues, each with its priority and the most work on one chain that starts
+    /// at it and runs through not-yet-completed dependents (its own weight included): the
+    /// scheduler starts the heaviest chain first, since nothing can end before that chain
+    /// does. One pass over the graph in reverse topological order, indexed by node.
+    pub fn ready_with_critical_work(&self) -> Vec<(IssueRef, u64, Priority)> {
+        let order: Vec<NodeIndex> = self.graph.nodes_iter().collect();
+        let mut work = vec![0_u64; self.graph.inner().node_bound()];
         for &ix in order.iter().rev() {
             let behind = self
                 .graph
                 .inner()
                 .neighbors_directed(ix, Outgoing)
                 .filter(|d| !self.satisfied(*d))
-                .map(|d| work.get(&d).copied().unwrap_or(0))
+                .map(|d| work[d.index()])
                 .max()
                 .unwrap_or(0);
-            work.insert(ix, self.node(ix).weight.saturating_add(behind));
+            work[ix.index()] = self.node(ix).weight.saturating_add(behind);
         }
-        work.into_iter()
-            .map(|(ix, w)| (self.node(ix).issue.clone(), w))
+        self.ready
+            .iter()
+            .map(|&ix| {
+                let node = self.node(ix);
+                (node.issue.clone(), work[ix.index()], node.priority)
+            })
             .collect()
     }
 

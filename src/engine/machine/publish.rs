@@ -11,29 +11,26 @@ use crate::engine::status::{BlockerView, RunView, StatusView, WorkState, work_st
 use crate::engine::texts;
 
 impl Engine {
-    /// Decides the status of every issue marked dirty.
+    /// Decides the status of every issue marked dirty. The launch queues are the ones the
+    /// settle that calls this has just worked out (`self.queues`).
     pub(super) fn publish_dirty(&mut self, now: i64, out: &mut Vec<Decision>) {
         let dirty = std::mem::take(&mut self.dirty);
-        // Each installation's launch queue, worked out once for all its statuses.
-        let mut queues: HashMap<InstallationId, HashMap<IssueRef, usize>> = HashMap::new();
+        // Where each queued issue stands in its installation's queue (from 1), worked out
+        // once for all the statuses of an installation.
+        let mut positions: HashMap<InstallationId, HashMap<IssueRef, usize>> = HashMap::new();
         for (id, issue) in dirty {
-            let queue = queues.entry(id).or_insert_with(|| self.queue_positions(id));
+            let queue = positions.entry(id).or_insert_with(|| {
+                self.queues.get(&id).map_or_else(HashMap::new, |queue| {
+                    queue
+                        .iter()
+                        .enumerate()
+                        .map(|(n, issue)| (issue.clone(), n + 1))
+                        .collect()
+                })
+            });
             let position = queue.get(&issue).copied();
             self.publish(id, &issue, position, now, out);
         }
-    }
-
-    /// Where each queued issue of an installation stands in its launch queue (from 1).
-    fn queue_positions(&self, id: InstallationId) -> HashMap<IssueRef, usize> {
-        let Some(installation) = self.installations.get(&id) else {
-            return HashMap::new();
-        };
-        self.scheduler()
-            .queue(&installation.graph)
-            .into_iter()
-            .enumerate()
-            .map(|(n, issue)| (issue, n + 1))
-            .collect()
     }
 
     fn publish(
