@@ -576,6 +576,36 @@ fn check_config_says_what_will_and_will_not_work() {
     );
 }
 
+/// `DATABASE_URL` with `postgres://` (and `postgresql://`, with `sslmode`) is a valid
+/// configuration: `check-config` accepts it, says PostgreSQL is shared by every replica, and
+/// never prints the password.
+#[test]
+fn check_config_accepts_postgresql_urls_and_hides_the_password() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in [
+        "postgres://orch:pg-pass-distinctive-77@db.example:5432/orch",
+        "postgresql://orch:pg-pass-distinctive-77@db.example/orch?sslmode=require",
+    ] {
+        let output = orchestrator(dir.path())
+            .arg("check-config")
+            .env("DATABASE_URL", url)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert!(output.status.success(), "{url}: {stdout}{stderr}");
+        assert!(
+            stdout.contains("ok  storage:  PostgreSQL at postgres")
+                && stdout.contains("shared by every replica"),
+            "{stdout}"
+        );
+        assert!(
+            !stdout.contains("pg-pass-distinctive") && !stderr.contains("pg-pass-distinctive"),
+            "{stdout}{stderr}"
+        );
+    }
+}
+
 /// The README's quick start shows what `check-config` prints with only the webhook secret
 /// set: the block there is the binary's own output, line for line.
 #[test]

@@ -344,3 +344,37 @@ async fn two_hundred_comments_are_paced_to_eighty_a_minute() {
         200
     );
 }
+
+/// The reconciler asks who applied the trigger label: the latest `labeled` event for that
+/// label decides, across pages, whatever other labels were applied after it.
+#[tokio::test]
+async fn the_label_actor_is_whoever_applied_the_label_last() {
+    use codegen_orchestrator::domain::Actor;
+    use support::fake_github::person;
+    let (github, client) = setup().await;
+    {
+        let mut state = github.state.lock().unwrap();
+        // #1: a reader labelled it, then a writer applied it again (after an unlabel), then
+        // the reader added another label; 150 events in all, so the last page decides.
+        state.record_labeled("acme/api", 1, "codegen", person("rick", 2), None);
+        for n in 0..147 {
+            state.record_labeled("acme/api", 1, &format!("area-{n}"), person("rick", 2), None);
+        }
+        state.record_labeled("acme/api", 1, "Codegen", person("wendy", 1), None);
+        state.record_labeled("acme/api", 1, "bug", person("rick", 2), None);
+        // #2: the writer first, then the reader.
+        state.record_labeled("acme/api", 2, "codegen", person("wendy", 1), None);
+        state.record_labeled("acme/api", 2, "codegen", person("rick", 2), None);
+    }
+
+    let person_named = |actor: Option<Actor>| match actor {
+        Some(Actor::Person(user)) => user.login.to_string(),
+        other => panic!("not a person: {other:?}"),
+    };
+    let first = client.last_labeled_by(&issue(1), "codegen").await.unwrap();
+    assert_eq!(person_named(first), "wendy");
+    let second = client.last_labeled_by(&issue(2), "codegen").await.unwrap();
+    assert_eq!(person_named(second), "rick");
+    let never = client.last_labeled_by(&issue(2), "ready").await.unwrap();
+    assert!(never.is_none());
+}

@@ -53,4 +53,11 @@ async fn a_suspended_installation_launches_nothing_until_unsuspended_even_after_
         .send("installation", &installation_payload("unsuspend"))
         .await;
     assert_eq!(world.launches(), ["acme/api#1 (attempt 1)"]);
+    let text = metrics(&world).await;
+    assert!(
+        text.contains(&format!(
+            "orchestrator_installation_suspended{{installation=\"{INSTALLATION}\"}} 0"
+        )),
+        "the gauge goes back to 0: {text}"
+    );
 }

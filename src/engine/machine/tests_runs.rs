@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::engine::UnblockOn;
-use crate::engine::machine::QUOTA_PAUSE_MS;
+use crate::engine::machine::EngineSettings;
 
 // ---- Launching ----
 
@@ -155,11 +155,12 @@ fn a_used_up_quota_pauses_launches_until_the_pause_is_over() {
     assert_eq!(status.add.as_deref(), Some("codegen:queued"));
     status.assert_says("Codegen's plan quota is used up: the monthly limit is reached");
 
-    world.now = T0 + QUOTA_PAUSE_MS - 1;
+    // The pause lasts fifteen minutes.
+    world.now = T0 + 15 * 60 * 1000 - 1;
     let decisions = world.managed(2, &[], "");
     assert_eq!(launches(&decisions), vec![]);
 
-    world.now = T0 + QUOTA_PAUSE_MS;
+    world.now = T0 + 15 * 60 * 1000;
     let decisions = world.run(runs_followed(Vec::new()));
     assert_eq!(launches(&decisions), vec![(1, 1), (2, 1)]);
 }
@@ -174,6 +175,21 @@ fn resume_lifts_a_quota_pause() {
 
     assert!(decisions.contains(&Decision::ResumeAgents { installation: ID }));
     assert_eq!(launches(&decisions), vec![(1, 1)]);
+}
+
+#[test]
+fn agents_are_launched_only_with_both_codegen_settings() {
+    use crate::config::{Config, Secret};
+    let with = |org_id: Option<u64>, token: Option<&str>| {
+        let mut config = Config::default();
+        config.codegen.org_id = org_id;
+        config.codegen.api_token = token.map(Secret::new);
+        EngineSettings::from_config(&config).agents
+    };
+    assert!(with(Some(77), Some("cg-token")));
+    assert!(!with(Some(77), None), "no token");
+    assert!(!with(None, Some("cg-token")), "no organisation");
+    assert!(!with(None, None));
 }
 
 // ---- Stacked work ----
