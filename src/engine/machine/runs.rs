@@ -194,6 +194,17 @@ impl Engine {
         if !installation.issues.contains_key(&issue) {
             return;
         }
+        // A cancelled attempt stays cancelled: whatever its run does after the cancel (a
+        // late success, a pull request) never unblocks dependents or is merged.
+        if let Some(known) = installation.runs.get(&issue)
+            && known.attempt == run.attempt
+            && known.state == RunState::Cancelled
+            && run.state != RunState::Cancelled
+        {
+            tracing::info!(%issue, attempt = run.attempt, state = run.state.as_str(),
+                "a cancelled attempt's run ended later; it stays cancelled");
+            return;
+        }
         installation.runs.insert(issue.clone(), run);
         installation.refresh_node(&issue);
         self.touch(id, &issue);

@@ -142,6 +142,33 @@ fn a_cancelled_run_is_not_retried_of_its_own() {
     assert_eq!(launches(&decisions), vec![]);
 }
 
+#[test]
+fn a_cancelled_attempt_that_succeeds_later_never_unblocks_its_dependents() {
+    let mut world = World::with(|s| s.orchestrator.unblock_on = UnblockOn::AgentCompleted);
+    world.running(1);
+    world.managed(2, &[], "Depends on #1");
+    world.comment(1, "/codegen cancel");
+    world.answer(Outcome::RunRecorded {
+        installation: ID,
+        run: run_record(1, 1, RunState::Cancelled),
+    });
+
+    let mut late = run_record(1, 1, RunState::Succeeded);
+    late.pull_requests = vec![pull_link(10)];
+    let decisions = world.run(runs_followed(vec![late]));
+
+    assert_eq!(launches(&decisions), vec![]);
+    assert_eq!(
+        world.engine.installation(ID).unwrap().runs[&r(1)].state,
+        RunState::Cancelled
+    );
+    // A new attempt is another matter: it counts.
+    world.comment(1, "/codegen retry");
+    world.launched(1, 2);
+    let decisions = world.ended(1, 2, RunState::Succeeded);
+    assert_eq!(launches(&decisions), vec![(2, 1)]);
+}
+
 // ---- Quota ----
 
 #[test]
