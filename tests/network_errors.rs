@@ -54,6 +54,7 @@ async fn github_error(api_url: &str) -> String {
     let config = GithubConfig {
         api_url: api_url.to_owned(),
         token: Some(Secret::new(GITHUB_TOKEN)),
+        request_timeout_secs: 1,
         ..GithubConfig::default()
     };
     let quick = RetryPolicy {
@@ -171,6 +172,24 @@ async fn codegen_over_tls_to_a_plain_server_is_a_tls_failure() {
             "cannot reach Codegen at 127.0.0.1:{port}: TLS failed: "
         )),
         "{text}"
+    );
+}
+
+#[tokio::test]
+async fn github_without_an_answer_times_out() {
+    let port = silent_server();
+    let started = std::time::Instant::now();
+    // Without a timeout the request would wait for ever: fail the test instead.
+    let text = tokio::time::timeout(
+        Duration::from_secs(30),
+        github_error(&format!("http://127.0.0.1:{port}")),
+    )
+    .await
+    .expect("a GitHub that never answers holds the client");
+    println!("{text} (after {:?})", started.elapsed());
+    assert_eq!(
+        text,
+        format!("cannot reach GitHub at 127.0.0.1:{port}: timed out")
     );
 }
 

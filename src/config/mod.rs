@@ -112,6 +112,9 @@ pub struct GithubConfig {
     pub writes_per_minute: u32,
     /// The same per hour: GitHub's secondary limit is 500.
     pub writes_per_hour: u32,
+    /// How long one request may wait for GitHub (to connect, and between the bytes of its
+    /// answer) before it counts as failed and is retried.
+    pub request_timeout_secs: u64,
 }
 
 impl Default for GithubConfig {
@@ -125,6 +128,7 @@ impl Default for GithubConfig {
             token: None,
             writes_per_minute: 80,
             writes_per_hour: 500,
+            request_timeout_secs: 30,
         }
     }
 }

@@ -373,3 +373,41 @@ fn bad_retention_and_metrics_addresses_are_named() {
         "{err}"
     );
 }
+
+#[test]
+fn door_and_request_limits_below_their_floor_are_named() {
+    for (text, key, problem) in [
+        (
+            "server:\n  body_budget_bytes: 31457279\n",
+            "server.body_budget_bytes",
+            "at least 31457280 (30 MiB)",
+        ),
+        (
+            "server:\n  max_connections: 0\n",
+            "server.max_connections",
+            "at least 1",
+        ),
+        (
+            "server:\n  header_timeout_secs: 0\n",
+            "server.header_timeout_secs",
+            "at least 1",
+        ),
+        (
+            "github:\n  request_timeout_secs: 0\n",
+            "github.request_timeout_secs",
+            "at least 1",
+        ),
+    ] {
+        let err = load_text(text, &[]).unwrap_err().to_string();
+        assert!(err.contains(&format!("key `{key}`")), "{text}: {err}");
+        assert!(err.contains(problem), "{text}: {err}");
+    }
+    // The floors themselves are accepted.
+    let config = load_text(
+        "server:\n  body_budget_bytes: 31457280\n  max_connections: 1\n  header_timeout_secs: 1\ngithub:\n  request_timeout_secs: 1\n",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(config.server.body_budget_bytes, 31_457_280);
+    assert_eq!(config.github.request_timeout_secs, 1);
+}

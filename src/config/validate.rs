@@ -20,6 +20,9 @@ pub(super) fn validate(config: &mut Config) -> Result<(), (&'static str, String)
         };
         return Err(("github.app_id", problem.into()));
     }
+    if config.github.request_timeout_secs == 0 {
+        return Err(("github.request_timeout_secs", "must be at least 1".into()));
+    }
     if config.codegen.max_concurrent_agents == 0 {
         return Err(("codegen.max_concurrent_agents", "must be at least 1".into()));
     }

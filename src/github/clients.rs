@@ -2,6 +2,7 @@
 //! long-running process, and the builders every client is made with.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use axum::http::header::{ACCEPT, HeaderName, USER_AGENT as USER_AGENT_HEADER};
 use octocrab::Octocrab;
@@ -132,11 +133,19 @@ type Builder = octocrab::OctocrabBuilder<
 
 /// A client builder for the server at `base_uri` whose every request, those octocrab makes
 /// on its own (the installation-token exchange) included, carries the headers GitHub asks
-/// for. octocrab adds them only to the requests it builds for its typed API.
-pub(super) fn client_builder(base_uri: &str) -> Result<Builder, octocrab::Error> {
+/// for (octocrab adds them only to the requests it builds for its typed API) and waits at
+/// most `timeout` to connect and between the bytes of an answer: a GitHub that accepts
+/// and never answers must not hold the bot.
+pub(super) fn client_builder(
+    base_uri: &str,
+    timeout: Duration,
+) -> Result<Builder, octocrab::Error> {
     // octocrab sends its own User-Agent first; ours follows it so GitHub's logs name the app.
     Ok(Octocrab::builder()
         .base_uri(base_uri)?
+        .set_connect_timeout(Some(timeout))
+        .set_read_timeout(Some(timeout))
+        .set_write_timeout(Some(timeout))
         .add_header(USER_AGENT_HEADER, USER_AGENT.to_owned())
         .add_header(ACCEPT, MEDIA_TYPE.to_owned())
         .add_header(
@@ -148,6 +157,11 @@ pub(super) fn client_builder(base_uri: &str) -> Result<Builder, octocrab::Error>
 /// The builder of a client for `github.api_url`.
 pub(super) fn base_builder(config: &GithubConfig) -> Result<Builder, GithubError> {
     let api_url = config.api_url.trim_end_matches('/');
-    client_builder(api_url)
+    client_builder(api_url, request_timeout(config))
         .map_err(|err| GithubError::Setup(format!("github.api_url `{api_url}`: {err}")))
+}
+
+/// `github.request_timeout_secs`.
+pub(super) fn request_timeout(config: &GithubConfig) -> Duration {
+    Duration::from_secs(config.request_timeout_secs.max(1))
 }

@@ -35,7 +35,7 @@ use serde::Deserialize;
 use crate::config::GithubConfig;
 use crate::domain::{InstallationId, RepoName};
 use crate::network::{NetworkCause, cause_of, host_of};
-use clients::{app_client, base_builder, client_builder};
+use clients::{app_client, base_builder, client_builder, request_timeout};
 use retry::RetryPolicy;
 
 pub use clients::GitHubApp;
@@ -239,7 +239,7 @@ impl GitHub {
             let scheme = &config.api_url[..config.api_url.len() - without_scheme.len()];
             let host = without_scheme.split('/').next().unwrap_or_default();
             let root = format!("{scheme}{host}{api}");
-            let built = client_builder(&root).and_then(|b| b.build());
+            let built = client_builder(&root, request_timeout(config)).and_then(|b| b.build());
             match built {
                 Ok(client) => Some(client),
                 Err(err) => {
