@@ -223,6 +223,15 @@ async fn expect_100_continue_is_answered_only_after_the_headers_pass() {
     let answer = read_head(&mut stream).await;
     assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
 
+    // A content type the door does not take: 415 naming the one to choose, no 100
+    // Continue, the body never read (it is never sent).
+    let mut stream = TcpStream::connect(served.address).await.unwrap();
+    let head = upload_head("expect-0", 1000, expect).replace("application/json", "text/plain");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let answer = read_head(&mut stream).await;
+    assert!(answer.starts_with("HTTP/1.1 415"), "{answer}");
+    assert_eq!(served.budget.in_flight(), 0);
+
     // A declared length over 25 MiB: 413, no 100 Continue.
     let mut stream = TcpStream::connect(served.address).await.unwrap();
     let head = upload_head("expect-2", 26_214_401, expect);
