@@ -374,3 +374,47 @@ fn padded(body: &[u8], size: usize) -> Vec<u8> {
     assert_eq!(padded.len(), size);
     padded
 }
+
+/// A body that barely moves is cut short once the grace period is over, long before the
+/// body deadline, and its share of the budget comes back; one that keeps the rate is read
+/// to its end.
+#[tokio::test]
+async fn a_body_below_the_minimum_rate_is_answered_408_after_the_grace_period() {
+    let limits = DoorLimits {
+        body_grace: Duration::from_millis(500),
+        body_min_bytes_per_sec: 64 * 1024,
+        ..small_budget(NEVER)
+    };
+    let served = serve(limits, patient_connections()).await;
+
+    // 2 MiB declared, 1 KB every 50 ms (20 KB/s): too slow.
+    let started = tokio::time::Instant::now();
+    let mut slow = TcpStream::connect(served.address).await.unwrap();
+    slow.write_all(upload_head("slow-1", 2 * MIB, "").as_bytes())
+        .await
+        .unwrap();
+    let trickle = async {
+        loop {
+            if slow.write_all(&[b' '; 1000]).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(5), trickle).await;
+    let answer = closed_by_server(&mut slow).await;
+    let waited = started.elapsed();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(waited < Duration::from_secs(10), "cut after {waited:?}");
+    wait_until("the budget is back", || served.budget.in_flight() == 0).await;
+
+    // The same size sent at once: read to its end and refused for its signature.
+    let mut fast = TcpStream::connect(served.address).await.unwrap();
+    fast.write_all(upload_head("fast-1", 2 * MIB, "").as_bytes())
+        .await
+        .unwrap();
+    fast.write_all(&vec![b' '; 2 * MIB]).await.unwrap();
+    let answer = read_head(&mut fast).await;
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    println!("a 20 KB/s body: 408 after {waited:?} (grace 500 ms, minimum 64 KiB/s)");
+}
