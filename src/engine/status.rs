@@ -3,6 +3,11 @@
 
 use crate::domain::{IssueRef, IssueStatus, RunState};
 
+/// Places in the launch queue a status comment names exactly. Further back it says only
+/// that the issue waits behind them: every launch moves every queued issue up by one, and
+/// naming each place would edit every queued issue's comment at every launch.
+pub const QUEUE_POSITIONS_SHOWN: usize = 10;
+
 /// Where a managed issue stands; each has a state label `<prefix><name>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum WorkState {

@@ -33,7 +33,7 @@ use crate::deps::DependencyParser;
 use crate::domain::{InstallationId, IssueRef, RepoName, RunRecord, RunState};
 use crate::engine::Scheduler;
 use crate::engine::repo_config::RepoSettings;
-use crate::engine::status::WorkState;
+use crate::engine::status::{QUEUE_POSITIONS_SHOWN, WorkState};
 
 /// The installation id used in token mode, where deliveries name none.
 pub const TOKEN_MODE: InstallationId = InstallationId(0);
@@ -407,11 +407,16 @@ impl Engine {
             let earlier: HashMap<&IssueRef, usize> = before
                 .map(|q| q.iter().enumerate().map(|(n, i)| (i, n)).collect())
                 .unwrap_or_default();
+            // Only places a comment names change what it says (see QUEUE_POSITIONS_SHOWN).
+            let shown = |n: usize| n < QUEUE_POSITIONS_SHOWN;
             moved.extend(
                 queue
                     .iter()
                     .enumerate()
-                    .filter(|(n, issue)| earlier.get(issue) != Some(n))
+                    .filter(|(n, issue)| match earlier.get(issue) {
+                        Some(before) => before != n && (shown(*before) || shown(*n)),
+                        None => true,
+                    })
                     .map(|(_, issue)| (*id, issue.clone())),
             );
             self.queues.insert(*id, queue);

@@ -322,3 +322,31 @@ fn without_auto_merge_nothing_is_merged() {
         Some("codegen:done")
     );
 }
+
+// ---- The queue ----
+
+#[test]
+fn a_launch_republishes_only_the_queue_places_a_comment_names() {
+    let mut world = World::with(|s| s.max_concurrent = 1);
+    for n in 1..=15 {
+        world.managed(n, &[], "");
+    }
+    world.launched(1, 1);
+    assert!(
+        last_status(&world.managed(16, &[], ""), 16)
+            .body
+            .contains("behind the first 10")
+    );
+
+    let decisions = world.ended(1, 1, RunState::Succeeded);
+
+    assert_eq!(launches(&decisions), vec![(2, 1)]);
+    // #3..#12 move into places 1..10; #13 onwards stay behind the first 10, unchanged.
+    for n in 3..=12 {
+        let place = format!("number {} in the queue", n - 2);
+        last_status(&decisions, n).assert_says(&place);
+    }
+    for n in 13..=16 {
+        assert_eq!(statuses(&decisions, n), vec![], "#{n} is not edited");
+    }
+}

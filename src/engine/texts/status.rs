@@ -8,7 +8,7 @@ use std::fmt::Write;
 
 use super::{STATUS_MARKER, one_line, plural};
 use crate::domain::{Actor, IssueStatus};
-use crate::engine::status::{StatusView, WorkState};
+use crate::engine::status::{QUEUE_POSITIONS_SHOWN, StatusView, WorkState};
 
 /// The status comment's Markdown, marker included. `command` is the command prefix.
 pub fn status_comment(view: &StatusView, command: &str) -> String {
@@ -185,7 +185,12 @@ fn headline(view: &StatusView) -> String {
             }
         }
         WorkState::Queued => match view.queue_position {
-            Some(position) => format!("Ready; number {position} in the queue for a free agent."),
+            Some(position) if position <= QUEUE_POSITIONS_SHOWN => {
+                format!("Ready; number {position} in the queue for a free agent.")
+            }
+            Some(_) => format!(
+                "Ready; in the queue for a free agent, behind the first {QUEUE_POSITIONS_SHOWN}."
+            ),
             None => "Ready; waiting for a free agent.".to_owned(),
         },
         WorkState::Running => "An agent is working on this issue.".to_owned(),

@@ -79,6 +79,26 @@ fn a_queued_issue_shows_its_place() {
     let text = status_comment(&view, "/codegen");
     assert!(text.starts_with(STATUS_MARKER));
     assert!(text.contains("number 3 in the queue"));
+    for (position, says) in [
+        (10, "Ready; number 10 in the queue for a free agent."),
+        (
+            11,
+            "Ready; in the queue for a free agent, behind the first 10.",
+        ),
+        (
+            250,
+            "Ready; in the queue for a free agent, behind the first 10.",
+        ),
+    ] {
+        let queued = StatusView {
+            queue_position: Some(position),
+            ..self::view(WorkState::Queued)
+        };
+        assert!(
+            status_comment(&queued, "/codegen").contains(says),
+            "{position}: {says}"
+        );
+    }
     assert!(text.contains("`acme/api#4 -> acme/api#6 -> acme/api#4`"));
     assert!(text.contains("Launching is paused"));
 }
