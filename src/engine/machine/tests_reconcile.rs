@@ -34,6 +34,7 @@ fn nothing_is_launched_for_a_suspended_installation() {
 
     assert_eq!(launches(&decisions), vec![]);
     assert!(world.tracked(1).managed);
+    assert!(world.engine.suspended().contains(&ID));
 }
 
 #[test]
@@ -50,6 +51,7 @@ fn an_unsuspended_installation_lists_its_repositories_and_launches_again() {
 
     assert!(decisions.contains(&Decision::ListRepositories { installation: ID }));
     assert_eq!(launches(&decisions), vec![(1, 1)]);
+    assert!(world.engine.suspended().is_empty());
     assert_eq!(world.settings_saved(), vec![setting("suspended:7", None)]);
 }
 

@@ -350,3 +350,49 @@ fn a_launch_republishes_only_the_queue_places_a_comment_names() {
         assert_eq!(statuses(&decisions, n), vec![], "#{n} is not edited");
     }
 }
+
+#[test]
+fn the_per_repository_cap_holds_launches_back() {
+    let mut world = World::with(|s| {
+        s.max_concurrent = 5;
+        s.per_repository = Some(2);
+    });
+    let mut launched = Vec::new();
+    for n in 1..=3 {
+        launched.extend(launches(&world.managed(n, &[], "")));
+    }
+    assert_eq!(
+        launched,
+        vec![(1, 1), (2, 1)],
+        "the third waits for the cap"
+    );
+}
+
+#[test]
+fn the_counts_say_how_many_issues_and_runs_are_in_each_state() {
+    use crate::engine::status::WorkState;
+    let mut world = World::with(|s| s.max_concurrent = 2);
+    for n in 1..=4 {
+        world.managed(n, &[], "");
+    }
+    world.launched(1, 1);
+    world.launched(2, 1);
+    world.ended(2, 1, RunState::Failed);
+    world.managed(5, &[], "Depends on #4");
+
+    let (issues, runs) = world.engine.counts();
+    let issues: std::collections::HashMap<_, _> = issues.into_iter().collect();
+    let runs: std::collections::HashMap<_, _> = runs.into_iter().collect();
+    assert_eq!(issues[&WorkState::Running], 2, "#1, and #3 after #2 failed");
+    assert_eq!(issues[&WorkState::Failed], 1);
+    assert_eq!(issues[&WorkState::Queued], 1);
+    assert_eq!(issues[&WorkState::Blocked], 1);
+    assert_eq!(issues[&WorkState::Done], 0);
+    assert_eq!(runs[&RunState::Running], 1);
+    assert_eq!(runs[&RunState::Failed], 1);
+    assert_eq!(
+        runs[&RunState::Launching],
+        1,
+        "#3's launch is not answered yet"
+    );
+}
