@@ -396,3 +396,28 @@ fn the_counts_say_how_many_issues_and_runs_are_in_each_state() {
         "#3's launch is not answered yet"
     );
 }
+
+#[test]
+fn a_repositorys_own_agent_cap_holds_its_launches_back() {
+    use crate::engine::repo_config::RepoOverrides;
+    let mut world = World::with(|s| s.max_concurrent = 5);
+    let overrides = RepoOverrides {
+        max_agents: Some(1),
+        ..RepoOverrides::default()
+    };
+    world.answer(Outcome::RepoConfigRead {
+        repo: repo(),
+        file: RepoFile::Overrides(Box::new(overrides)),
+        report_on: None,
+        then: AfterConfig::Nothing,
+    });
+    let mut launched = Vec::new();
+    for n in 1..=2 {
+        launched.extend(launches(&world.managed(n, &[], "")));
+    }
+    assert_eq!(
+        launched,
+        vec![(1, 1)],
+        "the repository's file allows one agent"
+    );
+}
