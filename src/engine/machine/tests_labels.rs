@@ -38,6 +38,10 @@ fn a_writers_label_is_checked_then_the_issue_is_managed_and_launched_once_its_na
         panic!("the launch comes first: {decisions:#?}");
     };
     assert!(prompt.contains("Add the endpoint."), "{prompt}");
+    assert!(
+        prompt.contains("https://github.com/acme/api/issues/1"),
+        "the prompt links the issue: {prompt}"
+    );
     assert_eq!(stack, &None);
     assert_eq!(
         statuses(&decisions, 1),
