@@ -537,6 +537,21 @@ fn given_up(decision: &Decision) -> Option<Outcome> {
         Decision::TryMerge { issue, .. } => Some(Outcome::NotMergeable {
             issue: issue.clone(),
         }),
+        // Its changes are taken as not made, and it is decided again at the next tick.
+        Decision::PublishStatus {
+            installation,
+            issue,
+            add_label,
+            remove_label,
+            project,
+            ..
+        } => Some(Outcome::StatusNotPublished {
+            installation: *installation,
+            issue: issue.clone(),
+            add_label: add_label.clone(),
+            remove_label: remove_label.clone(),
+            project: project.is_some(),
+        }),
         _ => None,
     }
 }

@@ -147,6 +147,20 @@ pub enum Outcome {
         /// The pull request.
         pull: PullRequestLink,
     },
+    /// A status was given up on (GitHub kept failing): what it would have changed is
+    /// taken as not done, and it is decided again at the next tick.
+    StatusNotPublished {
+        /// The installation.
+        installation: InstallationId,
+        /// The issue.
+        issue: IssueRef,
+        /// The state label it was to add (the one it was to remove is still there).
+        add_label: Option<String>,
+        /// The state label it was to remove.
+        remove_label: Option<String>,
+        /// Whether it was to set the Projects field.
+        project: bool,
+    },
     /// None of an issue's pull requests could be merged yet.
     NotMergeable {
         /// The issue.

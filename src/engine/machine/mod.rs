@@ -133,6 +133,8 @@ pub struct Engine {
     config_pending: BTreeSet<RepoName>,
     /// The status comment last decided for each issue: an unchanged one is not sent again.
     published: HashMap<IssueRef, String>,
+    /// Issues whose last status was given up on: decided again at the next tick.
+    unpublished: BTreeSet<(InstallationId, IssueRef)>,
     /// Issues changed since the last `take_changes`.
     changed: BTreeSet<(InstallationId, IssueRef)>,
     forgotten: BTreeSet<IssueRef>,
@@ -157,6 +159,7 @@ impl Engine {
             blocker_reads: BTreeSet::new(),
             config_pending: BTreeSet::new(),
             published: HashMap::new(),
+            unpublished: BTreeSet::new(),
             changed: BTreeSet::new(),
             forgotten: BTreeSet::new(),
             settings_changed: Vec::new(),

@@ -70,6 +70,29 @@ impl Engine {
             Outcome::NotMergeable { issue } => {
                 self.merging.remove(&issue);
             }
+            Outcome::StatusNotPublished {
+                installation,
+                issue,
+                add_label,
+                remove_label,
+                project,
+            } => {
+                self.published.remove(&issue);
+                if let Some(tracked) = self
+                    .installations
+                    .get_mut(&installation)
+                    .and_then(|i| i.issues.get_mut(&issue))
+                {
+                    if add_label.is_some() {
+                        tracked.state_label = remove_label;
+                    }
+                    if project {
+                        tracked.project_option = None;
+                    }
+                    self.changed.insert((installation, issue.clone()));
+                }
+                self.unpublished.insert((installation, issue));
+            }
             Outcome::ProjectNotes {
                 installation,
                 issue,

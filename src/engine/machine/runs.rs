@@ -219,6 +219,10 @@ impl Engine {
         ended: Vec<RunRecord>,
         out: &mut Vec<Decision>,
     ) {
+        // Statuses given up on are tried again once per tick, not at once: GitHub was
+        // failing for the whole of their retries.
+        let unpublished = std::mem::take(&mut self.unpublished);
+        self.dirty.extend(unpublished);
         for run in recovered {
             tracing::info!(issue = %run.issue, state = run.state.as_str(), "an interrupted launch was settled");
             self.record_run(run.installation, run);

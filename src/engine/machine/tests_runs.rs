@@ -421,3 +421,44 @@ fn a_repositorys_own_agent_cap_holds_its_launches_back() {
         "the repository's file allows one agent"
     );
 }
+
+// ---- Statuses given up on ----
+
+#[test]
+fn a_status_given_up_on_is_decided_again_whole_at_the_next_tick() {
+    let mut world = World::new();
+    world.managed(1, &[], "");
+    let decisions = world.launched(1, 1);
+    let status = last_status(&decisions, 1);
+    assert_eq!(status.add.as_deref(), Some("codegen:running"));
+    let Some(Decision::PublishStatus {
+        add_label,
+        remove_label,
+        project,
+        ..
+    }) = decisions
+        .iter()
+        .find(|d| matches!(d, Decision::PublishStatus { .. }))
+        .cloned()
+    else {
+        panic!("no status: {decisions:#?}");
+    };
+
+    let answered = world.answer(Outcome::StatusNotPublished {
+        installation: ID,
+        issue: r(1),
+        add_label,
+        remove_label,
+        project: project.is_some(),
+    });
+    assert_eq!(statuses(&answered, 1), vec![], "not at once");
+
+    let again = world.run(runs_followed(Vec::new()));
+    assert_eq!(
+        last_status(&again, 1),
+        status,
+        "the same comment, label and field"
+    );
+    let after = world.run(runs_followed(Vec::new()));
+    assert_eq!(statuses(&after, 1), vec![], "once published, not again");
+}
