@@ -153,8 +153,8 @@ impl InboxProcessor {
                 );
                 match span.in_scope(|| self.decode(delivery)) {
                     Ok(event) if self.bot.is_some() => events.push((delivery, event, span)),
-                    Ok(_) => outcomes.push((delivery.seq, DeliveryOutcome::Processed)),
-                    Err(outcome) => outcomes.push((delivery.seq, outcome)),
+                    Ok(_) => settle(&mut outcomes, delivery, DeliveryOutcome::Processed),
+                    Err(outcome) => settle(&mut outcomes, delivery, outcome),
                 }
             }
             if let Some(bot) = &self.bot
@@ -172,14 +172,11 @@ impl InboxProcessor {
                         match result {
                             // Committed as processed with the decisions it led to.
                             Ok(()) => record_outcome(delivery, &DeliveryOutcome::Processed),
-                            Err(err) => outcomes.push((delivery.seq, self.failure(delivery, err))),
+                            Err(err) => {
+                                settle(&mut outcomes, delivery, self.failure(delivery, err))
+                            }
                         }
                     }
-                }
-            }
-            for (seq, outcome) in &outcomes {
-                if let Some(delivery) = claimed.iter().find(|d| d.seq == *seq) {
-                    record_outcome(delivery, outcome);
                 }
             }
             self.store
@@ -242,6 +239,16 @@ impl InboxProcessor {
             Err(err) => warn!(error = %err, "counting the inbox failed"),
         }
     }
+}
+
+/// Counts `outcome` and keeps it for the store to record with the others of the batch.
+fn settle(
+    outcomes: &mut Vec<(i64, DeliveryOutcome)>,
+    delivery: &ClaimedDelivery,
+    outcome: DeliveryOutcome,
+) {
+    record_outcome(delivery, &outcome);
+    outcomes.push((delivery.seq, outcome));
 }
 
 fn record_outcome(delivery: &ClaimedDelivery, outcome: &DeliveryOutcome) {

@@ -156,6 +156,18 @@ fn help_comment(world: &World) -> Vec<u8> {
     serde_json::to_vec(&payload).unwrap()
 }
 
+/// Codegen holds the next creation for two minutes (creating the run first when
+/// `create_anyway`), then answers 502: the process is meant to die meanwhile.
+fn hold_the_next_creation(world: &World, create_anyway: bool) {
+    world.codegen.push_fault(Fault {
+        target: Target::Create,
+        status: 502,
+        body: json!({"message": "Bad Gateway"}),
+        create_anyway,
+        delay: Duration::from_secs(120),
+    });
+}
+
 /// Posts a delivery and processes it.
 async fn deliver(world: &World, event: &str, id: &str, body: &[u8]) {
     assert_eq!(
@@ -198,13 +210,7 @@ async fn a_crash_between_the_commit_and_the_first_effect_loses_nothing_and_repea
         serde_json::to_vec(&world.labeled_payload(REPO, 1, "codegen", MAINTAINER)).unwrap();
     // The reads are made, the step is committed, and Codegen takes the first effect, the
     // launch, without creating anything; the process dies while it waits.
-    world.codegen.push_fault(Fault {
-        target: Target::Create,
-        status: 502,
-        body: json!({"message": "Bad Gateway"}),
-        create_anyway: false,
-        delay: Duration::from_secs(120),
-    });
+    hold_the_next_creation(&world, false);
     let codegen = &world.codegen;
     crash_when(deliver(&world, "issues", "label-1", &labelled), async {
         while codegen.calls_to("POST", "/agent/run") == 0 {
@@ -496,13 +502,7 @@ async fn a_crash_inside_the_runs_creation_adopts_the_run_codegen_made() {
     let labelled =
         serde_json::to_vec(&world.labeled_payload(REPO, 1, "codegen", MAINTAINER)).unwrap();
     // Codegen creates the run, and the process dies before the answer arrives.
-    world.codegen.push_fault(Fault {
-        target: Target::Create,
-        status: 502,
-        body: json!({"message": "Bad Gateway"}),
-        create_anyway: true,
-        delay: Duration::from_secs(120),
-    });
+    hold_the_next_creation(&world, true);
     let codegen = &world.codegen;
     crash_when(deliver(&world, "issues", "label-1", &labelled), async {
         while codegen.runs().is_empty() {
