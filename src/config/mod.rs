@@ -203,6 +203,43 @@ pub struct OrchestratorConfig {
     /// Slugs of the GitHub Apps whose trigger labels and commands count as a writer's
     /// (for example Codegen's own App); every other bot is refused.
     pub trusted_apps: Vec<String>,
+    /// What GitHub's sub-issues of a managed issue are: managed too, blockers only, or
+    /// nothing to the bot.
+    pub sub_issues: SubIssues,
+    /// What becomes of a parent issue once its sub-issues are done.
+    pub parents: Parents,
+    /// An issue whose run failed while a blocker discovered during that run was open gets
+    /// one new attempt, without a command, once that blocker is done.
+    pub retry_after_discovered_blocker: bool,
+    /// Write the dependencies declared in issue text, labels and commands to GitHub's
+    /// native "blocked by" links (and remove those the bot wrote when they go).
+    pub sync_native_dependencies: bool,
+}
+
+/// `orchestrator.sub_issues`: what the sub-issues of a managed issue are.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SubIssues {
+    /// They block their parent and are managed too, when whoever attached them may start
+    /// agents (write permission, or a trusted App).
+    #[default]
+    Manage,
+    /// They block their parent, but only a label or a command puts them under management.
+    BlockOnly,
+    /// They are not the bot's concern.
+    Ignore,
+}
+
+/// `orchestrator.parents`: what becomes of a parent issue once its sub-issues are done.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Parents {
+    /// The parent is an umbrella: no agent of its own; it is closed as completed, with its
+    /// sub-issues' pull requests in its status.
+    #[default]
+    CloseWhenDone,
+    /// The parent's own agent runs last, with its sub-issues' pull requests in its prompt.
+    RunAfterChildren,
 }
 
 impl Default for OrchestratorConfig {
@@ -217,6 +254,10 @@ impl Default for OrchestratorConfig {
             auto_merge: false,
             prompt_template: crate::engine::prompt::DEFAULT_TEMPLATE.to_owned(),
             trusted_apps: Vec::new(),
+            sub_issues: SubIssues::default(),
+            parents: Parents::default(),
+            retry_after_discovered_blocker: true,
+            sync_native_dependencies: false,
         }
     }
 }

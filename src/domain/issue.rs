@@ -53,4 +53,25 @@ pub struct IssueSnapshot {
     /// How many open issues GitHub counts as blocking it (`issue_dependencies_summary.blocked_by`),
     /// including those the App cannot read; `None` when the payload has no summary.
     pub open_blockers: Option<u32>,
+    /// Its sub-issues as GitHub counts them (`sub_issues_summary`), including those the App
+    /// cannot read; `None` when the payload has no summary.
+    #[serde(default)]
+    pub sub_issues: Option<SubIssueCounts>,
+}
+
+/// An issue's sub-issues as GitHub counts them (`sub_issues_summary`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubIssueCounts {
+    /// Every sub-issue, open or closed.
+    pub total: u32,
+    /// Those closed as completed.
+    pub completed: u32,
+}
+
+impl SubIssueCounts {
+    /// Sub-issues not completed yet (open, or closed as not planned, which GitHub may not
+    /// count as completed either).
+    pub fn unfinished(self) -> u32 {
+        self.total.saturating_sub(self.completed)
+    }
 }

@@ -7,7 +7,7 @@ mod names;
 mod run;
 
 pub use accounts::{Actor, AppIdentity, Permission, User};
-pub use issue::{IssueSnapshot, IssueStatus};
+pub use issue::{IssueSnapshot, IssueStatus, SubIssueCounts};
 pub use names::{
     DeliveryId, InstallationId, InvalidDeliveryId, InvalidIssueRef, InvalidRepoName, IssueRef,
     RepoName,

@@ -109,6 +109,35 @@ impl Effects {
                 issue,
                 purpose,
             } => Ok(vec![self.read_issue(*installation, issue, *purpose).await?]),
+            Decision::ReadSubIssues {
+                installation,
+                issue,
+                counts,
+                adopt,
+            } => {
+                let client = self.client(*installation, &issue.repo).await?;
+                Ok(vec![Outcome::SubIssuesRead {
+                    installation: *installation,
+                    issue: issue.clone(),
+                    children: match client.sub_issues(issue).await {
+                        Ok(children) => children,
+                        // A GitHub Enterprise Server without sub-issues has no such route.
+                        Err(err) if err.status() == Some(404) => Vec::new(),
+                        Err(err) => return Err(err.into()),
+                    },
+                    counts: *counts,
+                    adopt: *adopt,
+                }])
+            }
+            Decision::SyncNativeDependency {
+                installation,
+                issue,
+                blocker,
+                add,
+            } => Ok(vec![
+                self.sync_native_dependency(*installation, issue, blocker, *add, attempt)
+                    .await?,
+            ]),
             Decision::ReadProjectItem {
                 installation,
                 repo,

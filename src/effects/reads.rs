@@ -146,6 +146,53 @@ impl Effects {
     }
 }
 
+impl Effects {
+    /// Writes or removes a native "blocked by" link. A refusal GitHub means (a blocker the
+    /// App cannot see, the limit of blockers reached) is reported to the engine rather than
+    /// retried; a link found already there after a crash counts as written.
+    pub(super) async fn sync_native_dependency(
+        &self,
+        installation: InstallationId,
+        issue: &IssueRef,
+        blocker: &IssueRef,
+        add: bool,
+        attempt: u32,
+    ) -> Result<Outcome, EffectError> {
+        let client = self.client(installation, &issue.repo).await?;
+        let result = if !add {
+            client.remove_blocked_by(issue, blocker).await
+        } else if attempt > 0
+            && client
+                .blocked_by(issue)
+                .await?
+                .iter()
+                .any(|b| &b.reference == blocker)
+        {
+            Ok(())
+        } else {
+            client.add_blocked_by(issue, blocker).await
+        };
+        let failure = match result {
+            Ok(()) => None,
+            Err(err)
+                if err
+                    .status()
+                    .is_some_and(|s| matches!(s, 400..=499) && s != 429) =>
+            {
+                Some(err.to_string())
+            }
+            Err(err) => return Err(err.into()),
+        };
+        Ok(Outcome::NativeDependencySynced {
+            installation,
+            issue: issue.clone(),
+            blocker: blocker.clone(),
+            add,
+            failure,
+        })
+    }
+}
+
 /// Reads an issue; `None` when the App cannot see it (it keeps blocking as unknown).
 pub(super) async fn lookup(
     client: &GitHub,

@@ -82,6 +82,10 @@ pub struct BlockerView {
     pub satisfied: bool,
     /// Pull requests linked to it.
     pub pull_requests: Vec<String>,
+    /// It is a sub-issue of the issue (GitHub's parent/child link).
+    pub sub_issue: bool,
+    /// The attempt during whose run it was discovered, when it was.
+    pub discovered_in: Option<u32>,
 }
 
 /// Everything the status comment shows.
@@ -108,6 +112,15 @@ pub struct StatusView {
     /// Open blockers GitHub counts that the App cannot read (in repositories it is not
     /// installed on): they block like any other.
     pub unseen_blockers: u32,
+    /// Unfinished sub-issues GitHub counts that the App cannot read.
+    pub unseen_children: u32,
+    /// A parent without an agent of its own: closed once its sub-issues are done.
+    pub umbrella: bool,
+    /// The parent it was taken under management with, as its sub-issue.
+    pub parent: Option<IssueRef>,
+    /// The failed attempt that gets a new one once the blockers discovered during it are
+    /// done.
+    pub retry_after_discovery: Option<u32>,
 }
 
 /// The state of a managed issue from its facts. `started`: the current attempt was

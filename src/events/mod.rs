@@ -18,6 +18,7 @@ pub const SUPPORTED_EVENTS: &[&str] = &[
     "installation",
     "installation_repositories",
     "issue_dependencies",
+    "sub_issues",
     "push",
     "ping",
 ];
@@ -117,6 +118,15 @@ pub enum Event {
         blocked: Issue,
         /// The issue that blocks (or blocked) it.
         blocking: Issue,
+    },
+    /// An issue was attached to or detached from a parent issue (GitHub's sub-issues).
+    SubIssue {
+        /// Attached or detached.
+        action: SubIssueAction,
+        /// The parent issue.
+        parent: Issue,
+        /// The sub-issue.
+        child: Issue,
     },
     /// Commits were pushed to a branch.
     Push {
@@ -218,6 +228,11 @@ pub struct Issue {
     /// Open issues GitHub counts as blocking it, including those the App cannot read
     /// (`issue_dependencies_summary.blocked_by`); `None` when the payload has no summary.
     pub open_blockers: Option<u32>,
+    /// Its sub-issues as GitHub counts them, including those the App cannot read
+    /// (`sub_issues_summary`); `None` when the payload has no summary.
+    pub sub_issues: Option<crate::domain::SubIssueCounts>,
+    /// The GitHub App that opened it, when one did (an agent declaring follow-up work).
+    pub via_app: Option<crate::domain::AppIdentity>,
 }
 
 /// What happened to a comment.
@@ -341,6 +356,24 @@ pub enum InstallationAction {
     Unsuspended,
 }
 
+/// What happened to a parent/sub-issue link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubIssueAction {
+    /// The sub-issue was attached to the parent.
+    Added,
+    /// The sub-issue was detached from the parent.
+    Removed,
+}
+
+impl SubIssueAction {
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Added => "added",
+            Self::Removed => "removed",
+        }
+    }
+}
+
 /// What happened to a native issue dependency.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DependencyAction {
@@ -359,6 +392,7 @@ impl DomainEvent {
             }
             Event::PullRequest { pull, .. } => Some(&pull.reference),
             Event::IssueDependency { blocked, .. } => Some(&blocked.reference),
+            Event::SubIssue { parent, .. } => Some(&parent.reference),
             _ => None,
         }
     }
@@ -434,6 +468,16 @@ impl DomainEvent {
                 action.name(),
                 blocked.reference,
                 blocking.reference
+            ),
+            Event::SubIssue {
+                action,
+                parent,
+                child,
+            } => format!(
+                "sub_issues.{} {} sub-issue {}",
+                action.name(),
+                parent.reference,
+                child.reference
             ),
             Event::Push {
                 repo,

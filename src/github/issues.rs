@@ -89,6 +89,7 @@ impl GitHub {
             status,
             labels: Vec::new(),
             open_blockers: None,
+            sub_issues: None,
         };
         match self.send(Method::GET, &route, None).await?.success() {
             Ok(answer) => Ok(answer

@@ -42,7 +42,7 @@ pub use clients::GitHubApp;
 pub use manifest::{AppDescription, AppRegistration, convert_manifest, describe_app};
 pub use operations::{IssueComment, PERMISSION_TTL, Permission, PullRequestInfo};
 pub use pacer::Pacer;
-pub use rest::{DependenciesSummary, RestIssue, RestLabel};
+pub use rest::{DependenciesSummary, RestIssue, RestLabel, SubIssuesSummary};
 
 /// How long before its expiry an installation token is replaced.
 const TOKEN_RENEWAL_MARGIN: chrono::Duration = chrono::Duration::minutes(5);

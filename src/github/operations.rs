@@ -359,6 +359,17 @@ impl GitHub {
             .collect())
     }
 
+    /// `issue`'s sub-issues (GitHub's parent/child links) the App can read, every page.
+    pub async fn sub_issues(&self, issue: &IssueRef) -> Result<Vec<IssueSnapshot>, GithubError> {
+        let issues: Vec<RestIssue> = self
+            .all_pages(format!("{}/sub_issues?per_page=100", issue_route(issue)))
+            .await?;
+        Ok(issues
+            .into_iter()
+            .filter_map(RestIssue::into_snapshot)
+            .collect())
+    }
+
     /// Records natively that `issue` is blocked by `blocker`. GitHub wants the blocker's
     /// database id, never its number, so it is looked up first.
     pub async fn add_blocked_by(

@@ -4,7 +4,7 @@
 
 use serde::Deserialize;
 
-use crate::domain::{IssueRef, IssueSnapshot, IssueStatus, RepoName};
+use crate::domain::{IssueRef, IssueSnapshot, IssueStatus, RepoName, SubIssueCounts};
 
 /// One issue as the GitHub REST API lists it (`GET /repos/{o}/{r}/issues`); only the fields
 /// `plan` reads.
@@ -41,6 +41,29 @@ pub struct RestIssue {
     /// Counts of its native dependencies, including issues the App cannot read.
     #[serde(default)]
     pub issue_dependencies_summary: Option<DependenciesSummary>,
+    /// Counts of its sub-issues, including issues the App cannot read.
+    #[serde(default)]
+    pub sub_issues_summary: Option<SubIssuesSummary>,
+}
+
+/// `sub_issues_summary` of a REST or webhook issue object.
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub struct SubIssuesSummary {
+    /// Every sub-issue.
+    #[serde(default)]
+    pub total: u32,
+    /// Sub-issues completed.
+    #[serde(default)]
+    pub completed: u32,
+}
+
+impl From<SubIssuesSummary> for SubIssueCounts {
+    fn from(summary: SubIssuesSummary) -> Self {
+        Self {
+            total: summary.total,
+            completed: summary.completed,
+        }
+    }
 }
 
 /// `issue_dependencies_summary` of a REST or webhook issue object.
@@ -91,6 +114,7 @@ impl RestIssue {
             title: self.title,
             body: self.body.unwrap_or_default(),
             open_blockers: self.issue_dependencies_summary.map(|s| s.blocked_by),
+            sub_issues: self.sub_issues_summary.map(SubIssueCounts::from),
         })
     }
 

@@ -394,6 +394,8 @@ impl<'a> World<'a> {
             is_pull_request: false,
             created_at: "2026-01-01T00:00:00Z".into(),
             open_blockers: None,
+            sub_issues: Some(NO_SUB_ISSUES),
+            via_app: None,
             reference: snapshot.reference,
         }
     }
@@ -429,9 +431,16 @@ impl<'a> World<'a> {
             },
             labels,
             open_blockers: None,
+            sub_issues: Some(NO_SUB_ISSUES),
         }
     }
 }
+
+/// Simulated issues have no sub-issues, and say so as GitHub's issues do.
+const NO_SUB_ISSUES: crate::domain::SubIssueCounts = crate::domain::SubIssueCounts {
+    total: 0,
+    completed: 0,
+};
 
 /// What the simulated GitHub says: everyone may start agents (the writer labels every
 /// issue), no native blockers, every task's issue readable, no configuration files.

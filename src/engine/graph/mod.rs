@@ -103,7 +103,9 @@ impl DependencyGraph {
             ready: HashSet::new(),
             unblock_on: UnblockOn::default(),
         };
-        let all: Vec<_> = built.index.values().copied().collect();
+        // Blockers before what they block: whether an issue is satisfied early (its agent
+        // done) depends on its own blockers being satisfied.
+        let all: Vec<_> = built.graph.nodes_iter().collect();
         for ix in all {
             let unsatisfied = built
                 .blockers_ix(ix)
@@ -130,6 +132,7 @@ impl DependencyGraph {
             current.attempts = current.attempts.max(node.attempts);
             current.agent_done |= node.agent_done;
             current.pr_open = node.pr_open;
+            current.umbrella = node.umbrella;
             current.state = node.state;
         });
     }
@@ -235,8 +238,7 @@ impl DependencyGraph {
             }
         }
         if !self.satisfied(b) {
-            self.node_mut(a).unsatisfied += 1;
-            self.refresh(a);
+            self.count_blocker(a, true);
         }
         Ok(true)
     }
@@ -251,8 +253,7 @@ impl DependencyGraph {
         };
         self.graph.remove_edge(edge);
         if !self.satisfied(b) {
-            self.node_mut(a).unsatisfied -= 1;
-            self.refresh(a);
+            self.count_blocker(a, false);
         }
         true
     }
@@ -310,7 +311,9 @@ impl DependencyGraph {
         }
     }
 
-    /// Whether the issue at `ix` no longer blocks what depends on it.
+    /// Whether the issue at `ix` no longer blocks what depends on it. Before it is closed
+    /// (`unblock_on` other than `issue_closed`), its agent's work counts only while nothing
+    /// blocks the issue itself: a blocker discovered while its agent ran must be done first.
     fn satisfied(&self, ix: NodeIndex) -> bool {
         let node = self.node(ix);
         let early = match self.unblock_on {
@@ -318,7 +321,8 @@ impl DependencyGraph {
             UnblockOn::AgentCompleted => node.agent_done,
             UnblockOn::PrOpened => node.agent_done || node.pr_open,
         };
-        node.state.satisfies() || (early && node.state == IssueStatus::Open)
+        node.state.satisfies()
+            || (early && node.state == IssueStatus::Open && node.unsatisfied == 0)
     }
 
     /// Changes a node and keeps its dependents' blocker counts and the ready set right.
@@ -327,22 +331,42 @@ impl DependencyGraph {
         change(self.node_mut(ix));
         let now = self.satisfied(ix);
         if was != now {
-            let dependents: Vec<_> = self
-                .graph
-                .inner()
-                .neighbors_directed(ix, Outgoing)
-                .collect();
-            for dependent in dependents {
-                let node = self.node_mut(dependent);
-                if now {
-                    node.unsatisfied -= 1;
-                } else {
-                    node.unsatisfied += 1;
-                }
-                self.refresh(dependent);
-            }
+            self.tell_dependents(ix, now);
         }
         self.refresh(ix);
+    }
+
+    /// Counts one more (`more`) or one fewer unsatisfied blocker of `ix`; when that changes
+    /// whether `ix` itself is satisfied, its dependents are told in turn.
+    fn count_blocker(&mut self, ix: NodeIndex, more: bool) {
+        let mut work = vec![(ix, more)];
+        while let Some((ix, more)) = work.pop() {
+            let was = self.satisfied(ix);
+            let node = self.node_mut(ix);
+            if more {
+                node.unsatisfied += 1;
+            } else {
+                node.unsatisfied -= 1;
+            }
+            let now = self.satisfied(ix);
+            self.refresh(ix);
+            if was != now {
+                let dependents = self.graph.inner().neighbors_directed(ix, Outgoing);
+                work.extend(dependents.map(|d| (d, !now)));
+            }
+        }
+    }
+
+    /// `ix` became satisfied (`now`) or stopped being so: each dependent counts it.
+    fn tell_dependents(&mut self, ix: NodeIndex, now: bool) {
+        let dependents: Vec<_> = self
+            .graph
+            .inner()
+            .neighbors_directed(ix, Outgoing)
+            .collect();
+        for dependent in dependents {
+            self.count_blocker(dependent, !now);
+        }
     }
 
     fn refresh(&mut self, ix: NodeIndex) {

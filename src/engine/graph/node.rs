@@ -33,6 +33,9 @@ pub struct IssueNode {
     /// Its latest agent run reported success (enough for dependents under
     /// [`UnblockOn::AgentCompleted`](super::UnblockOn::AgentCompleted)).
     pub agent_done: bool,
+    /// A parent issue without an agent of its own: never launched; the engine closes it
+    /// once nothing blocks it.
+    pub umbrella: bool,
     /// Blockers that are not closed as completed.
     pub(super) unsatisfied: usize,
 }
@@ -110,6 +113,7 @@ impl IssueNode {
             weight: DEFAULT_ESTIMATE_MINUTES,
             agent_done: false,
             pr_open: false,
+            umbrella: false,
             unsatisfied: 0,
         }
     }
@@ -131,7 +135,17 @@ impl IssueNode {
     }
 
     fn could_start(&self) -> bool {
+        self.is_waiting() && !self.umbrella
+    }
+
+    /// Managed, open, not started and not held back.
+    fn is_waiting(&self) -> bool {
         self.managed && self.state == IssueStatus::Open && !self.started && !self.held
+    }
+
+    /// An umbrella that nothing blocks any more: the engine closes it.
+    pub(super) fn is_finished_umbrella(&self) -> bool {
+        self.umbrella && self.is_waiting() && self.unsatisfied == 0
     }
 }
 

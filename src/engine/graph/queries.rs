@@ -42,6 +42,12 @@ impl DependencyGraph {
         ready
     }
 
+    /// Whether `issue` is an umbrella (a parent without an agent of its own) that nothing
+    /// blocks any more: it is to be closed.
+    pub fn is_finished_umbrella(&self, issue: &IssueRef) -> bool {
+        self.get(issue).is_some_and(IssueNode::is_finished_umbrella)
+    }
+
     /// Whether `issue` no longer blocks what depends on it.
     pub fn is_satisfied(&self, issue: &IssueRef) -> bool {
         self.index.get(issue).is_some_and(|&ix| self.satisfied(ix))

@@ -121,10 +121,20 @@ impl Engine {
             .iter()
             .chain(&tracked.native)
             .chain(&tracked.added)
+            .chain(&tracked.children)
             .filter(|b| !tracked.removed.contains(b))
             .cloned()
             .collect();
         wanted.remove(issue);
+        let umbrella = self.is_umbrella(&tracked.children);
+        // Blockers it gains while its agent runs are discovered work: the run goes on, but
+        // the issue is done for its dependents only once they are.
+        let running_attempt = self
+            .installations
+            .get(&id)
+            .and_then(|i| i.runs.get(issue))
+            .filter(|run| !run.state.is_final() && run.attempt > tracked.cleared_attempt)
+            .map(|run| run.attempt);
         let installation = self.installation_mut(id);
         let unknown: Vec<IssueRef> = wanted
             .iter()
@@ -142,9 +152,25 @@ impl Engine {
                 purpose: ReadPurpose::Blocker,
             });
         }
+        let before: BTreeSet<IssueRef> = installation
+            .graph
+            .blockers(issue)
+            .into_iter()
+            .map(|b| b.issue)
+            .collect();
         let refused = set_edges(installation, issue, &wanted);
         let tracked = installation.issues.get_mut(issue).expect("tracked above");
         tracked.declared = declared;
+        tracked.umbrella = umbrella;
+        if let Some(attempt) = running_attempt {
+            for blocker in wanted.difference(&before) {
+                tracing::info!(%issue, %blocker, attempt, "a blocker was discovered while the issue's agent runs");
+                tracked.discovered.entry(blocker.clone()).or_insert(attempt);
+            }
+        }
+        tracked
+            .discovered
+            .retain(|blocker, _| wanted.contains(blocker));
         let was = tracked.cycle.clone();
         tracked.cycle = refused.map(|cycle| {
             cycle
@@ -159,6 +185,7 @@ impl Engine {
         }
         installation.refresh_node(issue);
         self.touch(id, issue);
+        self.sync_native(id, issue, out);
     }
 }
 

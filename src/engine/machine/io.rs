@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::{
     Actor, InstallationId, IssueRef, IssueSnapshot, Permission, PullRequestLink, RepoName,
-    RunRecord, User,
+    RunRecord, SubIssueCounts, User,
 };
 use crate::engine::repo_config::RepoOverrides;
 use crate::events::DomainEvent;
@@ -81,6 +81,33 @@ pub enum Outcome {
         blockers: Vec<IssueSnapshot>,
         /// What its summary counts as open blockers, when known.
         open_blockers: Option<u32>,
+    },
+    /// An issue's sub-issues were read (those the App can read).
+    SubIssuesRead {
+        /// The installation.
+        installation: InstallationId,
+        /// The parent issue.
+        issue: IssueRef,
+        /// Its listed sub-issues.
+        children: Vec<IssueSnapshot>,
+        /// What its summary counts, when known.
+        counts: Option<SubIssueCounts>,
+        /// Whether open sub-issues are taken under management on the parent's authority
+        /// (the parent has just been put under management by someone who may).
+        adopt: bool,
+    },
+    /// A native "blocked by" link was written or removed (`failure`: why not).
+    NativeDependencySynced {
+        /// The installation.
+        installation: InstallationId,
+        /// The blocked issue.
+        issue: IssueRef,
+        /// The blocker.
+        blocker: IssueRef,
+        /// Written (`true`) or removed.
+        add: bool,
+        /// GitHub's refusal, when it refused.
+        failure: Option<String>,
     },
     /// An issue was read (`None`: the App cannot see it; it counts as unknown).
     IssueRead {
@@ -208,6 +235,13 @@ pub enum AfterPermission {
     Commands(CommandRequest),
     /// The user moved this issue's card to the `queued` option.
     ProjectMove(IssueSnapshot),
+    /// The user attached this sub-issue to this managed parent.
+    SubIssue {
+        /// The parent.
+        parent: IssueRef,
+        /// The sub-issue as the delivery showed it.
+        child: IssueSnapshot,
+    },
 }
 
 /// A comment with commands, waiting for its author's permission.
@@ -280,6 +314,28 @@ pub enum Decision {
         issue: IssueRef,
         /// What its summary counts as open blockers, when known.
         open_blockers: Option<u32>,
+    },
+    /// Read an issue's sub-issues.
+    ReadSubIssues {
+        /// The installation.
+        installation: InstallationId,
+        /// The parent issue.
+        issue: IssueRef,
+        /// What its summary counts, when known.
+        counts: Option<SubIssueCounts>,
+        /// Whether open sub-issues are to be managed on the parent's authority.
+        adopt: bool,
+    },
+    /// Write (`add`) or remove a native "blocked by" link.
+    SyncNativeDependency {
+        /// The installation.
+        installation: InstallationId,
+        /// The blocked issue.
+        issue: IssueRef,
+        /// The blocker.
+        blocker: IssueRef,
+        /// Write it (`true`) or remove it.
+        add: bool,
     },
     /// Read an issue.
     ReadIssue {
@@ -408,6 +464,8 @@ impl Decision {
             | Decision::ReadLabelActor { installation, .. }
             | Decision::CheckPermission { installation, .. }
             | Decision::ReadNativeBlockers { installation, .. }
+            | Decision::ReadSubIssues { installation, .. }
+            | Decision::SyncNativeDependency { installation, .. }
             | Decision::ReadIssue { installation, .. }
             | Decision::ReadProjectItem { installation, .. }
             | Decision::ListRepositories { installation }
@@ -429,6 +487,8 @@ impl Decision {
         match self {
             Self::ReadLabelActor { issue, .. } => Some(&issue.reference),
             Self::ReadNativeBlockers { issue, .. }
+            | Self::ReadSubIssues { issue, .. }
+            | Self::SyncNativeDependency { issue, .. }
             | Self::ReadIssue { issue, .. }
             | Self::Launch { issue, .. }
             | Self::Cancel { issue, .. }
@@ -441,6 +501,7 @@ impl Decision {
                     &issue.reference
                 }
                 AfterPermission::Commands(request) => &request.issue.reference,
+                AfterPermission::SubIssue { child, .. } => &child.reference,
             }),
             Self::ReadRepoConfig { .. }
             | Self::ReadProjectItem { .. }
@@ -461,6 +522,7 @@ impl Decision {
                 | Self::ReadLabelActor { .. }
                 | Self::CheckPermission { .. }
                 | Self::ReadNativeBlockers { .. }
+                | Self::ReadSubIssues { .. }
                 | Self::ReadIssue { .. }
                 | Self::ReadProjectItem { .. }
                 | Self::ListRepositories { .. }
@@ -475,6 +537,8 @@ impl Decision {
             Self::ReadLabelActor { .. } => "read_label_actor",
             Self::CheckPermission { .. } => "check_permission",
             Self::ReadNativeBlockers { .. } => "read_native_blockers",
+            Self::ReadSubIssues { .. } => "read_sub_issues",
+            Self::SyncNativeDependency { .. } => "sync_native_dependency",
             Self::ReadIssue { .. } => "read_issue",
             Self::ReadProjectItem { .. } => "read_project_item",
             Self::ListRepositories { .. } => "list_repositories",
@@ -488,84 +552,5 @@ impl Decision {
             Self::TryMerge { .. } => "try_merge",
             Self::CloseIssue { .. } => "close_issue",
         }
-    }
-}
-
-/// What GitHub would say, for callers that hold it in memory (`simulate`, the engine's
-/// tests): with it, a read decision is answered without I/O by [`Decision::answer`].
-pub trait Facts {
-    /// `user`'s permission on the repositories.
-    fn permission(&self, user: &User) -> Permission;
-    /// Who applied the trigger label to `issue`.
-    fn label_actor(&self, issue: &IssueRef) -> Actor;
-    /// `issue`'s native blockers the App can read.
-    fn native_blockers(&self, issue: &IssueRef) -> Vec<IssueSnapshot>;
-    /// `issue` as the App reads it (`None`: it cannot).
-    fn issue(&self, issue: &IssueRef) -> Option<IssueSnapshot>;
-    /// `repo`'s configuration file.
-    fn repo_file(&self, _repo: &RepoName) -> RepoFile {
-        RepoFile::Absent
-    }
-}
-
-impl Decision {
-    /// The answer `facts` give when this decision is one of the reads they cover
-    /// (permission, label actor, native blockers, an issue, a configuration file); `None`
-    /// for any other decision.
-    pub fn answer(&self, facts: &impl Facts) -> Option<Outcome> {
-        Some(match self.clone() {
-            Self::CheckPermission {
-                installation,
-                user,
-                then,
-                ..
-            } => Outcome::PermissionRead {
-                installation,
-                permission: facts.permission(&user),
-                user,
-                then,
-            },
-            Self::ReadLabelActor {
-                installation,
-                issue,
-                ..
-            } => Outcome::LabelActorRead {
-                installation,
-                actor: facts.label_actor(&issue.reference),
-                issue,
-            },
-            Self::ReadNativeBlockers {
-                installation,
-                issue,
-                open_blockers,
-            } => Outcome::NativeBlockersRead {
-                installation,
-                blockers: facts.native_blockers(&issue),
-                issue,
-                open_blockers,
-            },
-            Self::ReadIssue {
-                installation,
-                issue,
-                purpose,
-            } => Outcome::IssueRead {
-                installation,
-                snapshot: facts.issue(&issue),
-                issue,
-                purpose,
-            },
-            Self::ReadRepoConfig {
-                repo,
-                report_on,
-                then,
-                ..
-            } => Outcome::RepoConfigRead {
-                file: facts.repo_file(&repo),
-                repo,
-                report_on,
-                then,
-            },
-            _ => return None,
-        })
     }
 }

@@ -25,6 +25,7 @@ pub(super) fn snapshot_of(issue: &Issue) -> IssueSnapshot {
         status,
         labels: issue.labels.clone(),
         open_blockers: issue.open_blockers,
+        sub_issues: issue.sub_issues,
     }
 }
 
@@ -37,6 +38,7 @@ pub(super) fn unreadable(issue: &IssueRef) -> IssueSnapshot {
         status: IssueStatus::Unknown,
         labels: Vec::new(),
         open_blockers: None,
+        sub_issues: None,
     }
 }
 
@@ -76,6 +78,11 @@ impl Engine {
                 blocked,
                 blocking,
             } => self.on_dependency(id, action, &blocked, &blocking, out),
+            Event::SubIssue {
+                action,
+                parent,
+                child,
+            } => self.on_sub_issue(id, sender.as_ref(), action, &parent, &child, out),
             Event::ProjectItem { action, item } => {
                 self.on_project_item(id, sender, action, &item, out)
             }
@@ -256,6 +263,12 @@ impl Engine {
             tracing::info!(%issue, "managing the issue");
         }
         self.read_native_blockers(id, issue, facts.open_blockers, out);
+        // Sub-issues are read when GitHub counts some, or does not say. Those open when it
+        // is first managed are managed on the same authority; later ones only when whoever
+        // attaches them may start agents.
+        if facts.sub_issues.is_none_or(|c| c.total > 0) {
+            self.read_sub_issues(id, issue, facts.sub_issues, newly, out);
+        }
         self.refresh_dependencies(id, issue, out);
     }
 
@@ -498,6 +511,12 @@ impl Engine {
             }
             AfterPermission::Commands(request) => {
                 self.on_commands(id, &user, permission, request, out)
+            }
+            AfterPermission::SubIssue { parent, child } if permission.may_run_agents() => {
+                self.adopt_sub_issue(id, &parent, &child, out)
+            }
+            AfterPermission::SubIssue { parent, child } => {
+                tracing::info!(%parent, child = %child.reference, user = %user.login, "a sub-issue was attached by someone who cannot start agents; it blocks its parent but is not managed");
             }
         }
     }

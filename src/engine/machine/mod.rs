@@ -10,21 +10,24 @@
 
 mod commands;
 mod dependencies;
+mod facts;
 mod io;
 mod issues;
+mod native_sync;
 mod outcomes;
 mod publish;
 mod reconcile;
 mod runs;
 mod state;
+mod sub_issues;
 #[cfg(test)]
 mod tests;
 
 use std::collections::{BTreeSet, HashMap};
 
+pub use facts::Facts;
 pub use io::{
-    AfterConfig, AfterPermission, CommandRequest, Decision, Facts, Input, Outcome, ReadPurpose,
-    RepoFile,
+    AfterConfig, AfterPermission, CommandRequest, Decision, Input, Outcome, ReadPurpose, RepoFile,
 };
 pub use state::{Installation, Tracked};
 
@@ -396,6 +399,12 @@ impl Engine {
     }
 
     fn settle_into(&mut self, now: i64, out: &mut Vec<Decision>) {
+        // What changed may have finished an umbrella's last sub-issue (its dependents were
+        // marked with it); closing it may make others ready, so it goes first.
+        if !self.dirty.is_empty() {
+            let dirty = self.dirty.clone();
+            self.close_finished_umbrellas(&dirty, out);
+        }
         self.launch_ready(now, out);
         // Queue positions move when anything launches or joins the queue: the issues whose
         // position changed since the last settle are shown again.

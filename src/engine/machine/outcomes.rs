@@ -30,6 +30,20 @@ impl Engine {
                 blockers,
                 open_blockers,
             } => self.on_native_blockers(installation, &issue, blockers, open_blockers, out),
+            Outcome::SubIssuesRead {
+                installation,
+                issue,
+                children,
+                counts,
+                adopt,
+            } => self.on_sub_issues_read(installation, &issue, children, counts, adopt, out),
+            Outcome::NativeDependencySynced {
+                installation,
+                issue,
+                blocker,
+                add,
+                failure,
+            } => self.on_native_synced(installation, &issue, &blocker, add, failure),
             Outcome::IssueRead {
                 installation,
                 issue,

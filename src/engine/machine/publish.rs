@@ -161,6 +161,8 @@ impl Engine {
             .map(|b| {
                 let known = installation.issues.get(&b.issue);
                 BlockerView {
+                    sub_issue: tracked.children.contains(&b.issue),
+                    discovered_in: tracked.discovered.get(&b.issue).copied(),
                     satisfied: graph.is_satisfied(&b.issue),
                     title: known.and_then(|t| t.title.clone()),
                     pull_requests: known
@@ -184,6 +186,12 @@ impl Engine {
             paused: self.pause_reason(id, issue, now),
             notes: tracked.notes.clone(),
             unseen_blockers: tracked.unseen_blockers,
+            unseen_children: tracked.unseen_children,
+            umbrella: tracked.umbrella,
+            parent: tracked.parent.clone(),
+            retry_after_discovery: tracked
+                .retry_after_discovery
+                .filter(|a| *a == tracked.cleared_attempt && state == WorkState::Blocked),
         })
     }
 

@@ -164,15 +164,27 @@ impl Engine {
                     || tracked.labels != facts.labels
                     || tracked.status != facts.status
                     || tracked.title.as_deref() != Some(facts.title.as_str());
-                if changed || recount {
+                // Sub-issues attached or closed while webhooks were lost change the count.
+                let recount_children =
+                    facts.sub_issues.is_some() && facts.sub_issues != tracked.sub_issues;
+                if changed || recount || recount_children {
                     self.observe(id, &facts);
                     if recount {
                         self.read_native_blockers(id, &issue, facts.open_blockers, out);
                     }
+                    if recount_children {
+                        self.read_sub_issues(id, &issue, facts.sub_issues, false, out);
+                    }
                     self.refresh_dependencies(id, &issue, out);
-                } else if tracked.native_pending {
-                    // Its native blockers were asked for and the answer never came.
-                    self.read_native_blockers(id, &issue, tracked.open_blockers, out);
+                } else if tracked.native_pending || tracked.children_pending {
+                    // Its native blockers or sub-issues were asked for and the answer
+                    // never came.
+                    if tracked.native_pending {
+                        self.read_native_blockers(id, &issue, tracked.open_blockers, out);
+                    }
+                    if tracked.children_pending {
+                        self.read_sub_issues(id, &issue, tracked.sub_issues, false, out);
+                    }
                 }
             }
             _ => self.manage_if_allowed(id, facts, None, out),

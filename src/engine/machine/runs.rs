@@ -228,18 +228,32 @@ impl Engine {
             self.record_run(run.installation, run);
         }
         let retries = self.settings.retry_failed_runs;
+        let after_discovery = self.settings.orchestrator.retry_after_discovered_blocker;
         for run in ended {
-            let auto_retry = matches!(run.state, RunState::Failed | RunState::TimedOut)
-                && run.attempt <= retries;
-            if auto_retry
-                && let Some(tracked) = self
-                    .installations
-                    .get_mut(&run.installation)
-                    .and_then(|i| i.issues.get_mut(&run.issue))
+            let failed = matches!(run.state, RunState::Failed | RunState::TimedOut);
+            let auto_retry = failed && run.attempt <= retries;
+            if let Some(installation) = self.installations.get_mut(&run.installation)
+                && let Some(tracked) = installation.issues.get_mut(&run.issue)
             {
-                tracing::info!(issue = %run.issue, attempt = run.attempt,
-                    "the run failed; trying again (codegen.retry_failed_runs)");
-                tracked.cleared_attempt = run.attempt;
+                // A prerequisite discovered while this attempt ran is still open: the
+                // failure may be its absence, so the issue waits for it and then gets one
+                // new attempt (once per failed attempt).
+                let waits_for_discovery = failed
+                    && after_discovery
+                    && tracked.retry_after_discovery != Some(run.attempt)
+                    && tracked.discovered.iter().any(|(blocker, attempt)| {
+                        *attempt == run.attempt && !installation.graph.is_satisfied(blocker)
+                    });
+                if waits_for_discovery {
+                    tracing::info!(issue = %run.issue, attempt = run.attempt,
+                        "the run failed while a blocker discovered during it is open; trying again once it is done");
+                    tracked.retry_after_discovery = Some(run.attempt);
+                    tracked.cleared_attempt = run.attempt;
+                } else if auto_retry {
+                    tracing::info!(issue = %run.issue, attempt = run.attempt,
+                        "the run failed; trying again (codegen.retry_failed_runs)");
+                    tracked.cleared_attempt = run.attempt;
+                }
             }
             self.record_run(run.installation, run);
         }

@@ -5,7 +5,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{IssueRef, IssueSnapshot, IssueStatus, PullRequestLink, RunRecord};
+use crate::domain::{
+    IssueRef, IssueSnapshot, IssueStatus, PullRequestLink, RunRecord, SubIssueCounts,
+};
 use crate::engine::{DependencyGraph, IssueNode, Priority, UnblockOn, estimate_from_labels};
 
 /// What the engine knows of an issue it manages, or of a blocker of one.
@@ -74,6 +76,39 @@ pub struct Tracked {
     /// Open blockers GitHub counts but the App cannot list: they hold the issue.
     #[serde(default)]
     pub unseen_blockers: u32,
+    /// Its sub-issues (GitHub's parent/child links): they block it like dependencies.
+    #[serde(default)]
+    pub children: BTreeSet<IssueRef>,
+    /// Its sub-issues are being read: it waits for the answer.
+    #[serde(default)]
+    pub children_pending: bool,
+    /// Sub-issues GitHub counts (`sub_issues_summary`) as last seen.
+    #[serde(default)]
+    pub sub_issues: Option<SubIssueCounts>,
+    /// Unfinished sub-issues GitHub counts but the App cannot list: they hold the issue.
+    #[serde(default)]
+    pub unseen_children: u32,
+    /// A parent without an agent of its own (`orchestrator.parents: close_when_done`): it
+    /// is closed once its sub-issues and other blockers are done.
+    #[serde(default)]
+    pub umbrella: bool,
+    /// The managed parent it was taken under management with, as its sub-issue.
+    #[serde(default)]
+    pub parent: Option<IssueRef>,
+    /// Blockers it gained while an attempt of it was running, with that attempt.
+    #[serde(default)]
+    pub discovered: BTreeMap<IssueRef, u32>,
+    /// The attempt that failed while a discovered blocker was open and was given one new
+    /// attempt for when that blocker is done (given once per attempt).
+    #[serde(default)]
+    pub retry_after_discovery: Option<u32>,
+    /// Native "blocked by" links the bot wrote (`orchestrator.sync_native_dependencies`);
+    /// only these are ever removed by it.
+    #[serde(default)]
+    pub synced: BTreeSet<IssueRef>,
+    /// Dependencies that could not be written natively (said once, not tried again).
+    #[serde(default)]
+    pub unsynced: BTreeSet<IssueRef>,
 }
 
 impl Tracked {
@@ -101,24 +136,51 @@ impl Tracked {
             refused: None,
             open_blockers: None,
             unseen_blockers: 0,
+            children: BTreeSet::new(),
+            children_pending: false,
+            sub_issues: None,
+            unseen_children: 0,
+            umbrella: false,
+            parent: None,
+            discovered: BTreeMap::new(),
+            retry_after_discovery: None,
+            synced: BTreeSet::new(),
+            unsynced: BTreeSet::new(),
         }
     }
 
-    /// Every dependency from every source, less those removed by command.
+    /// Every dependency from every source and its sub-issues, less those removed by
+    /// command.
     pub fn blockers(&self) -> BTreeSet<IssueRef> {
         self.declared
             .iter()
             .chain(&self.native)
+            .chain(&self.added)
+            .chain(&self.children)
+            .filter(|issue| !self.removed.contains(issue))
+            .cloned()
+            .collect()
+    }
+
+    /// The dependencies the bot writes to GitHub's native links when it syncs them: those
+    /// declared in text and labels or added by command (not sub-issues, not native ones).
+    pub fn declared_dependencies(&self) -> BTreeSet<IssueRef> {
+        self.declared
+            .iter()
             .chain(&self.added)
             .filter(|issue| !self.removed.contains(issue))
             .cloned()
             .collect()
     }
 
-    /// Whether it is held back whatever its blockers say: a refused cycle, blockers the
-    /// App cannot see, or native blockers not read yet.
+    /// Whether it is held back whatever its blockers say: a refused cycle, blockers or
+    /// sub-issues the App cannot see, or native blockers or sub-issues not read yet.
     pub fn held(&self) -> bool {
-        self.cycle.is_some() || self.unseen_blockers > 0 || self.native_pending
+        self.cycle.is_some()
+            || self.unseen_blockers > 0
+            || self.native_pending
+            || self.unseen_children > 0
+            || self.children_pending
     }
 
     /// Takes in what an issue says now (title, body, labels, state, blocker count).
@@ -131,6 +193,9 @@ impl Tracked {
         self.status = facts.status;
         if facts.open_blockers.is_some() {
             self.open_blockers = facts.open_blockers;
+        }
+        if facts.sub_issues.is_some() {
+            self.sub_issues = facts.sub_issues;
         }
     }
 
@@ -249,6 +314,7 @@ pub fn node_for(issue: &IssueRef, tracked: &Tracked) -> IssueNode {
     let mut node = IssueNode::new(issue.clone(), tracked.status);
     node.managed = tracked.is_active();
     node.pr_open = !tracked.branches.is_empty();
+    node.umbrella = tracked.umbrella;
     node.title = tracked.title.clone();
     let labels = tracked.labels.iter().map(String::as_str);
     node.priority = Priority::from_labels(labels.clone());

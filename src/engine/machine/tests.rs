@@ -109,6 +109,12 @@ fn issue(n: u64, labels: &[&str], body: &str) -> Issue {
         html_url: format!("https://github.com/acme/api/issues/{n}"),
         created_at: "2027-01-15T08:00:00Z".into(),
         open_blockers: None,
+        // GitHub's issue objects carry `sub_issues_summary`.
+        sub_issues: Some(crate::domain::SubIssueCounts {
+            total: 0,
+            completed: 0,
+        }),
+        via_app: None,
     }
 }
 

@@ -140,3 +140,23 @@ mod tests {
         ));
     }
 }
+
+/// The status note for declared dependencies not written to GitHub's native links because
+/// the issue has GitHub's most (`limit`) blockers: `left_out` of them.
+pub fn native_limit_note(limit: usize, left_out: usize) -> String {
+    format!(
+        "GitHub records at most {limit} blockers per issue: {left_out} declared {} not written to its \"Blocked by\" links (orchestrator.sync_native_dependencies). {} still {} here.",
+        plural(left_out, "dependency is", "dependencies are"),
+        plural(left_out, "It", "They"),
+        plural(left_out, "blocks", "block"),
+    )
+}
+
+/// The status note for a declared dependency on `blocker` that GitHub refused to record as
+/// a native link, with GitHub's `reason`.
+pub fn native_sync_failed_note(blocker: &crate::domain::IssueRef, reason: &str) -> String {
+    format!(
+        "The dependency on {blocker} could not be written to GitHub's \"Blocked by\" links ({}); it still blocks here.",
+        one_line(reason)
+    )
+}

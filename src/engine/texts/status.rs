@@ -8,7 +8,7 @@ use std::fmt::Write;
 
 use super::{STATUS_MARKER, one_line, plural};
 use crate::domain::{Actor, IssueStatus};
-use crate::engine::status::{QUEUE_POSITIONS_SHOWN, StatusView, WorkState};
+use crate::engine::status::{BlockerView, QUEUE_POSITIONS_SHOWN, StatusView, WorkState};
 
 /// The status comment's Markdown, marker included. `command` is the command prefix.
 pub fn status_comment(view: &StatusView, command: &str) -> String {
@@ -21,6 +21,16 @@ pub fn status_comment(view: &StatusView, command: &str) -> String {
         view.state.name()
     );
     let _ = writeln!(out, "{}\n", headline(view));
+    if let Some(parent) = &view.parent {
+        let _ = writeln!(out, "Part of {parent}.\n");
+    }
+    if let Some(attempt) = view.retry_after_discovery {
+        let _ = writeln!(
+            out,
+            "🔁 Attempt {attempt} did not succeed while a prerequisite discovered during it was \
+             open; a new attempt starts once it is done.\n"
+        );
+    }
     if let Some(cycle) = &view.cycle {
         let _ = writeln!(
             out,
@@ -44,24 +54,30 @@ pub fn status_comment(view: &StatusView, command: &str) -> String {
             plural(n, "it", "them"),
         );
     }
-    if !view.blockers.is_empty() {
-        let _ = writeln!(out, "**Dependencies**\n");
-        for blocker in &view.blockers {
-            let tick = if blocker.satisfied { "x" } else { " " };
-            let title = blocker
-                .title
-                .as_deref()
-                .map(|t| format!(" {}", one_line(t)))
-                .unwrap_or_default();
-            let mut line = format!(
-                "- [{tick}] {}{title} — {}",
-                blocker.issue,
-                describe(blocker.state)
-            );
-            for pr in &blocker.pull_requests {
-                let _ = write!(line, " · PR {pr}");
-            }
-            let _ = writeln!(out, "{line}");
+    if view.unseen_children > 0 {
+        let n = view.unseen_children as usize;
+        let _ = writeln!(
+            out,
+            "🔒 GitHub lists {n} more unfinished {} of this issue that the App cannot see. {} \
+             until {} done; install the App there to see {}.\n",
+            plural(n, "sub-issue", "sub-issues"),
+            plural(n, "It blocks", "They block"),
+            plural(n, "it is", "they are"),
+            plural(n, "it", "them"),
+        );
+    }
+    for (heading, sub_issues) in [("Sub-issues", true), ("Dependencies", false)] {
+        let listed: Vec<_> = view
+            .blockers
+            .iter()
+            .filter(|b| b.sub_issue == sub_issues)
+            .collect();
+        if listed.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "**{heading}**\n");
+        for blocker in listed {
+            let _ = writeln!(out, "{}", blocker_line(blocker));
         }
         out.push('\n');
     }
@@ -105,6 +121,29 @@ pub fn status_comment(view: &StatusView, command: &str) -> String {
         applicable_commands(view.state, command)
     );
     out
+}
+
+/// One blocker's line: ticked when it no longer blocks, its state, its pull requests, and
+/// the attempt during which it was discovered.
+fn blocker_line(blocker: &BlockerView) -> String {
+    let tick = if blocker.satisfied { "x" } else { " " };
+    let title = blocker
+        .title
+        .as_deref()
+        .map(|t| format!(" {}", one_line(t)))
+        .unwrap_or_default();
+    let mut line = format!(
+        "- [{tick}] {}{title} — {}",
+        blocker.issue,
+        describe(blocker.state)
+    );
+    for pr in &blocker.pull_requests {
+        let _ = write!(line, " · PR {pr}");
+    }
+    if let Some(attempt) = blocker.discovered_in {
+        let _ = write!(line, " · discovered while attempt {attempt} ran");
+    }
+    line
 }
 
 /// The status comment of an issue whose trigger label `label` was applied by `actor`, who
@@ -171,19 +210,41 @@ fn emoji(state: WorkState) -> &'static str {
 }
 
 fn headline(view: &StatusView) -> String {
+    let umbrella = if view.umbrella {
+        " It has no agent of its own: it is closed once its sub-issues are done."
+    } else {
+        ""
+    };
     match view.state {
         WorkState::Blocked => {
-            let waiting = view.blockers.iter().filter(|b| !b.satisfied).count()
-                + view.unseen_blockers as usize;
-            if waiting == 0 {
+            let open = |sub_issue: bool| {
+                view.blockers
+                    .iter()
+                    .filter(|b| !b.satisfied && b.sub_issue == sub_issue)
+                    .count()
+            };
+            let children = open(true) + view.unseen_children as usize;
+            let dependencies = open(false) + view.unseen_blockers as usize;
+            let mut waiting = Vec::new();
+            if children > 0 {
+                waiting.push(format!(
+                    "{children} {}",
+                    plural(children, "sub-issue", "sub-issues")
+                ));
+            }
+            if dependencies > 0 {
+                waiting.push(format!(
+                    "{dependencies} {}",
+                    plural(dependencies, "dependency", "dependencies")
+                ));
+            }
+            if waiting.is_empty() {
                 "Held back until the dependency cycle is resolved.".to_owned()
             } else {
-                format!(
-                    "Waiting for {waiting} {}.",
-                    plural(waiting, "dependency", "dependencies")
-                )
+                format!("Waiting for {}.{umbrella}", waiting.join(" and "))
             }
         }
+        WorkState::Done if view.umbrella => "Done: every sub-issue is done.".to_owned(),
         WorkState::Queued => match view.queue_position {
             Some(position) if position <= QUEUE_POSITIONS_SHOWN => {
                 format!("Ready; number {position} in the queue for a free agent.")

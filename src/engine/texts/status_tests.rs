@@ -23,6 +23,10 @@ fn view(state: WorkState) -> StatusView {
         paused: None,
         notes: vec![],
         unseen_blockers: 0,
+        unseen_children: 0,
+        umbrella: false,
+        parent: None,
+        retry_after_discovery: None,
     }
 }
 
@@ -36,6 +40,8 @@ fn the_comment_shows_blockers_run_and_commands() {
                 state: IssueStatus::ClosedCompleted,
                 satisfied: true,
                 pull_requests: vec!["https://github.com/acme/api/pull/5".into()],
+                sub_issue: false,
+                discovered_in: None,
             },
             BlockerView {
                 issue: r("other/lib#5"),
@@ -43,6 +49,8 @@ fn the_comment_shows_blockers_run_and_commands() {
                 state: IssueStatus::ClosedNotPlanned,
                 satisfied: false,
                 pull_requests: vec![],
+                sub_issue: false,
+                discovered_in: None,
             },
         ],
         run: Some(run(RunState::Failed)),
@@ -61,6 +69,8 @@ fn blockers_the_app_cannot_see_are_counted_and_explained() {
             state: IssueStatus::ClosedCompleted,
             satisfied: true,
             pull_requests: vec![],
+            sub_issue: false,
+            discovered_in: None,
         }],
         unseen_blockers: 2,
         ..view(WorkState::Blocked)
@@ -163,6 +173,8 @@ fn a_long_run_and_odd_titles_stay_on_one_line() {
             state: IssueStatus::Deleted,
             satisfied: false,
             pull_requests: vec![],
+            sub_issue: false,
+            discovered_in: None,
         }],
         run: Some(long),
         ..view(WorkState::Failed)
@@ -250,4 +262,68 @@ fn an_issue_that_left_says_why() {
     assert!(texts.iter().all(|t| t.starts_with(STATUS_MARKER)));
     assert_eq!(texts[2], texts[3]);
     insta::assert_snapshot!(texts[..3].join("\n=====\n\n"));
+}
+
+fn blocker(issue: &str, state: IssueStatus, sub_issue: bool) -> BlockerView {
+    BlockerView {
+        issue: r(issue),
+        title: Some(format!("Work {issue}")),
+        state,
+        satisfied: state == IssueStatus::ClosedCompleted,
+        pull_requests: if state == IssueStatus::ClosedCompleted {
+            vec!["https://github.com/acme/api/pull/31".into()]
+        } else {
+            vec![]
+        },
+        sub_issue,
+        discovered_in: None,
+    }
+}
+
+#[test]
+fn an_umbrella_waits_for_its_sub_issues_and_says_it_has_no_agent() {
+    let view = StatusView {
+        blockers: vec![
+            blocker("acme/api#7", IssueStatus::ClosedCompleted, true),
+            blocker("acme/api#8", IssueStatus::Open, true),
+            blocker("acme/api#9", IssueStatus::Open, false),
+        ],
+        unseen_children: 1,
+        umbrella: true,
+        ..view(WorkState::Blocked)
+    };
+    insta::assert_snapshot!(status_comment(&view, "/codegen"));
+}
+
+#[test]
+fn a_done_umbrella_lists_its_sub_issues_pull_requests() {
+    let view = StatusView {
+        blockers: vec![
+            blocker("acme/api#7", IssueStatus::ClosedCompleted, true),
+            blocker("acme/api#8", IssueStatus::ClosedCompleted, true),
+        ],
+        umbrella: true,
+        ..view(WorkState::Done)
+    };
+    insta::assert_snapshot!(status_comment(&view, "/codegen"));
+}
+
+#[test]
+fn a_discovered_prerequisite_is_shown_with_its_run_and_the_retry_it_waits_for() {
+    let mut discovered = blocker("acme/api#12", IssueStatus::Open, false);
+    discovered.discovered_in = Some(1);
+    let view = StatusView {
+        blockers: vec![
+            blocker("acme/api#2", IssueStatus::ClosedCompleted, false),
+            discovered,
+        ],
+        parent: Some(r("acme/api#1")),
+        retry_after_discovery: Some(1),
+        run: Some(RunView {
+            attempt: 1,
+            ..run(RunState::Failed)
+        }),
+        ..view(WorkState::Blocked)
+    };
+    insta::assert_snapshot!(status_comment(&view, "/codegen"));
 }

@@ -1,12 +1,16 @@
-//! `issues`, `issue_comment` and `issue_dependencies`: what happened to an issue, to a
-//! comment on it, or to a link between two issues.
+//! `issues`, `issue_comment`, `issue_dependencies` and `sub_issues`: what happened to an
+//! issue, to a comment on it, or to a link between two issues.
 
 use serde::Deserialize;
 
-use super::{Changed, DecodeError, InstallationRef, IssuePayload, LabelPayload, UserPayload};
+use super::{
+    AppRef, Changed, DecodeError, InstallationRef, IssuePayload, LabelPayload, UserPayload,
+};
 use super::{close_reason, domain_event, invalid};
 use crate::domain::{IssueRef, RepoName};
-use crate::events::{Comment, CommentAction, Decoded, DependencyAction, Event, IssueAction};
+use crate::events::{
+    Comment, CommentAction, Decoded, DependencyAction, Event, IssueAction, SubIssueAction,
+};
 
 // ---- issues --------------------------------------------------------------------------
 
@@ -93,13 +97,6 @@ struct CommentPayload {
 }
 
 #[derive(Deserialize)]
-struct AppRef {
-    id: u64,
-    #[serde(default)]
-    slug: Option<String>,
-}
-
-#[derive(Deserialize)]
 struct CommentChanges {
     body: Option<Changed>,
 }
@@ -117,13 +114,7 @@ pub(super) fn issue_comment(payload: IssueCommentPayload) -> Result<Decoded, Dec
         id: payload.comment.id,
         body: payload.comment.body.unwrap_or_default(),
         author: payload.comment.user.into(),
-        via_app: payload
-            .comment
-            .performed_via_github_app
-            .map(|app| crate::domain::AppIdentity {
-                id: app.id,
-                slug: app.slug.unwrap_or_default(),
-            }),
+        via_app: payload.comment.performed_via_github_app.map(Into::into),
     };
     let issue = payload.issue.into_issue("issue")?;
     Ok(domain_event(
@@ -167,6 +158,39 @@ pub(super) fn issue_dependencies(
             action,
             blocked,
             blocking,
+        },
+    ))
+}
+
+// ---- sub_issues ----------------------------------------------------------------------
+
+#[derive(Deserialize)]
+pub(super) struct SubIssuesPayload {
+    action: String,
+    parent_issue: IssuePayload,
+    sub_issue: IssuePayload,
+    // Both optional in GitHub's schema.
+    installation: Option<InstallationRef>,
+    sender: Option<UserPayload>,
+}
+
+pub(super) fn sub_issues(payload: SubIssuesPayload) -> Result<Decoded, DecodeError> {
+    // GitHub reports one link from both ends (`sub_issue_*` to the parent's repository,
+    // `parent_issue_*` to the child's); both mean the same link.
+    let action = match payload.action.as_str() {
+        "sub_issue_added" | "parent_issue_added" => SubIssueAction::Added,
+        "sub_issue_removed" | "parent_issue_removed" => SubIssueAction::Removed,
+        _ => return Ok(Decoded::Ignored("sub-issue action not handled")),
+    };
+    let parent = payload.parent_issue.into_issue("parent_issue")?;
+    let child = payload.sub_issue.into_issue("sub_issue")?;
+    Ok(domain_event(
+        payload.installation,
+        payload.sender,
+        Event::SubIssue {
+            action,
+            parent,
+            child,
         },
     ))
 }

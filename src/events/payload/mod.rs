@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde::de::{DeserializeOwned, IgnoredAny};
 
 use installations::{installation, installation_repositories, ping};
-use issues::{issue_comment, issue_dependencies, issues};
+use issues::{issue_comment, issue_dependencies, issues, sub_issues};
 use projects::project_item;
 use repository::{label, pull_request, push};
 
@@ -61,6 +61,7 @@ fn decode_event(event: &str, action: Option<&str>, body: &[u8]) -> Result<Decode
         "installation" => installation(parse(event, body)?),
         "installation_repositories" => installation_repositories(parse(event, body)?),
         "issue_dependencies" => issue_dependencies(parse(event, body)?),
+        "sub_issues" => sub_issues(parse(event, body)?),
         "push" => push(parse(event, body)?),
         "ping" => ping(parse(event, body)?),
         _ => Ok(Decoded::Ignored("event not handled")),
@@ -96,6 +97,12 @@ fn handled_actions(event: &str) -> Option<&'static [&'static str]> {
             "blocked_by_removed",
             "blocking_added",
             "blocking_removed",
+        ],
+        "sub_issues" => &[
+            "sub_issue_added",
+            "sub_issue_removed",
+            "parent_issue_added",
+            "parent_issue_removed",
         ],
         _ => return None,
     })
@@ -201,6 +208,27 @@ struct IssuePayload {
     created_at: String,
     #[serde(default)]
     issue_dependencies_summary: Option<crate::github::DependenciesSummary>,
+    #[serde(default)]
+    sub_issues_summary: Option<crate::github::SubIssuesSummary>,
+    // Set when a GitHub App opened the issue (an agent declaring follow-up work).
+    #[serde(default)]
+    performed_via_github_app: Option<AppRef>,
+}
+
+#[derive(Deserialize)]
+struct AppRef {
+    id: u64,
+    #[serde(default)]
+    slug: Option<String>,
+}
+
+impl From<AppRef> for crate::domain::AppIdentity {
+    fn from(app: AppRef) -> Self {
+        Self {
+            id: app.id,
+            slug: app.slug.unwrap_or_default(),
+        }
+    }
 }
 
 impl IssuePayload {
@@ -230,6 +258,8 @@ impl IssuePayload {
             html_url: self.html_url,
             created_at: self.created_at,
             open_blockers: self.issue_dependencies_summary.map(|s| s.blocked_by),
+            sub_issues: self.sub_issues_summary.map(Into::into),
+            via_app: self.performed_via_github_app.map(Into::into),
         })
     }
 }

@@ -1,0 +1,138 @@
+//! Two-way sync with GitHub's native dependencies (`orchestrator.sync_native_dependencies`):
+//! dependencies declared in issue text, labels and `/codegen depends on` are written to the
+//! issue's "Blocked by" links, and removed when no longer declared, but only the links the
+//! bot itself wrote: links people made are read, never removed. The App's own
+//! `issue_dependencies` webhooks find the link already known and write nothing again.
+
+use super::Engine;
+use super::io::Decision;
+use crate::domain::{InstallationId, IssueRef};
+use crate::engine::texts;
+
+/// Blockers GitHub records at most per issue.
+pub const NATIVE_BLOCKERS_LIMIT: usize = 50;
+
+impl Engine {
+    /// Brings the native links the bot wrote for `issue` in line with what it declares.
+    pub(super) fn sync_native(
+        &mut self,
+        id: InstallationId,
+        issue: &IssueRef,
+        out: &mut Vec<Decision>,
+    ) {
+        if !self.settings.orchestrator.sync_native_dependencies {
+            return;
+        }
+        let installation = self.installation_mut(id);
+        let in_graph: std::collections::BTreeSet<IssueRef> = installation
+            .graph
+            .blockers(issue)
+            .into_iter()
+            .map(|b| b.issue)
+            .collect();
+        let Some(tracked) = installation.issues.get_mut(issue) else {
+            return;
+        };
+        if !tracked.is_active() {
+            return;
+        }
+        // Only edges the graph took (a refused cycle is not written either).
+        let wanted: Vec<IssueRef> = tracked
+            .declared_dependencies()
+            .into_iter()
+            .filter(|b| in_graph.contains(b))
+            .collect();
+        let to_add: Vec<IssueRef> = wanted
+            .iter()
+            .filter(|b| {
+                !tracked.native.contains(*b)
+                    && !tracked.synced.contains(*b)
+                    && !tracked.unsynced.contains(*b)
+            })
+            .cloned()
+            .collect();
+        let to_remove: Vec<IssueRef> = tracked
+            .synced
+            .iter()
+            .filter(|b| !wanted.contains(b))
+            .cloned()
+            .collect();
+        if to_add.is_empty() && to_remove.is_empty() {
+            return;
+        }
+        let mut dropped = Vec::new();
+        for blocker in to_remove {
+            tracked.synced.remove(&blocker);
+            tracked.native.remove(&blocker);
+            if !tracked.children.contains(&blocker) {
+                dropped.push(blocker.clone());
+            }
+            out.push(Decision::SyncNativeDependency {
+                installation: id,
+                issue: issue.clone(),
+                blocker,
+                add: false,
+            });
+        }
+        let recorded = tracked.native.union(&tracked.synced).count();
+        let room = NATIVE_BLOCKERS_LIMIT.saturating_sub(recorded);
+        let left_out = to_add.len().saturating_sub(room);
+        for blocker in to_add.into_iter().take(room) {
+            tracked.synced.insert(blocker.clone());
+            out.push(Decision::SyncNativeDependency {
+                installation: id,
+                issue: issue.clone(),
+                blocker,
+                add: true,
+            });
+        }
+        if left_out > 0 {
+            let note = texts::native_limit_note(NATIVE_BLOCKERS_LIMIT, left_out);
+            if !tracked
+                .notes
+                .iter()
+                .any(|n| n.starts_with("GitHub records at most"))
+            {
+                tracing::warn!(%issue, left_out, "GitHub's limit of blockers per issue is reached; not writing more");
+                tracked.notes.push(note);
+            }
+        }
+        for blocker in dropped {
+            installation.graph.remove_dependency(issue, &blocker);
+        }
+        installation.refresh_node(issue);
+        self.touch(id, issue);
+    }
+
+    /// A native link was written or removed, or GitHub refused it.
+    pub(super) fn on_native_synced(
+        &mut self,
+        id: InstallationId,
+        issue: &IssueRef,
+        blocker: &IssueRef,
+        add: bool,
+        failure: Option<String>,
+    ) {
+        let Some(tracked) = self.installation_mut(id).issues.get_mut(issue) else {
+            return;
+        };
+        match (add, failure) {
+            (true, None) => {
+                tracked.native.insert(blocker.clone());
+            }
+            (true, Some(reason)) => {
+                tracing::warn!(%issue, %blocker, %reason, "GitHub refused a native dependency link");
+                tracked.synced.remove(blocker);
+                tracked.unsynced.insert(blocker.clone());
+                tracked
+                    .notes
+                    .push(texts::native_sync_failed_note(blocker, &reason));
+            }
+            (false, None) => {}
+            (false, Some(reason)) => {
+                tracing::warn!(%issue, %blocker, %reason, "a native dependency link the bot wrote could not be removed");
+            }
+        }
+        self.touch(id, issue);
+    }
+}
