@@ -126,7 +126,13 @@ impl Engine {
             .cloned()
             .collect();
         wanted.remove(issue);
-        let umbrella = self.is_umbrella(&tracked.children);
+        // A parent whose own agent has already run keeps it: only a parent never launched
+        // becomes an umbrella.
+        let launched = self
+            .installations
+            .get(&id)
+            .is_some_and(|i| i.runs.contains_key(issue));
+        let umbrella = self.is_umbrella(&tracked.children) && !launched;
         // Blockers it gains while its agent runs are discovered work: the run goes on, but
         // the issue is done for its dependents only once they are.
         let running_attempt = self

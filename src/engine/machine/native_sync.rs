@@ -33,7 +33,8 @@ impl Engine {
         let Some(tracked) = installation.issues.get_mut(issue) else {
             return;
         };
-        if !tracked.is_active() {
+        // Until its native links are read, what is there already is not known.
+        if !tracked.is_active() || tracked.native_pending {
             return;
         }
         // Only edges the graph took (a refused cycle is not written either).

@@ -148,6 +148,7 @@ impl Engine {
             })
             .collect();
         let url = self.issue_url(issue);
+        let trigger_label = self.repo(&issue.repo).trigger_label;
         let input = PromptInput {
             issue,
             title: tracked.and_then(|t| t.title.as_deref()).unwrap_or(""),
@@ -155,6 +156,7 @@ impl Engine {
             url: &url,
             blockers: &blockers,
             stacked_on,
+            trigger_label: &trigger_label,
         };
         render_prompt(template, &input)
     }

@@ -23,14 +23,20 @@ mod blockers;
 mod commands;
 #[path = "tests_comments.rs"]
 mod comments;
+#[path = "tests_discovery.rs"]
+mod discovery;
 #[path = "tests_labels.rs"]
 mod labels;
+#[path = "tests_native_sync.rs"]
+mod native_sync;
 #[path = "tests_reconcile.rs"]
 mod reconcile;
 #[path = "tests_runs.rs"]
 mod runs;
 #[path = "tests_settle.rs"]
 mod settle;
+#[path = "tests_sub_issues.rs"]
+mod sub_issues;
 #[path = "tests_world.rs"]
 mod world;
 

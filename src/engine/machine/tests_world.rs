@@ -29,6 +29,8 @@ pub(super) struct World {
     pub(super) issues: HashMap<IssueRef, IssueSnapshot>,
     /// Each issue's native blockers (else none).
     pub(super) native: HashMap<IssueRef, Vec<IssueSnapshot>>,
+    /// Each issue's sub-issues the App can read (else none).
+    pub(super) children: HashMap<IssueRef, Vec<IssueSnapshot>>,
 }
 
 impl World {
@@ -52,6 +54,7 @@ impl World {
             label_actors: HashMap::new(),
             issues: HashMap::new(),
             native: HashMap::new(),
+            children: HashMap::new(),
         };
         world.answer(config_absent(repo(), None, AfterConfig::Nothing));
         world.engine.take_changes();
@@ -240,5 +243,9 @@ impl Facts for World {
 
     fn issue(&self, issue: &IssueRef) -> Option<IssueSnapshot> {
         self.issues.get(issue).cloned()
+    }
+
+    fn sub_issues(&self, issue: &IssueRef) -> Vec<IssueSnapshot> {
+        self.children.get(issue).cloned().unwrap_or_default()
     }
 }
