@@ -92,6 +92,26 @@ pub fn invalid_repo_config_note(path: &str, problem: &str) -> String {
     )
 }
 
+/// The status note for declared dependencies not written to GitHub's native links because
+/// the issue has GitHub's most (`limit`) blockers: `left_out` of them.
+pub fn native_limit_note(limit: usize, left_out: usize) -> String {
+    format!(
+        "GitHub records at most {limit} blockers per issue: {left_out} declared {} not written to its \"Blocked by\" links (orchestrator.sync_native_dependencies). {} still {} here.",
+        plural(left_out, "dependency is", "dependencies are"),
+        plural(left_out, "It", "They"),
+        plural(left_out, "blocks", "block"),
+    )
+}
+
+/// The status note for a declared dependency on `blocker` that GitHub refused to record as
+/// a native link, with GitHub's `reason`.
+pub fn native_sync_failed_note(blocker: &crate::domain::IssueRef, reason: &str) -> String {
+    format!(
+        "The dependency on {blocker} could not be written to GitHub's \"Blocked by\" links ({}); it still blocks here.",
+        one_line(reason)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,24 +159,21 @@ mod tests {
             "unknown field `max_agents` at line 2 column 1"
         ));
     }
-}
 
-/// The status note for declared dependencies not written to GitHub's native links because
-/// the issue has GitHub's most (`limit`) blockers: `left_out` of them.
-pub fn native_limit_note(limit: usize, left_out: usize) -> String {
-    format!(
-        "GitHub records at most {limit} blockers per issue: {left_out} declared {} not written to its \"Blocked by\" links (orchestrator.sync_native_dependencies). {} still {} here.",
-        plural(left_out, "dependency is", "dependencies are"),
-        plural(left_out, "It", "They"),
-        plural(left_out, "blocks", "block"),
-    )
-}
-
-/// The status note for a declared dependency on `blocker` that GitHub refused to record as
-/// a native link, with GitHub's `reason`.
-pub fn native_sync_failed_note(blocker: &crate::domain::IssueRef, reason: &str) -> String {
-    format!(
-        "The dependency on {blocker} could not be written to GitHub's \"Blocked by\" links ({}); it still blocks here.",
-        one_line(reason)
-    )
+    #[test]
+    fn native_sync_notes_say_what_was_not_written_and_that_it_still_blocks() {
+        assert_eq!(
+            native_limit_note(50, 2),
+            "GitHub records at most 50 blockers per issue: 2 declared dependencies are not written to its \"Blocked by\" links (orchestrator.sync_native_dependencies). They still block here."
+        );
+        assert_eq!(
+            native_limit_note(50, 1),
+            "GitHub records at most 50 blockers per issue: 1 declared dependency is not written to its \"Blocked by\" links (orchestrator.sync_native_dependencies). It still blocks here."
+        );
+        let blocker: crate::domain::IssueRef = "acme/api#3".parse().unwrap();
+        assert_eq!(
+            native_sync_failed_note(&blocker, "GitHub answered 404:\nNot Found"),
+            "The dependency on acme/api#3 could not be written to GitHub's \"Blocked by\" links (GitHub answered 404: Not Found); it still blocks here."
+        );
+    }
 }
