@@ -58,6 +58,8 @@ pub struct GithubState {
     pub permissions: BTreeMap<(String, String), (String, String)>,
     /// (owner/repo, issue number) -> database ids of its native blockers.
     pub blocked_by: BTreeMap<(String, u64), Vec<u64>>,
+    /// (owner/repo, issue number) -> its sub-issues, as (owner/repo, number).
+    pub sub_issues: BTreeMap<(String, u64), Vec<(String, u64)>>,
     /// (owner/repo, issue number) -> its events (`GET .../issues/{n}/events`), oldest first.
     pub issue_events: BTreeMap<(String, u64), Vec<Value>>,
     pub next_id: u64,
@@ -250,6 +252,10 @@ impl FakeGithub {
                 .route(
                     &at("/repos/{owner}/{repo}/issues/{number}/dependencies/blocked_by/{id}"),
                     delete(remove_blocked_by),
+                )
+                .route(
+                    &at("/repos/{owner}/{repo}/issues/{number}/sub_issues"),
+                    get(list_sub_issues),
                 );
         }
         let app = app
@@ -1281,7 +1287,44 @@ pub fn with_dependency_summary(state: &GithubState, key: &(String, u64), issue: 
         "blocking": blocking.iter().filter(|b| b["state"] == "open").count(),
         "total_blocking": blocking.len(),
     });
+    // Like GitHub: every sub-issue counts, those the App cannot read too.
+    let children = state.sub_issues.get(key).cloned().unwrap_or_default();
+    let completed = children
+        .iter()
+        .filter_map(|child| state.issues.get(child))
+        .filter(|c| c["state"] == "closed" && c["state_reason"] == "completed")
+        .count();
+    let total = children.len();
+    issue["sub_issues_summary"] = json!({
+        "total": total,
+        "completed": completed,
+        "percent_completed": if total == 0 { 0 } else { completed * 100 / total },
+    });
     issue
+}
+
+/// `GET .../issues/{n}/sub_issues`: like GitHub, only the sub-issues the installation can
+/// read are listed (the summary counts the others), each with its own summaries.
+async fn list_sub_issues(
+    State(state): Shared,
+    Path((owner, repo, number)): Path<(String, String, u64)>,
+) -> Response {
+    let full = repo_of(&owner, &repo);
+    let state = state.lock().unwrap();
+    if !state.issues.contains_key(&(full.clone(), number)) {
+        return not_found();
+    }
+    let children = state
+        .sub_issues
+        .get(&(full, number))
+        .cloned()
+        .unwrap_or_default();
+    let listed: Vec<Value> = children
+        .iter()
+        .filter(|(repo, _)| readable(&state, repo))
+        .filter_map(|key| Some(with_dependency_summary(&state, key, state.issues.get(key)?)))
+        .collect();
+    Json(listed).into_response()
 }
 
 async fn list_blocked_by(
@@ -1328,7 +1371,16 @@ async fn add_blocked_by(
         )
             .into_response();
     }
-    state.blocked_by.entry((full, number)).or_default().push(id);
+    let ids = state.blocked_by.entry((full, number)).or_default();
+    // GitHub refuses a link that exists, and more than 50 blockers per issue.
+    if ids.contains(&id) || ids.len() >= 50 {
+        return (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({"message": "Validation Failed"})),
+        )
+            .into_response();
+    }
+    ids.push(id);
     (StatusCode::CREATED, Json(json!({}))).into_response()
 }
 

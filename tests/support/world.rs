@@ -560,6 +560,69 @@ impl World {
         self.send("issue_dependencies", &payload).await
     }
 
+    /// `sender` attaches (or detaches) a sub-issue on GitHub; GitHub sends `sub_issues`
+    /// (the payload is the schema-built fixture with these issues in it).
+    pub async fn sub_issue(
+        &self,
+        repo: &str,
+        parent: u64,
+        child: u64,
+        added: bool,
+        sender: &str,
+    ) -> StatusCode {
+        {
+            let mut state = self.github.state.lock().unwrap();
+            let children = state
+                .sub_issues
+                .entry((repo.to_owned(), parent))
+                .or_default();
+            let key = (repo.to_owned(), child);
+            children.retain(|c| *c != key);
+            if added {
+                children.push(key);
+            }
+        }
+        let action = if added {
+            "sub_issue_added"
+        } else {
+            "sub_issue_removed"
+        };
+        let mut payload: Value =
+            serde_json::from_slice(&fixture(&format!("sub_issues/{action}.payload.json"))).unwrap();
+        let (parent_json, child_json) =
+            (self.issue_json(repo, parent), self.issue_json(repo, child));
+        payload["parent_issue_id"] = parent_json["id"].clone();
+        payload["parent_issue"] = parent_json;
+        payload["sub_issue_id"] = child_json["id"].clone();
+        payload["sub_issue"] = child_json;
+        payload["sub_issue_repo"]["full_name"] = json!(repo);
+        set_common(&mut payload, repo, sender);
+        self.send("sub_issues", &payload).await
+    }
+
+    /// An App (`slug`) opens an issue, as an agent declaring follow-up work does: GitHub
+    /// records the App in `performed_via_github_app` and sends `issues.opened`.
+    pub async fn open_issue_as_app(
+        &self,
+        repo: &str,
+        number: u64,
+        title: &str,
+        body: &str,
+        slug: &str,
+    ) -> StatusCode {
+        self.add_issue(repo, number, title, body, &[]);
+        let sender = format!("{slug}[bot]");
+        {
+            let (user, app) = super::fake_github::app_actor(slug, 500 + slug.len() as u64);
+            let mut state = self.github.state.lock().unwrap();
+            let issue = state.issues.get_mut(&(repo.to_owned(), number)).unwrap();
+            issue["user"] = user;
+            issue["performed_via_github_app"] = app;
+        }
+        let payload = self.issue_payload("opened", repo, number, &sender);
+        self.send("issues", &payload).await
+    }
+
     // ---- What tests look at ----
 
     /// Bodies of the comments on an issue that carry the status marker.

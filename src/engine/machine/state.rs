@@ -96,7 +96,7 @@ pub struct Tracked {
     #[serde(default)]
     pub parent: Option<IssueRef>,
     /// Blockers it gained while an attempt of it was running, with that attempt.
-    #[serde(default)]
+    #[serde(default, with = "pairs")]
     pub discovered: BTreeMap<IssueRef, u32>,
     /// The attempt that failed while a discovered blocker was open and was given one new
     /// attempt for when that blocker is done (given once per attempt).
@@ -331,4 +331,27 @@ fn apply_run(graph: &mut DependencyGraph, issue: &IssueRef, run: Option<&RunReco
     let started = run.is_some_and(|r| r.attempt > cleared);
     let done = started && run.is_some_and(|r| r.state == crate::domain::RunState::Succeeded);
     graph.set_agent(issue, attempts, started, done);
+}
+
+/// A map keyed by issue, saved as a list of pairs (JSON keys must be strings).
+mod pairs {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::domain::IssueRef;
+
+    pub fn serialize<S: Serializer>(
+        map: &BTreeMap<IssueRef, u32>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(map.iter())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<BTreeMap<IssueRef, u32>, D::Error> {
+        let pairs: Vec<(IssueRef, u32)> = Vec::deserialize(deserializer)?;
+        Ok(pairs.into_iter().collect())
+    }
 }

@@ -25,6 +25,11 @@ fn a_blocker_gained_while_running_is_discovered_without_stopping_the_run() {
 
     assert!(!cancels(&decisions, 1), "the run goes on");
     assert_eq!(world.tracked(1).discovered.get(&r(5)), Some(&1));
+    // What the store saves of it reads back the same.
+    let saved = world.engine.take_changes().issues;
+    let (_, _, json) = saved.iter().find(|(_, i, _)| *i == r(1)).expect("saved");
+    let back: crate::engine::machine::Tracked = serde_json::from_str(json).unwrap();
+    assert_eq!(&back, world.tracked(1));
     let status = last_status(&decisions, 1);
     status.assert_says("acme/api#5 Issue 5 — open · discovered while attempt 1 ran");
 }
