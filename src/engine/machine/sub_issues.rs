@@ -26,6 +26,11 @@ impl Engine {
         if self.settings.orchestrator.sub_issues == SubIssues::Ignore {
             return;
         }
+        // Links between issues the bot knows nothing of are not its concern (and are not
+        // kept: an organisation makes many).
+        if self.tracked(id, &parent.reference).is_none() {
+            return;
+        }
         self.installation_mut(id)
             .remember_blocker(&snapshot_of(child));
         self.changed.insert((id, child.reference.clone()));

@@ -291,3 +291,18 @@ fn a_redelivered_attachment_launches_nothing_twice() {
     assert_eq!(launches(&again), vec![]);
     assert!(named(&again, "publish_status").is_empty(), "{again:#?}");
 }
+
+#[test]
+fn links_between_issues_the_bot_does_not_know_are_not_kept() {
+    let mut world = World::new();
+
+    let decisions = world.run(sub_issue_event(
+        Some(&writer()),
+        SubIssueAction::Added,
+        parent(40, 1, 0),
+        child(41, ""),
+    ));
+
+    assert!(decisions.is_empty(), "{decisions:#?}");
+    assert!(world.untracked(40) && world.untracked(41));
+}
