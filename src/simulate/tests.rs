@@ -5,6 +5,7 @@ fn task(id: &str, secs: f64, deps: &[&str]) -> SimTask {
         id: id.into(),
         duration_secs: secs,
         deps: deps.iter().map(|d| (*d).to_owned()).collect(),
+        discovers: Vec::new(),
     }
 }
 
