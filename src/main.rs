@@ -78,7 +78,15 @@ enum Command {
         retry_failed: Option<u32>,
         /// With --random: the fraction (0 to 1) of the tasks that each discover one or two
         /// more while they run, drawn with --seed (default 0: none).
-        #[arg(long, value_name = "R", value_parser = fraction, requires = "random")]
+        #[arg(
+            long,
+            value_name = "R",
+            value_parser = fraction,
+            requires = "random",
+            // `requires` alone lets `--graph` through: clap takes a conflicting argument
+            // of the same group as the requirement met.
+            conflicts_with = "graph"
+        )]
         discovery_rate: Option<f64>,
     },
 }
