@@ -71,8 +71,8 @@ pub(super) struct World<'a> {
     /// that appears.
     pending: BTreeMap<(u64, u64), usize>,
     scheduled: u64,
-    /// In waves: tasks that appeared during the batch, labelled on GitHub, that the
-    /// dispatcher takes in only when the batch is done.
+    /// In waves: tasks that appeared during the batch; the dispatcher looks for work only
+    /// between batches, so they are labelled (taken in) when the batch is done.
     held: Vec<usize>,
     /// Every task that appeared, in order.
     pub found: Vec<SimFound>,
@@ -209,8 +209,8 @@ impl<'a> World<'a> {
         self.feed(self.issue_event(index, IssueAction::Labeled { label }))
     }
 
-    /// Task `index` appears: its issue is opened (it takes the next number) and, but in
-    /// waves (where the dispatcher looks only between batches), labelled at once.
+    /// Task `index` appears: its issue is opened (it takes the next number) and labelled
+    /// at once, except in waves (see `held`).
     fn discover(&mut self, index: usize) -> Result<(), SimError> {
         let Some(found) = self.tasks[index].found else {
             return Ok(());
