@@ -13,7 +13,7 @@ dispatch=${4:-ready-queue}
 shift $(( $# < 4 ? $# : 4 ))  # anything after the first four goes to simulate as is (e.g. --estimates)
 here=$(cd "$(dirname "$0")/.." && pwd)
 cargo build --release --quiet --manifest-path "$here/Cargo.toml"
-bin="$here/target/release/codegen-orchestrator"
+bin="${CARGO_TARGET_DIR:-$here/target}/release/codegen-orchestrator"
 for seed in $(seq 1 "$graphs"); do
   "$bin" simulate --random "$tasks" --seed "$seed" --agents "$agents" --dispatch "$dispatch" --json "$@"
 done | python3 -c '

@@ -76,6 +76,18 @@ enum Command {
         /// Retry a failed run up to N times (default: codegen.retry_failed_runs).
         #[arg(long, value_name = "N")]
         retry_failed: Option<u32>,
+        /// With --random: the fraction (0 to 1) of the tasks that each discover one or two
+        /// more while they run, drawn with --seed (default 0: none).
+        #[arg(
+            long,
+            value_name = "R",
+            value_parser = fraction,
+            requires = "random",
+            // `requires` alone lets `--graph` through: clap takes a conflicting argument
+            // of the same group as the requirement met.
+            conflicts_with = "graph"
+        )]
+        discovery_rate: Option<f64>,
     },
 }
 
@@ -90,7 +102,9 @@ enum SimDispatch {
 #[derive(clap::Args)]
 #[group(required = true, multiple = false)]
 struct SimSource {
-    /// A JSON file: `{"agents": 10, "tasks": [{"id": "12", "duration_secs": 1800, "deps": ["7"]}]}`.
+    /// A JSON file: `{"agents": 10, "tasks": [{"id": "12", "duration_secs": 1800, "deps": ["7"]}]}`;
+    /// a task may list tasks it discovers while it runs: `"discovers": [{"at": 0.5, "id":
+    /// "13", "duration_secs": 600, "deps": ["12"]}]` (`at`: the fraction of its run).
     #[arg(long, value_name = "FILE")]
     graph: Option<PathBuf>,
     /// A layered random graph of N tasks with lognormal durations.
@@ -127,6 +141,15 @@ fn probability(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),
         Ok(_) => Err("must be between 0 and 1 (a probability: 0.1 fails one run in ten)".into()),
+        Err(_) => Err(format!("`{text}` is not a number between 0 and 1")),
+    }
+}
+
+/// A share of the tasks: a number from 0 to 1.
+fn fraction(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
+        Ok(_) => Err("must be between 0 and 1 (a share of the tasks: 0.2 is one in five)".into()),
         Err(_) => Err(format!("`{text}` is not a number between 0 and 1")),
     }
 }
@@ -197,11 +220,13 @@ fn main() -> ExitCode {
             estimates,
             fail_rate,
             retry_failed,
+            discovery_rate,
         } => simulate(
             &loaded.config,
             &source,
             agents,
             json,
+            discovery_rate.unwrap_or(0.0),
             simulate::SimOptions {
                 dispatch: match dispatch {
                     SimDispatch::ReadyQueue => simulate::Dispatch::ReadyQueue,
@@ -298,6 +323,7 @@ fn simulate(
     source: &SimSource,
     agents: Option<usize>,
     json: bool,
+    discovery_rate: f64,
     options: simulate::SimOptions,
 ) -> anyhow::Result<ExitCode> {
     let seed = options.seed;
@@ -309,7 +335,9 @@ fn simulate(
             simulate::SimGraph::from_json(&text, default_agents)
                 .map_err(|err| anyhow!("{}: {err}", file.display()))?
         }
-        (None, Some(tasks)) => simulate::random_graph(tasks, seed, default_agents),
+        (None, Some(tasks)) => {
+            simulate::random_graph_discovering(tasks, seed, default_agents, discovery_rate)?
+        }
         (None, None) => anyhow::bail!("give --graph FILE or --random N"),
     };
     if let Some(agents) = agents {

@@ -1,5 +1,6 @@
 //! `simulate`: the bot's engine on a virtual clock; exact makespans on a hand-checked
-//! graph, stable JSON, reproducible random graphs, failures and retries.
+//! graph, stable JSON, reproducible random graphs, failures and retries, tasks discovered
+//! while others run.
 
 use std::process::Command;
 
@@ -7,6 +8,10 @@ const BIN: &str = env!("CARGO_BIN_EXE_codegen-orchestrator");
 const SMALL: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/data/simulate-small.json"
+);
+const DISCOVERY: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/data/simulate-discovery.json"
 );
 
 fn run(args: &[&str]) -> (i32, String) {
@@ -218,6 +223,8 @@ fn without_failures_the_plan_is_the_schedulers() {
         assert_eq!(plain["makespan_secs"], makespan, "{extra:?}");
         let zero = report(&[&graph[..], extra, &["--fail-rate", "0"]].concat());
         assert_eq!(plain, zero, "{extra:?}");
+        let none = report(&[&graph[..], extra, &["--discovery-rate", "0"]].concat());
+        assert_eq!(plain, none, "{extra:?}");
         assert_eq!(plain["completed"], 200);
         assert_eq!(plain["decisions"]["launch"], 200);
         assert_eq!(plain["retries"], 0);
@@ -346,4 +353,110 @@ fn an_invalid_fail_rate_is_refused_with_the_reason() {
     let (code, text) = run(&["--graph", SMALL, "--seed", "2"]);
     assert_eq!(code, 1, "{text}");
     assert!(text.contains("--random"), "{text}");
+}
+
+/// Two agents: 1 (30 min) -> 4 (1 h); halfway through 4, task 9 (20 min, after 4) appears,
+/// and a quarter into 9, task 10 (10 min, after 1). The ready queue starts 10 as it
+/// appears, beside 9: 1 h 50 min, the final graph's bound (1 -> 4 -> 9). Waves take 9 in
+/// with the batch after 4's, and 10 only with the one after 9's: 2 h.
+#[test]
+fn tasks_discovered_while_others_run() {
+    let queue = report(&["--graph", DISCOVERY]);
+    assert_eq!(queue["makespan_secs"], 6600.0);
+    assert_eq!(queue["lower_bound_secs"], 6600.0);
+    assert_eq!(queue["completed"], 5);
+    assert_eq!(queue["discovered"], 2);
+    assert_eq!(
+        queue["discoveries"],
+        serde_json::json!([
+            {"id": "9", "by": "4", "at_secs": 3600.0},
+            {"id": "10", "by": "9", "at_secs": 5700.0}
+        ])
+    );
+    let start = |report: &serde_json::Value, id: &str| {
+        report["launches"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["id"] == id)
+            .map(|l| l["start_secs"].clone())
+    };
+    assert_eq!(start(&queue, "9"), Some(5400.0.into()));
+    assert_eq!(start(&queue, "10"), Some(5700.0.into()));
+    // Each new issue came in as the file's did: a writer's label, its blockers read.
+    assert_eq!(queue["decisions"]["check_permission"], 7);
+    assert_eq!(queue["decisions"]["read_native_blockers"], 5);
+
+    let waves = report(&["--graph", DISCOVERY, "--dispatch", "waves"]);
+    assert_eq!(waves["makespan_secs"], 7200.0);
+    assert_eq!(waves["lower_bound_secs"], 6600.0);
+    assert_eq!(start(&waves, "10"), Some(6600.0.into()));
+    assert_eq!(waves["discoveries"], queue["discoveries"]);
+
+    let (code, text) = run(&["--graph", DISCOVERY]);
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("\n     5. 10             1h 35m ->   1h 45m  discovered at 1h 35m\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\ndiscovered:   2 tasks while running\n"),
+        "{text}"
+    );
+}
+
+/// A fifth of a random graph's tasks each discover one or two more: the same seed gives
+/// the same run, every task is done, and the bound is the final graph's.
+#[test]
+fn a_discovery_rate_grows_random_graphs_by_seed() {
+    let args = ["--random", "60", "--seed", "3", "--agents", "4"];
+    let first = report(&[&args[..], &["--discovery-rate", "0.2"]].concat());
+    assert_eq!(
+        first,
+        report(&[&args[..], &["--discovery-rate", "0.2"]].concat())
+    );
+    let found = first["discovered"].as_u64().unwrap();
+    assert!((12..=24).contains(&found), "{found}");
+    assert_eq!(first["completed"].as_u64().unwrap(), 60 + found);
+    assert_eq!(
+        first["launches"].as_array().unwrap().len() as u64,
+        60 + found
+    );
+    assert!(first["ratio"].as_f64().unwrap() >= 1.0, "{first:#}");
+    let plain = report(&args);
+    assert!(first["lower_bound_secs"].as_f64() > plain["lower_bound_secs"].as_f64());
+    assert!(plain.get("discovered").is_none() && plain.get("discoveries").is_none());
+}
+
+/// A discovery rate is a share of the tasks, for random graphs only; a discovery's `at`
+/// is a share of its discoverer's run.
+#[test]
+fn bad_discoveries_are_refused_with_the_reason() {
+    let (code, text) = run(&["--random", "10", "--discovery-rate", "1.5"]);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("invalid value '1.5' for '--discovery-rate <R>': must be between 0 and 1"),
+        "{text}"
+    );
+    let (code, text) = run(&["--graph", DISCOVERY, "--discovery-rate", "0.2"]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("--random"), "{text}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("late.json");
+    std::fs::write(
+        &file,
+        r#"{"tasks": [{"id": "a", "duration_secs": 60,
+            "discovers": [{"at": 2, "id": "b", "duration_secs": 60}]}]}"#,
+    )
+    .unwrap();
+    let (code, text) = run(&["--graph", file.to_str().unwrap()]);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains(
+            "error: task `b` is discovered at 2 of its discoverer's run; `at` must be a \
+             fraction of the run from 0 to 1"
+        ),
+        "{text}"
+    );
 }

@@ -1,7 +1,8 @@
-//! The graphs `simulate` runs: read from a file or drawn at random, checked, and their
-//! critical path (half of the lower bound).
+//! The graphs `simulate` runs, as a file gives them: tasks, their dependencies and the
+//! tasks they discover while they run; checked and flattened into the tasks the world
+//! runs, with their critical path (half of the lower bound).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -30,6 +31,50 @@ pub struct SimTask {
     /// Ids of the tasks it depends on (names or numbers).
     #[serde(default, deserialize_with = "task_ids")]
     pub deps: Vec<String>,
+    /// The tasks its run discovers (new issues it turns up while it works).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub discovers: Vec<SimDiscovery>,
+}
+
+/// A task that appears while another one runs: `{"at": 0.5, "id": "9", "duration_secs":
+/// 1200, "deps": ["4"]}` in the discoverer's `discovers`. It is not an issue until then.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(from = "DiscoveryFile")]
+pub struct SimDiscovery {
+    /// How far into its discoverer's run it appears: a fraction of the run's duration,
+    /// from 0 (at the launch) to 1 (as the run ends).
+    pub at: f64,
+    /// The task that appears (which may discover others in its turn).
+    #[serde(flatten)]
+    pub task: SimTask,
+}
+
+/// A discovery as written: `at` beside the task's own fields, nothing else.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DiscoveryFile {
+    at: f64,
+    #[serde(deserialize_with = "task_id")]
+    id: String,
+    duration_secs: f64,
+    #[serde(default, deserialize_with = "task_ids")]
+    deps: Vec<String>,
+    #[serde(default)]
+    discovers: Vec<SimDiscovery>,
+}
+
+impl From<DiscoveryFile> for SimDiscovery {
+    fn from(file: DiscoveryFile) -> Self {
+        Self {
+            at: file.at,
+            task: SimTask {
+                id: file.id,
+                duration_secs: file.duration_secs,
+                deps: file.deps,
+                discovers: file.discovers,
+            },
+        }
+    }
 }
 
 /// `simulate --graph FILE` as written: `agents` may be left out, since the command line or
@@ -86,36 +131,68 @@ fn task_ids<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<Str
     Ok(ids.into_iter().map(|id| id.0).collect())
 }
 
-/// A task as the simulation runs it: issue `index + 1` of the simulated repository.
+/// A task as the simulation runs it. The file's tasks come first, in its order (issues
+/// `1..=n` from the start); the discovered ones follow, each after its discoverer's
+/// (depth first), and get their issue numbers as they appear.
 #[derive(Debug, Clone)]
 pub(super) struct Task {
     /// The task's id in the graph.
     pub name: String,
-    /// How long its agent runs, in milliseconds.
+    /// How long its agent runs, in seconds as given (the report's sums use these).
+    pub duration_secs: f64,
+    /// How long its agent runs, in milliseconds (the virtual clock's unit).
     pub duration_ms: u64,
-    /// The issue numbers it depends on.
-    pub deps: Vec<u64>,
+    /// The tasks it depends on, by index.
+    pub deps: Vec<usize>,
+    /// Who discovers it and when; none for the file's own tasks.
+    pub found: Option<Found>,
+    /// The tasks it discovers, by index, in the order they appear.
+    pub discovers: Vec<usize>,
 }
 
-/// The tasks of `graph` as issues `1..=n` of `repo`, checked: durations are numbers,
-/// ids unique, dependencies name tasks and form no cycle.
+/// How a discovered task appears.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Found {
+    /// The discoverer, by index.
+    pub by: usize,
+    /// How far into the discoverer's run, in milliseconds.
+    pub after_ms: u64,
+}
+
+/// The tasks of `graph`, checked: durations are numbers, `at` fractions, ids unique across
+/// the discovered tasks too, dependencies name tasks, form no cycle, and name only tasks
+/// that exist before the dependent appears (an issue can only refer to issues there are).
 pub(super) fn tasks_of(graph: &SimGraph, repo: &RepoName) -> Result<Vec<Task>, SimError> {
-    let mut numbers: HashMap<&str, u64> = HashMap::new();
-    for (index, task) in graph.tasks.iter().enumerate() {
+    // Every task with who discovers it and at what fraction.
+    let mut listed: Vec<(&SimTask, Option<(usize, f64)>)> =
+        graph.tasks.iter().map(|task| (task, None)).collect();
+    for index in 0..graph.tasks.len() {
+        list_discoveries(&graph.tasks[index], index, &mut listed);
+    }
+    let mut indices: HashMap<&str, usize> = HashMap::new();
+    for (index, (task, found)) in listed.iter().enumerate() {
         if !(task.duration_secs >= 0.0 && task.duration_secs.is_finite()) {
             return Err(SimError::BadDuration(task.id.clone()));
         }
-        if numbers.insert(&task.id, index as u64 + 1).is_some() {
+        if let Some((_, at)) = found
+            && !(0.0..=1.0).contains(at)
+        {
+            return Err(SimError::BadDiscoveryTime {
+                task: task.id.clone(),
+                at: *at,
+            });
+        }
+        if indices.insert(&task.id, index).is_some() {
             return Err(SimError::DuplicateTask(task.id.clone()));
         }
     }
-    let mut tasks = Vec::with_capacity(graph.tasks.len());
-    for task in &graph.tasks {
+    let mut tasks = Vec::with_capacity(listed.len());
+    for (task, _) in &listed {
         let deps = task
             .deps
             .iter()
             .map(|dep| {
-                numbers
+                indices
                     .get(dep.as_str())
                     .copied()
                     .ok_or_else(|| SimError::UnknownDependency {
@@ -123,24 +200,60 @@ pub(super) fn tasks_of(graph: &SimGraph, repo: &RepoName) -> Result<Vec<Task>, S
                         missing: dep.clone(),
                     })
             })
-            .collect::<Result<Vec<u64>, SimError>>()?;
+            .collect::<Result<Vec<usize>, SimError>>()?;
         tasks.push(Task {
             name: task.id.clone(),
+            duration_secs: task.duration_secs,
             duration_ms: (task.duration_secs * 1000.0).round() as u64,
             deps,
+            found: None,
+            discovers: Vec::new(),
         });
     }
-    // The engine would hold an issue whose dependency closes a cycle; a graph file with
-    // one is refused up front instead, with the cycle's path.
-    let issue = |n: u64| IssueRef::new(repo.clone(), n);
+    for (index, (_, found)) in listed.iter().enumerate() {
+        if let Some((by, at)) = *found {
+            let after_ms = (at * tasks[by].duration_ms as f64).round() as u64;
+            tasks[index].found = Some(Found { by, after_ms });
+            tasks[by].discovers.push(index);
+        }
+    }
+    // A run meets its discoveries in the order of `at`; equal ones in the file's order
+    // (the sort is stable).
+    for index in 0..tasks.len() {
+        let mut discovers = std::mem::take(&mut tasks[index].discovers);
+        discovers.sort_by_key(|&found| tasks[found].found.map_or(0, |f| f.after_ms));
+        tasks[index].discovers = discovers;
+    }
+    refuse_cycles(&tasks, repo)?;
+    super::order::refuse_deps_not_yet_there(&tasks)?;
+    Ok(tasks)
+}
+
+/// Appends the tasks `task` (at `index` in `listed`) discovers, each followed by its own.
+fn list_discoveries<'a>(
+    task: &'a SimTask,
+    index: usize,
+    listed: &mut Vec<(&'a SimTask, Option<(usize, f64)>)>,
+) {
+    for discovery in &task.discovers {
+        let found = listed.len();
+        listed.push((&discovery.task, Some((index, discovery.at))));
+        list_discoveries(&discovery.task, found, listed);
+    }
+}
+
+/// The engine would hold an issue whose dependency closes a cycle; a graph file with one
+/// is refused up front instead, with the cycle's path (through discovered tasks too).
+fn refuse_cycles(tasks: &[Task], repo: &RepoName) -> Result<(), SimError> {
+    let issue = |index: usize| IssueRef::new(repo.clone(), index as u64 + 1);
     let mut check = DependencyGraph::new();
-    for n in 1..=tasks.len() as u64 {
-        check.upsert(IssueNode::new(issue(n), IssueStatus::Open).managed());
+    for index in 0..tasks.len() {
+        check.upsert(IssueNode::new(issue(index), IssueStatus::Open).managed());
     }
     for (index, task) in tasks.iter().enumerate() {
-        let blockers: BTreeSet<IssueRef> = task.deps.iter().map(|&n| issue(n)).collect();
+        let blockers: BTreeSet<IssueRef> = task.deps.iter().map(|&dep| issue(dep)).collect();
         check
-            .set_dependencies(&issue(index as u64 + 1), &blockers)
+            .set_dependencies(&issue(index), &blockers)
             .map_err(|cycle| {
                 let path: Vec<&str> = cycle
                     .path
@@ -150,89 +263,45 @@ pub(super) fn tasks_of(graph: &SimGraph, repo: &RepoName) -> Result<Vec<Task>, S
                 SimError::Cycle(path.join(" -> "))
             })?;
     }
-    Ok(tasks)
+    Ok(())
 }
 
-/// The longest chain of durations through the dependencies.
-pub(super) fn critical_path_secs(graph: &SimGraph) -> f64 {
-    let by_id: HashMap<&str, &SimTask> = graph.tasks.iter().map(|t| (t.id.as_str(), t)).collect();
-    let mut finish: HashMap<&str, f64> = HashMap::new();
-    fn finish_of<'a>(
-        id: &'a str,
-        by_id: &HashMap<&'a str, &'a SimTask>,
-        finish: &mut HashMap<&'a str, f64>,
-    ) -> f64 {
-        if let Some(done) = finish.get(id) {
-            return *done;
-        }
-        let task = by_id[id];
-        let start = task
-            .deps
-            .iter()
-            .map(|dep| finish_of(dep, by_id, finish))
-            .fold(0.0, f64::max);
-        let done = start + task.duration_secs;
-        finish.insert(id, done);
-        done
-    }
-    graph
-        .tasks
+/// The longest chain of durations through the dependencies, where a discovered task
+/// starts no earlier than it appears: its discoverer's earliest start plus `at` of its run.
+/// Tasks must be checked ([`tasks_of`]): dependencies and discoveries form no cycle.
+pub(super) fn critical_path_secs(tasks: &[Task]) -> f64 {
+    // Kahn's order over "must start first" (dependencies and discoverers), not recursion:
+    // a long chain in a file must not run out of stack.
+    let mut waiting: Vec<usize> = tasks
         .iter()
-        .map(|task| finish_of(&task.id, &by_id, &mut finish))
-        .fold(0.0, f64::max)
-}
-
-/// A layered random graph of `tasks` tasks: each task depends on up to three tasks of
-/// earlier layers; durations are lognormal around 30 minutes. The same seed gives the same
-/// graph.
-pub fn random_graph(tasks: usize, seed: u64, agents: usize) -> SimGraph {
-    let mut rng = fastrand::Rng::with_seed(seed);
-    let layers = ((tasks as f64).sqrt().round() as usize).max(1);
-    let mut layer_of = Vec::with_capacity(tasks);
-    let mut by_layer: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-    for index in 0..tasks {
-        let layer = if index < layers {
-            index
-        } else {
-            rng.usize(0..layers)
-        };
-        layer_of.push(layer);
-        by_layer.entry(layer).or_default().push(index);
+        .map(|task| task.deps.len() + usize::from(task.found.is_some()))
+        .collect();
+    let mut after: Vec<Vec<usize>> = vec![Vec::new(); tasks.len()];
+    for (index, task) in tasks.iter().enumerate() {
+        for &dep in &task.deps {
+            after[dep].push(index);
+        }
+        if let Some(found) = task.found {
+            after[found.by].push(index);
+        }
     }
-    // The tasks in layer order, and where each layer starts in it: the tasks of the layers
-    // before a task's are a prefix, in the order the draws below index (a copy of them per
-    // task made large graphs quadratic).
-    let by_layer_order: Vec<usize> = by_layer.values().flatten().copied().collect();
-    let mut layer_start: BTreeMap<usize, usize> = BTreeMap::new();
-    let mut seen = 0;
-    for (layer, ids) in &by_layer {
-        layer_start.insert(*layer, seen);
-        seen += ids.len();
-    }
-    let mut simulated = Vec::with_capacity(tasks);
-    for (index, &layer) in layer_of.iter().enumerate() {
-        let earlier = &by_layer_order[..layer_start[&layer]];
-        let mut deps = Vec::new();
-        if !earlier.is_empty() {
-            for _ in 0..rng.usize(1..=3) {
-                let dep = format!("t{}", earlier[rng.usize(0..earlier.len())]);
-                if !deps.contains(&dep) {
-                    deps.push(dep);
-                }
+    let mut ready: Vec<usize> = (0..tasks.len()).filter(|&i| waiting[i] == 0).collect();
+    let mut start = vec![0.0f64; tasks.len()];
+    let mut finish = vec![0.0f64; tasks.len()];
+    while let Some(index) = ready.pop() {
+        let task = &tasks[index];
+        let mut earliest = task.deps.iter().map(|&dep| finish[dep]).fold(0.0, f64::max);
+        if let Some(found) = task.found {
+            earliest = earliest.max(start[found.by] + found.after_ms as f64 / 1000.0);
+        }
+        start[index] = earliest;
+        finish[index] = earliest + task.duration_secs;
+        for &next in &after[index] {
+            waiting[next] -= 1;
+            if waiting[next] == 0 {
+                ready.push(next);
             }
         }
-        // Lognormal: exp(mu + sigma * N(0, 1)), N from Box–Muller.
-        let normal =
-            (-2.0 * (1.0 - rng.f64()).ln()).sqrt() * (2.0 * std::f64::consts::PI * rng.f64()).cos();
-        let duration = (1800f64.ln() + 0.8 * normal).exp();
-        simulated.push(SimTask {
-            id: format!("t{index}"),
-            duration_secs: (duration * 10.0).round() / 10.0,
-            deps,
-        });
     }
-    SimGraph {
-        agents,
-        tasks: simulated,
-    }
+    finish.into_iter().fold(0.0, f64::max)
 }

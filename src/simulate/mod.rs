@@ -2,18 +2,23 @@
 //! virtual clock with fake effects, so that scheduling can be measured, and failures and
 //! retries tried, without any network. A writer labels every task's issue; a run takes its
 //! task's duration from the moment the engine launches it, and fails with the chosen
-//! probability; the engine's own `codegen.retry_failed_runs` decides the retries. The
-//! simulation ends when no run is left; the report says when that was against the lower
-//! bound, and what the bot decided on the way.
+//! probability; the engine's own `codegen.retry_failed_runs` decides the retries. A run
+//! may discover tasks on its way (work that grows while it runs): each becomes a new
+//! issue, labelled by the writer, when the run reaches it. The simulation ends when no
+//! run is left; the report says when that was against the lower bound of the final
+//! graph, and what the bot decided on the way.
 //!
 //! [`Engine::handle`]: crate::engine::machine::Engine::handle
 
 mod graph;
+mod order;
+mod random;
 mod report;
 mod world;
 
-pub use graph::{SimGraph, SimTask, random_graph};
-pub use report::{SimLaunch, SimReport, human_duration};
+pub use graph::{SimDiscovery, SimGraph, SimTask};
+pub use random::{random_graph, random_graph_discovering};
+pub use report::{SimFound, SimLaunch, SimReport, human_duration};
 
 use crate::domain::RepoName;
 
@@ -34,6 +39,29 @@ pub enum SimError {
     /// The dependencies form a cycle.
     #[error("the dependencies form a cycle: {0}")]
     Cycle(String),
+    /// A task depends on a discovered task that may not exist yet when it appears.
+    #[error(
+        "task `{task}` depends on `{dependency}`, which may not be discovered yet when \
+         `{task}` appears (a task may depend on the file's tasks, and a discovered task \
+         also on tasks that are always discovered before it)"
+    )]
+    NotThereYet {
+        /// The dependent task.
+        task: String,
+        /// The discovered task it depends on.
+        dependency: String,
+    },
+    /// A discovery's `at` outside 0..=1.
+    #[error(
+        "task `{task}` is discovered at {at} of its discoverer's run; `at` must be a \
+         fraction of the run from 0 to 1"
+    )]
+    BadDiscoveryTime {
+        /// The discovered task.
+        task: String,
+        /// The `at` given.
+        at: f64,
+    },
     /// A duration that is negative or not a number.
     #[error("task `{0}` has a duration that is not a non-negative number")]
     BadDuration(String),
@@ -43,6 +71,9 @@ pub enum SimError {
     /// A failure probability outside 0..=1.
     #[error("the fail rate must be between 0 and 1, not {0}")]
     BadFailRate(f64),
+    /// A discovery rate outside 0..=1.
+    #[error("the discovery rate must be between 0 and 1, not {0}")]
+    BadDiscoveryRate(f64),
     /// The engine kept deciding on one input without end (a bug in the engine).
     #[error("the engine kept deciding without end ({0} inputs in a row)")]
     Runaway(usize),
@@ -106,11 +137,12 @@ pub fn simulate_observed(
     world.run(progress)?;
 
     let makespan = world.now as f64 / 1000.0;
-    let total_work: f64 = graph.tasks.iter().map(|t| t.duration_secs).sum();
-    let lower_bound = graph::critical_path_secs(graph).max(total_work / graph.agents as f64);
+    // The bound of the final graph: discovered tasks' work counts, and their chains start
+    // no earlier than they appear.
+    let total_work: f64 = tasks.iter().map(|t| t.duration_secs).sum();
+    let lower_bound = graph::critical_path_secs(&tasks).max(total_work / graph.agents as f64);
     // Agent time spent: each task's duration once per run it made (failed ones too).
-    let busy = graph
-        .tasks
+    let busy = tasks
         .iter()
         .zip(&world.full_runs)
         .map(|(task, runs)| task.duration_secs * f64::from(*runs))
@@ -142,6 +174,8 @@ pub fn simulate_observed(
         retries: world.launches.iter().filter(|l| l.attempt > 1).count(),
         gave_up: unfinished(true),
         never_started: unfinished(false),
+        discovered: world.found.len(),
+        discoveries: world.found.clone(),
         decisions: world.decisions.clone(),
         launches: world.launches.clone(),
     })

@@ -1,6 +1,6 @@
 //! What a simulation measured and what the bot decided, for a terminal or as JSON.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
 
 use serde::Serialize;
@@ -26,8 +26,14 @@ pub struct SimReport {
     pub retries: usize,
     /// Tasks whose last run failed with no retry left.
     pub gave_up: Vec<String>,
-    /// Tasks never launched (behind a task given up on).
+    /// Tasks never launched (behind a task given up on, or never discovered).
     pub never_started: Vec<String>,
+    /// How many tasks appeared while runs went on (left out when none did).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub discovered: usize,
+    /// Those tasks, as they appeared (left out when none did).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub discoveries: Vec<SimFound>,
     /// What the bot would have done: its decisions by kind (`launch`, `publish_status`,
     /// the reads it asked for ...), as its logs and metrics name them.
     pub decisions: BTreeMap<String, usize>,
@@ -53,6 +59,21 @@ pub struct SimLaunch {
     pub cancelled: bool,
 }
 
+/// A task that appeared while its discoverer ran.
+#[derive(Debug, Clone, Serialize)]
+pub struct SimFound {
+    /// The task discovered.
+    pub id: String,
+    /// The task whose run discovered it.
+    pub by: String,
+    /// When it appeared (its issue was opened and labelled).
+    pub at_secs: f64,
+}
+
+fn is_zero(count: &usize) -> bool {
+    *count == 0
+}
+
 fn is_first(attempt: &u32) -> bool {
     *attempt <= 1
 }
@@ -66,13 +87,23 @@ impl SimReport {
     pub fn to_text(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "makespan:     {}", human_duration(self.makespan_secs));
+        let included = if self.discovered > 0 {
+            ", discovered tasks included"
+        } else {
+            ""
+        };
         let _ = writeln!(
             out,
-            "lower bound:  {} (max of critical path and work / agents)",
+            "lower bound:  {} (max of critical path and work / agents{included})",
             human_duration(self.lower_bound_secs)
         );
         let _ = writeln!(out, "ratio:        {:.4}", self.ratio);
         let _ = writeln!(out, "utilisation:  {:.1} %", self.utilisation * 100.0);
+        let appeared: HashMap<&str, f64> = self
+            .discoveries
+            .iter()
+            .map(|found| (found.id.as_str(), found.at_secs))
+            .collect();
         let _ = writeln!(out, "launch order:");
         for (n, launch) in self.launches.iter().enumerate() {
             let mut line = format!(
@@ -91,10 +122,21 @@ impl SimReport {
             if launch.cancelled {
                 line.push_str("  cancelled");
             }
+            if let Some(at) = appeared.get(launch.id.as_str()) {
+                let _ = write!(line, "  discovered at {}", human_duration(*at));
+            }
             let _ = writeln!(out, "{line}");
         }
         let tasks = self.completed + self.gave_up.len() + self.never_started.len();
         let _ = writeln!(out, "completed:    {} of {tasks} tasks", self.completed);
+        if self.discovered > 0 {
+            let _ = writeln!(
+                out,
+                "discovered:   {} {} while running",
+                self.discovered,
+                plural(self.discovered, "task", "tasks")
+            );
+        }
         if self.failed_runs > 0 {
             let _ = writeln!(
                 out,

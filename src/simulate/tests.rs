@@ -5,6 +5,7 @@ fn task(id: &str, secs: f64, deps: &[&str]) -> SimTask {
         id: id.into(),
         duration_secs: secs,
         deps: deps.iter().map(|d| (*d).to_owned()).collect(),
+        discovers: Vec::new(),
     }
 }
 
@@ -262,5 +263,338 @@ fn failures_are_drawn_from_the_seed_and_every_task_is_accounted_for() {
     assert_ne!(
         serde_json::to_string(&report).unwrap(),
         serde_json::to_string(&other).unwrap()
+    );
+}
+
+/// A graph file's tasks with their discoveries, on `agents` agents.
+fn file(agents: usize, tasks: &str) -> SimGraph {
+    SimGraph::from_json(&format!(r#"{{"agents": {agents}, "tasks": [{tasks}]}}"#), 1).unwrap()
+}
+
+/// (task, start, end) of every launch.
+fn runs(report: &SimReport) -> Vec<(&str, f64, f64)> {
+    report
+        .launches
+        .iter()
+        .map(|l| (l.id.as_str(), l.start_secs, l.end_secs))
+        .collect()
+}
+
+/// The issue's example on two agents: 1 (30 min) -> 4 (1 h), and 5 (10 min) beside them;
+/// halfway through 4, task 9 (20 min, after 4) appears. 1 and 5 start at 0, 4 at 30 min,
+/// 9 appears at 1 h but waits for 4 (1 h 30) and ends at 1 h 50: the final graph's
+/// critical path 1 -> 4 -> 9, so the makespan is its bound.
+#[test]
+fn a_hand_checked_graph_with_a_discovery() {
+    let graph = file(
+        2,
+        r#"{"id": "1", "duration_secs": 1800},
+           {"id": "4", "duration_secs": 3600, "deps": ["1"],
+            "discovers": [{"at": 0.5, "id": "9", "duration_secs": 1200, "deps": ["4"]}]},
+           {"id": "5", "duration_secs": 600}"#,
+    );
+    let report = simulate(&graph).unwrap();
+    assert_eq!(
+        runs(&report),
+        [
+            ("1", 0.0, 1800.0),
+            ("5", 0.0, 600.0),
+            ("4", 1800.0, 5400.0),
+            ("9", 5400.0, 6600.0)
+        ]
+    );
+    assert_eq!(report.makespan_secs, 6600.0);
+    assert_eq!(report.lower_bound_secs, 6600.0);
+    assert_eq!(report.completed, 4);
+    assert_eq!(report.discovered, 1);
+    let found = &report.discoveries[0];
+    assert_eq!((found.id.as_str(), found.by.as_str()), ("9", "4"));
+    assert_eq!(found.at_secs, 3600.0);
+    // The new issue came in as the others did: a writer's label, its blockers read.
+    assert_eq!(report.decisions["check_permission"], 6);
+    assert_eq!(report.decisions["read_native_blockers"], 4);
+    let text = report.to_text();
+    assert!(text.contains("  discovered at 1h\n"), "{text}");
+    assert!(
+        text.contains("discovered:   1 task while running\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("work / agents, discovered tasks included)"),
+        "{text}"
+    );
+}
+
+/// x needs nothing but appears only at a quarter of a's run (25 s): the agent b freed at
+/// 10 s waits for it. The bound counts that x cannot start before 25 s: 25 + 200.
+#[test]
+fn a_discovered_task_is_not_launched_before_it_appears() {
+    let graph = file(
+        2,
+        r#"{"id": "a", "duration_secs": 100,
+            "discovers": [{"at": 0.25, "id": "x", "duration_secs": 200}]},
+           {"id": "b", "duration_secs": 10}"#,
+    );
+    let report = simulate(&graph).unwrap();
+    assert_eq!(
+        runs(&report),
+        [("a", 0.0, 100.0), ("b", 0.0, 10.0), ("x", 25.0, 225.0)]
+    );
+    assert_eq!(report.discoveries[0].at_secs, 25.0);
+    assert_eq!(report.lower_bound_secs, 225.0);
+    assert_eq!(report.ratio, 1.0);
+}
+
+/// a discovers x halfway; x, once running, discovers y at a fifth of its run; y needs only
+/// a, so it starts as it appears, on the agent beside x: at 100 + 20.
+#[test]
+fn a_discovered_task_may_discover_in_its_turn() {
+    let graph = file(
+        2,
+        r#"{"id": "a", "duration_secs": 100, "discovers": [
+              {"at": 0.5, "id": "x", "duration_secs": 100, "deps": ["a"], "discovers": [
+                 {"at": 0.2, "id": "y", "duration_secs": 20, "deps": ["a"]}]}]}"#,
+    );
+    let report = simulate(&graph).unwrap();
+    assert_eq!(
+        runs(&report),
+        [("a", 0.0, 100.0), ("x", 100.0, 200.0), ("y", 120.0, 140.0)]
+    );
+    let found: Vec<_> = report
+        .discoveries
+        .iter()
+        .map(|f| (f.id.as_str(), f.by.as_str(), f.at_secs))
+        .collect();
+    assert_eq!(found, [("x", "a", 50.0), ("y", "x", 120.0)]);
+    assert_eq!(report.makespan_secs, 200.0);
+    assert_eq!(report.lower_bound_secs, 200.0);
+}
+
+#[test]
+fn a_discovery_time_outside_the_run_is_refused() {
+    for at in ["1.5", "-0.1"] {
+        let graph = file(
+            1,
+            &format!(
+                r#"{{"id": "a", "duration_secs": 10,
+                    "discovers": [{{"at": {at}, "id": "x", "duration_secs": 1}}]}}"#
+            ),
+        );
+        let err = simulate(&graph).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "task `x` is discovered at {at} of its discoverer's run; `at` must be a \
+                 fraction of the run from 0 to 1"
+            )
+        );
+    }
+    // A discovery without `at`, or with a field of its own, is not read at all.
+    for discovery in [
+        r#"{"id": "x", "duration_secs": 1}"#,
+        r#"{"at": 0.5, "id": "x", "duration_secs": 1, "when": 3}"#,
+    ] {
+        let json = format!(
+            r#"{{"tasks": [{{"id": "a", "duration_secs": 1, "discovers": [{discovery}]}}]}}"#
+        );
+        assert!(SimGraph::from_json(&json, 1).is_err(), "{discovery}");
+    }
+}
+
+#[test]
+fn discovered_ids_are_unique_and_their_dependencies_known() {
+    let twice = file(
+        1,
+        r#"{"id": "a", "duration_secs": 1,
+            "discovers": [{"at": 0.5, "id": "b", "duration_secs": 1}]},
+           {"id": "b", "duration_secs": 1}"#,
+    );
+    assert_eq!(
+        simulate(&twice).unwrap_err().to_string(),
+        "task `b` appears twice"
+    );
+    let nested_twice = file(
+        1,
+        r#"{"id": "a", "duration_secs": 1, "discovers": [
+              {"at": 0.5, "id": "x", "duration_secs": 1, "discovers": [
+                 {"at": 0.5, "id": "x", "duration_secs": 1}]}]}"#,
+    );
+    assert!(matches!(
+        simulate(&nested_twice),
+        Err(SimError::DuplicateTask(id)) if id == "x"
+    ));
+    let unknown = file(
+        1,
+        r#"{"id": "a", "duration_secs": 1,
+            "discovers": [{"at": 0.5, "id": "x", "duration_secs": 1, "deps": ["zz"]}]}"#,
+    );
+    assert_eq!(
+        simulate(&unknown).unwrap_err().to_string(),
+        "task `x` depends on `zz`, which is not a task"
+    );
+}
+
+/// x and y, both found by a, each depend on the other: a cycle of the final graph.
+#[test]
+fn a_cycle_through_discovered_tasks_is_refused() {
+    let graph = file(
+        1,
+        r#"{"id": "a", "duration_secs": 10, "discovers": [
+              {"at": 0.5, "id": "x", "duration_secs": 1, "deps": ["y"]},
+              {"at": 0.6, "id": "y", "duration_secs": 1, "deps": ["x"]}]}"#,
+    );
+    let err = simulate(&graph).unwrap_err();
+    assert!(matches!(err, SimError::Cycle(_)), "{err}");
+    assert!(err.to_string().contains("x -> y") || err.to_string().contains("y -> x"));
+}
+
+/// An issue can only name issues that exist: the file's tasks cannot depend on a
+/// discovered one (a's own discovery included), nor a discovered task on one that may
+/// appear after it; one that always appears before it is fine.
+#[test]
+fn a_dependency_must_exist_before_its_dependent_appears() {
+    let refused = [
+        (
+            r#"{"id": "a", "duration_secs": 10, "deps": ["x"],
+                "discovers": [{"at": 0.5, "id": "x", "duration_secs": 1}]}"#,
+            ("a", "x"),
+        ),
+        (
+            r#"{"id": "a", "duration_secs": 10, "discovers": [
+                  {"at": 0.5, "id": "x", "duration_secs": 1},
+                  {"at": 0.3, "id": "y", "duration_secs": 1, "deps": ["x"]}]}"#,
+            ("y", "x"),
+        ),
+        // b may run (and find y) before a finds x.
+        (
+            r#"{"id": "a", "duration_secs": 10,
+                "discovers": [{"at": 0.5, "id": "x", "duration_secs": 1}]},
+               {"id": "b", "duration_secs": 10,
+                "discovers": [{"at": 0.5, "id": "y", "duration_secs": 1, "deps": ["x"]}]}"#,
+            ("y", "x"),
+        ),
+    ];
+    for (tasks, (task, dependency)) in refused {
+        let err = simulate(&file(1, tasks)).unwrap_err();
+        assert!(
+            matches!(&err, SimError::NotThereYet { task: t, dependency: d }
+                if t == task && d == dependency),
+            "{err}"
+        );
+    }
+    // After a, b finds y: x (found during a's run) is there by then.
+    let fine = file(
+        1,
+        r#"{"id": "a", "duration_secs": 10,
+            "discovers": [{"at": 0.5, "id": "x", "duration_secs": 1}]},
+           {"id": "b", "duration_secs": 10, "deps": ["a"],
+            "discovers": [{"at": 0.5, "id": "y", "duration_secs": 1, "deps": ["x"]}]}"#,
+    );
+    assert_eq!(simulate(&fine).unwrap().completed, 4);
+}
+
+/// Every run fails and is retried twice: a runs three times, x appears once (in the first
+/// run), and never starts behind a.
+#[test]
+fn a_retried_run_does_not_discover_again() {
+    let graph = file(
+        2,
+        r#"{"id": "a", "duration_secs": 10,
+            "discovers": [{"at": 0.5, "id": "x", "duration_secs": 5, "deps": ["a"]}]}"#,
+    );
+    let options = SimOptions {
+        fail_rate: 1.0,
+        retry_failed: 2,
+        ..SimOptions::default()
+    };
+    let report = simulate_with(&graph, options).unwrap();
+    assert_eq!(
+        runs(&report),
+        [("a", 0.0, 10.0), ("a", 10.0, 20.0), ("a", 20.0, 30.0)]
+    );
+    assert_eq!(report.discovered, 1);
+    assert_eq!(report.discoveries[0].at_secs, 5.0);
+    assert_eq!(report.gave_up, ["a"]);
+    assert_eq!(report.never_started, ["x"]);
+    // One label for a and one for x, the pause and the resume.
+    assert_eq!(report.decisions["check_permission"], 4);
+}
+
+/// x (after b) appears at 30 s while an agent is free. The ready queue starts it then;
+/// waves take it in only with the next batch, when a is done at 100 s.
+#[test]
+fn waves_take_a_discovered_task_in_only_with_the_next_batch() {
+    let graph = file(
+        2,
+        r#"{"id": "a", "duration_secs": 100,
+            "discovers": [{"at": 0.3, "id": "x", "duration_secs": 50, "deps": ["b"]}]},
+           {"id": "b", "duration_secs": 20}"#,
+    );
+    let queue = simulate(&graph).unwrap();
+    assert_eq!(
+        runs(&queue),
+        [("a", 0.0, 100.0), ("b", 0.0, 20.0), ("x", 30.0, 80.0)]
+    );
+    assert_eq!(
+        (queue.makespan_secs, queue.lower_bound_secs),
+        (100.0, 100.0)
+    );
+    let waves = SimOptions {
+        dispatch: Dispatch::Waves,
+        ..SimOptions::default()
+    };
+    let waves = simulate_with(&graph, waves).unwrap();
+    assert_eq!(
+        runs(&waves),
+        [("a", 0.0, 100.0), ("b", 0.0, 20.0), ("x", 100.0, 150.0)]
+    );
+    assert_eq!(waves.discoveries[0].at_secs, 30.0);
+    assert_eq!((waves.makespan_secs, waves.ratio), (150.0, 1.5));
+}
+
+/// A rate of 0 is the graph as before (and so its simulation); with 0.2 the same tasks,
+/// a fifth of which discover one or two more after themselves, and the run takes them all.
+#[test]
+fn a_discovery_rate_adds_to_the_same_random_graph() {
+    let json = |graph: &SimGraph| serde_json::to_string(graph).unwrap();
+    let before = random_graph(200, 7, 10);
+    let none = random_graph_discovering(200, 7, 10, 0.0).unwrap();
+    assert_eq!(json(&before), json(&none));
+    assert!(!json(&none).contains("discovers"));
+
+    let some = random_graph_discovering(200, 7, 10, 0.2).unwrap();
+    assert_eq!(
+        json(&some),
+        json(&random_graph_discovering(200, 7, 10, 0.2).unwrap())
+    );
+    let discoverers: Vec<&SimTask> = some
+        .tasks
+        .iter()
+        .filter(|t| !t.discovers.is_empty())
+        .collect();
+    assert_eq!(discoverers.len(), 40);
+    let mut found = 0;
+    for (task, base) in some.tasks.iter().zip(&before.tasks) {
+        assert_eq!((&task.id, &task.deps), (&base.id, &base.deps));
+        assert!(task.discovers.len() <= 2);
+        for discovery in &task.discovers {
+            assert!((0.0..=1.0).contains(&discovery.at));
+            assert_eq!(discovery.task.deps[0], task.id);
+            assert!(discovery.task.discovers.is_empty());
+            found += 1;
+        }
+    }
+    let report = simulate(&some).unwrap();
+    assert_eq!(report.discovered, found);
+    assert_eq!(report.completed, 200 + found);
+    assert!(report.ratio >= 1.0, "{}", report.ratio);
+    let plain = simulate(&before).unwrap();
+    assert!(report.lower_bound_secs > plain.lower_bound_secs);
+
+    assert_eq!(
+        random_graph_discovering(10, 1, 2, 1.5)
+            .unwrap_err()
+            .to_string(),
+        "the discovery rate must be between 0 and 1, not 1.5"
     );
 }

@@ -3,25 +3,21 @@
 //! the first launches see the whole graph); every read is answered as GitHub would answer
 //! it; a launch runs for its task's duration and then succeeds, or fails with the chosen
 //! probability; the follower reports the runs that ended, and GitHub closes the issue of a
-//! successful run as completed. Whatever else the engine decides (status comments,
-//! reactions, replies) is counted, not acted on.
+//! successful run as completed. A run that discovers tasks opens each one's issue when it
+//! gets that far, and the writer labels it. Whatever else the engine decides (status
+//! comments, reactions, replies) is counted, not acted on.
+
+mod github;
 
 use std::collections::{BTreeMap, VecDeque};
 
 use super::graph::Task;
-use super::{Dispatch, SimError, SimLaunch, SimOptions};
+use super::{Dispatch, SimError, SimFound, SimLaunch, SimOptions};
 use crate::config::Config;
-use crate::domain::{
-    Actor, InstallationId, IssueRef, IssueSnapshot, IssueStatus, Permission, RepoName, RunId,
-    RunRecord, RunState, User,
-};
+use crate::domain::{InstallationId, IssueRef, RepoName, RunId, RunRecord, RunState, User};
 use crate::engine::UnblockOn;
-use crate::engine::machine::{
-    AfterConfig, Decision, Engine, EngineSettings, Facts, Input, Outcome,
-};
-use crate::events::{
-    CloseReason, Comment, CommentAction, DomainEvent, Event, Issue, IssueAction, IssueState,
-};
+use crate::engine::machine::{AfterConfig, Decision, Engine, EngineSettings, Input, Outcome};
+use crate::events::{CloseReason, IssueAction};
 
 /// The installation the simulated repository belongs to.
 const ID: InstallationId = InstallationId(1);
@@ -51,6 +47,12 @@ pub(super) struct World<'a> {
     rng: fastrand::Rng,
     /// Virtual time, in ms.
     pub now: u64,
+    /// Each task's issue number, once its issue exists.
+    numbers: Vec<Option<u64>>,
+    /// The task of each issue, by issue number - 1 (numbers are given as issues appear).
+    by_number: Vec<usize>,
+    /// When each task's issue was opened, in virtual ms.
+    opened_ms: Vec<u64>,
     /// Whether each task's issue carries the trigger label.
     labelled: Vec<bool>,
     /// Whether each task's issue is closed (as completed).
@@ -65,6 +67,15 @@ pub(super) struct World<'a> {
     flying: BTreeMap<(u64, usize), Flight>,
     /// Runs that ended and were not reported yet.
     ended: Vec<RunRecord>,
+    /// Discoveries the runs in flight will make, by (time, order of scheduling): the task
+    /// that appears.
+    pending: BTreeMap<(u64, u64), usize>,
+    scheduled: u64,
+    /// In waves: tasks that appeared during the batch; the dispatcher looks for work only
+    /// between batches, so they are labelled (taken in) when the batch is done.
+    held: Vec<usize>,
+    /// Every task that appeared, in order.
+    pub found: Vec<SimFound>,
     /// Inputs waiting for the engine (answers to its reads, mostly).
     inputs: VecDeque<Input>,
     /// Every launch, in order.
@@ -79,6 +90,18 @@ impl<'a> World<'a> {
     /// The bot with default settings, `agents` at once and `options.retry_failed`
     /// automatic retries, before anything happened.
     pub fn new(tasks: &'a [Task], agents: usize, options: SimOptions, repo: RepoName) -> Self {
+        // The file's tasks are issues 1..=n from the start; discovered ones get theirs
+        // when they appear.
+        let numbers: Vec<Option<u64>> = tasks
+            .iter()
+            .scan(0, |count, task| {
+                Some(task.found.is_none().then(|| {
+                    *count += 1;
+                    *count
+                }))
+            })
+            .collect();
+        let by_number = (0..tasks.len()).filter(|&i| numbers[i].is_some()).collect();
         let mut settings = EngineSettings::from_config(&Config::default());
         settings.agents = true;
         settings.app_mode = true;
@@ -107,6 +130,9 @@ impl<'a> World<'a> {
             // Its own stream: the graph's draws are not repeated as failures.
             rng: fastrand::Rng::with_seed(options.seed ^ 0x9e37_79b9_7f4a_7c15),
             now: 0,
+            numbers,
+            by_number,
+            opened_ms: vec![0; tasks.len()],
             labelled: vec![false; tasks.len()],
             closed: vec![false; tasks.len()],
             launched: vec![false; tasks.len()],
@@ -114,6 +140,10 @@ impl<'a> World<'a> {
             partial_secs: 0.0,
             flying: BTreeMap::new(),
             ended: Vec::new(),
+            pending: BTreeMap::new(),
+            scheduled: 0,
+            held: Vec::new(),
+            found: Vec::new(),
             inputs: VecDeque::new(),
             launches: Vec::new(),
             decisions: BTreeMap::new(),
@@ -131,28 +161,79 @@ impl<'a> World<'a> {
         let pause = self.comment(0, "pause");
         self.feed(pause)?;
         for index in 0..self.tasks.len() {
-            self.labelled[index] = true;
-            let label = self.trigger.clone();
-            self.feed(self.issue_event(index, IssueAction::Labeled { label }))?;
+            if self.tasks[index].found.is_none() {
+                self.label(index)?;
+            }
         }
         let resume = self.comment(0, "resume");
         self.feed(resume)?;
-        while let Some(&(end, _)) = self.flying.keys().next() {
-            self.now = end;
+        loop {
+            let next_end = self.flying.keys().next().map(|&(end, _)| end);
+            let next_found = self.pending.keys().next().map(|&(at, _)| at);
+            let Some(now) = next_end.into_iter().chain(next_found).min() else {
+                break;
+            };
+            self.now = now;
+            // A run meets its discoveries before it ends; and what one sets off at this
+            // instant (a launch, that run's discoveries at 0) comes before the ends too.
+            if next_found == Some(now) {
+                if let Some((_, index)) = self.pending.pop_first() {
+                    self.discover(index)?;
+                }
+                continue;
+            }
             while let Some(entry) = self.flying.first_entry()
-                && entry.key().0 == end
+                && entry.key().0 == now
             {
                 let flight = entry.remove();
                 self.end(flight);
             }
-            // In waves, nothing is taken in until the whole batch is done.
+            // In waves, nothing is taken in until the whole batch is done: neither the
+            // ended runs nor the tasks that appeared meanwhile.
             if self.dispatch == Dispatch::ReadyQueue || self.flying.is_empty() {
+                for index in std::mem::take(&mut self.held) {
+                    self.label(index)?;
+                }
                 self.report()?;
             }
             let done = self.closed.iter().filter(|closed| **closed).count();
             progress(done, self.tasks.len());
         }
         Ok(())
+    }
+
+    /// The writer labels task `index`'s issue with the trigger label.
+    fn label(&mut self, index: usize) -> Result<(), SimError> {
+        self.labelled[index] = true;
+        let label = self.trigger.clone();
+        self.feed(self.issue_event(index, IssueAction::Labeled { label }))
+    }
+
+    /// Task `index` appears: its issue is opened (it takes the next number) and labelled
+    /// at once, except in waves (see `held`).
+    fn discover(&mut self, index: usize) -> Result<(), SimError> {
+        let Some(found) = self.tasks[index].found else {
+            return Ok(());
+        };
+        if self.numbers[index].is_some() {
+            // A task is discovered once, whatever runs reach it again.
+            return Ok(());
+        }
+        self.by_number.push(index);
+        self.numbers[index] = Some(self.by_number.len() as u64);
+        self.opened_ms[index] = self.now;
+        self.found.push(SimFound {
+            id: self.tasks[index].name.clone(),
+            by: self.tasks[found.by].name.clone(),
+            at_secs: self.now as f64 / 1000.0,
+        });
+        match self.dispatch {
+            Dispatch::ReadyQueue => self.label(index),
+            Dispatch::Waves => {
+                self.held.push(index);
+                Ok(())
+            }
+        }
     }
 
     /// Gives the engine `input` and the answers to every read it decides on, in order.
@@ -266,6 +347,15 @@ impl<'a> World<'a> {
             cancelled: false,
         });
         let launch = self.launches.len() - 1;
+        // What this run will discover: what no earlier run of the task got to.
+        for &found in &self.tasks[index].discovers {
+            if self.numbers[found].is_none() {
+                let after = self.tasks[found].found.map_or(0, |f| f.after_ms);
+                self.scheduled += 1;
+                self.pending
+                    .insert((self.now + after, self.scheduled), found);
+            }
+        }
         self.flying.insert(
             (end, index),
             Flight {
@@ -287,6 +377,10 @@ impl<'a> World<'a> {
         let index = self.index_of(issue)?;
         let key = *self.flying.keys().find(|(_, i)| *i == index)?;
         let flight = self.flying.remove(&key)?;
+        // What the run had not reached yet it does not discover; a retry may.
+        let tasks = self.tasks;
+        self.pending
+            .retain(|_, found| tasks[*found].found.is_none_or(|f| f.by != index));
         let launch = &mut self.launches[flight.launch];
         launch.end_secs = self.now as f64 / 1000.0;
         launch.failed = false;
@@ -338,126 +432,8 @@ impl<'a> World<'a> {
 
     /// The task index of a simulated issue.
     fn index_of(&self, issue: &IssueRef) -> Option<usize> {
-        let index = (issue.number as usize).checked_sub(1)?;
-        (issue.repo == self.repo && index < self.tasks.len()).then_some(index)
-    }
-
-    /// The writer's `command verb` comment on task `index`'s issue.
-    fn comment(&mut self, index: usize, verb: &str) -> Input {
-        self.comments += 1;
-        let comment = Comment {
-            id: self.comments,
-            body: format!("{} {verb}", self.command),
-            author: self.writer.clone(),
-            via_app: None,
-        };
-        self.delivery(Event::IssueComment {
-            action: CommentAction::Created,
-            issue: self.issue(index),
-            comment,
-        })
-    }
-
-    /// `action` happened to task `index`'s issue, by the writer.
-    fn issue_event(&self, index: usize, action: IssueAction) -> Input {
-        self.delivery(Event::Issue {
-            action,
-            issue: self.issue(index),
-        })
-    }
-
-    fn delivery(&self, kind: Event) -> Input {
-        Input::Delivery(Box::new(DomainEvent {
-            installation: Some(ID),
-            sender: Some(self.writer.clone()),
-            kind,
-        }))
-    }
-
-    /// Task `index`'s issue as a delivery shows it now.
-    fn issue(&self, index: usize) -> Issue {
-        let snapshot = self.snapshot(index);
-        let number = index as u64 + 1;
-        Issue {
-            id: number,
-            node_id: format!("I_sim{number}"),
-            html_url: format!("https://github.com/{}/issues/{number}", self.repo),
-            title: snapshot.title,
-            body: snapshot.body,
-            state: if self.closed[index] {
-                IssueState::Closed(CloseReason::Completed)
-            } else {
-                IssueState::Open
-            },
-            labels: snapshot.labels,
-            author: Some(self.writer.clone()),
-            is_pull_request: false,
-            created_at: "2026-01-01T00:00:00Z".into(),
-            open_blockers: None,
-            sub_issues: Some(NO_SUB_ISSUES),
-            via_app: None,
-            reference: snapshot.reference,
-        }
-    }
-
-    /// Task `index`'s issue as reading it finds it now: titled by the task, its
-    /// dependencies in its body (`Depends on #2, #5.`), the trigger label once labelled.
-    /// With estimates it carries an `estimate:` label with its duration in milliseconds
-    /// in place of minutes: the scheduler compares estimates only with each other, so it
-    /// sees the durations at full precision.
-    fn snapshot(&self, index: usize) -> IssueSnapshot {
-        let task = &self.tasks[index];
-        let body = if task.deps.is_empty() {
-            String::new()
-        } else {
-            let refs: Vec<String> = task.deps.iter().map(|n| format!("#{n}")).collect();
-            format!("Depends on {}.", refs.join(", "))
-        };
-        let mut labels = Vec::new();
-        if self.labelled[index] {
-            labels.push(self.trigger.clone());
-        }
-        if self.estimates {
-            labels.push(format!("estimate:{}m", task.duration_ms));
-        }
-        IssueSnapshot {
-            reference: IssueRef::new(self.repo.clone(), index as u64 + 1),
-            title: task.name.clone(),
-            body,
-            status: if self.closed[index] {
-                IssueStatus::ClosedCompleted
-            } else {
-                IssueStatus::Open
-            },
-            labels,
-            open_blockers: None,
-            sub_issues: Some(NO_SUB_ISSUES),
-        }
-    }
-}
-
-/// Simulated issues have no sub-issues, and say so as GitHub's issues do.
-const NO_SUB_ISSUES: crate::domain::SubIssueCounts = crate::domain::SubIssueCounts {
-    total: 0,
-    completed: 0,
-};
-
-/// What the simulated GitHub says: everyone may start agents (the writer labels every
-/// issue), no native blockers, every task's issue readable, no configuration files.
-impl Facts for World<'_> {
-    fn permission(&self, _user: &User) -> Permission {
-        Permission::Write
-    }
-
-    fn label_actor(&self, _issue: &IssueRef) -> Actor {
-        Actor::Person(self.writer.clone())
-    }
-
-    fn native_blockers(&self, _issue: &IssueRef) -> Vec<IssueSnapshot> {
-        Vec::new()
-    }
-
-    fn issue(&self, issue: &IssueRef) -> Option<IssueSnapshot> {
-        self.index_of(issue).map(|index| self.snapshot(index))
+        let position = (issue.number as usize).checked_sub(1)?;
+        let index = self.by_number.get(position).copied()?;
+        (issue.repo == self.repo).then_some(index)
     }
 }
