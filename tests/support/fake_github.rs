@@ -1298,7 +1298,7 @@ pub fn with_dependency_summary(state: &GithubState, key: &(String, u64), issue: 
     issue["sub_issues_summary"] = json!({
         "total": total,
         "completed": completed,
-        "percent_completed": if total == 0 { 0 } else { completed * 100 / total },
+        "percent_completed": (completed * 100).checked_div(total).unwrap_or(0),
     });
     issue
 }
