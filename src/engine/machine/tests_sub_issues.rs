@@ -306,3 +306,29 @@ fn links_between_issues_the_bot_does_not_know_are_not_kept() {
     assert!(decisions.is_empty(), "{decisions:#?}");
     assert!(world.untracked(40) && world.untracked(41));
 }
+
+#[test]
+fn nested_sub_issues_are_managed_down_the_tree_and_close_bottom_up() {
+    let mut world = World::new();
+    let mut middle = child(2, "");
+    middle.sub_issues = Some(SubIssueCounts {
+        total: 1,
+        completed: 0,
+    });
+    world.children.insert(r(1), vec![snapshot(&middle)]);
+    world.children.insert(r(2), vec![snapshot(&child(3, ""))]);
+
+    let decisions = world.run(labeled_by(&writer(), parent(1, 1, 0)));
+
+    assert_eq!(launches(&decisions), vec![(3, 1)], "only the leaf has work");
+    assert!(world.tracked(2).managed && world.tracked(2).umbrella);
+    assert_eq!(world.tracked(3).parent, Some(r(2)));
+    world.launched(3, 1);
+    let decisions = world.run(closed_event(child(3, ""), CloseReason::Completed));
+    assert_eq!(named(&decisions, "close_issue").len(), 1, "#2 first");
+    let decisions = world.run(closed_event(middle, CloseReason::Completed));
+    assert!(decisions.contains(&Decision::CloseIssue {
+        installation: ID,
+        issue: r(1),
+    }));
+}
