@@ -534,6 +534,20 @@ fn given_up(decision: &Decision) -> Option<Outcome> {
             latest: None,
             quota_exhausted: None,
         }),
+        // Not written (or not removed) after all; a write is tried again later.
+        Decision::SyncNativeDependency {
+            installation,
+            issue,
+            blocker,
+            add,
+        } => Some(Outcome::NativeDependencySynced {
+            installation: *installation,
+            issue: issue.clone(),
+            blocker: blocker.clone(),
+            add: *add,
+            failure: Some("GitHub kept failing".into()),
+            lasting: false,
+        }),
         Decision::TryMerge { issue, .. } => Some(Outcome::NotMergeable {
             issue: issue.clone(),
         }),
@@ -552,6 +566,8 @@ fn given_up(decision: &Decision) -> Option<Outcome> {
             remove_label: remove_label.clone(),
             project: project.is_some(),
         }),
+        // A sub-issue read given up on leaves the parent waiting; the reconciler reads
+        // it again (`Engine::recount`).
         _ => None,
     }
 }

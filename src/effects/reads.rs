@@ -188,6 +188,7 @@ impl Effects {
             issue: issue.clone(),
             blocker: blocker.clone(),
             add,
+            lasting: failure.is_some(),
             failure,
         })
     }

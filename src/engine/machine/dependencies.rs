@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use super::Engine;
 use super::io::{Decision, ReadPurpose};
 use super::issues::{snapshot_of, unreadable};
+use crate::config::SubIssues;
 use crate::domain::{InstallationId, IssueRef, IssueSnapshot, IssueStatus};
 use crate::events::{DependencyAction, Issue};
 
@@ -117,11 +118,12 @@ impl Engine {
         let declared = self
             .parser
             .dependencies(issue, &tracked.body, &tracked.labels);
+        let ignore_children = self.settings.orchestrator.sub_issues == SubIssues::Ignore;
         let mut wanted: BTreeSet<IssueRef> = declared
             .iter()
             .chain(&tracked.native)
             .chain(&tracked.added)
-            .chain(&tracked.children)
+            .chain(tracked.children.iter().filter(|_| !ignore_children))
             .filter(|b| !tracked.removed.contains(b))
             .cloned()
             .collect();
@@ -132,7 +134,12 @@ impl Engine {
             .installations
             .get(&id)
             .is_some_and(|i| i.runs.contains_key(issue));
-        let umbrella = self.is_umbrella(&tracked.children) && !launched;
+        let umbrella = self.is_umbrella(&tracked.children, &tracked.removed) && !launched;
+        // A reopened umbrella is closed again only once a sub-issue was unfinished since.
+        let child_unfinished = tracked.children.iter().any(|child| {
+            self.tracked(id, child)
+                .is_none_or(|c| c.status != IssueStatus::ClosedCompleted)
+        });
         // Blockers it gains while its agent runs are discovered work: the run goes on, but
         // the issue is done for its dependents only once they are.
         let running_attempt = self
@@ -168,6 +175,13 @@ impl Engine {
         let tracked = installation.issues.get_mut(issue).expect("tracked above");
         tracked.declared = declared;
         tracked.umbrella = umbrella;
+        tracked.umbrella_closed &= !child_unfinished;
+        if ignore_children {
+            // Sub-issues known from before `orchestrator.sub_issues: ignore` no longer count.
+            tracked.children.clear();
+            tracked.children_pending = false;
+            tracked.unseen_children = 0;
+        }
         if let Some(attempt) = running_attempt {
             for blocker in wanted.difference(&before) {
                 tracing::info!(%issue, %blocker, attempt, "a blocker was discovered while the issue's agent runs");

@@ -106,8 +106,12 @@ pub enum Outcome {
         blocker: IssueRef,
         /// Written (`true`) or removed.
         add: bool,
-        /// GitHub's refusal, when it refused.
+        /// Why it was not done, when it was not.
         failure: Option<String>,
+        /// Whether that failure is GitHub's lasting refusal (not tried again) rather than
+        /// GitHub failing until the retries ran out.
+        #[serde(default)]
+        lasting: bool,
     },
     /// An issue was read (`None`: the App cannot see it; it counts as unknown).
     IssueRead {

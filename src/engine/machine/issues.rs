@@ -266,8 +266,9 @@ impl Engine {
         // Sub-issues are read when GitHub counts some, or does not say. Those open when it
         // is first managed are managed on the same authority; later ones only when whoever
         // attaches them may start agents.
+        let adopt = newly && self.tracked(id, issue).is_some_and(|t| !t.children_adopted);
         if facts.sub_issues.is_none_or(|c| c.total > 0) {
-            self.read_sub_issues(id, issue, facts.sub_issues, newly, out);
+            self.read_sub_issues(id, issue, facts.sub_issues, adopt, out);
         }
         self.refresh_dependencies(id, issue, out);
     }
@@ -478,6 +479,7 @@ impl Engine {
             }
             ReadPurpose::Reread => self.observe(id, &facts),
             ReadPurpose::Recheck => {
+                self.recount(id, &facts, out);
                 self.observe(id, &facts);
                 self.leave(id, issue, out);
             }

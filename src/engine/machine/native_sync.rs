@@ -58,7 +58,13 @@ impl Engine {
             .filter(|b| !wanted.contains(b))
             .cloned()
             .collect();
+        let limit_note = |n: &String| n.starts_with("GitHub records at most");
         if to_add.is_empty() && to_remove.is_empty() {
+            // Nothing to write, so nothing is left out: a limit note goes.
+            if tracked.notes.iter().any(limit_note) {
+                tracked.notes.retain(|n| !limit_note(n));
+                self.touch(id, issue);
+            }
             return;
         }
         let mut dropped = Vec::new();
@@ -66,6 +72,7 @@ impl Engine {
             tracked.synced.remove(&blocker);
             tracked.native.remove(&blocker);
             if !tracked.children.contains(&blocker) {
+                tracked.discovered.remove(&blocker);
                 dropped.push(blocker.clone());
             }
             out.push(Decision::SyncNativeDependency {
@@ -87,16 +94,14 @@ impl Engine {
                 add: true,
             });
         }
-        if left_out > 0 {
-            let note = texts::native_limit_note(NATIVE_BLOCKERS_LIMIT, left_out);
-            if !tracked
+        // The note is said once while the limit binds, and goes when there is room again.
+        if left_out == 0 {
+            tracked.notes.retain(|n| !limit_note(n));
+        } else if !tracked.notes.iter().any(limit_note) {
+            tracing::warn!(%issue, left_out, "GitHub's limit of blockers per issue is reached; not writing more");
+            tracked
                 .notes
-                .iter()
-                .any(|n| n.starts_with("GitHub records at most"))
-            {
-                tracing::warn!(%issue, left_out, "GitHub's limit of blockers per issue is reached; not writing more");
-                tracked.notes.push(note);
-            }
+                .push(texts::native_limit_note(NATIVE_BLOCKERS_LIMIT, left_out));
         }
         for blocker in dropped {
             installation.graph.remove_dependency(issue, &blocker);
@@ -113,6 +118,7 @@ impl Engine {
         blocker: &IssueRef,
         add: bool,
         failure: Option<String>,
+        lasting: bool,
     ) {
         let Some(tracked) = self.installation_mut(id).issues.get_mut(issue) else {
             return;
@@ -121,13 +127,18 @@ impl Engine {
             (true, None) => {
                 tracked.native.insert(blocker.clone());
             }
-            (true, Some(reason)) => {
+            (true, Some(reason)) if lasting => {
                 tracing::warn!(%issue, %blocker, %reason, "GitHub refused a native dependency link");
                 tracked.synced.remove(blocker);
                 tracked.unsynced.insert(blocker.clone());
                 tracked
                     .notes
                     .push(texts::native_sync_failed_note(blocker, &reason));
+            }
+            // GitHub kept failing: not written, and tried again at the issue's next change.
+            (true, Some(reason)) => {
+                tracing::warn!(%issue, %blocker, %reason, "a native dependency link was not written; it is tried again later");
+                tracked.synced.remove(blocker);
             }
             (false, None) => {}
             (false, Some(reason)) => {

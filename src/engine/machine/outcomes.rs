@@ -43,7 +43,8 @@ impl Engine {
                 blocker,
                 add,
                 failure,
-            } => self.on_native_synced(installation, &issue, &blocker, add, failure),
+                lasting,
+            } => self.on_native_synced(installation, &issue, &blocker, add, failure, lasting),
             Outcome::IssueRead {
                 installation,
                 issue,

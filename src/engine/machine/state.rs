@@ -95,6 +95,14 @@ pub struct Tracked {
     /// The managed parent it was taken under management with, as its sub-issue.
     #[serde(default)]
     pub parent: Option<IssueRef>,
+    /// Its sub-issues were taken under management on its authority, once, when it was
+    /// first managed (never again: a reopen or a later label does not adopt new ones).
+    #[serde(default)]
+    pub children_adopted: bool,
+    /// An umbrella the bot closed: if someone reopens it, it is not closed again until a
+    /// sub-issue is unfinished again.
+    #[serde(default)]
+    pub umbrella_closed: bool,
     /// Blockers it gained while an attempt of it was running, with that attempt.
     #[serde(default, with = "pairs")]
     pub discovered: BTreeMap<IssueRef, u32>,
@@ -142,6 +150,8 @@ impl Tracked {
             unseen_children: 0,
             umbrella: false,
             parent: None,
+            children_adopted: false,
+            umbrella_closed: false,
             discovered: BTreeMap::new(),
             retry_after_discovery: None,
             synced: BTreeSet::new(),

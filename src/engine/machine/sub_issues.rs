@@ -96,16 +96,58 @@ impl Engine {
                     child: facts,
                 },
             }),
-            _ if child
-                .via_app
-                .as_ref()
-                .is_some_and(|app| self.is_trusted_app(app)) =>
+            // A trusted App's bot attaching an issue that App opened: an agent declaring
+            // the work it found. Both are what GitHub says (the `[bot]` login is reserved
+            // for Apps, `performed_via_github_app` names the App that opened the issue).
+            Some(user)
+                if self.is_trusted_bot(user)
+                    && child
+                        .via_app
+                        .as_ref()
+                        .is_some_and(|app| self.is_trusted_app(app)) =>
             {
                 self.adopt_sub_issue(id, parent, &facts, out);
             }
             _ => {
                 tracing::info!(%parent, child = %facts.reference, "a sub-issue was attached by a bot that is not a trusted App; it blocks its parent but is not managed");
             }
+        }
+    }
+
+    /// A bot account of an App listed in `orchestrator.trusted_apps` (`<slug>[bot]`).
+    fn is_trusted_bot(&self, user: &User) -> bool {
+        user.is_bot
+            && self.settings.orchestrator.trusted_apps.iter().any(|slug| {
+                user.login
+                    .strip_suffix("[bot]")
+                    .is_some_and(|login| login.eq_ignore_ascii_case(slug))
+            })
+    }
+
+    /// An issue read again by the reconciler: when GitHub counts other native blockers or
+    /// sub-issues than the bot knows (a lost webhook), or an earlier read of them never
+    /// came back, they are read again.
+    pub(super) fn recount(
+        &mut self,
+        id: InstallationId,
+        facts: &IssueSnapshot,
+        out: &mut Vec<Decision>,
+    ) {
+        let Some(tracked) = self.tracked(id, &facts.reference) else {
+            return;
+        };
+        if !tracked.is_active() || facts.status != IssueStatus::Open {
+            return;
+        }
+        let blockers = tracked.native_pending
+            || (facts.open_blockers.is_some() && facts.open_blockers != tracked.open_blockers);
+        let children = tracked.children_pending
+            || (facts.sub_issues.is_some() && facts.sub_issues != tracked.sub_issues);
+        if blockers {
+            self.read_native_blockers(id, &facts.reference, facts.open_blockers, out);
+        }
+        if children {
+            self.read_sub_issues(id, &facts.reference, facts.sub_issues, false, out);
         }
     }
 
@@ -148,6 +190,7 @@ impl Engine {
         }
         let installation = self.installation_mut(id);
         if let Some(tracked) = installation.issues.get_mut(issue) {
+            tracked.children_adopted |= adopt;
             tracked.children_pending = true;
             installation.refresh_node(issue);
         }
@@ -198,16 +241,28 @@ impl Engine {
             self.changed.insert((id, child));
         }
         self.refresh_dependencies(id, issue, out);
+        // The writer who put the parent under management vouched for its sub-issues in its
+        // own repository; those elsewhere need their own label or command.
         if adopt && self.settings.orchestrator.sub_issues == SubIssues::Manage {
-            for child in children.iter().filter(|c| c.status == IssueStatus::Open) {
+            let adoptable = children
+                .iter()
+                .filter(|c| c.status == IssueStatus::Open && c.reference.repo == issue.repo);
+            for child in adoptable {
                 self.adopt_sub_issue(id, issue, child, out);
             }
         }
     }
 
-    /// Whether a parent with these sub-issues is an umbrella (no agent of its own).
-    pub(super) fn is_umbrella(&self, children: &BTreeSet<IssueRef>) -> bool {
-        self.settings.orchestrator.parents == Parents::CloseWhenDone && !children.is_empty()
+    /// Whether a parent with these sub-issues (less those `/codegen unblock` removed) is an
+    /// umbrella (no agent of its own).
+    pub(super) fn is_umbrella(
+        &self,
+        children: &BTreeSet<IssueRef>,
+        removed: &BTreeSet<IssueRef>,
+    ) -> bool {
+        self.settings.orchestrator.parents == Parents::CloseWhenDone
+            && self.settings.orchestrator.sub_issues != SubIssues::Ignore
+            && children.difference(removed).next().is_some()
     }
 
     /// Closes, as completed, the umbrellas among `issues` that nothing blocks any more.
@@ -216,27 +271,51 @@ impl Engine {
         issues: &BTreeSet<(InstallationId, IssueRef)>,
         out: &mut Vec<Decision>,
     ) {
-        let finished: Vec<(InstallationId, IssueRef)> = issues
-            .iter()
-            .filter(|(id, issue)| {
-                self.installations
-                    .get(id)
-                    .is_some_and(|i| i.graph.is_finished_umbrella(issue))
-            })
-            .cloned()
-            .collect();
-        for (id, issue) in finished {
-            tracing::info!(%issue, "every sub-issue is done; closing the parent issue");
-            let installation = self.installation_mut(id);
-            if let Some(tracked) = installation.issues.get_mut(&issue) {
-                tracked.status = IssueStatus::ClosedCompleted;
+        let mut candidates = issues.clone();
+        // Closing one may finish the umbrella above it (nested sub-issues).
+        while !candidates.is_empty() {
+            let finished: Vec<(InstallationId, IssueRef)> = candidates
+                .iter()
+                .filter(|(id, issue)| self.is_finished_umbrella(*id, issue))
+                .cloned()
+                .collect();
+            candidates = BTreeSet::new();
+            for (id, issue) in finished {
+                tracing::info!(%issue, "every sub-issue is done; closing the parent issue");
+                let installation = self.installation_mut(id);
+                if let Some(tracked) = installation.issues.get_mut(&issue) {
+                    tracked.status = IssueStatus::ClosedCompleted;
+                    tracked.umbrella_closed = true;
+                }
+                installation.refresh_node(&issue);
+                let above = installation.graph.dependents(&issue);
+                candidates.extend(above.into_iter().map(|d| (id, d)));
+                out.push(Decision::CloseIssue {
+                    installation: id,
+                    issue: issue.clone(),
+                });
+                self.touch(id, &issue);
             }
-            installation.refresh_node(&issue);
-            out.push(Decision::CloseIssue {
-                installation: id,
-                issue: issue.clone(),
-            });
-            self.touch(id, &issue);
         }
+    }
+
+    /// An umbrella nothing blocks any more, whose sub-issues are all closed as completed
+    /// (an agent's success is not enough to close the parent, whatever `unblock_on` says),
+    /// and which the bot did not close before (someone reopened it since).
+    fn is_finished_umbrella(&self, id: InstallationId, issue: &IssueRef) -> bool {
+        let Some(installation) = self.installations.get(&id) else {
+            return false;
+        };
+        let Some(tracked) = installation.issues.get(issue) else {
+            return false;
+        };
+        installation.graph.is_finished_umbrella(issue)
+            && !tracked.umbrella_closed
+            && tracked.children.difference(&tracked.removed).all(|child| {
+                installation
+                    .issues
+                    .get(child)
+                    .is_some_and(|c| c.status == IssueStatus::ClosedCompleted)
+            })
     }
 }

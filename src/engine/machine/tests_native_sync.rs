@@ -23,6 +23,7 @@ fn synced(n: u64, blocker: u64, add: bool, failure: Option<&str>) -> Outcome {
         issue: r(n),
         blocker: r(blocker),
         add,
+        lasting: failure.is_some(),
         failure: failure.map(Into::into),
     }
 }
@@ -145,4 +146,49 @@ fn a_link_github_refuses_is_said_once_and_not_tried_again() {
     last_status(&decisions, 2).assert_says("The dependency on acme/api#1 could not be written");
     assert!(named(&again, "sync_native_dependency").is_empty());
     assert_eq!(launches(&again), vec![], "it still blocks here");
+}
+
+#[test]
+fn a_write_given_up_on_is_tried_again_at_the_next_change_without_a_note() {
+    let mut world = syncing();
+    world.managed_waiting_for(2, 1);
+    world.answer(Outcome::NativeDependencySynced {
+        installation: ID,
+        issue: r(2),
+        blocker: r(1),
+        add: true,
+        failure: Some("GitHub kept failing".into()),
+        lasting: false,
+    });
+
+    let again = world.run(edited(issue(2, &["codegen"], "Depends on #1 still")));
+
+    assert_eq!(
+        named(&again, "sync_native_dependency"),
+        vec![&sync(2, 1, true)]
+    );
+    assert!(world.tracked(2).notes.is_empty());
+}
+
+#[test]
+fn the_limit_note_goes_when_there_is_room_again() {
+    let mut world = syncing();
+    let refs: Vec<String> = (100..151).map(|n| format!("#{n}")).collect();
+    for n in 100..151 {
+        world.open_issue(n);
+    }
+    world.managed(2, &[], &format!("Depends on {}", refs.join(", ")));
+    assert_eq!(world.tracked(2).notes.len(), 1);
+
+    world.run(edited(issue(
+        2,
+        &["codegen"],
+        &format!("Depends on {}", refs[..50].join(", ")),
+    )));
+
+    assert!(
+        world.tracked(2).notes.is_empty(),
+        "{:?}",
+        world.tracked(2).notes
+    );
 }

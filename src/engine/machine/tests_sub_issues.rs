@@ -166,10 +166,22 @@ fn a_sub_issue_counts_by_who_attached_it() {
     attach(&mut world, None, child(4, ""), 3);
     let mut opened_by_agent = child(5, "");
     opened_by_agent.via_app = Some(identity(4242, "codegen-sh"));
-    attach(&mut world, Some(&bot_account()), opened_by_agent, 4);
+    let agent = account(9, "codegen-sh[bot]", true);
+    attach(&mut world, Some(&agent), opened_by_agent.clone(), 4);
     let decisions = attach(&mut world, Some(&writer()), child(6, ""), 5);
+    // Another bot attaching an issue the trusted App opened does not count.
+    let mut also_by_agent = child(7, "");
+    also_by_agent.via_app = opened_by_agent.via_app.clone();
+    attach(&mut world, Some(&bot_account()), also_by_agent, 6);
+    // Nor does a person named like the App's bot.
+    attach(
+        &mut world,
+        Some(&account(10, "codegen-sh[bot]", false)),
+        child(8, ""),
+        7,
+    );
 
-    for refused in [2, 3, 4] {
+    for refused in [2, 3, 4, 7, 8] {
         assert!(!world.tracked(refused).managed, "#{refused} is not managed");
         assert!(
             world.tracked(1).children.contains(&r(refused)),
@@ -325,10 +337,125 @@ fn nested_sub_issues_are_managed_down_the_tree_and_close_bottom_up() {
     assert_eq!(world.tracked(3).parent, Some(r(2)));
     world.launched(3, 1);
     let decisions = world.run(closed_event(child(3, ""), CloseReason::Completed));
-    assert_eq!(named(&decisions, "close_issue").len(), 1, "#2 first");
-    let decisions = world.run(closed_event(middle, CloseReason::Completed));
-    assert!(decisions.contains(&Decision::CloseIssue {
-        installation: ID,
-        issue: r(1),
-    }));
+    let closes: Vec<&Decision> = named(&decisions, "close_issue");
+    assert_eq!(
+        closes,
+        vec![
+            &Decision::CloseIssue {
+                installation: ID,
+                issue: r(2),
+            },
+            &Decision::CloseIssue {
+                installation: ID,
+                issue: r(1),
+            }
+        ],
+        "#2, then #1 at once"
+    );
+    let again = world.run(closed_event(middle, CloseReason::Completed));
+    assert!(named(&again, "close_issue").is_empty(), "closed once");
+}
+
+#[test]
+fn sub_issues_are_adopted_once_and_only_in_the_parents_repository() {
+    let mut world = World::with(|s| s.orchestrator.parents = Parents::RunAfterChildren);
+    let elsewhere = IssueRef::new("other/lib".parse().unwrap(), 3);
+    let mut foreign = child(3, "");
+    foreign.reference = elsewhere.clone();
+    world
+        .children
+        .insert(r(1), vec![snapshot(&child(2, "")), snapshot(&foreign)]);
+    world.run(labeled_by(&writer(), parent(1, 2, 0)));
+    assert!(world.tracked(2).managed);
+    assert!(
+        !world.engine.tracked(ID, &elsewhere).unwrap().managed,
+        "another repository's issue needs its own label"
+    );
+
+    // Someone attaches #4 without a webhook reaching the bot, closes and reopens #1.
+    world
+        .children
+        .get_mut(&r(1))
+        .unwrap()
+        .push(snapshot(&child(4, "")));
+    world.run(closed_event(parent(1, 3, 0), CloseReason::NotPlanned));
+    world.run(reopened_by(&writer(), parent(1, 3, 0)));
+
+    assert!(world.tracked(1).managed, "the parent is managed again");
+    assert!(world.tracked(1).children.contains(&r(4)), "#4 blocks it");
+    assert!(!world.tracked(4).managed, "but the reopen adopted nothing");
+}
+
+#[test]
+fn a_lost_attachment_is_found_by_the_reconciler_through_the_count() {
+    let mut world = World::new();
+    world.run(comment_by(&writer(), parent(1, 0, 0), "/codegen run"));
+    world.launched(1, 1);
+    world.children.insert(r(1), vec![snapshot(&child(2, ""))]);
+    world.issues.insert(r(1), snapshot(&parent(1, 1, 0)));
+
+    // The reconciler lists the labelled issues: #1 (managed by command) is not among them,
+    // so it is read again, and GitHub counts a sub-issue the bot has not heard of.
+    let decisions = world.run(Input::Result(listed(vec![])));
+
+    assert!(
+        world.tracked(1).children.contains(&r(2)),
+        "{:#?}",
+        names(&decisions)
+    );
+}
+
+#[test]
+fn an_umbrella_closes_when_its_sub_issues_are_closed_not_when_their_agents_succeed() {
+    let mut world =
+        World::with(|s| s.orchestrator.unblock_on = crate::engine::UnblockOn::AgentCompleted);
+    world.children.insert(r(1), vec![snapshot(&child(2, ""))]);
+    world.run(labeled_by(&writer(), parent(1, 1, 0)));
+    world.launched(2, 1);
+
+    let decisions = world.ended(2, 1, RunState::Succeeded);
+    assert!(
+        named(&decisions, "close_issue").is_empty(),
+        "{decisions:#?}"
+    );
+
+    let decisions = world.run(closed_event(child(2, ""), CloseReason::Completed));
+    assert_eq!(named(&decisions, "close_issue").len(), 1);
+}
+
+#[test]
+fn a_reopened_umbrella_is_not_closed_again_until_a_sub_issue_is_unfinished() {
+    let mut world = World::new();
+    world.children.insert(r(1), vec![snapshot(&child(2, ""))]);
+    world.run(labeled_by(&writer(), parent(1, 1, 0)));
+    world.launched(2, 1);
+    world.run(closed_event(child(2, ""), CloseReason::Completed));
+    assert_eq!(world.tracked(1).status, IssueStatus::ClosedCompleted);
+
+    let decisions = world.run(reopened_by(&writer(), parent(1, 1, 1)));
+    assert!(
+        named(&decisions, "close_issue").is_empty(),
+        "a person reopened it"
+    );
+
+    world.run(reopened_by(&writer(), issue(2, &[], "")));
+    let decisions = world.run(closed_event(child(2, ""), CloseReason::Completed));
+    assert_eq!(
+        named(&decisions, "close_issue").len(),
+        1,
+        "its work was redone"
+    );
+}
+
+#[test]
+fn a_parent_whose_only_sub_issue_is_unblocked_is_an_ordinary_issue_again() {
+    let mut world = World::new();
+    world.children.insert(r(1), vec![snapshot(&child(2, ""))]);
+    world.run(labeled_by(&writer(), parent(1, 1, 0)));
+
+    let decisions = world.comment_on(parent(1, 1, 0), "/codegen unblock #2");
+
+    assert!(!world.tracked(1).umbrella);
+    assert!(named(&decisions, "close_issue").is_empty());
+    assert_eq!(launches(&decisions), vec![(1, 1)]);
 }
