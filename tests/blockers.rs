@@ -6,23 +6,8 @@ mod support;
 
 use support::world::{INSTALLATION, MAINTAINER, World};
 
-fn issue_id(world: &World, repo: &str, n: u64) -> u64 {
-    world.github.state.lock().unwrap().issues[&(repo.to_owned(), n)]["id"]
-        .as_u64()
-        .unwrap()
-}
-
 fn link(world: &World, repo: &str, blocked: u64, blocker_repo: &str, blocker: u64) {
-    let id = issue_id(world, blocker_repo, blocker);
-    world
-        .github
-        .state
-        .lock()
-        .unwrap()
-        .blocked_by
-        .entry((repo.to_owned(), blocked))
-        .or_default()
-        .push(id);
+    world.github.link(repo, blocked, blocker_repo, blocker);
 }
 
 #[tokio::test]

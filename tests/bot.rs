@@ -673,16 +673,7 @@ async fn native_blocked_by_links_block_and_release() {
     world.add_issue("acme/api", 1, "Schema", "", &[]);
     world.add_issue("acme/api", 2, "API", "", &[]);
     // Already linked on GitHub when the issue is first seen.
-    let schema_id = world.github.state.lock().unwrap().issues[&("acme/api".into(), 1)]["id"]
-        .as_u64()
-        .unwrap();
-    world
-        .github
-        .state
-        .lock()
-        .unwrap()
-        .blocked_by
-        .insert(("acme/api".into(), 2), vec![schema_id]);
+    world.github.link("acme/api", 2, "acme/api", 1);
     world.label("acme/api", 2, "codegen", MAINTAINER).await;
     assert!(world.launches().is_empty());
     assert!(world.status_comments("acme/api", 2)[0].contains("acme/api#1 Schema — open"));

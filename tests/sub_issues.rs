@@ -248,16 +248,7 @@ async fn native_sync_writes_and_removes_only_its_own_links_and_survives_its_own_
     world.add_issue(REPO, 3, "Design review", "", &[]);
     world.add_issue(REPO, 2, "API", "Depends on #1", &[]);
     // A person linked #3 on GitHub.
-    let id3 = world.github.state.lock().unwrap().issues[&(REPO.to_owned(), 3)]["id"]
-        .as_u64()
-        .unwrap();
-    world
-        .github
-        .state
-        .lock()
-        .unwrap()
-        .blocked_by
-        .insert((REPO.to_owned(), 2), vec![id3]);
+    world.github.link(REPO, 2, REPO, 3);
 
     world.label(REPO, 2, "codegen", MAINTAINER).await;
     world.settle_effects().await;

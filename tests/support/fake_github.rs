@@ -325,6 +325,20 @@ impl FakeGithub {
         }
     }
 
+    /// Links `blocked` natively as blocked by `blocker` (as someone does on GitHub), without
+    /// a webhook.
+    pub fn link(&self, repo: &str, blocked: u64, blocker_repo: &str, blocker: u64) {
+        let mut state = self.state.lock().unwrap();
+        let id = state.issues[&(blocker_repo.to_owned(), blocker)]["id"]
+            .as_u64()
+            .unwrap();
+        state
+            .blocked_by
+            .entry((repo.to_owned(), blocked))
+            .or_default()
+            .push(id);
+    }
+
     /// Closes an issue with GitHub's reason (`completed`, `not_planned`).
     pub fn close(&self, repo: &str, number: u64, reason: &str) {
         let mut state = self.state.lock().unwrap();

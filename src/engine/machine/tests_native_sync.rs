@@ -192,3 +192,24 @@ fn the_limit_note_goes_when_there_is_room_again() {
         world.tracked(2).notes
     );
 }
+
+#[test]
+fn writing_a_new_link_keeps_the_other_notes() {
+    let mut world = syncing();
+    world.managed_waiting_for(2, 1);
+    world.answer(synced(2, 1, true, Some("GitHub answered 404: Not Found")));
+    world.open_issue(3);
+
+    let decisions = world.run(edited(issue(2, &["codegen"], "Depends on #1 and #3")));
+
+    assert_eq!(
+        named(&decisions, "sync_native_dependency"),
+        vec![&sync(2, 3, true)]
+    );
+    let notes = &world.tracked(2).notes;
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(
+        notes[0].contains("acme/api#1 could not be written"),
+        "{notes:?}"
+    );
+}

@@ -459,3 +459,31 @@ fn a_parent_whose_only_sub_issue_is_unblocked_is_an_ordinary_issue_again() {
     assert!(named(&decisions, "close_issue").is_empty());
     assert_eq!(launches(&decisions), vec![(1, 1)]);
 }
+
+#[test]
+fn an_attachment_under_block_only_or_a_detachment_asks_nobodys_permission() {
+    let mut world = World::with(|s| s.orchestrator.sub_issues = SubIssues::BlockOnly);
+    world.managed_waiting_for(1, 9);
+    let event = |action, total| {
+        sub_issue_event(
+            Some(&writer()),
+            action,
+            issue_with_count(parent(1, total, 0), "Depends on #9"),
+            child(2, ""),
+        )
+    };
+
+    let attached = world.run(event(SubIssueAction::Added, 1));
+    let detached = world.run(event(SubIssueAction::Removed, 0));
+
+    assert!(
+        named(&attached, "check_permission").is_empty(),
+        "{attached:#?}"
+    );
+    assert!(!world.tracked(2).managed);
+    assert!(
+        named(&detached, "check_permission").is_empty(),
+        "{detached:#?}"
+    );
+    assert!(world.tracked(1).children.is_empty());
+}

@@ -3,7 +3,8 @@ use std::path::PathBuf;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::events::{CommentAction, DependencyAction, IssueAction};
+use crate::domain::SubIssueCounts;
+use crate::events::{CommentAction, DependencyAction, IssueAction, SubIssueAction};
 
 fn fixtures_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/github-webhooks")
@@ -86,6 +87,63 @@ fn issues_decode_as_the_schema_allows() {
         blocked.open_blockers,
         Some(1),
         "the fixture's summary after the link"
+    );
+}
+
+/// Both ends of a sub-issue link mean the same link; `repository`, `sender` and
+/// `installation` may be absent; the summary counts sub-issues the App may not read.
+#[test]
+fn sub_issue_links_decode_from_either_end() {
+    for (file, action) in [
+        ("sub_issue_added", SubIssueAction::Added),
+        ("parent_issue_added", SubIssueAction::Added),
+        ("sub_issue_removed", SubIssueAction::Removed),
+        ("parent_issue_removed", SubIssueAction::Removed),
+    ] {
+        let mut payload = fixture(&format!("sub_issues/{file}.payload.json"));
+        let event = event_of(decode_value("sub_issues", &payload).unwrap());
+        let Event::SubIssue {
+            action: decoded,
+            parent,
+            child,
+        } = event.kind
+        else {
+            panic!("not a sub-issue event: {event:?}")
+        };
+        assert_eq!(decoded, action, "{file}");
+        assert_eq!(parent.reference.to_string(), "Codertocat/Hello-World#1");
+        assert_eq!(child.reference.to_string(), "Codertocat/Hello-World#2");
+        let total = u32::from(action == SubIssueAction::Added);
+        assert_eq!(
+            parent.sub_issues,
+            Some(SubIssueCounts {
+                total,
+                completed: 0
+            }),
+            "{file}"
+        );
+        assert_eq!(event.installation, Some(InstallationId(1)));
+
+        for key in ["repository", "sender", "installation", "organization"] {
+            payload.as_object_mut().unwrap().remove(key);
+        }
+        let event = event_of(decode_value("sub_issues", &payload).unwrap());
+        assert_eq!(event.sender, None);
+        assert_eq!(event.installation, None);
+    }
+    let mut opened_by_app = fixture("sub_issues/sub_issue_added.payload.json");
+    opened_by_app["sub_issue"]["performed_via_github_app"] =
+        json!({"id": 42, "slug": "codegen-sh"});
+    let event = event_of(decode_value("sub_issues", &opened_by_app).unwrap());
+    let Event::SubIssue { child, .. } = event.kind else {
+        unreachable!()
+    };
+    assert_eq!(
+        child.via_app,
+        Some(crate::domain::AppIdentity {
+            id: 42,
+            slug: "codegen-sh".into()
+        })
     );
 }
 
