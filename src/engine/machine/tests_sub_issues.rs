@@ -487,3 +487,78 @@ fn an_attachment_under_block_only_or_a_detachment_asks_nobodys_permission() {
     );
     assert!(world.tracked(1).children.is_empty());
 }
+
+/// The permission read for a writer's attachment of #2 to #1, as the effects answer it.
+fn writer_attached(parent: IssueRef) -> Outcome {
+    writer_may(AfterPermission::SubIssue {
+        parent,
+        child: snapshot(&child(2, "")),
+    })
+}
+
+#[test]
+fn a_permission_answered_after_the_parent_left_or_the_link_went_adopts_nothing() {
+    for undo in ["unlabel the parent", "detach the sub-issue"] {
+        let mut world = World::new();
+        world.managed_waiting_for(1, 9);
+        let attach = sub_issue_event(
+            Some(&writer()),
+            SubIssueAction::Added,
+            issue_with_count(parent(1, 1, 0), "Depends on #9"),
+            child(2, ""),
+        );
+        let decisions = world.step(attach);
+        assert_eq!(named(&decisions, "check_permission").len(), 1);
+        match undo {
+            "unlabel the parent" => world.run(unlabeled(issue_with_count(
+                issue(1, &[], ""),
+                "Depends on #9",
+            ))),
+            _ => world.run(sub_issue_event(
+                Some(&writer()),
+                SubIssueAction::Removed,
+                issue_with_count(parent(1, 0, 0), "Depends on #9"),
+                child(2, ""),
+            )),
+        };
+
+        let decisions = world.run(Input::Result(writer_attached(r(1))));
+
+        assert_eq!(launches(&decisions), vec![], "{undo}");
+        assert!(!world.tracked(2).managed, "{undo}");
+    }
+}
+
+#[test]
+fn the_reconcilers_recheck_reads_again_only_what_github_counts_differently() {
+    let mut world = World::new();
+    world.run(comment_by(&writer(), parent(1, 0, 0), "/codegen run"));
+    world.launched(1, 1);
+    let reads = |world: &mut World, facts: IssueSnapshot| {
+        world.issues.insert(r(1), facts);
+        let decisions = world.run(Input::Result(listed(vec![])));
+        (
+            named(&decisions, "read_sub_issues").len(),
+            named(&decisions, "read_native_blockers").len(),
+        )
+    };
+
+    assert_eq!(
+        reads(&mut world, snapshot(&parent(1, 0, 0))),
+        (0, 0),
+        "nothing changed"
+    );
+    let mut blocked = parent(1, 0, 0);
+    blocked.open_blockers = Some(1);
+    assert_eq!(
+        reads(&mut world, snapshot(&blocked)),
+        (0, 1),
+        "a native blocker"
+    );
+    let closed_meanwhile = closed(parent(1, 2, 0), CloseReason::Completed);
+    assert_eq!(
+        reads(&mut world, snapshot(&closed_meanwhile)),
+        (0, 0),
+        "closed: no reads"
+    );
+}
