@@ -682,13 +682,7 @@ async fn native_blocked_by_links_block_and_release() {
     world.native_dependency("acme/api", 2, 1, false).await;
     assert_eq!(world.launches(), ["acme/api#2 (attempt 1)"]);
     // Added again later: recorded (the running agent is not stopped).
-    world
-        .github
-        .state
-        .lock()
-        .unwrap()
-        .blocked_by
-        .insert(("acme/api".into(), 2), vec![schema_id]);
+    world.github.link("acme/api", 2, "acme/api", 1);
     world.native_dependency("acme/api", 2, 1, true).await;
     assert!(world.status_comments("acme/api", 2)[0].contains("acme/api#1 Schema"));
 }
