@@ -128,6 +128,40 @@ fn an_unknown_choice_names_the_key_and_the_choices() {
 }
 
 #[test]
+fn sub_issue_and_discovery_settings_read_from_the_file_and_the_environment() {
+    let defaults = load_text("", &[]).unwrap().orchestrator;
+    assert_eq!(defaults.sub_issues, super::SubIssues::Manage);
+    assert_eq!(defaults.parents, super::Parents::CloseWhenDone);
+    assert!(defaults.retry_after_discovered_blocker);
+    assert!(!defaults.sync_native_dependencies);
+
+    let config = load_text(
+        "orchestrator:\n  sub_issues: block_only\n  parents: run_after_children\n  retry_after_discovered_blocker: false\n",
+        &[(
+            "CODEGEN_ORCHESTRATOR__ORCHESTRATOR__SYNC_NATIVE_DEPENDENCIES",
+            "true",
+        )],
+    )
+    .unwrap();
+    assert_eq!(config.orchestrator.sub_issues, super::SubIssues::BlockOnly);
+    assert_eq!(
+        config.orchestrator.parents,
+        super::Parents::RunAfterChildren
+    );
+    assert!(!config.orchestrator.retry_after_discovered_blocker);
+    assert!(config.orchestrator.sync_native_dependencies);
+
+    let err = load_text("orchestrator:\n  parents: sometimes\n", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("key `orchestrator.parents`"), "{err}");
+    assert!(
+        err.contains("close_when_done") && err.contains("run_after_children"),
+        "{err}"
+    );
+}
+
+#[test]
 fn a_bad_environment_value_names_the_variable() {
     let err = load_text("", &[("CODEGEN_ORG_ID", "acme")])
         .unwrap_err()
