@@ -555,6 +555,11 @@ fn the_reconcilers_recheck_reads_again_only_what_github_counts_differently() {
         (0, 1),
         "a native blocker"
     );
+    assert_eq!(
+        reads(&mut world, snapshot(&blocked)),
+        (0, 0),
+        "the same count again"
+    );
     let closed_meanwhile = closed(parent(1, 2, 0), CloseReason::Completed);
     assert_eq!(
         reads(&mut world, snapshot(&closed_meanwhile)),
