@@ -50,6 +50,9 @@ pub struct DependencyGraph {
     graph: Graph,
     index: HashMap<IssueRef, NodeIndex>,
     ready: HashSet<NodeIndex>,
+    /// Issues whose agent was started and has not succeeded: the only ones whose run may
+    /// still be going, kept so that finding them does not scan the graph.
+    working: HashSet<NodeIndex>,
     unblock_on: UnblockOn,
 }
 
@@ -101,6 +104,7 @@ impl DependencyGraph {
             graph,
             index,
             ready: HashSet::new(),
+            working: HashSet::new(),
             unblock_on: UnblockOn::default(),
         };
         // Blockers before what they block: whether an issue is satisfied early (its agent
@@ -306,6 +310,7 @@ impl DependencyGraph {
         for issue in issues {
             if let Some(ix) = self.index.remove(issue) {
                 self.ready.remove(&ix);
+                self.working.remove(&ix);
                 self.graph.remove_node(ix);
             }
         }
@@ -370,10 +375,17 @@ impl DependencyGraph {
     }
 
     fn refresh(&mut self, ix: NodeIndex) {
-        if self.node(ix).is_ready() {
+        let node = self.node(ix);
+        let (ready, working) = (node.is_ready(), node.started && !node.agent_done);
+        if ready {
             self.ready.insert(ix);
         } else {
             self.ready.remove(&ix);
+        }
+        if working {
+            self.working.insert(ix);
+        } else {
+            self.working.remove(&ix);
         }
     }
 }

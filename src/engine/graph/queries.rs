@@ -26,6 +26,12 @@ impl DependencyGraph {
         self.index.values().map(|ix| self.node(*ix))
     }
 
+    /// The issues whose agent was started and has not succeeded (their run may be going),
+    /// in no particular order; without scanning the graph.
+    pub fn started_unfinished(&self) -> impl Iterator<Item = &IssueNode> {
+        self.working.iter().map(|ix| self.node(*ix))
+    }
+
     /// How many issues and dependencies the graph holds.
     pub fn size(&self) -> (usize, usize) {
         (self.index.len(), self.graph.inner().edge_count())

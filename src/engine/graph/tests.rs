@@ -231,3 +231,38 @@ fn mermaid_and_json_show_every_state() {
         serde_json::to_string_pretty(&crate::engine::to_json(&graph)).unwrap()
     );
 }
+
+#[test]
+fn started_unfinished_follows_every_agent_change_without_a_scan() {
+    let mut graph = chain();
+    let working = |graph: &DependencyGraph| {
+        let mut found: Vec<String> = graph
+            .started_unfinished()
+            .map(|n| n.issue.to_string())
+            .collect();
+        found.sort();
+        found
+    };
+    graph.set_started(&r("#1"), true);
+    graph.set_agent(&r("#2"), 1, true, false);
+    assert_eq!(working(&graph), ["acme/api#1", "acme/api#2"]);
+
+    graph.set_agent(&r("#1"), 1, true, true);
+    graph.set_agent(&r("#2"), 1, false, false);
+    assert!(
+        working(&graph).is_empty(),
+        "succeeded, and cleared for a retry"
+    );
+
+    graph.set_started(&r("#3"), true);
+    let before = graph.clone();
+    let refused = graph.set_dependencies(&r("#9"), &set(&["#3", "#9"]));
+    assert!(refused.is_err());
+    assert_eq!(working(&graph), working(&before));
+    let rebuilt: Vec<String> = graph
+        .nodes()
+        .filter(|n| n.started && !n.agent_done)
+        .map(|n| n.issue.to_string())
+        .collect();
+    assert_eq!(working(&graph), rebuilt, "the same as a scan");
+}

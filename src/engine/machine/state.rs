@@ -289,16 +289,20 @@ impl Installation {
 
     /// Issues whose current attempt is launched and not ended.
     pub fn running(&self) -> Vec<IssueRef> {
-        self.graph
-            .nodes()
-            .filter(|node| node.started)
+        // A succeeded attempt's run is over, so only started, unsucceeded issues are looked
+        // at: the scheduler asks at every settle, and the graph may be large.
+        let mut running: Vec<IssueRef> = self
+            .graph
+            .started_unfinished()
             .filter(|node| {
                 self.runs
                     .get(&node.issue)
                     .is_none_or(|run| !run.state.is_final())
             })
             .map(|node| node.issue.clone())
-            .collect()
+            .collect();
+        running.sort();
+        running
     }
 
     /// Records what is known of a blocker without managing it (its body is not kept).
