@@ -258,6 +258,11 @@ fn started_unfinished_follows_every_agent_change_without_a_scan() {
     let before = graph.clone();
     let refused = graph.set_dependencies(&r("#9"), &set(&["#3", "#9"]));
     assert!(refused.is_err());
+    assert!(
+        !graph.contains(&r("#9")),
+        "the refused issue's node is rolled back"
+    );
+    assert_eq!(graph.size(), before.size());
     assert_eq!(working(&graph), working(&before));
     let rebuilt: Vec<String> = graph
         .nodes()
