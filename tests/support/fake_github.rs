@@ -1318,10 +1318,14 @@ pub fn with_dependency_summary(state: &GithubState, key: &(String, u64), issue: 
 }
 
 /// `GET .../issues/{n}/sub_issues`: like GitHub, only the sub-issues the installation can
-/// read are listed (the summary counts the others), each with its own summaries.
+/// read are listed (the summary counts the others), each with its own summaries, a page at
+/// a time.
 async fn list_sub_issues(
     State(state): Shared,
     Path((owner, repo, number)): Path<(String, String, u64)>,
+    Query(query): Query<BTreeMap<String, String>>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
 ) -> Response {
     let full = repo_of(&owner, &repo);
     let state = state.lock().unwrap();
@@ -1338,7 +1342,7 @@ async fn list_sub_issues(
         .filter(|(repo, _)| readable(&state, repo))
         .filter_map(|key| Some(with_dependency_summary(&state, key, state.issues.get(key)?)))
         .collect();
-    Json(listed).into_response()
+    paginated(listed, &query, &headers, &uri)
 }
 
 async fn list_blocked_by(

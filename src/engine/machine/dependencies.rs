@@ -165,12 +165,17 @@ impl Engine {
                 purpose: ReadPurpose::Blocker,
             });
         }
-        let before: BTreeSet<IssueRef> = installation
-            .graph
-            .blockers(issue)
-            .into_iter()
-            .map(|b| b.issue)
-            .collect();
+        // Only an issue whose run is going can discover blockers: its edges before are
+        // looked at only then.
+        let before: BTreeSet<IssueRef> = match running_attempt {
+            Some(_) => installation
+                .graph
+                .blockers(issue)
+                .into_iter()
+                .map(|b| b.issue)
+                .collect(),
+            None => BTreeSet::new(),
+        };
         let refused = set_edges(installation, issue, &wanted);
         let tracked = installation.issues.get_mut(issue).expect("tracked above");
         tracked.declared = declared;

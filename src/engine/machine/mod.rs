@@ -401,10 +401,7 @@ impl Engine {
     fn settle_into(&mut self, now: i64, out: &mut Vec<Decision>) {
         // What changed may have finished an umbrella's last sub-issue (its dependents were
         // marked with it); closing it may make others ready, so it goes first.
-        if !self.dirty.is_empty() {
-            let dirty = self.dirty.clone();
-            self.close_finished_umbrellas(&dirty, out);
-        }
+        self.close_finished_umbrellas(out);
         self.launch_ready(now, out);
         // Queue positions move when anything launches or joins the queue: the issues whose
         // position changed since the last settle are shown again.

@@ -58,7 +58,7 @@ impl Engine {
             .filter(|b| !wanted.contains(b))
             .cloned()
             .collect();
-        let limit_note = |n: &String| n.starts_with("GitHub records at most");
+        let limit_note = |n: &String| texts::is_native_limit_note(n);
         if to_add.is_empty() && to_remove.is_empty() {
             // Nothing to write, so nothing is left out: a limit note goes.
             if tracked.notes.iter().any(limit_note) {

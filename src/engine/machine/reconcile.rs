@@ -156,35 +156,17 @@ impl Engine {
         let issue = facts.reference.clone();
         match self.tracked(id, &issue).cloned() {
             Some(tracked) if tracked.managed => {
-                // Dependency edits leave `updated_at` alone: the blocker count is compared
-                // too, and a changed count means the native blockers are read again.
-                let recount =
-                    facts.open_blockers.is_some() && facts.open_blockers != tracked.open_blockers;
+                // Dependency and sub-issue edits leave `updated_at` alone: GitHub's counts
+                // are compared too (`recount` reads again what they changed, and what was
+                // asked for and never answered).
                 let changed = tracked.body != facts.body
                     || tracked.labels != facts.labels
                     || tracked.status != facts.status
                     || tracked.title.as_deref() != Some(facts.title.as_str());
-                // Sub-issues attached or closed while webhooks were lost change the count.
-                let recount_children =
-                    facts.sub_issues.is_some() && facts.sub_issues != tracked.sub_issues;
-                if changed || recount || recount_children {
+                let recounted = self.recount(id, &facts, out);
+                if changed || recounted {
                     self.observe(id, &facts);
-                    if recount {
-                        self.read_native_blockers(id, &issue, facts.open_blockers, out);
-                    }
-                    if recount_children {
-                        self.read_sub_issues(id, &issue, facts.sub_issues, false, out);
-                    }
                     self.refresh_dependencies(id, &issue, out);
-                } else if tracked.native_pending || tracked.children_pending {
-                    // Its native blockers or sub-issues were asked for and the answer
-                    // never came.
-                    if tracked.native_pending {
-                        self.read_native_blockers(id, &issue, tracked.open_blockers, out);
-                    }
-                    if tracked.children_pending {
-                        self.read_sub_issues(id, &issue, tracked.sub_issues, false, out);
-                    }
                 }
             }
             _ => self.manage_if_allowed(id, facts, None, out),

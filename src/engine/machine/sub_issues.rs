@@ -124,31 +124,32 @@ impl Engine {
             })
     }
 
-    /// An issue read again by the reconciler: when GitHub counts other native blockers or
-    /// sub-issues than the bot knows (a lost webhook), or an earlier read of them never
-    /// came back, they are read again.
+    /// A managed issue the reconciler read again: when GitHub counts other native blockers
+    /// or sub-issues than the bot knows (a lost webhook), or an earlier read of them never
+    /// came back, they are read again. Whether the counts differ is returned.
     pub(super) fn recount(
         &mut self,
         id: InstallationId,
         facts: &IssueSnapshot,
         out: &mut Vec<Decision>,
-    ) {
+    ) -> bool {
         let Some(tracked) = self.tracked(id, &facts.reference) else {
-            return;
+            return false;
         };
-        if !tracked.is_active() || facts.status != IssueStatus::Open {
-            return;
+        if !tracked.managed || facts.status != IssueStatus::Open {
+            return false;
         }
-        let blockers = tracked.native_pending
-            || (facts.open_blockers.is_some() && facts.open_blockers != tracked.open_blockers);
-        let children = tracked.children_pending
-            || (facts.sub_issues.is_some() && facts.sub_issues != tracked.sub_issues);
-        if blockers {
+        let blockers_differ =
+            facts.open_blockers.is_some() && facts.open_blockers != tracked.open_blockers;
+        let children_differ = facts.sub_issues.is_some() && facts.sub_issues != tracked.sub_issues;
+        let (native_pending, children_pending) = (tracked.native_pending, tracked.children_pending);
+        if blockers_differ || native_pending {
             self.read_native_blockers(id, &facts.reference, facts.open_blockers, out);
         }
-        if children {
+        if children_differ || children_pending {
             self.read_sub_issues(id, &facts.reference, facts.sub_issues, false, out);
         }
+        blockers_differ || children_differ
     }
 
     /// Manages a sub-issue on its parent's authority: it stays managed without the label,
@@ -265,13 +266,15 @@ impl Engine {
             && children.difference(removed).next().is_some()
     }
 
-    /// Closes, as completed, the umbrellas among `issues` that nothing blocks any more.
-    pub(super) fn close_finished_umbrellas(
-        &mut self,
-        issues: &BTreeSet<(InstallationId, IssueRef)>,
-        out: &mut Vec<Decision>,
-    ) {
-        let mut candidates = issues.clone();
+    /// Closes, as completed, the umbrellas among the issues marked dirty that nothing
+    /// blocks any more.
+    pub(super) fn close_finished_umbrellas(&mut self, out: &mut Vec<Decision>) {
+        let mut candidates: BTreeSet<(InstallationId, IssueRef)> = self
+            .dirty
+            .iter()
+            .filter(|(id, issue)| self.is_finished_umbrella(*id, issue))
+            .cloned()
+            .collect();
         // Closing one may finish the umbrella above it (nested sub-issues).
         while !candidates.is_empty() {
             let finished: Vec<(InstallationId, IssueRef)> = candidates

@@ -13,8 +13,9 @@ mod status;
 
 pub use graph::{graph_reply, to_mermaid};
 pub use notes::{
-    codegen_not_configured, invalid_repo_config_note, native_limit_note, native_sync_failed_note,
-    no_such_field_note, no_such_option_note, paused_by, quota_used_up, unreachable_projects_note,
+    codegen_not_configured, invalid_repo_config_note, is_native_limit_note, native_limit_note,
+    native_sync_failed_note, no_such_field_note, no_such_option_note, paused_by, quota_used_up,
+    unreachable_projects_note,
 };
 pub use replies::{
     CommandRefusal, PlannedIssue, command_error, help, launch_plan, nothing_managed, refusal, reply,

@@ -92,11 +92,18 @@ pub fn invalid_repo_config_note(path: &str, problem: &str) -> String {
     )
 }
 
+const NATIVE_LIMIT_NOTE_START: &str = "GitHub records at most";
+
+/// Whether a status note is the one [`native_limit_note`] words.
+pub fn is_native_limit_note(note: &str) -> bool {
+    note.starts_with(NATIVE_LIMIT_NOTE_START)
+}
+
 /// The status note for declared dependencies not written to GitHub's native links because
 /// the issue has GitHub's most (`limit`) blockers: `left_out` of them.
 pub fn native_limit_note(limit: usize, left_out: usize) -> String {
     format!(
-        "GitHub records at most {limit} blockers per issue: {left_out} declared {} not written to its \"Blocked by\" links (orchestrator.sync_native_dependencies). {} still {} here.",
+        "{NATIVE_LIMIT_NOTE_START} {limit} blockers per issue: {left_out} declared {} not written to its \"Blocked by\" links (orchestrator.sync_native_dependencies). {} still {} here.",
         plural(left_out, "dependency is", "dependencies are"),
         plural(left_out, "It", "They"),
         plural(left_out, "blocks", "block"),
