@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::codegen::{AgentRun, Codegen, CodegenError, Creation, NewRun, RunMetadata};
 use crate::domain::{AgentStatus, InstallationId, IssueRef, RunId};
+use crate::ownership::Scope;
 use crate::store::{RunEnding, RunRecord, RunState, Store, StoreError};
 use crate::telemetry::names;
 
@@ -172,9 +173,16 @@ impl Agents {
 
     /// Settles launches whose holder did not record an answer before its lease ran out:
     /// adopts the run Codegen has for them, or creates it.
-    pub async fn recover(&self, now: i64) -> Result<Vec<(IssueRef, LaunchOutcome)>, StoreError> {
+    /// Only the launches of installations in `scope` (the others are another replica's).
+    pub async fn recover(
+        &self,
+        now: i64,
+        scope: &Scope,
+    ) -> Result<Vec<(IssueRef, LaunchOutcome)>, StoreError> {
         let mut settled = Vec::new();
-        for row in self.store.stale_launches(now).await? {
+        let mut stale = self.store.stale_launches(now).await?;
+        stale.retain(|row| scope.contains(row.installation));
+        for row in stale {
             if !self
                 .store
                 .take_over_launch(row.row, now, self.lease_ms())
@@ -194,8 +202,11 @@ impl Agents {
     /// Reads the state of every running run (one list call when there are many) and
     /// records those that ended; a run past `run_timeout` is recorded as timed out and
     /// stopped. Bans placed to stop runs are lifted once their runs have stopped.
-    pub async fn poll(&self, now: i64) -> Result<Vec<EndedRun>, StoreError> {
-        let running = self.store.running_runs().await?;
+    /// Only the runs of installations in `scope` are followed (the others are another
+    /// replica's).
+    pub async fn poll(&self, now: i64, scope: &Scope) -> Result<Vec<EndedRun>, StoreError> {
+        let mut running = self.store.running_runs().await?;
+        running.retain(|row| scope.contains(row.installation));
         let bans = self.bans().await?;
         let ids: Vec<RunId> = running
             .iter()

@@ -15,6 +15,7 @@ pub mod github;
 pub mod http;
 pub mod network;
 pub mod orchestrator;
+pub mod ownership;
 pub mod plan;
 pub mod processor;
 pub mod runtime;

@@ -15,9 +15,9 @@
 //! decided; one that fails is tried again with backoff, and given up after the retry
 //! policy's attempts (or at once when GitHub refuses for good).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use tokio::sync::Mutex;
 use tracing::Instrument;
@@ -26,9 +26,12 @@ use crate::agents::Agents;
 use crate::clock::now_millis;
 use crate::domain::{InstallationId, IssueRef};
 use crate::effects::Effects;
-use crate::engine::machine::{AfterConfig, Decision, Engine, EngineSettings, Input, Outcome};
+use crate::engine::machine::{
+    AfterConfig, Decision, Engine, EngineSettings, Input, Outcome, TOKEN_MODE,
+};
 use crate::events::DomainEvent;
 use crate::github::GitHubApp;
+use crate::ownership::{Ownership, Scope};
 use crate::processor::RetryPolicy;
 use crate::store::{DeliveryOutcome, OutboxEntry, Step, Store, StoreError};
 use crate::telemetry::names;
@@ -68,6 +71,11 @@ struct Inner {
     engine: Mutex<Engine>,
     /// How often, and how long apart, a failing effect is tried.
     retry: RetryPolicy,
+    /// The installations this replica acts on.
+    ownership: Ownership,
+    /// The generation of the ownership the engine's state was loaded for (`u64::MAX`:
+    /// not loaded yet).
+    loaded_for: AtomicU64,
 }
 
 impl Orchestrator {
@@ -79,6 +87,7 @@ impl Orchestrator {
         github: Arc<GitHubApp>,
         agents: Option<Agents>,
         retry: RetryPolicy,
+        ownership: Ownership,
     ) -> Self {
         settings.agents = agents.is_some();
         settings.app_mode = github.is_app();
@@ -90,29 +99,65 @@ impl Orchestrator {
                 effects,
                 engine: Mutex::new(Engine::new(settings)),
                 retry,
+                ownership,
+                loaded_for: AtomicU64::new(u64::MAX),
             }),
         }
     }
 
-    /// Rebuilds the engine's state from the store (at start-up, and by a replica before
-    /// it processes, since another may have changed it).
+    /// Rebuilds the engine's state from the store for the installations this replica acts
+    /// on (at start-up, and whenever that set changes).
     pub async fn load(&self) -> Result<(), StoreError> {
+        let mut engine = self.inner.engine.lock().await;
+        self.inner.loaded_for.store(u64::MAX, Ordering::Release);
+        self.sync(&mut engine).await.map(drop)
+    }
+
+    /// The installations this replica acts on; the engine's state is rebuilt first if that
+    /// set changed since it was loaded (installations taken up are read from the store,
+    /// those given up forgotten).
+    async fn sync(&self, engine: &mut Engine) -> Result<Scope, StoreError> {
+        let (scope, generation) = self.inner.ownership.scope();
+        if self.inner.loaded_for.load(Ordering::Acquire) == generation {
+            return Ok(scope);
+        }
         let store = &self.inner.store;
-        let issues = store.issues().await?;
-        let runs = store.all_runs().await?;
+        let owned = |installation: &InstallationId| scope.contains(*installation);
+        let mut issues = store.issues().await?;
+        issues.retain(|(installation, _, _)| owned(installation));
+        let mut runs = store.all_runs().await?;
+        runs.retain(|run| owned(&run.installation));
         let mut settings = store.settings_with_prefix("paused:").await?;
         settings.extend(store.settings_with_prefix("suspended:").await?);
         let count = issues.len();
-        let mut engine = self.inner.engine.lock().await;
         engine.restore(issues, runs, settings);
         // Another replica may have left entries in the outbox.
         self.inner.outbox_empty.store(false, Ordering::Release);
+        self.inner.loaded_for.store(generation, Ordering::Release);
         tracing::debug!(
             issues = count,
             "the engine's state was rebuilt from the store"
         );
-        report_states(&engine);
-        Ok(())
+        report_states(engine);
+        Ok(scope)
+    }
+
+    /// One balancing round of the installation leases (several replicas on PostgreSQL),
+    /// under the engine's lock so that nothing is acted on while the set changes.
+    pub async fn balance(&self) -> Result<(), StoreError> {
+        let mut engine = self.inner.engine.lock().await;
+        self.inner.ownership.balance().await?;
+        self.sync(&mut engine).await.map(drop)
+    }
+
+    /// The installations this replica acts on now.
+    pub fn scope(&self) -> Scope {
+        self.inner.ownership.scope().0
+    }
+
+    /// The ownership of installations this replica acts under.
+    pub fn ownership(&self) -> &Ownership {
+        &self.inner.ownership
     }
 
     /// Acts on a batch of claimed deliveries, each with the span its log lines belong to.
@@ -126,24 +171,35 @@ impl Orchestrator {
         deliveries: Vec<(i64, DomainEvent, tracing::Span)>,
     ) -> Vec<Result<(), String>> {
         let mut engine = self.inner.engine.lock().await;
-        if let Err(err) = self.drain_locked(&mut engine).await {
+        let scope = match self.sync(&mut engine).await {
+            Ok(scope) => scope,
+            Err(err) => return deliveries.iter().map(|_| Err(err.to_string())).collect(),
+        };
+        if let Err(err) = self.drain_locked(&mut engine, &scope).await {
             return deliveries.iter().map(|_| Err(err.to_string())).collect();
         }
         let mut decided = Vec::new();
         let mut processed = Vec::new();
+        let mut touched = BTreeSet::new();
         let mut results = Vec::with_capacity(deliveries.len());
         for (seq, event, span) in deliveries {
-            let result = self
-                .decide(&mut engine, event, &mut decided)
-                .instrument(span)
-                .await;
+            let installation = event.installation.unwrap_or(TOKEN_MODE);
+            let result = if scope.contains(installation) {
+                touched.insert(installation);
+                self.decide(&mut engine, event, &mut decided)
+                    .instrument(span)
+                    .await
+            } else {
+                // Claimed before its installation's lease went to another replica.
+                Err("another replica acts on this installation now".to_owned())
+            };
             if result.is_ok() {
                 processed.push((seq, DeliveryOutcome::Processed));
             }
             results.push(result);
         }
         if let Err(err) = self
-            .commit(&mut engine, processed, Vec::new(), decided)
+            .commit(&mut engine, processed, Vec::new(), decided, touched)
             .await
         {
             let err = err.to_string();
@@ -154,7 +210,7 @@ impl Orchestrator {
         }
         // The deliveries are processed (committed above); what fails to run now is in the
         // outbox and runs in the next round.
-        if let Err(err) = self.drain_locked(&mut engine).await {
+        if let Err(err) = self.drain_locked(&mut engine, &scope).await {
             tracing::warn!(error = %err, "carrying out the decisions failed; they wait in the outbox");
         }
         report_states(&engine);
@@ -241,41 +297,56 @@ impl Orchestrator {
     /// that ended, and carries out what is due in the outbox.
     pub async fn tick(&self) -> Result<(), OrchestratorError> {
         let mut engine = self.inner.engine.lock().await;
-        self.tick_locked(&mut engine).await
+        let scope = self.sync(&mut engine).await?;
+        self.tick_locked(&mut engine, &scope).await
     }
 
-    async fn tick_locked(&self, engine: &mut Engine) -> Result<(), OrchestratorError> {
+    async fn tick_locked(
+        &self,
+        engine: &mut Engine,
+        scope: &Scope,
+    ) -> Result<(), OrchestratorError> {
         let (recovered, ended) = match self.inner.effects.agents() {
             Some(agents) => {
                 let now = now_millis();
                 let mut recovered = Vec::new();
-                for (issue, outcome) in agents.recover(now).await? {
+                for (issue, outcome) in agents.recover(now, scope).await? {
                     tracing::info!(%issue, %outcome, "an interrupted launch was settled");
                     recovered.extend(self.inner.store.runs_of(&issue).await?.pop());
                 }
-                let ended = agents.poll(now).await?;
+                let ended = agents.poll(now, scope).await?;
                 (recovered, ended.into_iter().map(|e| e.record).collect())
             }
             None => (Vec::new(), Vec::new()),
         };
+        let touched = recovered
+            .iter()
+            .chain(&ended)
+            .map(|run| run.installation)
+            .collect();
         let decisions = engine.handle(Input::RunsFollowed { recovered, ended }, now_millis());
-        self.commit(engine, Vec::new(), Vec::new(), decisions)
+        self.commit(engine, Vec::new(), Vec::new(), decisions, touched)
             .await?;
-        self.drain_locked(engine).await?;
+        self.drain_locked(engine, scope).await?;
         report_states(engine);
         Ok(())
     }
 
     /// Heals what lost webhooks or downtime left behind (see the engine's reconciler):
     /// runs are followed first, then every repository of every installation is listed.
+    /// With several replicas, each reconciles the installations it acts on; every
+    /// installation listed becomes known, so that some replica takes it.
     pub async fn reconcile(&self) -> Result<(), OrchestratorError> {
         let mut engine = self.inner.engine.lock().await;
+        let scope = self.sync(&mut engine).await?;
         // Runs first: an issue closed while its run finished is not taken for a cancel.
-        self.tick_locked(&mut engine).await?;
+        self.tick_locked(&mut engine, &scope).await?;
         let github = self.inner.effects.github();
         let targets = if github.is_app() {
+            let installations = github.installations().await?;
+            self.inner.store.know_installations(&installations).await?;
             let mut targets = Vec::new();
-            for id in github.installations().await? {
+            for id in installations.into_iter().filter(|id| scope.contains(*id)) {
                 match self.repositories(id).await {
                     Ok(repos) => targets.push((id, repos)),
                     // One installation's trouble does not stop the others.
@@ -286,12 +357,20 @@ impl Orchestrator {
             }
             Some(targets)
         } else {
+            self.inner.store.know_installations(&[TOKEN_MODE]).await?;
+            if !scope.contains(TOKEN_MODE) {
+                return Ok(());
+            }
             None
         };
+        let touched = match &targets {
+            Some(targets) => targets.iter().map(|(id, _)| *id).collect(),
+            None => BTreeSet::from([TOKEN_MODE]),
+        };
         let decisions = engine.handle(Input::Reconcile { targets }, now_millis());
-        self.commit(&mut engine, Vec::new(), Vec::new(), decisions)
+        self.commit(&mut engine, Vec::new(), Vec::new(), decisions, touched)
             .await?;
-        self.drain_locked(&mut engine).await?;
+        self.drain_locked(&mut engine, &scope).await?;
         report_states(&engine);
         Ok(())
     }
@@ -307,7 +386,8 @@ impl Orchestrator {
     /// Carries out what is due in the outbox (after a crash, or effects that failed).
     pub async fn drain(&self) -> Result<usize, StoreError> {
         let mut engine = self.inner.engine.lock().await;
-        let done = self.drain_locked(&mut engine).await?;
+        let scope = self.sync(&mut engine).await?;
+        let done = self.drain_locked(&mut engine, &scope).await?;
         if done > 0 {
             report_states(&engine);
         }
@@ -315,13 +395,34 @@ impl Orchestrator {
     }
 
     /// Commits one step: delivery marks or effect completions, the engine's changes, and
-    /// `decisions` into the outbox.
+    /// `decisions` into the outbox. With several replicas, only while this one holds the
+    /// leases of every installation the step acts on (`touched`, and those of the changes
+    /// and decisions); a step refused, or lost to a failure, leaves the engine ahead of the
+    /// store, so its state is rebuilt before the next use.
     async fn commit(
         &self,
         engine: &mut Engine,
         deliveries: Vec<(i64, DeliveryOutcome)>,
         effects_done: Vec<i64>,
         decisions: Vec<Decision>,
+        mut touched: BTreeSet<InstallationId>,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        let committed = self
+            .commit_step(engine, deliveries, effects_done, decisions, &mut touched)
+            .await;
+        if committed.is_err() {
+            self.inner.loaded_for.store(u64::MAX, Ordering::Release);
+        }
+        committed
+    }
+
+    async fn commit_step(
+        &self,
+        engine: &mut Engine,
+        deliveries: Vec<(i64, DeliveryOutcome)>,
+        effects_done: Vec<i64>,
+        decisions: Vec<Decision>,
+        touched: &mut BTreeSet<InstallationId>,
     ) -> Result<Vec<OutboxEntry>, StoreError> {
         let changes = engine.take_changes();
         for (key, value) in &changes.settings {
@@ -345,7 +446,18 @@ impl Orchestrator {
                 .collect(),
         };
         let now = now_millis();
-        let ids = self.inner.store.commit_step(&step, now).await?;
+        touched.extend(step.issues.iter().map(|(installation, _, _)| *installation));
+        touched.extend(step.decisions.iter().map(|(installation, _)| *installation));
+        let touched: Vec<InstallationId> = touched.iter().copied().collect();
+        let ownership = &self.inner.ownership;
+        let fence = ownership
+            .is_shared()
+            .then_some((ownership.replica(), touched.as_slice()));
+        let ids = self
+            .inner
+            .store
+            .commit_step_fenced(&step, now, fence)
+            .await?;
         if !ids.is_empty() {
             self.inner.outbox_empty.store(false, Ordering::Release);
         }
@@ -367,7 +479,7 @@ impl Orchestrator {
 
     /// Carries out due outbox entries, oldest first, until none is left that may run now.
     /// An issue's entries wait while an earlier one of the same issue is not done.
-    async fn drain_locked(&self, engine: &mut Engine) -> Result<usize, StoreError> {
+    async fn drain_locked(&self, engine: &mut Engine, scope: &Scope) -> Result<usize, StoreError> {
         let store = &self.inner.store;
         let mut done = 0;
         loop {
@@ -377,7 +489,7 @@ impl Orchestrator {
             let now = now_millis();
             // Every pending entry, due or waiting for a retry: one read per pass.
             let (due, later): (Vec<OutboxEntry>, Vec<OutboxEntry>) = store
-                .pending_effects(OUTBOX_BATCH, i64::MAX)
+                .pending_effects_of(OUTBOX_BATCH, i64::MAX, scope.ids().as_deref())
                 .await?
                 .into_iter()
                 .partition(|entry| entry.next_attempt_at <= now);
@@ -425,6 +537,7 @@ impl Orchestrator {
     ) -> Result<(usize, Vec<OutboxEntry>), StoreError> {
         let mut effects_done = Vec::new();
         let mut decisions = Vec::new();
+        let mut touched = BTreeSet::new();
         for entry in round {
             if effects_done.len() >= limit {
                 break;
@@ -441,6 +554,12 @@ impl Orchestrator {
             {
                 continue;
             }
+            // A lease not renewed in time: the installation's effects are left to the
+            // replica that takes it over.
+            if !self.inner.ownership.holds(entry.installation) {
+                continue;
+            }
+            touched.insert(entry.installation);
             let outcomes = match self.carry_out(&entry, &decision).await? {
                 Carried::Done(outcomes) => {
                     effects_done.push(entry.id);
@@ -460,7 +579,7 @@ impl Orchestrator {
         decisions.extend(engine.settle(now_millis()));
         let finished = effects_done.len();
         let follow = self
-            .commit(engine, Vec::new(), effects_done, decisions)
+            .commit(engine, Vec::new(), effects_done, decisions, touched)
             .await?;
         Ok((finished, follow))
     }

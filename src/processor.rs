@@ -21,8 +21,6 @@ const CLAIM_BATCH: u32 = 256;
 const STEP_BATCH: usize = 32;
 /// How long a claim holds before another worker may take the delivery, by default.
 const LEASE: Duration = Duration::from_secs(300);
-/// The job lock held while the bot acts (events, run polling, reconciliation).
-pub const BOT_LOCK: &str = "bot";
 /// How often the inbox is looked at when nothing wakes the processor (for due retries).
 const IDLE_POLL: Duration = Duration::from_secs(1);
 
@@ -92,17 +90,15 @@ impl InboxProcessor {
     /// Processes deliveries until `shutdown` turns true; the round in progress is finished.
     pub async fn run(&self, mut shutdown: watch::Receiver<bool>) {
         while !*shutdown.borrow() {
-            // One replica at a time acts on events (each keeps the graph in memory); the
-            // others keep accepting webhooks and take over when it stops.
-            match self.store.try_job_lock(BOT_LOCK).await {
-                Ok(Some(lock)) => {
-                    if let Err(err) = self.round().await {
-                        error!(error = %err, "reading the inbox failed; trying again shortly");
-                    }
-                    lock.release().await;
-                }
-                Ok(None) => debug!("another replica is processing the inbox"),
-                Err(err) => error!(error = %err, "the store failed; trying again shortly"),
+            // With several replicas, each acts on the installations whose lease it holds
+            // (shared out evenly, rebalanced as replicas come and go).
+            if let Some(bot) = &self.bot
+                && let Err(err) = bot.balance().await
+            {
+                error!(error = %err, "balancing the installation leases failed; trying again shortly");
+            }
+            if let Err(err) = self.round().await {
+                error!(error = %err, "reading the inbox failed; trying again shortly");
             }
             tokio::select! {
                 () = self.wake.notified() => {}
@@ -112,16 +108,8 @@ impl InboxProcessor {
         }
     }
 
-    /// One processing round under the bot lock: with a store shared by several replicas,
-    /// the bot first reads again what the others changed.
+    /// One processing round.
     async fn round(&self) -> Result<usize, StoreError> {
-        if self.store.is_shared()
-            && let Some(bot) = &self.bot
-            && let Err(err) = bot.load().await
-        {
-            error!(error = %err, "reloading the graph failed; processing later");
-            return Ok(0);
-        }
         // Effects left in the outbox by a crash, or waiting for a retry, come first.
         if let Some(bot) = &self.bot {
             bot.drain().await?;
@@ -133,9 +121,17 @@ impl InboxProcessor {
     pub async fn drain(&self) -> Result<usize, StoreError> {
         let mut handled = 0;
         loop {
+            // Only the deliveries of the installations this replica acts on; without a
+            // bot (no credentials) every replica only records them, so any may.
+            let only = self.bot.as_ref().and_then(|bot| bot.scope().ids());
             let claimed = self
                 .store
-                .claim_deliveries(CLAIM_BATCH, now_millis(), self.lease.as_millis() as i64)
+                .claim_deliveries_of(
+                    CLAIM_BATCH,
+                    now_millis(),
+                    self.lease.as_millis() as i64,
+                    only.as_deref(),
+                )
                 .await?;
             if claimed.is_empty() {
                 break;

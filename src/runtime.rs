@@ -143,7 +143,6 @@ impl App {
         let background = self.orchestrator.clone().map(|orchestrator| {
             tokio::spawn(run_periodic(
                 orchestrator,
-                self.store.clone(),
                 self.poll_interval,
                 self.reconcile_interval,
                 stop_signal.clone(),
@@ -154,6 +153,12 @@ impl App {
             self.retention,
             stop_signal.clone(),
         ));
+        let renewing = self.orchestrator.as_ref().map(|orchestrator| {
+            tokio::spawn(crate::ownership::keep_renewing(
+                orchestrator.ownership().clone(),
+                stop_signal.clone(),
+            ))
+        });
         let processing = tokio::spawn(async move { processor.run(stop_signal).await });
         let served = http::serve(listener, self.router(), self.connections, shutdown)
             .await
@@ -170,6 +175,13 @@ impl App {
         }
         if let Err(err) = pruning.await {
             warn!(error = %err, "the retention task ended abnormally");
+        }
+        if let Some(orchestrator) = &self.orchestrator {
+            if let Some(renewing) = renewing {
+                let _ = renewing.await;
+            }
+            // The other replicas take this one's installations at once.
+            orchestrator.ownership().release().await;
         }
         self.store.close().await;
         info!("stopped");
@@ -266,12 +278,17 @@ async fn build_orchestrator(
         }
         Err(err) => return Err(err).context("setting up the Codegen client"),
     };
+    let ownership = crate::ownership::Ownership::new(
+        store.clone(),
+        std::time::Duration::from_secs(config.storage.lease_secs.max(1)),
+    );
     let orchestrator = Orchestrator::new(
         EngineSettings::from_config(config),
         store.clone(),
         Arc::new(app),
         agents,
         tuning.effect_retry,
+        ownership,
     );
     orchestrator
         .load()
@@ -284,37 +301,23 @@ async fn build_orchestrator(
 /// `stop` turns true.
 async fn run_periodic(
     orchestrator: Orchestrator,
-    store: Store,
     poll: std::time::Duration,
     reconcile: std::time::Duration,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut next_reconcile = tokio::time::Instant::now();
     let mut next_poll = tokio::time::Instant::now() + poll;
+    // Each replica follows the runs and reconciles the installations it acts on; when that
+    // set changes, the installations taken up are reconciled at once.
+    let mut reconciled_for = None;
     while !*stop.borrow() {
         let now = tokio::time::Instant::now();
-        let due = now >= next_reconcile || now >= next_poll;
-        // One replica at a time runs the periodic jobs; the lock is also the bot's.
-        let lock = if due {
-            match store.try_job_lock(crate::processor::BOT_LOCK).await {
-                Ok(lock) => lock,
-                Err(err) => {
-                    warn!(error = %err, "the store failed; periodic jobs wait");
-                    None
-                }
-            }
-        } else {
-            None
-        };
-        if due && lock.is_none() {
-            next_poll = now + poll;
-        } else if due && store.is_shared() && orchestrator.load().await.is_err() {
-            warn!("reloading the graph failed; periodic jobs wait");
-            next_poll = now + poll;
-        } else if now >= next_reconcile {
+        let generation = orchestrator.ownership().scope().1;
+        if now >= next_reconcile || reconciled_for != Some(generation) {
             if let Err(err) = orchestrator.reconcile().await {
                 warn!(error = %err, "reconciliation failed; trying again at the next interval");
             }
+            reconciled_for = Some(generation);
             next_reconcile = tokio::time::Instant::now() + reconcile;
         } else if now >= next_poll {
             if let Err(err) = orchestrator.tick().await {
@@ -322,11 +325,10 @@ async fn run_periodic(
             }
             next_poll = tokio::time::Instant::now() + poll;
         }
-        if let Some(lock) = lock {
-            lock.release().await;
-        }
         tokio::select! {
             () = tokio::time::sleep_until(next_poll.min(next_reconcile)) => {}
+            // A change of the installations acted on is seen within the renewal interval.
+            () = tokio::time::sleep(orchestrator.ownership().renew_interval()), if orchestrator.ownership().is_shared() => {}
             _ = stop.changed() => {}
         }
     }

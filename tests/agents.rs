@@ -13,6 +13,7 @@ use codegen_orchestrator::agents::{AgentSettings, Agents, Launch, LaunchOutcome}
 use codegen_orchestrator::codegen::{Codegen, CodegenTuning};
 use codegen_orchestrator::config::Secret;
 use codegen_orchestrator::domain::{InstallationId, IssueRef};
+use codegen_orchestrator::ownership::Scope;
 use codegen_orchestrator::store::{RunState, Store};
 use serde_json::json;
 use support::fake_codegen::{FakeCodegen, Fault, ORG, TOKEN, Target};
@@ -143,7 +144,7 @@ async fn polling_reads_statuses_in_any_case_and_times_runs_out() {
         s.fake.set_status(ids[1], "completed");
         s.fake.set_status(ids[2], "OUT_OF_TOKENS");
         s.fake.set_status(ids[3], "SOMETHING_NEW");
-        let ended = s.agents.poll(T0 + 60_000).await.unwrap();
+        let ended = s.agents.poll(T0 + 60_000, &Scope::All).await.unwrap();
         let states: Vec<_> = ended
             .iter()
             .map(|e| (e.record.issue.number, e.record.state))
@@ -174,7 +175,7 @@ async fn polling_reads_statuses_in_any_case_and_times_runs_out() {
 
         // The unknown status and the untouched run never finish: after the timeout they stop.
         let late = T0 + TIMEOUT.as_millis() as i64 + 1;
-        let ended = s.agents.poll(late).await.unwrap();
+        let ended = s.agents.poll(late, &Scope::All).await.unwrap();
         let states: Vec<_> = ended
             .iter()
             .map(|e| (e.record.issue.number, e.record.state))
@@ -189,7 +190,11 @@ async fn polling_reads_statuses_in_any_case_and_times_runs_out() {
             .collect();
         assert_eq!(banned, [ids[3], ids[4]]);
         assert!(
-            s.agents.poll(late + 1).await.unwrap().is_empty(),
+            s.agents
+                .poll(late + 1, &Scope::All)
+                .await
+                .unwrap()
+                .is_empty(),
             "nothing left running"
         );
         // They have stopped: the bans that stopped them are lifted.
@@ -268,7 +273,7 @@ async fn a_retry_is_a_new_attempt_and_cancel_stops_the_run() {
     for s in setups().await {
         let first = started_run(&s.agents.launch(&launch(1, 1), T0).await.unwrap());
         s.fake.set_status(first, "FAILED");
-        s.agents.poll(T0 + 1).await.unwrap();
+        s.agents.poll(T0 + 1, &Scope::All).await.unwrap();
         let second = started_run(&s.agents.launch(&launch(1, 2), T0 + 2).await.unwrap());
         assert_ne!(first, second);
         let attempts: Vec<_> = s
@@ -308,14 +313,14 @@ async fn a_cancelled_attempt_stays_cancelled_when_its_run_completes_later() {
             tokio::time::sleep(Duration::from_millis(150)).await;
             s.fake
                 .finish(id, "COMPLETE", Some("https://github.com/acme/api/pull/90"));
-            s.agents.poll(T0 + 2).await
+            s.agents.poll(T0 + 2, &Scope::All).await
         });
         let cancelled = cancelled
             .unwrap()
             .expect("the running attempt is cancelled");
         assert_eq!(cancelled.state, RunState::Cancelled);
         assert!(ended.unwrap().is_empty(), "no ending, so nothing unblocks");
-        assert!(s.agents.poll(T0 + 3).await.unwrap().is_empty());
+        assert!(s.agents.poll(T0 + 3, &Scope::All).await.unwrap().is_empty());
         let row = &s.store.runs_of(&issue(1)).await.unwrap()[0];
         assert_eq!(row.state, RunState::Cancelled);
         assert!(row.pull_requests.is_empty(), "{:?}", row.pull_requests);
@@ -338,14 +343,14 @@ async fn the_ban_that_stopped_a_run_is_lifted_once_it_has_stopped() {
         assert_eq!(cancelled.state, RunState::Cancelled);
         assert!(s.fake.runs().iter().any(|r| r.id == first && r.banned));
         // Still going on Codegen's side: the ban stays.
-        assert!(s.agents.poll(T0 + 2).await.unwrap().is_empty());
+        assert!(s.agents.poll(T0 + 2, &Scope::All).await.unwrap().is_empty());
         assert_eq!(s.fake.calls_to("POST", "/agent/run/unban"), 0);
         assert!(s.fake.runs().iter().any(|r| r.id == first && r.banned));
 
         // Stopped: the ban is lifted, once.
         s.fake.set_status(first, "CANCELLED");
-        s.agents.poll(T0 + 3).await.unwrap();
-        s.agents.poll(T0 + 4).await.unwrap();
+        s.agents.poll(T0 + 3, &Scope::All).await.unwrap();
+        s.agents.poll(T0 + 4, &Scope::All).await.unwrap();
         let unbans: Vec<_> = s
             .fake
             .calls()
@@ -366,7 +371,7 @@ async fn the_ban_that_stopped_a_run_is_lifted_once_it_has_stopped() {
             "COMPLETE",
             Some("https://github.com/acme/api/pull/90"),
         );
-        let ended = s.agents.poll(T0 + 6).await.unwrap();
+        let ended = s.agents.poll(T0 + 6, &Scope::All).await.unwrap();
         assert_eq!(ended.len(), 1);
         assert_eq!(
             (ended[0].record.attempt, ended[0].record.state),
@@ -397,14 +402,14 @@ async fn a_cancel_whose_ban_fails_is_recorded_at_once_and_the_ban_is_retried() {
         );
 
         // A later poll asks Codegen again, then lifts the ban once the run has stopped.
-        s.agents.poll(T0 + 120_000).await.unwrap();
+        s.agents.poll(T0 + 120_000, &Scope::All).await.unwrap();
         assert!(
             s.fake
                 .runs()
                 .iter()
                 .any(|r| r.id == id && r.banned && r.status == "CANCELLED")
         );
-        s.agents.poll(T0 + 121_000).await.unwrap();
+        s.agents.poll(T0 + 121_000, &Scope::All).await.unwrap();
         assert!(s.fake.runs().iter().all(|r| !r.banned));
         assert_eq!(
             s.store.runs_of(&issue(1)).await.unwrap()[0].state,

@@ -769,7 +769,7 @@ fn url_encode(text: &str) -> String {
 /// Several machines on PostgreSQL, as the README's Deployment section starts them: two
 /// `serve` processes with the same `DATABASE_URL` (one written `postgres://`, the other
 /// `postgresql://...?sslmode=prefer`) behind one "load balancer". Deliveries alternate
-/// between them; mid-way the replica doing the work (it holds the bot's advisory lock) is
+/// between them; mid-way the replica doing the work (it holds the installation's lease) is
 /// killed with SIGKILL and the rest go to the survivor, which takes over the dead one's
 /// claims once `storage.lease_secs` runs out. Every delivery is processed, each ready issue
 /// gets one run and every issue one status comment.
@@ -867,7 +867,7 @@ async fn postgres_two_replicas_one_killed_the_other_finishes_after_the_lease() {
     let mut killed_at = Instant::now();
     for (i, (event, id, n)) in deliveries.iter().enumerate() {
         if i == deliveries.len() / 2 {
-            // Mid-way: kill the replica that is acting (it holds the bot's advisory lock)
+            // Mid-way: kill the replica that is acting (it holds the installation's lease)
             // while it waits for Codegen's answer to a run Codegen has created.
             let deadline = Instant::now() + Duration::from_secs(SLOW_CREATION.as_secs());
             let (victim, in_flight) = loop {
@@ -881,7 +881,7 @@ async fn postgres_two_replicas_one_killed_the_other_finishes_after_the_lease() {
                 );
                 tokio::time::sleep(Duration::from_millis(5)).await;
             };
-            let victim = usize::from(victim == "replica-b");
+            let victim = usize::from(victim == replicas[1].child.id());
             replicas[victim].kill();
             killed_at = Instant::now();
             done_at_kill = (
@@ -976,7 +976,7 @@ async fn postgres_two_replicas_one_killed_the_other_finishes_after_the_lease() {
     }
     store.close().await;
     println!(
-        "postgres: {} deliveries over 2 replicas; {} SIGKILLed at delivery {} holding the bot lock \
+        "postgres: {} deliveries over 2 replicas; {} SIGKILLed at delivery {} holding the installation's lease \
          and {} claimed deliveries ({:?}), waiting for Codegen's answer, after creating {} runs and {} status comments; {survivor_name} took them over and finished {:.1} s after \
          the kill (lease {LEASE_SECS} s); {} runs for {ready} ready issues, 1 status comment on each \
          of {ISSUES}; {:.1} s in all",
@@ -993,16 +993,17 @@ async fn postgres_two_replicas_one_killed_the_other_finishes_after_the_lease() {
     );
 }
 
-/// The `application_name` of the connection holding the bot's advisory lock (if any), and
-/// the deliveries whose claim has not run out yet.
-async fn acting_replica(monitor: &mut sqlx::PgConnection) -> (Option<String>, Vec<String>) {
+/// The process id of the replica holding the installation's lease (if any; replicas are
+/// named `host/pid/start`), and the deliveries whose claim has not run out yet.
+async fn acting_replica(monitor: &mut sqlx::PgConnection) -> (Option<u32>, Vec<String>) {
     let holder: Option<String> = sqlx::query_scalar(
-        "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-         WHERE l.locktype = 'advisory' AND l.granted LIMIT 1",
+        "SELECT owner FROM installation_leases
+         WHERE expires_at > (extract(epoch FROM clock_timestamp()) * 1000)::bigint LIMIT 1",
     )
     .fetch_optional(&mut *monitor)
     .await
-    .unwrap();
+    .unwrap_or_default();
+    let holder = holder.and_then(|owner| owner.split('/').nth(1)?.parse().ok());
     let claimed: Vec<String> = sqlx::query_scalar(
         "SELECT id FROM deliveries WHERE state = 'pending'
          AND lease_until > (extract(epoch FROM clock_timestamp()) * 1000)::bigint",

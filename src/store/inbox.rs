@@ -6,7 +6,7 @@ use bytes::Bytes;
 
 use super::rows::{ReadRow, u32_column};
 use super::sql::{MAX_IN_LIST, Statement, placeholders};
-use super::{Store, StoreError};
+use super::{Backend, Store, StoreError};
 use crate::domain::{DeliveryId, InstallationId};
 
 /// A webhook delivery that passed the door, about to be stored.
@@ -150,7 +150,25 @@ impl Store {
         now: i64,
         lease_ms: i64,
     ) -> Result<Vec<ClaimedDelivery>, StoreError> {
-        let mut claimed = dispatch!(self.claim_deliveries(limit, now, lease_ms))?;
+        self.claim_deliveries_of(limit, now, lease_ms, None).await
+    }
+
+    /// [`Store::claim_deliveries`]; with `only`, just the deliveries of those installations
+    /// (the ones whose lease this replica holds).
+    pub async fn claim_deliveries_of(
+        &self,
+        limit: u32,
+        now: i64,
+        lease_ms: i64,
+        only: Option<&[InstallationId]>,
+    ) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        let mut claimed = match &self.backend {
+            // One process acts on every installation: nothing to leave to others.
+            Backend::Sqlite(backend) => backend.claim_deliveries(limit, now, lease_ms).await,
+            Backend::Postgres(backend) => {
+                backend.claim_deliveries(limit, now, lease_ms, only).await
+            }
+        }?;
         // RETURNING gives no order guarantee; arrival order is the contract.
         claimed.sort_by_key(|delivery| delivery.seq);
         Ok(claimed)

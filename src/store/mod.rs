@@ -19,6 +19,7 @@ macro_rules! dispatch {
 
 mod inbox;
 mod issues;
+mod leases;
 mod outbox;
 mod postgres;
 mod retention;
@@ -34,6 +35,7 @@ pub use inbox::{
     RecordOutcome,
 };
 pub use issues::StatusCommentRecord;
+pub use leases::{LeaseRound, fair_share};
 pub use outbox::{OutboxEntry, Step};
 pub use retention::Retention;
 pub use runs::RunEnding;
@@ -62,6 +64,10 @@ pub enum StoreError {
     /// Another process has the SQLite file open (SQLite serves one process).
     #[error("{0}")]
     InUse(String),
+    /// A step was refused: this replica no longer holds the lease of an installation it
+    /// acted on (another replica took it over); nothing of the step was written.
+    #[error("the lease of an installation ran out before the step was committed")]
+    LeaseLost,
 }
 
 /// The store. Cheap to clone; all clones share one database.
@@ -74,23 +80,6 @@ pub struct Store {
 enum Backend {
     Sqlite(sqlite::SqliteStore),
     Postgres(postgres::PostgresStore),
-}
-
-/// A job lock: while it is held, no other replica runs the same job. Release it with
-/// [`JobLock::release`]; a dropped one is released when its connection is next used.
-pub struct JobLock {
-    held: Option<postgres::PgJobLock>,
-}
-
-impl JobLock {
-    /// Releases the lock now.
-    pub async fn release(self) {
-        if let Some(held) = self.held
-            && let Err(err) = held.release().await
-        {
-            tracing::warn!(error = %err, "releasing a job lock failed; it ends with its connection");
-        }
-    }
 }
 
 impl Store {
@@ -113,18 +102,6 @@ impl Store {
     /// process holds in memory must be read again from the store before use.
     pub fn is_shared(&self) -> bool {
         matches!(self.backend, Backend::Postgres(_))
-    }
-
-    /// Takes the lock of job `name` unless another replica holds it. SQLite serves one
-    /// process, which holds every lock.
-    pub async fn try_job_lock(&self, name: &str) -> Result<Option<JobLock>, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(_) => Ok(Some(JobLock { held: None })),
-            Backend::Postgres(backend) => Ok(backend
-                .try_job_lock(lock_key(name))
-                .await?
-                .map(|held| JobLock { held: Some(held) })),
-        }
     }
 
     /// Checks that the database answers.
@@ -151,14 +128,4 @@ impl Store {
     async fn transaction(&self, statements: Vec<Statement>) -> Result<Vec<Outcome>, StoreError> {
         dispatch!(self.transaction(statements))
     }
-}
-
-/// A stable advisory-lock key for a job name (FNV-1a, so every replica computes the same).
-fn lock_key(name: &str) -> i64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in name.bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    hash as i64
 }

@@ -6,8 +6,8 @@
 
 use super::inbox::{DeliveryOutcome, finish_statements, first_int};
 use super::rows::{ReadRow, u32_column};
-use super::sql::Statement;
-use super::{Store, StoreError, issues, settings};
+use super::sql::{Statement, placeholders};
+use super::{Store, StoreError, issues, leases, settings};
 use crate::domain::{InstallationId, IssueRef};
 
 /// One step of processing, committed atomically: a delivery's outcome or an executed
@@ -49,7 +49,23 @@ pub struct OutboxEntry {
 impl Store {
     /// Commits `step` in one transaction; returns the ids of the new outbox entries, in order.
     pub async fn commit_step(&self, step: &Step, now: i64) -> Result<Vec<i64>, StoreError> {
+        self.commit_step_fenced(step, now, None).await
+    }
+
+    /// [`Store::commit_step`], and with a `fence` (a replica and the installations the step acts on), the step is
+    /// written only while that replica holds all of their leases, else refused as a whole
+    /// with [`StoreError::LeaseLost`].
+    pub async fn commit_step_fenced(
+        &self,
+        step: &Step,
+        now: i64,
+        fence: Option<(&str, &[InstallationId])>,
+    ) -> Result<Vec<i64>, StoreError> {
         let mut statements = Vec::new();
+        let fenced = fence.is_some_and(|(_, installations)| !installations.is_empty());
+        if let Some((replica, installations)) = fence.filter(|_| fenced) {
+            statements.push(leases::fence(replica, installations));
+        }
         if !step.deliveries.is_empty() {
             statements.extend(finish_statements(&step.deliveries, now));
         }
@@ -86,10 +102,15 @@ impl Store {
                 .bind(now),
             );
         }
-        if statements.is_empty() {
+        if statements.len() == usize::from(fenced) {
             return Ok(Vec::new());
         }
-        let outcomes = self.transaction(statements).await?;
+        let outcomes = match self.transaction(statements).await {
+            Err(StoreError::Database(sqlx::Error::RowNotFound)) if fenced => {
+                return Err(StoreError::LeaseLost);
+            }
+            outcomes => outcomes?,
+        };
         outcomes[first_decision..]
             .iter()
             .map(|inserted| Ok(first_int(&inserted.rows, "id")?))
@@ -103,17 +124,38 @@ impl Store {
         limit: u32,
         now: i64,
     ) -> Result<Vec<OutboxEntry>, StoreError> {
-        let rows = self
-            .read(
-                Statement::rows(
-                    "SELECT id, installation_id, decision, attempts, created_at, next_attempt_at FROM outbox
-                     WHERE state = 'pending' AND next_attempt_at <= $1
-                     ORDER BY id LIMIT $2",
-                )
-                .bind(now)
-                .bind(i64::from(limit)),
-            )
-            .await?;
+        self.pending_effects_of(limit, now, None).await
+    }
+
+    /// [`Store::pending_effects`]; with `only`, just those of these installations.
+    pub async fn pending_effects_of(
+        &self,
+        limit: u32,
+        now: i64,
+        only: Option<&[InstallationId]>,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        let columns = "SELECT id, installation_id, decision, attempts, created_at, next_attempt_at
+                       FROM outbox WHERE state = 'pending' AND next_attempt_at <= $1";
+        let statement = match only {
+            None => Statement::rows_of(format!("{columns} ORDER BY id LIMIT $2")),
+            Some(ids) => {
+                let mut statement = Statement::rows_of(format!(
+                    "{columns} AND installation_id IN ({}) ORDER BY id LIMIT $2",
+                    placeholders(3, ids.len())
+                ));
+                statement = statement.bind(now).bind(i64::from(limit));
+                for id in ids {
+                    statement = statement.bind(id.0 as i64);
+                }
+                return self.entries(statement).await;
+            }
+        };
+        self.entries(statement.bind(now).bind(i64::from(limit)))
+            .await
+    }
+
+    async fn entries(&self, statement: Statement) -> Result<Vec<OutboxEntry>, StoreError> {
+        let rows = self.read(statement).await?;
         rows.iter()
             .map(|row| Ok(outbox_entry(row.as_ref())?))
             .collect()

@@ -1,14 +1,14 @@
 //! The PostgreSQL backend, for several replicas sharing one database. Deliveries are
 //! claimed with `FOR UPDATE SKIP LOCKED` and a lease, so that each is processed by one
-//! replica and a crashed replica's claims return after the lease; jobs that must run on one
-//! replica at a time take a transaction-level advisory lock. The statements both dialects
-//! share run here on the pool.
+//! replica and a crashed replica's claims return after the lease; which replica acts on
+//! which installation is in `leases`. The statements both dialects share run here on the
+//! pool.
 
 use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{Postgres, Row, Transaction};
+use sqlx::{Postgres, Row};
 
 use super::StoreError;
 use super::inbox::{
@@ -16,6 +16,7 @@ use super::inbox::{
 };
 use super::retention::{Expiring, PruneCutoffs};
 use super::sql::{self, Outcome, Statement};
+use crate::domain::InstallationId;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -23,18 +24,6 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 #[derive(Clone)]
 pub(super) struct PostgresStore {
     pool: PgPool,
-}
-
-/// A held advisory lock; released when its transaction ends.
-pub(super) struct PgJobLock(Transaction<'static, Postgres>);
-
-impl PgJobLock {
-    /// Ends the transaction now (a dropped one is rolled back only when its connection is
-    /// next used, which would keep the lock a little longer).
-    pub(super) async fn release(self) -> Result<(), StoreError> {
-        self.0.rollback().await?;
-        Ok(())
-    }
 }
 
 impl PostgresStore {
@@ -47,6 +36,11 @@ impl PostgresStore {
             .await?;
         MIGRATOR.run(&pool).await?;
         Ok(Self { pool })
+    }
+
+    /// The pool, for the statements only PostgreSQL runs (installation leases).
+    pub(super) fn pool(&self) -> &PgPool {
+        &self.pool
     }
 
     pub(super) async fn record_delivery(
@@ -85,7 +79,11 @@ impl PostgresStore {
         limit: u32,
         now: i64,
         lease_ms: i64,
+        only: Option<&[InstallationId]>,
     ) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        // Without installations named, every delivery; a delivery without an installation
+        // belongs to "installation" 0 (as in the token mode).
+        let only: Option<Vec<i64>> = only.map(|ids| ids.iter().map(|id| id.0 as i64).collect());
         let rows = sqlx::query(
             "UPDATE deliveries d SET lease_until = $1 + $2
              FROM delivery_bodies b
@@ -93,6 +91,7 @@ impl PostgresStore {
                  SELECT seq FROM deliveries
                  WHERE state = 'pending' AND next_attempt_at <= $1
                    AND (lease_until IS NULL OR lease_until <= $1)
+                   AND ($4::BIGINT[] IS NULL OR COALESCE(installation_id, 0) = ANY($4))
                  ORDER BY seq LIMIT $3
                  FOR UPDATE SKIP LOCKED)
              RETURNING d.seq, d.id, d.event, d.action, d.repository, d.received_at,
@@ -101,6 +100,7 @@ impl PostgresStore {
         .bind(now)
         .bind(lease_ms)
         .bind(i64::from(limit))
+        .bind(only)
         .fetch_all(&self.pool)
         .await?;
         let mut claimed = Vec::with_capacity(rows.len());
@@ -133,17 +133,6 @@ impl PostgresStore {
         .bind(cutoffs.latest())
         .bind(i64::from(limit));
         Ok(self.write(delete).await?.rows_affected)
-    }
-
-    /// Takes the advisory lock `key` if no other replica holds it; held until the returned
-    /// lock is dropped.
-    pub(super) async fn try_job_lock(&self, key: i64) -> Result<Option<PgJobLock>, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
-            .bind(key)
-            .fetch_one(&mut *tx)
-            .await?;
-        Ok(locked.then_some(PgJobLock(tx)))
     }
 
     pub(super) async fn read(&self, statement: Statement) -> Result<Outcome, StoreError> {

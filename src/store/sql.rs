@@ -71,6 +71,8 @@ pub(super) struct Statement {
     sql: Cow<'static, str>,
     values: Vec<Value>,
     returns: Returns,
+    /// In a transaction: the rows it must change, else the transaction is rolled back.
+    requires: Option<u64>,
 }
 
 impl Statement {
@@ -99,7 +101,15 @@ impl Statement {
             sql,
             values: Vec::new(),
             returns,
+            requires: None,
         }
+    }
+
+    /// In a transaction, the whole transaction fails (and changes nothing) unless this
+    /// statement changes exactly `rows` rows: a condition checked where it is written.
+    pub(super) fn requiring(mut self, rows: u64) -> Self {
+        self.requires = Some(rows);
+        self
     }
 
     /// Binds the next placeholder.
@@ -198,7 +208,8 @@ where
 }
 
 /// Runs `statements` in order in one transaction on `conn`: all of them take effect, or
-/// (on the first error) none.
+/// (on the first error, or a statement that did not change the rows it requires) none;
+/// the latter fails with `RowNotFound`.
 pub(super) async fn run_in_transaction<DB>(
     conn: &mut DB::Connection,
     statements: Vec<Statement>,
@@ -214,7 +225,13 @@ where
     let mut tx = conn.begin().await?;
     let mut outcomes = Vec::with_capacity(statements.len());
     for statement in statements {
-        outcomes.push(run(&mut *tx, statement).await?);
+        let requires = statement.requires;
+        let outcome = run(&mut *tx, statement).await?;
+        if requires.is_some_and(|rows| rows != outcome.rows_affected) {
+            tx.rollback().await?;
+            return Err(sqlx::Error::RowNotFound);
+        }
+        outcomes.push(outcome);
     }
     tx.commit().await?;
     Ok(outcomes)

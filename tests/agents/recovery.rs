@@ -34,10 +34,16 @@ async fn a_crash_between_codegen_and_the_store_is_recovered_by_adoption() {
         let row = &store.runs_of(&issue(7)).await.unwrap()[0];
         assert_eq!((row.state, row.run_id), (RunState::Launching, None));
         // Within the lease nothing is touched: the holder may still be at work.
-        assert!(restarted.recover(T0 + 1000).await.unwrap().is_empty());
+        assert!(
+            restarted
+                .recover(T0 + 1000, &Scope::All)
+                .await
+                .unwrap()
+                .is_empty()
+        );
 
         let settled = restarted
-            .recover(T0 + LEASE.as_millis() as i64 + 1)
+            .recover(T0 + LEASE.as_millis() as i64 + 1, &Scope::All)
             .await
             .unwrap();
         assert_eq!(settled.len(), 1);
@@ -55,7 +61,7 @@ async fn a_crash_between_codegen_and_the_store_is_recovered_by_adoption() {
         assert_eq!((row.state, row.run_id), (RunState::Running, Some(*run)));
         // And it is tracked again.
         s.fake.set_status(run.0, "completed");
-        let ended = restarted.poll(T0 + 400_000).await.unwrap();
+        let ended = restarted.poll(T0 + 400_000, &Scope::All).await.unwrap();
         assert_eq!(ended[0].record.state, RunState::Succeeded);
     }
 }
@@ -77,7 +83,7 @@ async fn a_crash_before_codegen_was_asked_launches_on_recovery() {
             .unwrap();
         let settled = s
             .agents
-            .recover(T0 + LEASE.as_millis() as i64 + 1)
+            .recover(T0 + LEASE.as_millis() as i64 + 1, &Scope::All)
             .await
             .unwrap();
         assert!(
@@ -89,7 +95,7 @@ async fn a_crash_before_codegen_was_asked_launches_on_recovery() {
         // Recovering again finds nothing left to do.
         assert!(
             s.agents
-                .recover(T0 + 10 * LEASE.as_millis() as i64)
+                .recover(T0 + 10 * LEASE.as_millis() as i64, &Scope::All)
                 .await
                 .unwrap()
                 .is_empty()
@@ -132,7 +138,7 @@ async fn a_lost_launch_in_a_busy_organisation_is_adopted_from_our_own_runs() {
 
         let settled = s
             .agents
-            .recover(T0 + LEASE.as_millis() as i64 + 1)
+            .recover(T0 + LEASE.as_millis() as i64 + 1, &Scope::All)
             .await
             .unwrap();
         assert!(
@@ -187,7 +193,7 @@ async fn a_launch_codegen_cannot_settle_is_deferred_and_recovery_adopts_its_run(
 
         let settled = s
             .agents
-            .recover(T0 + LEASE.as_millis() as i64 + 1)
+            .recover(T0 + LEASE.as_millis() as i64 + 1, &Scope::All)
             .await
             .unwrap();
         let created = s.fake.runs().last().unwrap().id;
@@ -225,7 +231,13 @@ async fn recovery_that_cannot_ask_codegen_leaves_the_launch_for_later() {
             s.fake.fault(Target::Read, 503, json!({}));
         }
         let first = T0 + LEASE.as_millis() as i64 + 1;
-        assert!(s.agents.recover(first).await.unwrap().is_empty());
+        assert!(
+            s.agents
+                .recover(first, &Scope::All)
+                .await
+                .unwrap()
+                .is_empty()
+        );
         assert_eq!(
             s.fake.calls_to("POST", "/agent/run"),
             0,
@@ -237,7 +249,7 @@ async fn recovery_that_cannot_ask_codegen_leaves_the_launch_for_later() {
         // The lease taken for the try runs out; Codegen answers again.
         let settled = s
             .agents
-            .recover(first + LEASE.as_millis() as i64 + 1)
+            .recover(first + LEASE.as_millis() as i64 + 1, &Scope::All)
             .await
             .unwrap();
         assert!(

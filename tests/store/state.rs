@@ -1,11 +1,13 @@
-//! What the bot keeps besides runs: issues, status comments, settings; and job locks.
+//! What the bot keeps besides runs: issues, status comments, settings; and installation
+//! leases.
 
 use codegen_orchestrator::domain::InstallationId;
+use codegen_orchestrator::store::{LeaseRound, StoreError};
 
 use crate::{T0, issue};
 
 #[tokio::test]
-async fn issues_status_comments_settings_and_job_locks() {
+async fn issues_status_comments_and_settings() {
     each_store!(|store, name| {
         store
             .save_issue(InstallationId(42), &issue("acme/api#1"), "{\"a\":1}", T0)
@@ -89,19 +91,103 @@ async fn issues_status_comments_settings_and_job_locks() {
             Some("y"),
             "{name}"
         );
+    });
+}
 
-        let first = store.try_job_lock("bot").await.unwrap();
-        assert!(first.is_some(), "{name}");
-        let second = store.try_job_lock("bot").await.unwrap();
-        if store.is_shared() {
-            assert!(second.is_none(), "{name}: held by the first");
-            first.unwrap().release().await;
+/// Two replicas share six installations: the first takes all, gives half back when the
+/// second shows up, a step of an installation not held is refused whole, and a replica's
+/// installations go to the other when it leaves or its leases run out.
+#[tokio::test]
+async fn installation_leases_share_the_installations_out_between_replicas() {
+    each_store!(|store, name| {
+        const LEASE_MS: i64 = 60_000;
+        let ids: Vec<InstallationId> = (1..=6).map(InstallationId).collect();
+        store.know_installations(&ids).await.unwrap();
+        let first = store.balance_leases("a", LEASE_MS).await.unwrap();
+        let Some(first) = first else {
             assert!(
-                store.try_job_lock("bot").await.unwrap().is_some(),
-                "{name}: released on drop"
+                !store.is_shared(),
+                "{name}: one process holds every installation"
             );
-        } else {
-            assert!(second.is_some(), "{name}: one process holds every lock");
-        }
+            continue;
+        };
+        let held = |round: Option<LeaseRound>| -> Vec<u64> {
+            round.unwrap().held.into_iter().map(|id| id.0).collect()
+        };
+        assert_eq!(first.held.len(), 6, "{name}: alone, a takes all");
+        assert_eq!((first.live_replicas, first.known), (1, 6), "{name}");
+        // b joins: nothing is free until a gives its share back.
+        assert!(
+            held(store.balance_leases("b", LEASE_MS).await.unwrap()).is_empty(),
+            "{name}"
+        );
+        assert_eq!(
+            held(store.balance_leases("a", LEASE_MS).await.unwrap()),
+            [1, 2, 3],
+            "{name}"
+        );
+        assert_eq!(
+            held(store.balance_leases("b", LEASE_MS).await.unwrap()),
+            [4, 5, 6],
+            "{name}"
+        );
+        // Stable from now on.
+        assert_eq!(
+            held(store.balance_leases("a", LEASE_MS).await.unwrap()),
+            [1, 2, 3],
+            "{name}"
+        );
+
+        // A step acting on installation 4 commits only for its holder.
+        let step = crate::outbox::deciding(&["x"]);
+        let refused = store
+            .commit_step_fenced(&step, T0, Some(("a", &[InstallationId(4)])))
+            .await;
+        assert!(
+            matches!(refused, Err(StoreError::LeaseLost)),
+            "{name}: {refused:?}"
+        );
+        assert_eq!(
+            store.outbox_counts().await.unwrap().0,
+            0,
+            "{name}: nothing written"
+        );
+        let fence = [InstallationId(4), InstallationId(5)];
+        assert_eq!(
+            store
+                .commit_step_fenced(&step, T0, Some(("b", &fence)))
+                .await
+                .unwrap()
+                .len(),
+            1,
+            "{name}"
+        );
+
+        // b leaves: a takes everything at its next round.
+        store.release_leases("b").await.unwrap();
+        assert_eq!(
+            held(store.balance_leases("a", LEASE_MS).await.unwrap()),
+            [1, 2, 3, 4, 5, 6],
+            "{name}"
+        );
+
+        // a's leases run out (it stopped renewing): b takes them over.
+        assert_eq!(
+            held(store.balance_leases("a", 1).await.unwrap()).len(),
+            6,
+            "{name}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        assert_eq!(
+            store
+                .renew_leases("a", LEASE_MS)
+                .await
+                .unwrap()
+                .map(|held| held.len()),
+            Some(0),
+            "{name}: a lease that ran out is not renewed"
+        );
+        let taken = held(store.balance_leases("b", LEASE_MS).await.unwrap());
+        assert!(!taken.is_empty(), "{name}: b takes what ran out");
     });
 }
