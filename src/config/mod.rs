@@ -334,7 +334,8 @@ pub struct StorageConfig {
     /// which several replicas may share.
     pub url: String,
     /// Seconds a worker's claim (a delivery being processed, a launch being created, a
-    /// status comment being posted) holds before another worker may take over, after a crash.
+    /// status comment being posted) holds before another worker may take over, after a crash;
+    /// with several replicas, also how long an installation's lease holds unrenewed.
     pub lease_secs: u64,
     /// Days a processed or ignored delivery (and its body) is kept after it was handled.
     pub retention_days: u32,

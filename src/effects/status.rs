@@ -65,8 +65,9 @@ impl Effects {
 
     /// Edits the status comment in place, or creates it once: the store holds its id and
     /// the hash of what it says, and the marker finds a comment the store does not know
-    /// (one whose creation was answered by a crash or a lost answer). Effects run only
-    /// under the bot lock, so no other worker creates it meanwhile.
+    /// (one whose creation was answered by a crash or a lost answer). An issue's effects
+    /// run only on the replica holding its installation's lease, so no other worker
+    /// creates it meanwhile.
     async fn write_status_comment(
         &self,
         client: &GitHub,
