@@ -15,10 +15,11 @@
 //! decided; one that fails is tried again with backoff, and given up after the retry
 //! policy's attempts (or at once when GitHub refuses for good).
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use futures_util::stream::{self, StreamExt};
 use tokio::sync::Mutex;
 use tracing::Instrument;
 
@@ -41,6 +42,10 @@ use crate::telemetry::names;
 const READS_PER_DELIVERY: usize = 10_000;
 /// Outbox entries read at once.
 const OUTBOX_BATCH: u32 = 256;
+/// Effects of different issues carried out at once within a round: far below GitHub's
+/// secondary limit on concurrent requests (100), enough that one issue's status comment,
+/// labels and project update do not hold up another's launch.
+const CONCURRENT_EFFECTS: usize = 8;
 /// Effects carried out in one drain at most, so that a loop of decisions cannot hold the
 /// lock forever (the rest waits for the next round).
 const DRAIN_LIMIT: usize = 20_000;
@@ -523,11 +528,15 @@ impl Orchestrator {
         }
     }
 
-    /// Carries out one round of entries (at most `limit`), in order, and commits their
-    /// completions, what the engine made of their results (settled once) and the entries
-    /// that follow, in one step. A crash before that commit carries the round out again;
-    /// every effect is safe to repeat (see [`Effects::execute`]). Returns how many were
-    /// done, and the new entries: the next round.
+    /// Carries out one round of entries (at most `limit`) and commits their completions,
+    /// what the engine made of their results (settled once, in the order the entries were
+    /// decided) and the entries that follow, in one step. An issue's entries run in order,
+    /// and one that fails holds back the rest of that issue's; different issues' run side
+    /// by side, launches started first, so that a launch never waits behind the status
+    /// comments, labels and project updates of other issues. A crash before the commit
+    /// carries the round out again; every effect is safe to repeat (see
+    /// [`Effects::execute`]). Returns how many were done, and the new entries: the next
+    /// round.
     async fn carry_out_round(
         &self,
         engine: &mut Engine,
@@ -535,11 +544,11 @@ impl Orchestrator {
         waiting: &mut BTreeMap<IssueRef, i64>,
         limit: usize,
     ) -> Result<(usize, Vec<OutboxEntry>), StoreError> {
-        let mut effects_done = Vec::new();
-        let mut decisions = Vec::new();
+        let mut chains: Vec<Vec<(OutboxEntry, Decision)>> = Vec::new();
+        let mut chain_of: HashMap<Option<IssueRef>, usize> = HashMap::new();
         let mut touched = BTreeSet::new();
         for entry in round {
-            if effects_done.len() >= limit {
+            if chains.iter().map(Vec::len).sum::<usize>() >= limit {
                 break;
             }
             let Some(decision) = decision_of(&entry) else {
@@ -560,14 +569,34 @@ impl Orchestrator {
                 continue;
             }
             touched.insert(entry.installation);
-            let outcomes = match self.carry_out(&entry, &decision).await? {
+            let chain = *chain_of.entry(decision.issue().cloned()).or_insert_with(|| {
+                chains.push(Vec::new());
+                chains.len() - 1
+            });
+            chains[chain].push((entry, decision));
+        }
+        chains.sort_by_key(|chain| !matches!(chain[0].1, Decision::Launch { .. }));
+        let mut carried: Vec<(i64, Option<IssueRef>, Carried)> = Vec::new();
+        let mut chains = stream::iter(chains)
+            .map(|chain| self.carry_out_chain(chain))
+            .buffer_unordered(CONCURRENT_EFFECTS);
+        while let Some(results) = chains.next().await {
+            for (id, issue, result) in results {
+                carried.push((id, issue, result?));
+            }
+        }
+        carried.sort_by_key(|(id, _, _)| *id);
+        let mut effects_done = Vec::new();
+        let mut decisions = Vec::new();
+        for (id, issue, carried) in carried {
+            let outcomes = match carried {
                 Carried::Done(outcomes) => {
-                    effects_done.push(entry.id);
+                    effects_done.push(id);
                     outcomes
                 }
                 Carried::Failed(given_up) => {
-                    if let Some(issue) = decision.issue() {
-                        waiting.entry(issue.clone()).or_insert(entry.id);
+                    if let Some(issue) = issue {
+                        waiting.entry(issue).or_insert(id);
                     }
                     given_up.into_iter().map(|outcome| *outcome).collect()
                 }
@@ -582,6 +611,25 @@ impl Orchestrator {
             .commit(engine, Vec::new(), effects_done, decisions, touched)
             .await?;
         Ok((finished, follow))
+    }
+
+    /// Carries out one issue's entries of a round in order, stopping at the first that
+    /// fails (the rest wait for it); entries of no issue never hold each other back.
+    async fn carry_out_chain(
+        &self,
+        chain: Vec<(OutboxEntry, Decision)>,
+    ) -> Vec<(i64, Option<IssueRef>, Result<Carried, StoreError>)> {
+        let mut results = Vec::with_capacity(chain.len());
+        for (entry, decision) in chain {
+            let result = self.carry_out(&entry, &decision).await;
+            let issue = decision.issue().cloned();
+            let holds_back = issue.is_some() && !matches!(result, Ok(Carried::Done(_)));
+            results.push((entry.id, issue, result));
+            if holds_back {
+                break;
+            }
+        }
+        results
     }
 
     /// Carries out one entry. On failure it waits for a retry, or is given up with what
