@@ -218,7 +218,7 @@ async fn three_replicas_share_six_installations_and_take_over_a_killed_ones() {
     // Everything done once: every delivery processed, one run per ready issue, one status
     // comment per issue.
     let store = Store::open(&database).await.unwrap();
-    let ready = |n: u64| n % 3 != 0;
+    let ready = |n: u64| !n.is_multiple_of(3);
     let expected: BTreeMap<(String, u64), usize> = (1..=INSTALLATIONS)
         .flat_map(|i| {
             (1..=ISSUES)
