@@ -569,10 +569,12 @@ impl Orchestrator {
                 continue;
             }
             touched.insert(entry.installation);
-            let chain = *chain_of.entry(decision.issue().cloned()).or_insert_with(|| {
-                chains.push(Vec::new());
-                chains.len() - 1
-            });
+            let chain = *chain_of
+                .entry(decision.issue().cloned())
+                .or_insert_with(|| {
+                    chains.push(Vec::new());
+                    chains.len() - 1
+                });
             chains[chain].push((entry, decision));
         }
         chains.sort_by_key(|chain| !matches!(chain[0].1, Decision::Launch { .. }));

@@ -141,7 +141,9 @@ impl Ownership {
             .balance_leases(&self.inner.replica, lease_ms)
             .await?
         {
-            self.settle(round.held, sent);
+            // An installation taken (even one held before: its lease had run out) may
+            // have been acted on by another replica meanwhile: its state is read again.
+            self.settle(round.held, !round.taken.is_empty(), sent);
         }
         Ok(())
     }
@@ -157,7 +159,7 @@ impl Ownership {
             .await?
         {
             let kept = &self.lock().installations & &held;
-            self.settle(kept, sent);
+            self.settle(kept, false, sent);
         }
         Ok(())
     }
@@ -174,9 +176,9 @@ impl Ownership {
         }
     }
 
-    fn settle(&self, installations: BTreeSet<InstallationId>, sent: Instant) {
+    fn settle(&self, installations: BTreeSet<InstallationId>, taken: bool, sent: Instant) {
         let mut held = self.lock();
-        if held.installations != installations {
+        if taken || held.installations != installations {
             tracing::info!(
                 replica = %self.inner.replica,
                 installations = ?installations.iter().map(|id| id.0).collect::<Vec<_>>(),

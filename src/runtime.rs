@@ -327,8 +327,8 @@ async fn run_periodic(
         }
         tokio::select! {
             () = tokio::time::sleep_until(next_poll.min(next_reconcile)) => {}
-            // A change of the installations acted on is seen within the renewal interval.
-            () = tokio::time::sleep(orchestrator.ownership().renew_interval()), if orchestrator.ownership().is_shared() => {}
+            // A change of the installations acted on is seen within a second.
+            () = tokio::time::sleep(std::time::Duration::from_secs(1)), if orchestrator.ownership().is_shared() => {}
             _ = stop.changed() => {}
         }
     }

@@ -28,6 +28,9 @@ macro_rules! db_now {
 pub struct LeaseRound {
     /// The installations this replica holds now (renewed or newly taken).
     pub held: BTreeSet<InstallationId>,
+    /// Those it took this round: free or expired before, so another replica may have acted
+    /// on them since this one last did.
+    pub taken: BTreeSet<InstallationId>,
     /// Replicas seen within one lease, this one included.
     pub live_replicas: u64,
     /// Installations known to the replicas (with a lease row, held or not).
@@ -68,6 +71,7 @@ impl Store {
         .execute(pool)
         .await?;
         let mut held = renew(pool, replica, lease_ms).await?;
+        let mut taken = BTreeSet::new();
         let (live_replicas, known): (i64, i64) = sqlx::query_as(concat!(
             "SELECT (SELECT count(*) FROM replicas WHERE seen_at > ",
             db_now!(),
@@ -98,7 +102,7 @@ impl Store {
             .await?;
             held.retain(|id| !over.contains(&(id.0 as i64)));
         } else if (held.len() as u64) < share {
-            let taken: Vec<i64> = sqlx::query_scalar(concat!(
+            let newly: Vec<i64> = sqlx::query_scalar(concat!(
                 "UPDATE installation_leases SET owner = $1, expires_at = ",
                 db_now!(),
                 " + $2
@@ -116,7 +120,8 @@ impl Store {
             .bind((share - held.len() as u64) as i64)
             .fetch_all(pool)
             .await?;
-            held.extend(taken.into_iter().map(|id| InstallationId(id as u64)));
+            taken.extend(newly.into_iter().map(|id| InstallationId(id as u64)));
+            held.extend(taken.iter().copied());
         }
         // Replicas gone for long are forgotten (a restarted one comes back under a new id).
         sqlx::query(concat!(
@@ -129,6 +134,7 @@ impl Store {
         .await?;
         Ok(Some(LeaseRound {
             held,
+            taken,
             live_replicas,
             known,
         }))
