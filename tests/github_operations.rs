@@ -66,6 +66,19 @@ async fn state_labels_are_created_once_with_their_colour_then_added_and_removed(
         .filter(|r| r.method == "POST" && r.path == "/repos/acme/api/labels")
         .count();
     assert_eq!(creations, 1);
+    // Known to exist once created: the second call asks nothing, and neither does a
+    // clone of the client (the effects clone it per installation).
+    client
+        .clone()
+        .ensure_label(&repo(), "Codegen:Running", "fbca04", "")
+        .await
+        .unwrap();
+    let label_requests = github
+        .requests()
+        .iter()
+        .filter(|r| r.path.starts_with("/repos/acme/api/labels"))
+        .count();
+    assert_eq!(label_requests, 2, "one look-up, one creation");
     assert_eq!(
         github.state.lock().unwrap().labels["acme/api"]["codegen:running"].0,
         "fbca04"

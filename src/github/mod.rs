@@ -139,6 +139,10 @@ pub struct GitHub {
     base_path: String,
     /// Permissions by (repository, user id), with when they were read.
     permissions: Arc<Mutex<PermissionCache>>,
+    /// Labels known to exist, by repository: a state label is looked up once per process,
+    /// not at every change of state. One deleted since is created again by GitHub when it
+    /// is next added to an issue (without our colour).
+    labels: Arc<Mutex<std::collections::HashSet<(RepoName, String)>>>,
     /// Whether the client acts as an App installation (its token is refreshed ahead).
     installation: bool,
     /// Who the client acts as, for metrics: an installation id, `token` or `app`.
@@ -177,6 +181,18 @@ struct InstallationRef {
 }
 
 impl GitHub {
+    /// Whether the label (repository, lower-case name) is known to exist.
+    fn label_known(&self, key: &(RepoName, String)) -> bool {
+        self.labels.lock().is_ok_and(|known| known.contains(key))
+    }
+
+    /// Notes that the label exists.
+    fn remember_label(&self, key: (RepoName, String)) {
+        if let Ok(mut known) = self.labels.lock() {
+            known.insert(key);
+        }
+    }
+
     /// A client that can read and write `repo`: in App mode through the installation that
     /// covers it (looked up with the App's JWT), in token mode with the token.
     pub async fn for_repository(
@@ -256,6 +272,7 @@ impl GitHub {
             etags: Arc::default(),
             base_path,
             permissions: Arc::default(),
+            labels: Arc::default(),
             installation: false,
             host: host_of(&config.api_url),
             account: if config.token.is_some() {

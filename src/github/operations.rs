@@ -47,9 +47,16 @@ impl GitHub {
         color: &str,
         description: &str,
     ) -> Result<(), GithubError> {
+        let key = (repo.clone(), name.to_lowercase());
+        if self.label_known(&key) {
+            return Ok(());
+        }
         let route = format!("{}/labels/{}", repo_route(repo), segment(name));
         match self.send(Method::GET, &route, None).await?.success() {
-            Ok(_) => return Ok(()),
+            Ok(_) => {
+                self.remember_label(key);
+                return Ok(());
+            }
             Err(err) if err.status() == Some(404) => {}
             Err(err) => return Err(err),
         }
@@ -62,11 +69,13 @@ impl GitHub {
             )
             .await?;
         match created.success() {
-            Ok(_) => Ok(()),
+            Ok(_) => {}
             // Created meanwhile by someone else: what we wanted.
-            Err(err) if err.status() == Some(422) => Ok(()),
-            Err(err) => Err(err),
+            Err(err) if err.status() == Some(422) => {}
+            Err(err) => return Err(err),
         }
+        self.remember_label(key);
+        Ok(())
     }
 
     /// Adds labels to an issue.
