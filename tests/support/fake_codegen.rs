@@ -101,6 +101,9 @@ pub struct CodegenState {
     pub arrival_delays: VecDeque<Duration>,
     /// Requests a target selects are answered 429 until then.
     pub throttled: Vec<(Target, Instant)>,
+    /// How long every answer takes after the request was recorded and handled, as a
+    /// remote service's would (zero: at once). Benches set it; it applies to every route.
+    pub latency: Duration,
 }
 
 /// A running fake.
@@ -185,6 +188,11 @@ impl FakeCodegen {
             .unwrap()
             .arrival_delays
             .extend(delays.iter().copied());
+    }
+
+    /// Every answer from now on comes `latency` after its request arrived.
+    pub fn set_latency(&self, latency: Duration) {
+        self.state.lock().unwrap().latency = latency;
     }
 
     pub fn set_status(&self, id: u64, status: &str) {

@@ -27,6 +27,8 @@ pub struct Seen {
     pub api_version: String,
     pub accept: String,
     pub if_none_match: String,
+    /// When the request arrived (before any latency or trap).
+    pub at: std::time::Instant,
 }
 
 /// An answer the fake gives instead of its normal one, once, to the next request for `path`.
@@ -103,6 +105,9 @@ pub struct GithubState {
     /// (owner/repo, path) -> text of files on the default branch.
     pub files: BTreeMap<(String, String), String>,
     pub requests: Vec<Seen>,
+    /// How long every answer takes after the request arrived and was applied, as a remote
+    /// GitHub's would (zero: at once). Benches set it; it applies to every route.
+    pub latency: std::time::Duration,
 }
 
 /// A Projects v2 board.
@@ -273,6 +278,10 @@ impl FakeGithub {
                 state.clone(),
                 scripted_or_normal,
             ))
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                answer_after_latency,
+            ))
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -350,6 +359,11 @@ impl FakeGithub {
         issue["state_reason"] = json!(reason);
     }
 
+    /// Every answer from now on comes `latency` after its request arrived.
+    pub fn set_latency(&self, latency: std::time::Duration) {
+        self.state.lock().unwrap().latency = latency;
+    }
+
     pub fn requests(&self) -> Vec<Seen> {
         self.state.lock().unwrap().requests.clone()
     }
@@ -368,6 +382,20 @@ impl FakeGithub {
             })
             .collect()
     }
+}
+
+/// Holds every answer back for the state's `latency` (nothing when it is zero).
+async fn answer_after_latency(
+    State(state): State<Arc<Mutex<GithubState>>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let response = next.run(request).await;
+    let latency = state.lock().unwrap().latency;
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    response
 }
 
 /// Records every request, then gives a scripted answer when one waits for this path, else
@@ -636,6 +664,7 @@ fn record(state: &Mutex<GithubState>, method: &'static str, path: String, header
         api_version: header("x-github-api-version"),
         accept: header("accept"),
         if_none_match: header("if-none-match"),
+        at: std::time::Instant::now(),
     });
 }
 

@@ -66,13 +66,19 @@ fn record(
     });
 }
 
-/// Sleeps through the network delay queued for the next request, before any handler sees it.
+/// Sleeps through the network delay queued for the next request, before any handler sees
+/// it, and holds the answer back for the state's `latency`.
 async fn network_delay(State(state): State<Shared>, request: Request, next: Next) -> Response {
     let delay = state.lock().unwrap().arrival_delays.pop_front();
     if let Some(delay) = delay {
         tokio::time::sleep(delay).await;
     }
-    next.run(request).await
+    let response = next.run(request).await;
+    let latency = state.lock().unwrap().latency;
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    response
 }
 
 fn token_is_valid(headers: &HeaderMap) -> bool {
