@@ -62,7 +62,13 @@ use support::world::{INSTALLATION, MAINTAINER, World, quick_tuning, user_id};
 use tower::ServiceExt;
 
 /// The installation's repositories; `World` knows the first three.
-const REPOS: [&str; 5] = ["acme/api", "acme/web", "other/lib", "acme/docs", "acme/infra"];
+const REPOS: [&str; 5] = [
+    "acme/api",
+    "acme/web",
+    "other/lib",
+    "acme/docs",
+    "acme/infra",
+];
 /// Issues per unit: a chain of five and a fan-out of one blocker and four dependents.
 const UNIT: usize = 10;
 const CHAIN: usize = 5;
@@ -87,12 +93,25 @@ fn main() {
     );
     runtime.block_on(async {
         if options.closes > 0 {
-            let closing = options.closes.div_ceil(blockers_per_unit()).min(graph.units);
+            let closing = options
+                .closes
+                .div_ceil(blockers_per_unit())
+                .min(graph.units);
             let period = Duration::from_secs_f64(1.0 / options.rate);
-            run(&options, &graph, Mode::Paced(period), closing, options.closes).await;
+            run(
+                &options,
+                &graph,
+                Mode::Paced(period),
+                closing,
+                options.closes,
+            )
+            .await;
         }
         if options.serial > 0 {
-            let closing = options.serial.div_ceil(blockers_per_unit()).min(graph.units);
+            let closing = options
+                .serial
+                .div_ceil(blockers_per_unit())
+                .min(graph.units);
             run(&options, &graph, Mode::Serial, closing, options.serial).await;
         }
     });
@@ -316,9 +335,15 @@ async fn run(options: &Options, graph: &Graph, mode: Mode, closing: usize, most:
     let heads: BTreeSet<usize> = (0..graph.nodes.len())
         .filter(|&i| graph.nodes[i].level == 0)
         .collect();
-    wait_idle(&world, options.deadline, || launched(&world, graph).len() >= heads.len()).await;
+    wait_idle(&world, options.deadline, || {
+        launched(&world, graph).len() >= heads.len()
+    })
+    .await;
     assert_eq!(
-        launched(&world, graph).keys().copied().collect::<BTreeSet<_>>(),
+        launched(&world, graph)
+            .keys()
+            .copied()
+            .collect::<BTreeSet<_>>(),
         heads,
         "the labels launch exactly the issues without blockers"
     );

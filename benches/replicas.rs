@@ -103,7 +103,6 @@ async fn measure(admin: &str, replicas: usize, issues: u64, latency: Duration) -
             "GITHUB_PRIVATE_KEY_PATH",
             test_key_path().display().to_string(),
         ),
-        ("RUST_LOG", "warn".to_owned()),
         ("CODEGEN_ORCHESTRATOR__STORAGE__LEASE_SECS", "10".into()),
         (
             "CODEGEN_ORCHESTRATOR__CODEGEN__MAX_CONCURRENT_AGENTS",

@@ -277,6 +277,13 @@ async fn three_replicas_share_six_installations_and_take_over_a_killed_ones() {
     }
     for replica in &mut replicas[..2] {
         replica.terminate();
+        let errors: Vec<_> = replica
+            .logs()
+            .lines()
+            .filter(|line| line.contains(r#""level":"ERROR""#))
+            .map(str::to_owned)
+            .collect();
+        assert!(errors.is_empty(), "{}: {errors:#?}", replica.name);
     }
     store.close().await;
     println!(

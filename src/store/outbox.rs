@@ -138,6 +138,8 @@ impl Store {
                        FROM outbox WHERE state = 'pending' AND next_attempt_at <= $1";
         let statement = match only {
             None => Statement::rows_of(format!("{columns} ORDER BY id LIMIT $2")),
+            // No installation: nothing to read (and `IN ()` is no SQL).
+            Some([]) => return Ok(Vec::new()),
             Some(ids) => {
                 let mut statement = Statement::rows_of(format!(
                     "{columns} AND installation_id IN ({}) ORDER BY id LIMIT $2",

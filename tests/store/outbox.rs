@@ -256,6 +256,19 @@ async fn effects_come_back_due_in_order_and_leave_when_done_or_given_up() {
             pending(10, T0 - 1).await.is_empty(),
             "{name}: not due before"
         );
+        // A replica reads only the entries of the installations it holds (`deciding`
+        // decides for installation 42).
+        let of = |ids: &'static [InstallationId]| {
+            let store = store.clone();
+            async move { store.pending_effects_of(10, T0, Some(ids)).await.unwrap() }
+        };
+        assert_eq!(
+            decisions(&of(&[InstallationId(42)]).await),
+            ["a", "b", "c"],
+            "{name}"
+        );
+        assert!(of(&[InstallationId(7)]).await.is_empty(), "{name}");
+        assert!(of(&[]).await.is_empty(), "{name}: holding none, none");
 
         // A retry waits for its time, then comes back in its place, counted.
         store
