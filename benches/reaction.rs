@@ -36,12 +36,14 @@
 //! launched within `deadline_secs` of its level's start, when anything is launched twice,
 //! before its blocker's close was posted, or when an issue that should wait is launched.
 //!
-//! Printed per mode: reaction p50/p90/p99/max and how many; processing throughput (closes
-//! over the summed time of the close levels, each from its first post until nothing is
-//! pending in the inbox or the outbox and every reaction arrived); GitHub requests per
-//! issue from label to done (every request the fake saw in set-up, the untimed follow-ups
-//! and the closes, over the number of issues), with the timed phase's requests by route;
-//! for `serial`, the calls one close caused, in order, with their arrival times.
+//! Printed per mode: each level's closes, reactions and time; reaction p50/p90/p99/max and
+//! how many; processing throughput (closes over the summed time of the close levels, each
+//! from its first post until nothing is pending in the inbox or the outbox and every
+//! reaction arrived); GitHub requests per issue from label to done (every request the fake
+//! saw in set-up, the untimed follow-ups and the closes, over the number of issues), and
+//! what an issue that goes the whole way costs (label, launch when unblocked, its run
+//! followed), with the timed phase's requests by route; for `serial`, the calls the first
+//! close of one dependent and the first of several caused, in order, with their arrival.
 //!
 //! Depends on `tests/support` (`World::start_tuned`, `quick_tuning`, `labeled_payload`,
 //! `FakeGithub::{add_issue, close, set_latency, state}` with `Seen::at`,
@@ -275,6 +277,8 @@ struct Measured {
     /// The timed phase's GitHub requests by route.
     routes: BTreeMap<String, usize>,
     codegen_calls: usize,
+    /// Issues whose finished run was followed.
+    followed: usize,
     /// A close's 2xx was later than its post by this much at most.
     slowest_post: Duration,
 }
@@ -367,6 +371,7 @@ async fn run(options: &Options, graph: &Graph, mode: Mode, closing: usize, most:
         let requests_before = github_requests(&world);
         follow_finished(&world, graph, &finishing, options).await;
         measured.requests[1] += github_requests(&world) - requests_before;
+        measured.followed += finishing.len();
 
         let mut closes: Vec<usize> = finishing
             .into_iter()
@@ -434,7 +439,14 @@ async fn run(options: &Options, graph: &Graph, mode: Mode, closing: usize, most:
             expected.keys().all(|d| launched.contains_key(d))
         })
         .await;
-        measured.elapsed += level_start.elapsed();
+        let took = level_start.elapsed();
+        println!(
+            "{name}: level {level}: {} closes, {} reactions, done in {:.1} s",
+            closes.len(),
+            expected.len(),
+            took.as_secs_f64()
+        );
+        measured.elapsed += took;
         measured.closes += closes.len();
         measured.requests[2] += github_requests(&world) - github_before;
         {
@@ -721,6 +733,18 @@ fn report(name: &str, graph: &Graph, m: &Measured) {
         m.requests[2],
         m.requests[2] as f64 / m.closes.max(1) as f64,
         m.codegen_calls as f64 / m.closes.max(1) as f64,
+    );
+    let per = |requests: usize, count: usize| requests as f64 / count.max(1) as f64;
+    let (label, follow, launch) = (
+        per(m.requests[0], issues),
+        per(m.requests[1], m.followed),
+        per(m.requests[2], times.len()),
+    );
+    println!(
+        "{name}: GitHub requests of an issue that goes the whole way: {:.1} = label {label:.2} \
+         + launched when unblocked {launch:.2} + its run followed {follow:.2} (a head: {:.1})",
+        label + launch + follow,
+        label + follow,
     );
     let mut routes: Vec<(&String, &usize)> = m.routes.iter().collect();
     routes.sort_by(|a, b| b.1.cmp(a.1));
