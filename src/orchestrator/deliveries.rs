@@ -10,6 +10,7 @@ use std::collections::VecDeque;
 use futures_util::stream::{self, StreamExt};
 use tracing::Instrument;
 
+use super::outbox::GiveWay;
 use super::{CONCURRENT_EFFECTS, Orchestrator, READS_PER_DELIVERY};
 use crate::clock::now_millis;
 use crate::domain::{InstallationId, IssueRef};
@@ -73,9 +74,6 @@ impl Orchestrator {
             Ok(scope) => scope,
             Err(err) => return deliveries.iter().map(|_| Err(err.to_string())).collect(),
         };
-        if let Err(err) = self.drain_locked(&mut engine, &scope).await {
-            return deliveries.iter().map(|_| Err(err.to_string())).collect();
-        }
         let mut batch: Vec<Deciding> = deliveries
             .into_iter()
             .map(|(seq, event, span)| {
@@ -128,7 +126,10 @@ impl Orchestrator {
         }
         // The deliveries are processed (committed above); what fails to run now is in the
         // outbox and runs in the next round.
-        if let Err(err) = self.drain_locked(&mut engine, &scope).await {
+        if let Err(err) = self
+            .drain_locked(&mut engine, &scope, GiveWay::ToDeliveries)
+            .await
+        {
             tracing::warn!(error = %err, "carrying out the decisions failed; they wait in the outbox");
         }
         super::report_states(&engine);

@@ -24,6 +24,8 @@ use tokio::sync::Mutex;
 mod deliveries;
 mod outbox;
 
+use outbox::GiveWay;
+
 use crate::agents::Agents;
 use crate::clock::now_millis;
 use crate::domain::InstallationId;
@@ -197,7 +199,7 @@ impl Orchestrator {
         let decisions = engine.handle(Input::RunsFollowed { recovered, ended }, now_millis());
         self.commit(engine, Vec::new(), Vec::new(), decisions, touched)
             .await?;
-        self.drain_locked(engine, scope).await?;
+        self.drain_locked(engine, scope, GiveWay::Never).await?;
         report_states(engine);
         Ok(())
     }
@@ -240,7 +242,8 @@ impl Orchestrator {
         let decisions = engine.handle(Input::Reconcile { targets }, now_millis());
         self.commit(&mut engine, Vec::new(), Vec::new(), decisions, touched)
             .await?;
-        self.drain_locked(&mut engine, &scope).await?;
+        self.drain_locked(&mut engine, &scope, GiveWay::Never)
+            .await?;
         report_states(&engine);
         Ok(())
     }
@@ -253,11 +256,14 @@ impl Orchestrator {
         client.installation_repositories().await
     }
 
-    /// Carries out what is due in the outbox (after a crash, or effects that failed).
+    /// Carries out what is due in the outbox (after a crash, effects that failed, or what a
+    /// drain that gave way to deliveries left), giving way to deliveries in turn.
     pub async fn drain(&self) -> Result<usize, StoreError> {
         let mut engine = self.inner.engine.lock().await;
         let scope = self.sync(&mut engine).await?;
-        let done = self.drain_locked(&mut engine, &scope).await?;
+        let done = self
+            .drain_locked(&mut engine, &scope, GiveWay::ToDeliveries)
+            .await?;
         if done > 0 {
             report_states(&engine);
         }

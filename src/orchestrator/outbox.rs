@@ -13,13 +13,24 @@ use crate::engine::machine::{Decision, Engine, Input, Outcome};
 use crate::ownership::Scope;
 use crate::store::{OutboxEntry, StoreError};
 
+/// Whether a drain stops, after a round, for deliveries that are due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum GiveWay {
+    /// It does: the rest of the outbox waits for the next drain.
+    ToDeliveries,
+    /// It goes on until the outbox is empty (or only retries are left).
+    Never,
+}
+
 impl Orchestrator {
-    /// Carries out due outbox entries, oldest first, until none is left that may run now.
+    /// Carries out due outbox entries, oldest first, until none is left that may run now
+    /// (or, giving way, until a delivery is due after at least one round).
     /// An issue's entries wait while an earlier one of the same issue is not done.
     pub(super) async fn drain_locked(
         &self,
         engine: &mut Engine,
         scope: &Scope,
+        give_way: GiveWay,
     ) -> Result<usize, StoreError> {
         let store = &self.inner.store;
         let mut done = 0;
@@ -57,6 +68,16 @@ impl Orchestrator {
                 progressed |= finished > 0;
                 done += finished;
                 round = follow;
+                // Deliveries waiting are decided before the rest (their launches go first
+                // in the next round); what is left stays in the outbox for later.
+                if give_way == GiveWay::ToDeliveries
+                    && done > 0
+                    && store
+                        .deliveries_due(now_millis(), scope.ids().as_deref())
+                        .await?
+                {
+                    return Ok(done);
+                }
             }
             if !progressed {
                 return Ok(done);

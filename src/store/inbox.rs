@@ -214,6 +214,33 @@ impl Store {
         Ok(first_int(&rows, "stored")?.try_into().unwrap_or_default())
     }
 
+    /// Whether a delivery is due now and free to claim (of `only` these installations,
+    /// when named): the outbox's drain gives way to it.
+    pub async fn deliveries_due(
+        &self,
+        now: i64,
+        only: Option<&[InstallationId]>,
+    ) -> Result<bool, StoreError> {
+        // count(*) of at most one row: an integer in both dialects.
+        let due = "SELECT count(*) AS due FROM (SELECT 1 FROM deliveries
+                   WHERE state = 'pending' AND next_attempt_at <= $1
+                     AND (lease_until IS NULL OR lease_until <= $1)";
+        let mut statement = match only {
+            None => Statement::rows_of(format!("{due} LIMIT 1) AS one")),
+            Some([]) => return Ok(false),
+            Some(ids) => Statement::rows_of(format!(
+                "{due} AND COALESCE(installation_id, 0) IN ({}) LIMIT 1) AS one",
+                placeholders(2, ids.len())
+            )),
+        }
+        .bind(now);
+        for id in only.unwrap_or_default() {
+            statement = statement.bind(id.0 as i64);
+        }
+        let rows = self.read(statement).await?;
+        Ok(first_int(&rows, "due")? != 0)
+    }
+
     /// Pending and failed counts.
     pub async fn inbox_counts(&self) -> Result<InboxCounts, StoreError> {
         let rows = self

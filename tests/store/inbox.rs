@@ -2,6 +2,7 @@
 
 use std::collections::BTreeSet;
 
+use codegen_orchestrator::domain::InstallationId;
 use codegen_orchestrator::store::{DeliveryOutcome, DeliveryState, RecordOutcome, Store};
 
 use crate::{T0, delivery};
@@ -20,6 +21,25 @@ async fn deliveries_are_stored_once_and_claimed_in_arrival_order() {
         assert_eq!(again, RecordOutcome::Duplicate, "{name}");
         assert_eq!(store.delivery_count().await.unwrap(), 5, "{name}");
 
+        let due = |only: Option<&'static [InstallationId]>, at: i64| {
+            let store = store.clone();
+            async move { store.deliveries_due(at, only).await.unwrap() }
+        };
+        assert!(due(None, T0).await, "{name}: five are due");
+        assert!(
+            !due(Some(&[]), T0).await,
+            "{name}: of no installation, none"
+        );
+        assert!(due(Some(&[InstallationId(42)]), T0).await, "{name}");
+        assert!(
+            !due(Some(&[InstallationId(7)]), T0).await,
+            "{name}: another's"
+        );
+        assert!(
+            !due(None, T0 - 1).await,
+            "{name}: not due before it arrived"
+        );
+
         let claimed = store.claim_deliveries(3, T0, 60_000).await.unwrap();
         let ids: Vec<_> = claimed.iter().map(|d| d.id.as_str()).collect();
         assert_eq!(ids, ["d-0", "d-1", "d-2"], "{name}");
@@ -36,6 +56,7 @@ async fn deliveries_are_stored_once_and_claimed_in_arrival_order() {
             .map(|d| d.id)
             .collect();
         assert_eq!(rest, ["d-3", "d-4"], "{name}");
+        assert!(!due(None, T0).await, "{name}: all claimed, none free");
         // After the lease, an unfinished claim can be taken again.
         let retaken = store
             .claim_deliveries(10, T0 + 60_000, 60_000)
