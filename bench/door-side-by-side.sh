@@ -174,7 +174,8 @@ run_probot() {
     if [ "$probot" = middleware ]; then
       exec node middleware.js > "$dir/probot.log" 2>&1
     else
-      exec node_modules/.bin/probot run ./app.js > "$dir/probot.log" 2>&1
+      # What `probot run ./app.js` starts (as a child process of its own).
+      exec node node_modules/probot/bin/probot-run.js ./app.js > "$dir/probot.log" 2>&1
     fi
   ) &
   server=$!
