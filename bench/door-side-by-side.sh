@@ -16,7 +16,8 @@
 #       probot=run        `probot run ./app.js` (express, Probot's documented server), or
 #                         probot=middleware (createNodeMiddleware on a bare node:http server)
 #       profile=DIR       afterwards, one more product run under `perf record --call-graph
-#                         dwarf`; its report goes to DIR (not counted in the figures)
+#                         dwarf`; its reports go to DIR, categories.txt summed by part of
+#                         the door and the store (bench/perf-categories.py); not counted
 #       log=LEVEL         RUST_LOG of the product and LOG_LEVEL of Probot (default: both
 #                         unset, i.e. their defaults: info)
 #
@@ -234,9 +235,13 @@ if [ -n "$profile" ]; then
   echo
   echo "profile: one more run of ${products[-1]%%=*} at c=$conns under perf (not counted above)"
   run_product "${products[-1]%%=*}" "${products[-1]#*=}" "$conns" "$profile"
-  perf report -i "$profile/perf.data" --no-children --sort dso,symbol --stdio 2>/dev/null \
+  perf report -i "$profile/perf.data" --no-children --sort dso,symbol --stdio -g none 2>/dev/null \
     | grep -v '^$' | head -80 > "$profile/self.txt" || true
   perf report -i "$profile/perf.data" --children --sort symbol --stdio -g none 2>/dev/null \
     | grep -v '^$' | head -80 > "$profile/children.txt" || true
-  echo "perf.data, self.txt (self time) and children.txt (inclusive time) in $profile"
+  perf script -i "$profile/perf.data" -F comm,tid,ip,sym --no-inline 2>/dev/null \
+    > "$profile/script.txt" || true
+  python3 "$here/bench/perf-categories.py" "$profile/script.txt" > "$profile/categories.txt" || true
+  cat "$profile/categories.txt"
+  echo "perf.data, self.txt (self time), children.txt (inclusive) and categories.txt in $profile"
 fi

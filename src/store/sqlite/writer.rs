@@ -116,8 +116,8 @@ async fn insert_all(
             .push_bind(delivery.repository.as_deref())
             .push_bind(delivery.received_at);
     });
-    // A body goes with the row of its id; a redelivery's row already has one, and of the
-    // same id twice in the group only the first body is kept, as only the first row is new.
+    // A body goes with the row of its id: a redelivery's row already has one, and of the
+    // same id twice in the group one body is kept (a redelivery carries the same payload).
     insert.push(
         " ON CONFLICT (id) DO NOTHING RETURNING seq, id; \
          INSERT INTO delivery_bodies (seq, body) \
