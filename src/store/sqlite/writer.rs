@@ -1,7 +1,7 @@
 //! The one writer: every write to the SQLite file goes through this task, in the order it
 //! was asked for, and consecutive deliveries are committed in one group (one fsync).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -11,7 +11,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::store::inbox::{NewDelivery, RecordOutcome};
 
-/// Most deliveries committed in one group (7 bound values each; SQLite allows 32,766).
+/// Most deliveries committed in one group (8 bound values each; SQLite allows 32,766).
 const MAX_GROUP: usize = 512;
 
 /// A future a write job returns.
@@ -95,16 +95,18 @@ async fn commit_group(conn: &mut SqliteConnection, group: &mut Vec<InsertRequest
     }
 }
 
-/// Inserts the whole group in one transaction with two multi-row statements (one round
-/// trip each to SQLite's thread, one fsync). `RETURNING` names the rows actually inserted;
-/// every other request in the group is a redelivery.
+/// Inserts the whole group in one transaction, sent to SQLite's thread as one command (one
+/// round trip and one fsync for the group): the deliveries in one multi-row statement whose
+/// `RETURNING` names the rows actually inserted, every other request in the group being a
+/// redelivery, then the bodies of the new ones. `synchronous = FULL` is set again first, so
+/// that no other write can leave the group's commit without its fsync.
 async fn insert_all(
     conn: &mut SqliteConnection,
     group: &[InsertRequest],
 ) -> Result<Vec<RecordOutcome>, sqlx::Error> {
-    let mut tx = conn.begin().await?;
     let mut insert = QueryBuilder::<Sqlite>::new(
-        "INSERT INTO deliveries (id, event, action, installation_id, repository, received_at) ",
+        "PRAGMA synchronous = FULL; BEGIN; \
+         INSERT INTO deliveries (id, event, action, installation_id, repository, received_at) ",
     );
     insert.push_values(group, |mut row, InsertRequest { delivery, .. }| {
         row.push_bind(delivery.id.as_str())
@@ -114,37 +116,42 @@ async fn insert_all(
             .push_bind(delivery.repository.as_deref())
             .push_bind(delivery.received_at);
     });
-    insert.push(" ON CONFLICT (id) DO NOTHING RETURNING seq, id");
-    let inserted: HashMap<String, i64> = insert
-        .build()
-        .persistent(false)
-        .fetch_all(&mut *tx)
-        .await?
-        .into_iter()
-        .map(|row| (row.get("id"), row.get("seq")))
-        .collect();
-
+    // A body goes with the row of its id: a redelivery's row already has one, and of the
+    // same id twice in the group one body is kept (a redelivery carries the same payload).
+    insert.push(
+        " ON CONFLICT (id) DO NOTHING RETURNING seq, id; \
+         INSERT INTO delivery_bodies (seq, body) \
+         SELECT deliveries.seq, arrived.column2 FROM (",
+    );
+    insert.push_values(group, |mut row, InsertRequest { delivery, body, .. }| {
+        row.push_bind(delivery.id.as_str())
+            .push_bind(body.as_slice());
+    });
+    insert.push(
+        ") AS arrived JOIN deliveries ON deliveries.id = arrived.column1 \
+         WHERE true ON CONFLICT (seq) DO NOTHING; COMMIT;",
+    );
+    let inserted = match insert.build().persistent(false).fetch_all(&mut *conn).await {
+        Ok(rows) => rows,
+        Err(err) => {
+            // The transaction may still be open after a failed statement; with none open,
+            // ROLLBACK fails harmlessly.
+            let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+            return Err(err);
+        }
+    };
+    let inserted: HashSet<String> = inserted.into_iter().map(|row| row.get("id")).collect();
     // The same id twice in one group: the first is new, the second a redelivery.
     let mut taken = HashSet::with_capacity(inserted.len());
-    let mut outcomes = Vec::with_capacity(group.len());
-    let mut bodies: Vec<(i64, &[u8])> = Vec::with_capacity(inserted.len());
-    for InsertRequest { delivery, body, .. } in group {
-        let id = delivery.id.as_str();
-        match inserted.get(id) {
-            Some(seq) if taken.insert(id) => {
-                outcomes.push(RecordOutcome::New);
-                bodies.push((*seq, body.as_slice()));
+    Ok(group
+        .iter()
+        .map(|InsertRequest { delivery, .. }| {
+            let id = delivery.id.as_str();
+            if inserted.contains(id) && taken.insert(id) {
+                RecordOutcome::New
+            } else {
+                RecordOutcome::Duplicate
             }
-            _ => outcomes.push(RecordOutcome::Duplicate),
-        }
-    }
-    if !bodies.is_empty() {
-        let mut insert = QueryBuilder::<Sqlite>::new("INSERT INTO delivery_bodies (seq, body) ");
-        insert.push_values(bodies, |mut row, (seq, body)| {
-            row.push_bind(seq).push_bind(body);
-        });
-        insert.build().persistent(false).execute(&mut *tx).await?;
-    }
-    tx.commit().await?;
-    Ok(outcomes)
+        })
+        .collect())
 }
