@@ -9,7 +9,7 @@
 //! For each replica count (1, 2, 3, then again, `rounds` times, so that every count sees the
 //! same machine), on a fresh database and fresh fakes: the release binary is started that
 //! many times as the README's Deployment section says (the same `DATABASE_URL`, nothing
-//! else shared); `issues` issues per installation, none depending on another, are labelled
+//! else shared), and the bench waits until every replica has written its heartbeat; `issues` issues per installation, none depending on another, are labelled
 //! by a maintainer, one `issues.labeled` delivery each, posted round robin to the replicas
 //! as fast as they answer. The time runs from the first post until every delivery is
 //! processed, every issue has its run and its status comment, and the outbox is empty.
@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use codegen_orchestrator::store::Store;
 use serde_json::{Value, json};
+use sqlx::Connection as _;
 use support::fake_codegen::FakeCodegen;
 use support::fake_github::FakeGithub;
 use support::fixture;
@@ -135,8 +136,19 @@ async fn measure(admin: &str, replicas: usize, issues: u64, latency: Duration) -
         .into_iter()
         .map(Server::ready)
         .collect();
-    // Every replica has written its heartbeat before the first delivery arrives.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Every replica has written its heartbeat before the first delivery arrives, so that
+    // the first to see the installations takes only its share.
+    let mut monitor = sqlx::PgConnection::connect(&database).await.unwrap();
+    loop {
+        let live: i64 = sqlx::query_scalar("SELECT count(*) FROM replicas")
+            .fetch_one(&mut monitor)
+            .await
+            .unwrap_or(0);
+        if live as usize == replicas {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     let deliveries: Vec<(String, Vec<u8>)> = (1..=issues)
         .flat_map(|n| (1..=INSTALLATIONS).map(move |i| (i, n)))
