@@ -284,6 +284,10 @@ impl Installation {
                 tracked.cleared_attempt,
             );
         }
+        // The same issues, counted again: what became ready, or satisfied, is news only
+        // against the graph this one replaces, not against an empty one.
+        graph.carry_on_from(&self.graph);
+        graph.take_satisfaction_changes();
         self.graph = graph;
     }
 
