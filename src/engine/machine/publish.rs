@@ -60,7 +60,7 @@ impl Engine {
         if view.is_none() && tracked.state_label.is_none() {
             return; // never managed: a blocker only
         }
-        let Some(settings) = self.repos.get(&issue.repo).cloned() else {
+        let Some(settings) = self.repos.get(&issue.repo) else {
             self.ask_config(id, &issue.repo, out);
             return;
         };
