@@ -92,6 +92,16 @@ impl DependencyGraph {
         nodes: impl IntoIterator<Item = IssueNode>,
         dependencies: impl IntoIterator<Item = (IssueRef, IssueRef)>,
     ) -> Result<Self, CycleError> {
+        Self::build_with_unblock_on(UnblockOn::default(), nodes, dependencies)
+    }
+
+    /// As [`DependencyGraph::build`], for a graph whose blockers stop blocking as
+    /// `unblock_on` says.
+    pub fn build_with_unblock_on(
+        unblock_on: UnblockOn,
+        nodes: impl IntoIterator<Item = IssueNode>,
+        dependencies: impl IntoIterator<Item = (IssueRef, IssueRef)>,
+    ) -> Result<Self, CycleError> {
         let mut inner = StableDiGraph::<IssueNode, ()>::default();
         let mut index = HashMap::new();
         for node in nodes {
@@ -118,6 +128,7 @@ impl DependencyGraph {
         let mut built = Self {
             graph,
             index,
+            unblock_on,
             ..Self::default()
         };
         // Blockers before what they block: whether an issue is satisfied early (its agent
