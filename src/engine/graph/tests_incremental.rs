@@ -11,7 +11,11 @@ use super::*;
 
 /// Few issues in two repositories, so that random changes meet each other (and cycles).
 fn issue(n: u8) -> IssueRef {
-    let repo = if n % 3 == 0 { "acme/web" } else { "acme/api" };
+    let repo = if n.is_multiple_of(3) {
+        "acme/web"
+    } else {
+        "acme/api"
+    };
     IssueRef::new(repo.parse().unwrap(), u64::from(n))
 }
 
