@@ -414,3 +414,52 @@ mod pairs {
         Ok(pairs.into_iter().collect())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(n: u64) -> IssueRef {
+        IssueRef::new("acme/api".parse().unwrap(), n)
+    }
+
+    fn managed(blockers: &[u64]) -> Tracked {
+        let mut tracked = Tracked::new(IssueStatus::Open);
+        tracked.managed = true;
+        tracked.declared = blockers.iter().map(|n| r(*n)).collect();
+        tracked
+    }
+
+    #[test]
+    fn a_rebuild_is_built_at_once_and_holds_the_issues_of_a_saved_cycle() {
+        let mut installation = Installation::new(UnblockOn::IssueClosed);
+        installation.issues.insert(r(1), managed(&[]));
+        installation.issues.insert(r(2), managed(&[1]));
+        installation.issues.insert(r(3), managed(&[2, 9]));
+        installation.rebuild(UnblockOn::IssueClosed);
+        assert_eq!(installation.graph.ready(), [r(1)]);
+        assert_eq!(
+            installation.graph.blockers(&r(3)).len(),
+            2,
+            "#9 added, unknown"
+        );
+        assert!(installation.graph.nodes().all(|node| !node.held));
+
+        // Saved dependencies that close a cycle: one issue at a time, in order; the
+        // dependency of #5 closes it, so #5 is held (and #4 waits for it).
+        installation.issues.insert(r(4), managed(&[5]));
+        installation.issues.insert(r(5), managed(&[4]));
+        installation.rebuild(UnblockOn::IssueClosed);
+        assert!(installation.graph.get(&r(5)).unwrap().held);
+        assert!(!installation.graph.get(&r(4)).unwrap().held);
+        assert_eq!(installation.graph.ready(), [r(1)]);
+        assert_eq!(installation.graph.blockers(&r(3)).len(), 2);
+
+        // A saved dependency on itself holds the issue too.
+        installation.issues.remove(&r(5));
+        installation.issues.insert(r(4), managed(&[4]));
+        installation.rebuild(UnblockOn::IssueClosed);
+        assert!(installation.graph.get(&r(4)).unwrap().held);
+        assert_eq!(installation.graph.ready(), [r(1)]);
+    }
+}
