@@ -229,8 +229,8 @@ async fn report_installations(store: &Store) {
             .filter_map(|(key, _)| key.strip_prefix("suspended:")?.parse().ok())
             .map(crate::domain::InstallationId)
             .collect();
-        let known = store.issues().await?.into_iter().map(|(id, _, _)| id);
-        Ok::<_, crate::store::StoreError>((known.collect::<Vec<_>>(), suspended))
+        let known = store.installations_with_issues().await?;
+        Ok::<_, crate::store::StoreError>((known, suspended))
     };
     match read.await {
         Ok((known, suspended)) => telemetry::report_installations(known, &suspended),

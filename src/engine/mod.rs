@@ -13,8 +13,8 @@ pub mod status;
 pub mod texts;
 
 pub use graph::{
-    Blocker, CycleError, DEFAULT_ESTIMATE_MINUTES, DependencyGraph, IssueNode, Priority, UnblockOn,
-    estimate_from_labels,
+    Blocker, CycleError, DEFAULT_ESTIMATE_MINUTES, DependencyGraph, IssueNode, LaunchOrder,
+    Priority, UnblockOn, estimate_from_labels,
 };
 pub use render::{GraphExport, to_json};
 pub use scheduler::{Pick, Scheduler};

@@ -43,22 +43,38 @@ impl Scheduler {
         }
     }
 
-    /// The ready issues, best first: the order in which free agents take them.
+    /// The ready issues, best first: the order in which free agents take them (paused
+    /// repositories left out). Every ready issue: for the launch plan, not for each step.
     pub fn queue(&self, graph: &DependencyGraph) -> Vec<IssueRef> {
-        let mut ready = graph.ready_with_critical_work();
-        ready.retain(|(issue, _, _)| !self.paused.contains(&issue.repo));
-        ready.sort_unstable_by(|(a, a_work, a_priority), (b, b_work, b_priority)| {
-            (std::cmp::Reverse(a_work), a_priority, a).cmp(&(
-                std::cmp::Reverse(b_work),
-                b_priority,
-                b,
-            ))
-        });
-        ready.into_iter().map(|(issue, _, _)| issue).collect()
+        self.first_queued(graph, usize::MAX)
+    }
+
+    /// The first `count` issues of [`Scheduler::queue`], at a cost that grows with `count`
+    /// and the paused repositories, not with the queue.
+    pub fn first_queued(&self, graph: &DependencyGraph, count: usize) -> Vec<IssueRef> {
+        let mut order = graph.launch_order();
+        let mut first = Vec::new();
+        while first.len() < count
+            && let Some(issue) = order.next()
+        {
+            if self.paused.contains(&issue.repo) {
+                order.pass_over_repository();
+            } else {
+                first.push(issue.clone());
+            }
+        }
+        first
+    }
+
+    /// Whether `issue` is in the queue (ready, its repository not paused).
+    pub fn is_queued(&self, graph: &DependencyGraph, issue: &IssueRef) -> bool {
+        !self.paused.contains(&issue.repo) && graph.is_ready(issue)
     }
 
     /// The launches to make now, best first, given the issues whose agents are running.
     /// Marking them started in the graph is the caller's part, once they are launched.
+    /// The queue is read in order and only as far as the free agents need: a repository
+    /// that is paused or reaches its cap is passed over whole, at the cost of one entry.
     pub fn decide(&self, graph: &DependencyGraph, running: &[IssueRef]) -> Vec<Pick> {
         let free = self.max_concurrent.saturating_sub(running.len());
         if free == 0 {
@@ -68,13 +84,12 @@ impl Scheduler {
         for issue in running {
             *per_repo.entry(&issue.repo).or_default() += 1;
         }
-        let ready = self.queue(graph);
+        let mut order = graph.launch_order();
         let mut decisions = Vec::with_capacity(free);
-        let mut launched: HashMap<RepoName, usize> = HashMap::new();
-        for issue in ready {
-            if decisions.len() == free {
-                break;
-            }
+        let mut launched: HashMap<&RepoName, usize> = HashMap::new();
+        while decisions.len() < free
+            && let Some(issue) = order.next()
+        {
             let in_repo = per_repo.get(&issue.repo).copied().unwrap_or(0)
                 + launched.get(&issue.repo).copied().unwrap_or(0);
             let cap = self
@@ -82,12 +97,18 @@ impl Scheduler {
                 .get(&issue.repo)
                 .copied()
                 .or(self.per_repository);
-            if cap.is_some_and(|cap| in_repo >= cap) {
+            // Launches only add to a repository's count: one that may not launch now
+            // may not for the rest of this decision either.
+            if self.paused.contains(&issue.repo) || cap.is_some_and(|cap| in_repo >= cap) {
+                order.pass_over_repository();
                 continue;
             }
-            *launched.entry(issue.repo.clone()).or_default() += 1;
-            let attempt = graph.get(&issue).map_or(0, |node| node.attempts) + 1;
-            decisions.push(Pick { issue, attempt });
+            *launched.entry(&issue.repo).or_default() += 1;
+            let attempt = graph.get(issue).map_or(0, |node| node.attempts) + 1;
+            decisions.push(Pick {
+                issue: issue.clone(),
+                attempt,
+            });
         }
         decisions
     }
@@ -97,6 +118,7 @@ impl Scheduler {
 mod tests {
     use super::*;
     use crate::domain::IssueStatus;
+    use crate::engine::status::QUEUE_POSITIONS_SHOWN;
     use crate::engine::{
         DEFAULT_ESTIMATE_MINUTES, IssueNode, Priority, UnblockOn, estimate_from_labels,
     };
@@ -155,6 +177,114 @@ mod tests {
         };
         let decisions = scheduler.decide(&graph, &[r("a/x", 9)]);
         assert_eq!(launched(&decisions), ["a/x#1", "a/y#1"]);
+    }
+
+    /// The scheduler as it was before the ordered ready set: every ready issue sorted at
+    /// every step, paused repositories filtered out, capped ones skipped one by one.
+    fn decide_by_sorting(
+        scheduler: &Scheduler,
+        graph: &DependencyGraph,
+        running: &[IssueRef],
+    ) -> (Vec<IssueRef>, Vec<Pick>) {
+        let mut ready: Vec<(std::cmp::Reverse<u64>, Priority, IssueRef)> = graph
+            .ready()
+            .into_iter()
+            .filter(|issue| !scheduler.paused.contains(&issue.repo))
+            .map(|issue| {
+                let node = graph.get(&issue).unwrap();
+                (std::cmp::Reverse(node.work()), node.priority, issue)
+            })
+            .collect();
+        ready.sort();
+        let queue: Vec<IssueRef> = ready.into_iter().map(|(_, _, issue)| issue).collect();
+        let free = scheduler.max_concurrent.saturating_sub(running.len());
+        let mut picks: Vec<Pick> = Vec::new();
+        for issue in &queue {
+            if picks.len() >= free {
+                break;
+            }
+            let in_repo = running
+                .iter()
+                .chain(picks.iter().map(|p| &p.issue))
+                .filter(|i| i.repo == issue.repo)
+                .count();
+            let cap = scheduler
+                .repository_caps
+                .get(&issue.repo)
+                .copied()
+                .or(scheduler.per_repository);
+            if cap.is_some_and(|cap| in_repo >= cap) {
+                continue;
+            }
+            let attempt = graph.get(issue).unwrap().attempts + 1;
+            picks.push(Pick {
+                issue: issue.clone(),
+                attempt,
+            });
+        }
+        (queue, picks)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn reading_the_ordered_queue_decides_as_sorting_everything_did(
+            issues in proptest::collection::vec((0..3_usize, 1..40_u64, 0..4_u64, 0..4_usize), 1..40),
+            edges in proptest::collection::vec((0..40_usize, 0..40_usize), 0..40),
+            paused in proptest::collection::btree_set(0..3_usize, 0..2),
+            per_repository in proptest::option::of(1..4_usize),
+            capped in proptest::option::of((0..3_usize, 0..3_usize)),
+            running in proptest::collection::vec((0..3_usize, 100..110_u64), 0..5),
+            max_concurrent in 1..8_usize,
+        ) {
+            let repos = ["a/x", "a/y", "b/z"];
+            let priorities = [Priority::High, Priority::Medium, Priority::Unset, Priority::Low];
+            let mut graph = DependencyGraph::new();
+            let mut refs = Vec::new();
+            for (repo, number, weight, priority) in &issues {
+                let mut node = IssueNode::new(r(repos[*repo], *number), IssueStatus::Open).managed();
+                node.weight = weight * 30;
+                node.priority = priorities[*priority];
+                refs.push(node.issue.clone());
+                graph.upsert(node);
+            }
+            for (a, b) in edges {
+                let (a, b) = (&refs[a % refs.len()], &refs[b % refs.len()]);
+                let _ = graph.add_dependency(a, b);
+            }
+            let scheduler = Scheduler {
+                max_concurrent,
+                per_repository,
+                paused: paused.iter().map(|n| repos[*n].parse().unwrap()).collect(),
+                repository_caps: capped
+                    .map(|(repo, cap)| (repos[repo].parse().unwrap(), cap))
+                    .into_iter()
+                    .collect(),
+            };
+            let running: Vec<IssueRef> =
+                running.iter().map(|(repo, n)| r(repos[*repo], *n)).collect();
+            let (queue, picks) = decide_by_sorting(&scheduler, &graph, &running);
+            proptest::prop_assert_eq!(scheduler.decide(&graph, &running), picks);
+            proptest::prop_assert_eq!(&scheduler.queue(&graph), &queue);
+            let first = scheduler.first_queued(&graph, QUEUE_POSITIONS_SHOWN);
+            proptest::prop_assert_eq!(&first[..], &queue[..queue.len().min(QUEUE_POSITIONS_SHOWN)]);
+            for issue in &refs {
+                proptest::prop_assert_eq!(scheduler.is_queued(&graph, issue), queue.contains(issue));
+            }
+        }
+    }
+
+    #[test]
+    fn a_paused_repository_is_not_queued_and_others_go_on() {
+        let mut graph = graph();
+        graph.upsert(IssueNode::new(r("a/y", 1), IssueStatus::Open).managed());
+        let scheduler = Scheduler {
+            paused: ["a/x".parse().unwrap()].into_iter().collect(),
+            ..Scheduler::new(10)
+        };
+        assert_eq!(launched(&scheduler.decide(&graph, &[])), ["a/y#1"]);
+        assert_eq!(scheduler.queue(&graph), [r("a/y", 1)]);
+        assert!(!scheduler.is_queued(&graph, &r("a/x", 1)));
+        assert!(scheduler.is_queued(&graph, &r("a/y", 1)));
     }
 
     #[test]

@@ -58,6 +58,19 @@ impl Store {
         Ok(issues)
     }
 
+    /// The installations that have saved issues, without reading the issues (start-up
+    /// reads them once, for the graph).
+    pub async fn installations_with_issues(&self) -> Result<Vec<InstallationId>, StoreError> {
+        let rows = self
+            .read(Statement::rows(
+                "SELECT DISTINCT installation_id FROM issues ORDER BY installation_id",
+            ))
+            .await?;
+        rows.iter()
+            .map(|row| Ok(InstallationId(row.int("installation_id")? as u64)))
+            .collect()
+    }
+
     /// The status comment of `issue`: its id and the hash of the body last written.
     pub async fn status_comment(
         &self,

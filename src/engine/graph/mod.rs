@@ -4,7 +4,9 @@
 //! Cycles are refused as edges are added, with the cycle's path; petgraph's `Acyclic`
 //! keeps a topological order up to date incrementally (Pearce-Kelly), so one insertion
 //! does not cost a traversal of the whole graph. Which issues are ready is kept up to date
-//! as states and edges change, from a count of unsatisfied blockers per issue.
+//! as states and edges change, from a count of unsatisfied blockers per issue; so is each
+//! issue's critical work (`work`) and the launch order of the ready ones (`ready`): what a
+//! change costs grows with what it changes, not with the graph.
 //!
 //! This file holds the graph and how it changes; the nodes are in `node`, the questions
 //! asked of the graph in `queries`, and the cycle a refused dependency would close in
@@ -13,17 +15,22 @@
 mod cycle;
 mod node;
 mod queries;
+mod ready;
+mod work;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use petgraph::Direction::{Incoming, Outgoing};
-use petgraph::acyclic::{Acyclic, AcyclicEdgeError};
+use petgraph::acyclic::{Acyclic, AcyclicEdgeError, TopologicalPosition};
 use petgraph::data::{Build, DataMap, DataMapMut};
 use petgraph::stable_graph::{NodeIndex, StableDiGraph};
 
 use crate::domain::{IssueRef, IssueStatus};
 
 use cycle::cycle_through;
+use ready::{QueueKey, ReadyQueue};
+
+pub use ready::LaunchOrder;
 
 pub use cycle::CycleError;
 pub use node::{Blocker, DEFAULT_ESTIMATE_MINUTES, IssueNode, Priority, estimate_from_labels};
@@ -49,7 +56,15 @@ pub enum UnblockOn {
 pub struct DependencyGraph {
     graph: Graph,
     index: HashMap<IssueRef, NodeIndex>,
-    ready: HashSet<NodeIndex>,
+    /// The ready issues in launch order.
+    ready: ReadyQueue,
+    /// Nodes whose longest chain behind them must be counted again before the change that
+    /// queued them returns, dependents before blockers (highest topological position
+    /// first), so that each is counted once from final dependents.
+    recount: BTreeSet<(TopologicalPosition, NodeIndex)>,
+    /// Nodes whose being satisfied changed since the last
+    /// [`DependencyGraph::take_satisfaction_changes`]: their dependents' statuses show it.
+    flipped: HashSet<NodeIndex>,
     /// Issues whose agent was started and has not succeeded: the only ones whose run may
     /// still be going, kept so that finding them does not scan the graph.
     working: HashSet<NodeIndex>,
@@ -74,6 +89,16 @@ impl DependencyGraph {
     /// pair (blockers missing from `nodes` are added as unknown). One topological sort
     /// instead of one insertion per edge; fails with a cycle's path if there is one.
     pub fn build(
+        nodes: impl IntoIterator<Item = IssueNode>,
+        dependencies: impl IntoIterator<Item = (IssueRef, IssueRef)>,
+    ) -> Result<Self, CycleError> {
+        Self::build_with_unblock_on(UnblockOn::default(), nodes, dependencies)
+    }
+
+    /// As [`DependencyGraph::build`], for a graph whose blockers stop blocking as
+    /// `unblock_on` says.
+    pub fn build_with_unblock_on(
+        unblock_on: UnblockOn,
         nodes: impl IntoIterator<Item = IssueNode>,
         dependencies: impl IntoIterator<Item = (IssueRef, IssueRef)>,
     ) -> Result<Self, CycleError> {
@@ -103,19 +128,23 @@ impl DependencyGraph {
         let mut built = Self {
             graph,
             index,
-            ready: HashSet::new(),
-            working: HashSet::new(),
-            unblock_on: UnblockOn::default(),
+            unblock_on,
+            ..Self::default()
         };
         // Blockers before what they block: whether an issue is satisfied early (its agent
         // done) depends on its own blockers being satisfied.
         let all: Vec<_> = built.graph.nodes_iter().collect();
-        for ix in all {
+        for &ix in &all {
             let unsatisfied = built
                 .blockers_ix(ix)
                 .filter(|b| !built.satisfied(*b))
                 .count();
             built.node_mut(ix).unsatisfied = unsatisfied;
+        }
+        // Then what they block before blockers: a chain is counted from its far end.
+        for &ix in all.iter().rev() {
+            let behind = built.longest_behind(ix);
+            built.node_mut(ix).behind = behind;
             built.refresh(ix);
         }
         Ok(built)
@@ -139,12 +168,14 @@ impl DependencyGraph {
             current.umbrella = node.umbrella;
             current.state = node.state;
         });
+        self.settle_work();
     }
 
     /// Sets an issue's state (adding it as an unmanaged node if new).
     pub fn set_state(&mut self, issue: &IssueRef, state: IssueStatus) {
         let ix = self.ensure(issue, state);
         self.update(ix, |node| node.state = state);
+        self.settle_work();
     }
 
     /// Marks whether an issue is managed.
@@ -177,6 +208,7 @@ impl DependencyGraph {
             node.started = started;
             node.agent_done = agent_done;
         });
+        self.settle_work();
     }
 
     /// Makes `issue` depend on exactly `blockers` (its body was edited, say). All or
@@ -244,6 +276,9 @@ impl DependencyGraph {
         if !self.satisfied(b) {
             self.count_blocker(a, true);
         }
+        let share = self.chain_share(a);
+        self.child_share_changed(b, None, share);
+        self.settle_work();
         Ok(true)
     }
 
@@ -256,9 +291,12 @@ impl DependencyGraph {
             return false;
         };
         self.graph.remove_edge(edge);
+        let share = self.chain_share(a);
+        self.child_share_changed(b, share, None);
         if !self.satisfied(b) {
             self.count_blocker(a, false);
         }
+        self.settle_work();
         true
     }
 
@@ -280,6 +318,19 @@ impl DependencyGraph {
             }
         }
         Ok(())
+    }
+
+    /// Carries on from `earlier`, the graph this one (built from scratch) replaces: the
+    /// next [`DependencyGraph::take_joined`] names what became ready since `earlier`'s last
+    /// one, not everything ready.
+    pub fn carry_on_from(&mut self, earlier: &DependencyGraph) {
+        for (issue, &ix) in &self.index {
+            let was = earlier
+                .index
+                .get(issue)
+                .is_some_and(|&old| earlier.ready.was_ready(old));
+            self.ready.remember_was_ready(ix, was);
+        }
     }
 
     // ---- internals -------------------------------------------------------------------
@@ -305,12 +356,14 @@ impl DependencyGraph {
         ix
     }
 
-    /// Removes nodes (and their edges) a rolled-back update created.
+    /// Removes nodes a rolled-back update created (their edges are gone already).
     fn remove_nodes(&mut self, issues: &[IssueRef]) {
         for issue in issues {
             if let Some(ix) = self.index.remove(issue) {
-                self.ready.remove(&ix);
+                // The index may be given to a later node: nothing of this one may stay.
+                self.ready.forget(ix);
                 self.working.remove(&ix);
+                self.flipped.remove(&ix);
                 self.graph.remove_node(ix);
             }
         }
@@ -331,13 +384,18 @@ impl DependencyGraph {
     }
 
     /// Changes a node and keeps its dependents' blocker counts and the ready set right.
+    /// Its share in its blockers' chains is queued for counting again
+    /// ([`DependencyGraph::settle_work`], which the public change calls last).
     fn update(&mut self, ix: NodeIndex, change: impl FnOnce(&mut IssueNode)) {
         let was = self.satisfied(ix);
+        let share = self.chain_share(ix);
         change(self.node_mut(ix));
         let now = self.satisfied(ix);
         if was != now {
+            self.flipped.insert(ix);
             self.tell_dependents(ix, now);
         }
+        self.share_changed(ix, share);
         self.refresh(ix);
     }
 
@@ -347,6 +405,7 @@ impl DependencyGraph {
         let mut work = vec![(ix, more)];
         while let Some((ix, more)) = work.pop() {
             let was = self.satisfied(ix);
+            let share = self.chain_share(ix);
             let node = self.node_mut(ix);
             if more {
                 node.unsatisfied += 1;
@@ -356,6 +415,8 @@ impl DependencyGraph {
             let now = self.satisfied(ix);
             self.refresh(ix);
             if was != now {
+                self.flipped.insert(ix);
+                self.share_changed(ix, share);
                 let dependents = self.graph.inner().neighbors_directed(ix, Outgoing);
                 work.extend(dependents.map(|d| (d, !now)));
             }
@@ -374,13 +435,21 @@ impl DependencyGraph {
         }
     }
 
+    /// Keeps the ready set (and the place in it) and the working set right for `ix`.
     fn refresh(&mut self, ix: NodeIndex) {
         let node = self.node(ix);
         let (ready, working) = (node.is_ready(), node.started && !node.agent_done);
-        if ready {
-            self.ready.insert(ix);
-        } else {
-            self.ready.remove(&ix);
+        let placed = match self.ready.key(ix) {
+            Some(key) => ready && key.work.0 == node.work() && key.priority == node.priority,
+            None => !ready,
+        };
+        if !placed {
+            let key = ready.then(|| QueueKey {
+                work: std::cmp::Reverse(node.work()),
+                priority: node.priority,
+                issue: node.issue.clone(),
+            });
+            self.ready.set(ix, key);
         }
         if working {
             self.working.insert(ix);
@@ -392,3 +461,5 @@ impl DependencyGraph {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_incremental;

@@ -38,6 +38,8 @@ pub struct IssueNode {
     pub umbrella: bool,
     /// Blockers that are not closed as completed.
     pub(super) unsatisfied: usize,
+    /// The work of its heaviest unsatisfied dependent (0 when none): see [`Self::work`].
+    pub(super) behind: u64,
 }
 
 /// An issue's `priority:high|medium|low` label; unlabelled issues sit between medium and
@@ -115,6 +117,7 @@ impl IssueNode {
             pr_open: false,
             umbrella: false,
             unsatisfied: 0,
+            behind: 0,
         }
     }
 
@@ -128,6 +131,13 @@ impl IssueNode {
     pub fn titled(mut self, title: impl Into<String>) -> Self {
         self.title = Some(title.into());
         self
+    }
+
+    /// The most work on one chain that starts at this issue and runs through its
+    /// not-yet-satisfied dependents, its own weight included: nothing can end before that
+    /// chain does, so the scheduler starts the heaviest first.
+    pub fn work(&self) -> u64 {
+        self.weight.saturating_add(self.behind)
     }
 
     pub(super) fn is_ready(&self) -> bool {

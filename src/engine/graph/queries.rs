@@ -5,10 +5,10 @@ use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 
 use petgraph::Direction::{Incoming, Outgoing};
 use petgraph::stable_graph::NodeIndex;
-use petgraph::visit::{EdgeRef, IntoEdgeReferences, NodeIndexable};
+use petgraph::visit::{EdgeRef, IntoEdgeReferences};
 
-use super::{Blocker, DependencyGraph, IssueNode, Priority};
-use crate::domain::{IssueRef, IssueStatus};
+use super::{Blocker, DependencyGraph, IssueNode, LaunchOrder};
+use crate::domain::{IssueRef, IssueStatus, RepoName};
 
 impl DependencyGraph {
     /// Whether the graph knows `issue`.
@@ -41,8 +41,8 @@ impl DependencyGraph {
     pub fn ready(&self) -> Vec<IssueRef> {
         let mut ready: Vec<_> = self
             .ready
-            .iter()
-            .map(|ix| self.node(*ix).issue.clone())
+            .nodes()
+            .map(|ix| self.node(ix).issue.clone())
             .collect();
         ready.sort();
         ready
@@ -115,30 +115,54 @@ impl DependencyGraph {
             .collect()
     }
 
-    /// The ready issues, each with its priority and the most work on one chain that starts
-    /// at it and runs through not-yet-completed dependents (its own weight included): the
-    /// scheduler starts the heaviest chain first, since nothing can end before that chain
-    /// does. One pass over the graph in reverse topological order, indexed by node.
-    pub fn ready_with_critical_work(&self) -> Vec<(IssueRef, u64, Priority)> {
-        let order: Vec<NodeIndex> = self.graph.nodes_iter().collect();
-        let mut work = vec![0_u64; self.graph.inner().node_bound()];
-        for &ix in order.iter().rev() {
-            let behind = self
-                .graph
-                .inner()
-                .neighbors_directed(ix, Outgoing)
-                .filter(|d| !self.satisfied(*d))
-                .map(|d| work[d.index()])
-                .max()
-                .unwrap_or(0);
-            work[ix.index()] = self.node(ix).weight.saturating_add(behind);
-        }
-        self.ready
-            .iter()
-            .map(|&ix| {
-                let node = self.node(ix);
-                (node.issue.clone(), work[ix.index()], node.priority)
-            })
+    /// The ready issues in launch order: the heaviest chain of open dependents first
+    /// (see [`IssueNode::work`]), then priority, then the oldest. Read off the ordered
+    /// ready set, so taking the first few costs little however many are ready.
+    pub fn launch_order(&self) -> LaunchOrder<'_> {
+        self.ready.launch_order()
+    }
+
+    /// Whether `issue` is ready (managed, open, not started, every blocker satisfied).
+    pub fn is_ready(&self, issue: &IssueRef) -> bool {
+        self.index
+            .get(issue)
+            .is_some_and(|&ix| self.ready.contains(ix))
+    }
+
+    /// The ready issues of `repo`, in launch order.
+    pub fn ready_in_repo<'a>(&'a self, repo: &RepoName) -> impl Iterator<Item = &'a IssueRef> {
+        self.ready.in_repo(repo)
+    }
+
+    /// The issues that became ready since the last call (ready at the last call, left and
+    /// ready again: not among them), in no particular order.
+    pub fn take_joined(&mut self) -> Vec<IssueRef> {
+        let joined = self.ready.take_joined();
+        joined
+            .into_iter()
+            .map(|ix| self.node(ix).issue.clone())
+            .collect()
+    }
+
+    /// The issues that became satisfied, or stopped being so, since the last call: what
+    /// their dependents show of them changed.
+    pub fn take_satisfaction_changes(&mut self) -> Vec<IssueRef> {
+        let flipped = std::mem::take(&mut self.flipped);
+        flipped
+            .into_iter()
+            .map(|ix| self.node(ix).issue.clone())
+            .collect()
+    }
+
+    /// The issues that depend on `issue` directly.
+    pub fn direct_dependents(&self, issue: &IssueRef) -> Vec<IssueRef> {
+        let Some(&ix) = self.index.get(issue) else {
+            return Vec::new();
+        };
+        self.graph
+            .inner()
+            .neighbors_directed(ix, Outgoing)
+            .map(|d| self.node(d).issue.clone())
             .collect()
     }
 
@@ -181,7 +205,7 @@ impl DependencyGraph {
             .values()
             .map(|ix| (*ix, self.node(*ix).unsatisfied))
             .collect();
-        let mut ready: Vec<NodeIndex> = self.ready.iter().copied().collect();
+        let mut ready: Vec<NodeIndex> = self.ready.nodes().collect();
         let mut waves = Vec::new();
         while !ready.is_empty() {
             ready.sort_by(|a, b| {

@@ -126,8 +126,11 @@ pub struct Engine {
     quota: HashMap<InstallationId, (i64, String)>,
     /// Issues whose status may have changed since it was last published.
     dirty: BTreeSet<(InstallationId, IssueRef)>,
-    /// Each installation's launch queue at the last settle (to show moved positions).
-    queues: HashMap<InstallationId, Vec<IssueRef>>,
+    /// The places of each installation's launch queue that statuses name, at the last
+    /// settle (to show moved positions).
+    queue_heads: HashMap<InstallationId, Vec<IssueRef>>,
+    /// The repositories paused at the last settle: their ready issues were not queued.
+    queue_paused: BTreeSet<RepoName>,
     /// Issues with a merge attempt in the outbox (not asked for again meanwhile).
     merging: BTreeSet<IssueRef>,
     /// Blockers seen for the first time and asked for: their dependents' statuses wait.
@@ -157,7 +160,8 @@ impl Engine {
             suspended: BTreeSet::new(),
             quota: HashMap::new(),
             dirty: BTreeSet::new(),
-            queues: HashMap::new(),
+            queue_heads: HashMap::new(),
+            queue_paused: BTreeSet::new(),
             merging: BTreeSet::new(),
             blocker_reads: BTreeSet::new(),
             config_pending: BTreeSet::new(),
@@ -178,7 +182,7 @@ impl Engine {
         settings: Vec<(String, String)>,
     ) {
         let unblock_on = self.settings.orchestrator.unblock_on;
-        self.installations.clear();
+        let mut earlier = std::mem::take(&mut self.installations);
         self.paused.clear();
         self.suspended.clear();
         for (installation, issue, data) in issues {
@@ -211,7 +215,11 @@ impl Engine {
                 self.suspended.insert(InstallationId(id));
             }
         }
-        for installation in self.installations.values_mut() {
+        for (id, installation) in &mut self.installations {
+            // The rebuilt graph carries on from the one it replaces (see `rebuild`).
+            if let Some(before) = earlier.remove(id) {
+                installation.graph = before.graph;
+            }
             installation.rebuild(unblock_on);
         }
     }
@@ -341,16 +349,30 @@ impl Engine {
             .or_insert_with(|| Installation::new(unblock_on))
     }
 
-    /// Marks `issue` to be saved and, with everything depending on it, published.
+    /// Marks `issue` to be saved and, with what depends on it directly (their statuses
+    /// show it), published. Issues further down show it only through a blocker that
+    /// became satisfied or stopped being so: the graph says which, and the settle marks
+    /// their dependents ([`Engine::mark_satisfaction_changes`]).
     fn touch(&mut self, id: InstallationId, issue: &IssueRef) {
         self.changed.insert((id, issue.clone()));
         let dependents = self
             .installations
             .get(&id)
-            .map(|i| i.graph.dependents(issue))
+            .map(|i| i.graph.direct_dependents(issue))
             .unwrap_or_default();
         self.dirty.insert((id, issue.clone()));
         self.dirty.extend(dependents.into_iter().map(|d| (id, d)));
+    }
+
+    /// Marks for publishing the dependents of every issue that became satisfied or
+    /// stopped being so since the last time: what their statuses say of it changed.
+    fn mark_satisfaction_changes(&mut self) {
+        for (id, installation) in &mut self.installations {
+            for issue in installation.graph.take_satisfaction_changes() {
+                let dependents = installation.graph.direct_dependents(&issue);
+                self.dirty.extend(dependents.into_iter().map(|d| (*id, d)));
+            }
+        }
     }
 
     /// Every tracked issue `keep` accepts, in every installation, in a stable order.
@@ -399,38 +421,55 @@ impl Engine {
     }
 
     fn settle_into(&mut self, now: i64, out: &mut Vec<Decision>) {
+        self.mark_satisfaction_changes();
         // What changed may have finished an umbrella's last sub-issue (its dependents were
         // marked with it); closing it may make others ready, so it goes first.
         self.close_finished_umbrellas(out);
         self.launch_ready(now, out);
-        // Queue positions move when anything launches or joins the queue: the issues whose
-        // position changed since the last settle are shown again.
-        let scheduler = self.scheduler();
-        let mut moved: Vec<(InstallationId, IssueRef)> = Vec::new();
-        for (id, installation) in &self.installations {
-            let queue = scheduler.queue(&installation.graph);
-            let before = self.queues.get(id);
-            if before == Some(&queue) {
-                continue;
-            }
-            let earlier: HashMap<&IssueRef, usize> = before
-                .map(|q| q.iter().enumerate().map(|(n, i)| (i, n)).collect())
-                .unwrap_or_default();
-            // Only places a comment names change what it says (see QUEUE_POSITIONS_SHOWN).
-            let shown = |n: usize| n < QUEUE_POSITIONS_SHOWN;
-            moved.extend(
-                queue
-                    .iter()
-                    .enumerate()
-                    .filter(|(n, issue)| match earlier.get(issue) {
-                        Some(before) => before != n && (shown(*before) || shown(*n)),
-                        None => true,
-                    })
-                    .map(|(_, issue)| (*id, issue.clone())),
-            );
-            self.queues.insert(*id, queue);
-        }
-        self.dirty.extend(moved);
+        self.mark_satisfaction_changes();
+        self.mark_moved_in_queues();
         self.publish_dirty(now, out);
+    }
+
+    /// Marks the issues whose place in the launch queue changed what their status says
+    /// since the last settle: those that joined the queue, and those whose place moved
+    /// among the first [`QUEUE_POSITIONS_SHOWN`] or into or out of them (the comments name
+    /// no other place). From what joined and the first places only, not the whole queue.
+    fn mark_moved_in_queues(&mut self) {
+        let scheduler = self.scheduler();
+        let resumed: Vec<&RepoName> = self
+            .queue_paused
+            .iter()
+            .filter(|repo| !scheduler.paused.contains(*repo))
+            .collect();
+        let mut moved: Vec<(InstallationId, IssueRef)> = Vec::new();
+        for (id, installation) in &mut self.installations {
+            let graph = &mut installation.graph;
+            let mut marked: Vec<IssueRef> = graph
+                .take_joined()
+                .into_iter()
+                .filter(|issue| !scheduler.paused.contains(&issue.repo))
+                .collect();
+            // A resumed repository's ready issues join the queue as a whole.
+            for repo in &resumed {
+                marked.extend(graph.ready_in_repo(repo).cloned());
+            }
+            let head = scheduler.first_queued(graph, QUEUE_POSITIONS_SHOWN);
+            let before = self.queue_heads.remove(id).unwrap_or_default();
+            for (n, issue) in head.iter().enumerate() {
+                if before.get(n) != Some(issue) {
+                    marked.push(issue.clone());
+                }
+            }
+            for issue in &before {
+                if !head.contains(issue) && scheduler.is_queued(graph, issue) {
+                    marked.push(issue.clone());
+                }
+            }
+            moved.extend(marked.into_iter().map(|issue| (*id, issue)));
+            self.queue_heads.insert(*id, head);
+        }
+        self.queue_paused = scheduler.paused;
+        self.dirty.extend(moved);
     }
 }

@@ -2,35 +2,38 @@
 //! its status comment, its one state label and its Projects option. What was last decided
 //! is remembered, so that an unchanged status is not sent to the effects again.
 
-use std::collections::HashMap;
-
 use super::Engine;
 use super::io::Decision;
 use crate::domain::{InstallationId, IssueRef, IssueStatus, RunRecord};
-use crate::engine::status::{BlockerView, RunView, StatusView, WorkState, work_state};
+use crate::engine::status::{
+    BlockerView, QUEUE_POSITIONS_SHOWN, RunView, StatusView, WorkState, work_state,
+};
 use crate::engine::texts;
 
 impl Engine {
-    /// Decides the status of every issue marked dirty. The launch queues are the ones the
-    /// settle that calls this has just worked out (`self.queues`).
+    /// Decides the status of every issue marked dirty. The places in the launch queues are
+    /// the ones the settle that calls this has just worked out (`self.queue_heads`).
     pub(super) fn publish_dirty(&mut self, now: i64, out: &mut Vec<Decision>) {
         let dirty = std::mem::take(&mut self.dirty);
-        // Where each queued issue stands in its installation's queue (from 1), worked out
-        // once for all the statuses of an installation.
-        let mut positions: HashMap<InstallationId, HashMap<IssueRef, usize>> = HashMap::new();
         for (id, issue) in dirty {
-            let queue = positions.entry(id).or_insert_with(|| {
-                self.queues.get(&id).map_or_else(HashMap::new, |queue| {
-                    queue
-                        .iter()
-                        .enumerate()
-                        .map(|(n, issue)| (issue.clone(), n + 1))
-                        .collect()
-                })
-            });
-            let position = queue.get(&issue).copied();
+            let position = self.queue_position(id, &issue);
             self.publish(id, &issue, position, now, out);
         }
+    }
+
+    /// Where `issue` stands in its installation's queue (from 1), when queued. Past the
+    /// places a status names, any place says the same, so the whole queue is not counted.
+    fn queue_position(&self, id: InstallationId, issue: &IssueRef) -> Option<usize> {
+        let head = self.queue_heads.get(&id)?;
+        if let Some(n) = head.iter().position(|queued| queued == issue) {
+            return Some(n + 1);
+        }
+        let queued = !self.paused.contains_key(&issue.repo)
+            && self
+                .installations
+                .get(&id)
+                .is_some_and(|installation| installation.graph.is_ready(issue));
+        queued.then_some(QUEUE_POSITIONS_SHOWN + 1)
     }
 
     fn publish(
@@ -57,7 +60,7 @@ impl Engine {
         if view.is_none() && tracked.state_label.is_none() {
             return; // never managed: a blocker only
         }
-        let Some(settings) = self.repos.get(&issue.repo).cloned() else {
+        let Some(settings) = self.repos.get(&issue.repo) else {
             self.ask_config(id, &issue.repo, out);
             return;
         };

@@ -258,17 +258,55 @@ impl Installation {
         );
     }
 
-    /// Rebuilds the graph from the tracked issues and runs (after a load or a removal).
+    /// Rebuilds the graph from the tracked issues and runs (after a load or a removal):
+    /// built at once (one topological sort) when the saved dependencies close no cycle,
+    /// else one issue at a time, holding the issues whose dependencies close one.
     pub fn rebuild(&mut self, unblock_on: UnblockOn) {
-        let mut graph = DependencyGraph::with_unblock_on(unblock_on);
         let mut issues: Vec<_> = self.issues.iter().collect();
         issues.sort_by(|a, b| a.0.cmp(b.0));
-        for (issue, tracked) in &issues {
+        let nodes = issues.iter().map(|(issue, tracked)| {
+            let mut node = node_for(issue, tracked);
+            node.held = tracked.managed && tracked.held();
+            (node.attempts, node.started, node.agent_done) =
+                agent_marks(self.runs.get(*issue), tracked.cleared_attempt);
+            node
+        });
+        let dependencies: Vec<(IssueRef, IssueRef)> = issues
+            .iter()
+            .filter(|(_, tracked)| tracked.managed)
+            .flat_map(|(issue, tracked)| {
+                tracked
+                    .blockers()
+                    .into_iter()
+                    .map(|blocker| ((*issue).clone(), blocker))
+            })
+            .collect();
+        // `build` leaves out an issue's dependency on itself, which holds it here.
+        let on_itself = dependencies.iter().any(|(issue, blocker)| issue == blocker);
+        let built = (!on_itself)
+            .then(|| DependencyGraph::build_with_unblock_on(unblock_on, nodes, dependencies).ok())
+            .flatten();
+        let mut graph = built.unwrap_or_else(|| self.rebuild_one_by_one(&issues, unblock_on));
+        // The same issues, counted again: what became ready, or satisfied, is news only
+        // against the graph this one replaces, not against an empty one.
+        graph.carry_on_from(&self.graph);
+        graph.take_satisfaction_changes();
+        self.graph = graph;
+    }
+
+    /// The graph built one issue at a time: a saved dependency that closes a cycle (edges
+    /// were checked when added, so it is a surprise) holds its issue.
+    fn rebuild_one_by_one(
+        &self,
+        issues: &[(&IssueRef, &Tracked)],
+        unblock_on: UnblockOn,
+    ) -> DependencyGraph {
+        let mut graph = DependencyGraph::with_unblock_on(unblock_on);
+        for (issue, tracked) in issues {
             graph.upsert(node_for(issue, tracked));
         }
-        for (issue, tracked) in &issues {
+        for (issue, tracked) in issues {
             if tracked.managed {
-                // Edges were checked when added, so a cycle from the store is a surprise.
                 let closes_cycle = graph.set_dependencies(issue, &tracked.blockers()).is_err();
                 if closes_cycle {
                     tracing::warn!(%issue, "a saved dependency closes a cycle; holding the issue");
@@ -276,7 +314,7 @@ impl Installation {
                 graph.set_held(issue, closes_cycle || tracked.held());
             }
         }
-        for (issue, tracked) in &issues {
+        for (issue, tracked) in issues {
             apply_run(
                 &mut graph,
                 issue,
@@ -284,7 +322,7 @@ impl Installation {
                 tracked.cleared_attempt,
             );
         }
-        self.graph = graph;
+        graph
     }
 
     /// Issues whose current attempt is launched and not ended.
@@ -341,10 +379,17 @@ pub fn node_for(issue: &IssueRef, tracked: &Tracked) -> IssueNode {
 /// Sets the agent marks of `issue` from its latest run: attempts made, whether the current
 /// attempt is launched (not cleared by a retry), whether it succeeded.
 fn apply_run(graph: &mut DependencyGraph, issue: &IssueRef, run: Option<&RunRecord>, cleared: u32) {
+    let (attempts, started, done) = agent_marks(run, cleared);
+    graph.set_agent(issue, attempts, started, done);
+}
+
+/// An issue's agent marks from its latest run: attempts made, whether the current
+/// attempt is launched (not cleared by a retry), whether it succeeded.
+fn agent_marks(run: Option<&RunRecord>, cleared: u32) -> (u32, bool, bool) {
     let attempts = run.map_or(0, |r| r.attempt).max(cleared);
     let started = run.is_some_and(|r| r.attempt > cleared);
     let done = started && run.is_some_and(|r| r.state == crate::domain::RunState::Succeeded);
-    graph.set_agent(issue, attempts, started, done);
+    (attempts, started, done)
 }
 
 /// A map keyed by issue, saved as a list of pairs (JSON keys must be strings).
@@ -367,5 +412,54 @@ mod pairs {
     ) -> Result<BTreeMap<IssueRef, u32>, D::Error> {
         let pairs: Vec<(IssueRef, u32)> = Vec::deserialize(deserializer)?;
         Ok(pairs.into_iter().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(n: u64) -> IssueRef {
+        IssueRef::new("acme/api".parse().unwrap(), n)
+    }
+
+    fn managed(blockers: &[u64]) -> Tracked {
+        let mut tracked = Tracked::new(IssueStatus::Open);
+        tracked.managed = true;
+        tracked.declared = blockers.iter().map(|n| r(*n)).collect();
+        tracked
+    }
+
+    #[test]
+    fn a_rebuild_is_built_at_once_and_holds_the_issues_of_a_saved_cycle() {
+        let mut installation = Installation::new(UnblockOn::IssueClosed);
+        installation.issues.insert(r(1), managed(&[]));
+        installation.issues.insert(r(2), managed(&[1]));
+        installation.issues.insert(r(3), managed(&[2, 9]));
+        installation.rebuild(UnblockOn::IssueClosed);
+        assert_eq!(installation.graph.ready(), [r(1)]);
+        assert_eq!(
+            installation.graph.blockers(&r(3)).len(),
+            2,
+            "#9 added, unknown"
+        );
+        assert!(installation.graph.nodes().all(|node| !node.held));
+
+        // Saved dependencies that close a cycle: one issue at a time, in order; the
+        // dependency of #5 closes it, so #5 is held (and #4 waits for it).
+        installation.issues.insert(r(4), managed(&[5]));
+        installation.issues.insert(r(5), managed(&[4]));
+        installation.rebuild(UnblockOn::IssueClosed);
+        assert!(installation.graph.get(&r(5)).unwrap().held);
+        assert!(!installation.graph.get(&r(4)).unwrap().held);
+        assert_eq!(installation.graph.ready(), [r(1)]);
+        assert_eq!(installation.graph.blockers(&r(3)).len(), 2);
+
+        // A saved dependency on itself holds the issue too.
+        installation.issues.remove(&r(5));
+        installation.issues.insert(r(4), managed(&[4]));
+        installation.rebuild(UnblockOn::IssueClosed);
+        assert!(installation.graph.get(&r(4)).unwrap().held);
+        assert_eq!(installation.graph.ready(), [r(1)]);
     }
 }

@@ -12,7 +12,7 @@ use crate::engine::status::{BlockerView, QUEUE_POSITIONS_SHOWN, StatusView, Work
 
 /// The status comment's Markdown, marker included. `command` is the command prefix.
 pub fn status_comment(view: &StatusView, command: &str) -> String {
-    let mut out = String::new();
+    let mut out = String::with_capacity(1024);
     let _ = writeln!(out, "{STATUS_MARKER}");
     let _ = writeln!(
         out,
@@ -77,7 +77,7 @@ pub fn status_comment(view: &StatusView, command: &str) -> String {
         }
         let _ = writeln!(out, "**{heading}**\n");
         for blocker in listed {
-            let _ = writeln!(out, "{}", blocker_line(blocker));
+            blocker_line(&mut out, blocker);
         }
         out.push('\n');
     }
@@ -115,35 +115,29 @@ pub fn status_comment(view: &StatusView, command: &str) -> String {
     for note in &view.notes {
         let _ = writeln!(out, "ℹ️ {note}\n");
     }
-    let _ = writeln!(
-        out,
-        "<sub>{}</sub>",
-        applicable_commands(view.state, command)
-    );
+    out.push_str("<sub>");
+    applicable_commands(&mut out, view.state, command);
+    out.push_str("</sub>\n");
     out
 }
 
-/// One blocker's line: ticked when it no longer blocks, its state, its pull requests, and
-/// the attempt during which it was discovered.
-fn blocker_line(blocker: &BlockerView) -> String {
+/// One blocker's line, written to `out`: ticked when it no longer blocks, its state, its
+/// pull requests, and the attempt during which it was discovered. (Written in place: a
+/// status is rendered at every change of what it shows, many times per launch.)
+fn blocker_line(out: &mut String, blocker: &BlockerView) {
     let tick = if blocker.satisfied { "x" } else { " " };
-    let title = blocker
-        .title
-        .as_deref()
-        .map(|t| format!(" {}", one_line(t)))
-        .unwrap_or_default();
-    let mut line = format!(
-        "- [{tick}] {}{title} — {}",
-        blocker.issue,
-        describe(blocker.state)
-    );
+    let _ = write!(out, "- [{tick}] {}", blocker.issue);
+    if let Some(title) = blocker.title.as_deref() {
+        let _ = write!(out, " {}", one_line(title));
+    }
+    let _ = write!(out, " — {}", describe(blocker.state));
     for pr in &blocker.pull_requests {
-        let _ = write!(line, " · PR {pr}");
+        let _ = write!(out, " · PR {pr}");
     }
     if let Some(attempt) = blocker.discovered_in {
-        let _ = write!(line, " · discovered while attempt {attempt} ran");
+        let _ = write!(out, " · discovered while attempt {attempt} ran");
     }
-    line
+    out.push('\n');
 }
 
 /// The status comment of an issue whose trigger label `label` was applied by `actor`, who
@@ -264,7 +258,7 @@ fn headline(view: &StatusView) -> String {
 
 /// The commands that make sense in `state`, so the footer never offers `retry` to a
 /// running issue.
-fn applicable_commands(state: WorkState, command: &str) -> String {
+fn applicable_commands(out: &mut String, state: WorkState, command: &str) {
     let verbs: &[&str] = match state {
         WorkState::Blocked | WorkState::Queued => {
             &["status", "depends on #N", "unblock #N", "graph"]
@@ -273,8 +267,11 @@ fn applicable_commands(state: WorkState, command: &str) -> String {
         WorkState::Done => &["status", "graph"],
         WorkState::Failed => &["retry", "status", "graph"],
     };
-    let listed: Vec<String> = verbs.iter().map(|v| format!("`{command} {v}`")).collect();
-    format!("Commands: {} · `{command} help`", listed.join(" · "))
+    out.push_str("Commands: ");
+    for verb in verbs {
+        let _ = write!(out, "`{command} {verb}` · ");
+    }
+    let _ = write!(out, "`{command} help`");
 }
 
 fn describe(state: IssueStatus) -> &'static str {

@@ -57,6 +57,9 @@ pub(super) struct World<'a> {
     labelled: Vec<bool>,
     /// Whether each task's issue is closed (as completed).
     pub closed: Vec<bool>,
+    /// How many of `closed` are true (counted as they close: the progress is told at
+    /// every step).
+    closed_count: usize,
     /// Whether each task was ever launched.
     pub launched: Vec<bool>,
     /// Runs of each task that ran their whole duration.
@@ -135,6 +138,7 @@ impl<'a> World<'a> {
             opened_ms: vec![0; tasks.len()],
             labelled: vec![false; tasks.len()],
             closed: vec![false; tasks.len()],
+            closed_count: 0,
             launched: vec![false; tasks.len()],
             full_runs: vec![0; tasks.len()],
             partial_secs: 0.0,
@@ -196,8 +200,7 @@ impl<'a> World<'a> {
                 }
                 self.report()?;
             }
-            let done = self.closed.iter().filter(|closed| **closed).count();
-            progress(done, self.tasks.len());
+            progress(self.closed_count, self.tasks.len());
         }
         Ok(())
     }
@@ -423,7 +426,9 @@ impl<'a> World<'a> {
             ended,
         })?;
         for index in succeeded {
-            self.closed[index] = true;
+            if !std::mem::replace(&mut self.closed[index], true) {
+                self.closed_count += 1;
+            }
             let reason = CloseReason::Completed;
             self.feed(self.issue_event(index, IssueAction::Closed { reason }))?;
         }
