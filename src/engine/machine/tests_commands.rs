@@ -307,6 +307,25 @@ fn resume_restarts_launches_in_the_repository_and_is_saved() {
 }
 
 #[test]
+fn resume_tells_every_ready_issue_of_the_repository_it_is_queued_again() {
+    // One agent: after the resume one issue runs and twelve wait, two of them behind the
+    // ten places a status names; theirs are published from the repository's ready set.
+    let mut world = World::with(|settings| settings.max_concurrent = 1);
+    world.comment_on(issue(1, &[], ""), "/codegen pause");
+    for n in 2..=14 {
+        world.managed(n, &[], "");
+    }
+
+    let decisions = world.comment_on(issue(1, &[], ""), "/codegen resume");
+
+    assert_eq!(launches(&decisions).len(), 1);
+    for n in [13, 14] {
+        last_status(&decisions, n)
+            .assert_says("Ready; in the queue for a free agent, behind the first 10.");
+    }
+}
+
+#[test]
 fn a_pause_is_restored_after_a_restart() {
     let mut world = World::new();
     world.engine.restore(
