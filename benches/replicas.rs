@@ -22,63 +22,19 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use codegen_orchestrator::store::Store;
-use serde_json::{Value, json};
 use sqlx::Connection as _;
 use support::fake_codegen::FakeCodegen;
 use support::fake_github::FakeGithub;
-use support::fixture;
+use support::installations::{self, labelled};
 use support::server::{Server, codegen_env, test_key_path};
 
 const SECRET: &str = "whsec-replicas-bench";
 const INSTALLATIONS: u64 = 6;
-const MAINTAINER: &str = "octo-maintainer";
-
-fn repo(installation: u64) -> String {
-    format!("org{installation}/api")
-}
-
 async fn fakes(issues: u64, latency: Duration) -> (FakeGithub, FakeCodegen) {
-    let github = FakeGithub::start().await;
-    let codegen = FakeCodegen::start().await;
-    for i in 1..=INSTALLATIONS {
-        let repo = repo(i);
-        {
-            let mut state = github.state.lock().unwrap();
-            state.installations.insert(repo.clone(), 100 + i);
-            state.permissions.insert(
-                (repo.clone(), MAINTAINER.into()),
-                ("write".into(), "write".into()),
-            );
-        }
-        codegen.add_repo(7000 + i, &repo);
-        for n in 1..=issues {
-            github.add_issue(&repo, n, &format!("Issue {n}"), "", &[]);
-        }
-    }
+    let (github, codegen) = installations::fakes(INSTALLATIONS, issues, |_| String::new()).await;
     github.set_latency(latency);
     codegen.set_latency(latency);
     (github, codegen)
-}
-
-fn labelled(github: &FakeGithub, i: u64, n: u64) -> Vec<u8> {
-    let repo = repo(i);
-    let issue = {
-        let mut state = github.state.lock().unwrap();
-        let issue = state.issues.get_mut(&(repo.clone(), n)).unwrap();
-        issue["labels"] = json!([{"id": 1, "node_id": "LA_1", "url": "", "name": "codegen",
-            "color": "ededed", "default": false, "description": null}]);
-        issue.clone()
-    };
-    let mut payload: Value =
-        serde_json::from_slice(&fixture("issues/labeled.payload.json")).unwrap();
-    payload["issue"] = issue;
-    payload["label"]["name"] = json!("codegen");
-    payload["installation"] = json!({"id": 100 + i});
-    payload["repository"]["full_name"] = json!(repo);
-    payload["repository"]["name"] = json!("api");
-    payload["repository"]["owner"]["login"] = json!(format!("org{i}"));
-    payload["sender"] = json!({"login": MAINTAINER, "id": 101, "type": "User"});
-    serde_json::to_vec(&payload).unwrap()
 }
 
 fn status_comments(github: &FakeGithub) -> usize {

@@ -12,73 +12,30 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use codegen_orchestrator::store::{DeliveryState, Store};
-use serde_json::{Value, json};
 use sqlx::Connection as _;
 use support::fake_codegen::FakeCodegen;
 use support::fake_github::FakeGithub;
-use support::fixture;
+use support::installations::{self, labelled, repo};
 use support::server::{Server, codegen_env, test_key_path};
 
 const SECRET: &str = "whsec-leases-test";
 const INSTALLATIONS: u64 = 6;
 const ISSUES: u64 = 6;
 const LEASE_SECS: u64 = 3;
-const MAINTAINER: &str = "octo-maintainer";
-
-fn repo(installation: u64) -> String {
-    format!("org{installation}/api")
-}
-
 /// Six repositories, one per installation (101..=106), each with `ISSUES` issues; every
 /// third issue depends on the one before it.
 async fn fakes() -> (FakeGithub, FakeCodegen) {
-    let github = FakeGithub::start().await;
-    let codegen = FakeCodegen::start().await;
-    for i in 1..=INSTALLATIONS {
-        let repo = repo(i);
-        {
-            let mut state = github.state.lock().unwrap();
-            state.installations.insert(repo.clone(), 100 + i);
-            state.permissions.insert(
-                (repo.clone(), MAINTAINER.into()),
-                ("write".into(), "write".into()),
-            );
+    let (github, codegen) = installations::fakes(INSTALLATIONS, ISSUES, |n| {
+        if n % 3 == 0 {
+            format!("Depends on #{}", n - 1)
+        } else {
+            String::new()
         }
-        codegen.add_repo(7000 + i, &repo);
-        for n in 1..=ISSUES {
-            let body = if n % 3 == 0 {
-                format!("Depends on #{}", n - 1)
-            } else {
-                String::new()
-            };
-            github.add_issue(&repo, n, &format!("Issue {n}"), &body, &[]);
-        }
-    }
+    })
+    .await;
     // Some latency on every GitHub call, so that work is under way when a replica dies.
     github.state.lock().unwrap().random_faults = Some((0.0, 0.0, 20));
     (github, codegen)
-}
-
-/// The maintainer labels issue `n` of installation `i`: the `issues.labeled` delivery.
-fn labelled(github: &FakeGithub, i: u64, n: u64) -> Vec<u8> {
-    let repo = repo(i);
-    let issue = {
-        let mut state = github.state.lock().unwrap();
-        let issue = state.issues.get_mut(&(repo.clone(), n)).unwrap();
-        issue["labels"] = json!([{"id": 1, "node_id": "LA_1", "url": "", "name": "codegen",
-            "color": "ededed", "default": false, "description": null}]);
-        issue.clone()
-    };
-    let mut payload: Value =
-        serde_json::from_slice(&fixture("issues/labeled.payload.json")).unwrap();
-    payload["issue"] = issue;
-    payload["label"]["name"] = json!("codegen");
-    payload["installation"] = json!({"id": 100 + i});
-    payload["repository"]["full_name"] = json!(repo);
-    payload["repository"]["name"] = json!("api");
-    payload["repository"]["owner"]["login"] = json!(format!("org{i}"));
-    payload["sender"] = json!({"login": MAINTAINER, "id": 101, "type": "User"});
-    serde_json::to_vec(&payload).unwrap()
 }
 
 /// Owner (process id) of each installation whose lease has not run out.
