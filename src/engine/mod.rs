@@ -3,6 +3,8 @@
 //! store, github or codegen and does no I/O.
 
 pub mod commands;
+pub mod durations;
+pub mod forecast;
 mod graph;
 pub mod machine;
 pub mod prompt;
