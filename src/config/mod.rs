@@ -214,6 +214,31 @@ pub struct OrchestratorConfig {
     /// Write the dependencies declared in issue text, labels and commands to GitHub's
     /// native "blocked by" links (and remove those the bot wrote when they go).
     pub sync_native_dependencies: bool,
+    /// The expected duration of an issue without an `estimate:` label in a repository
+    /// without learned run durations yet, in minutes (written like a label's value:
+    /// `45m`, `1h`, `1d`).
+    #[serde(with = "estimate_text")]
+    pub default_estimate: u64,
+}
+
+/// `orchestrator.default_estimate` as written: `<N>m|h|d`.
+mod estimate_text {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(minutes: &u64, serializer: S) -> Result<S::Ok, S::Error> {
+        if minutes.is_multiple_of(60) {
+            serializer.serialize_str(&format!("{}h", minutes / 60))
+        } else {
+            serializer.serialize_str(&format!("{minutes}m"))
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        crate::engine::estimate_from_labels([format!("estimate:{text}").as_str()]).ok_or_else(
+            || D::Error::custom(format!("`{text}` is not a duration like 45m, 2h or 1d")),
+        )
+    }
 }
 
 /// `orchestrator.sub_issues`: what the sub-issues of a managed issue are.
@@ -258,6 +283,7 @@ impl Default for OrchestratorConfig {
             parents: Parents::default(),
             retry_after_discovered_blocker: true,
             sync_native_dependencies: false,
+            default_estimate: crate::engine::DEFAULT_ESTIMATE_MINUTES,
         }
     }
 }

@@ -445,3 +445,21 @@ fn door_and_request_limits_below_their_floor_are_named() {
     assert_eq!(config.server.body_budget_bytes, 31_457_280);
     assert_eq!(config.github.request_timeout_secs, 1);
 }
+
+#[test]
+fn the_default_estimate_is_written_like_a_label_and_refused_when_it_is_not() {
+    assert_eq!(Config::default().orchestrator.default_estimate, 60);
+    let config: Config =
+        serde_yaml_ng::from_str("orchestrator:\n  default_estimate: 90m\n").unwrap();
+    assert_eq!(config.orchestrator.default_estimate, 90);
+    let config: Config =
+        serde_yaml_ng::from_str("orchestrator:\n  default_estimate: 2h\n").unwrap();
+    assert_eq!(config.orchestrator.default_estimate, 120);
+    let err = serde_yaml_ng::from_str::<Config>("orchestrator:\n  default_estimate: soon\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("`soon` is not a duration like 45m, 2h or 1d"),
+        "{err}"
+    );
+}

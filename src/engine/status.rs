@@ -121,6 +121,8 @@ pub struct StatusView {
     /// The failed attempt that gets a new one once the blockers discovered during it are
     /// done.
     pub retry_after_discovery: Option<u32>,
+    /// When its agent is expected to start (unix ms), while it waits, from the forecast.
+    pub expected_start: Option<i64>,
 }
 
 /// The state of a managed issue from its facts. `started`: the current attempt was

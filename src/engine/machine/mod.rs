@@ -11,6 +11,7 @@
 mod commands;
 mod dependencies;
 mod facts;
+mod forecasts;
 mod io;
 mod issues;
 mod native_sync;
@@ -26,15 +27,18 @@ mod tests;
 use std::collections::{BTreeSet, HashMap};
 
 pub use facts::Facts;
+pub use forecasts::{FORECAST_REFRESH_MS, tolerance_ms};
 pub use io::{
     AfterConfig, AfterPermission, CommandRequest, Decision, Input, Outcome, ReadPurpose, RepoFile,
 };
-pub use state::{Installation, Tracked};
+pub use state::{Installation, Tracked, Weights};
 
 use crate::config::{Config, OrchestratorConfig, ProjectsConfig};
 use crate::deps::DependencyParser;
 use crate::domain::{InstallationId, IssueRef, RepoName, RunRecord, RunState};
 use crate::engine::Scheduler;
+use crate::engine::durations::Durations;
+use crate::engine::forecast::Forecast;
 use crate::engine::repo_config::RepoSettings;
 use crate::engine::status::{QUEUE_POSITIONS_SHOWN, WorkState};
 
@@ -145,6 +149,14 @@ pub struct Engine {
     changed: BTreeSet<(InstallationId, IssueRef)>,
     forgotten: BTreeSet<IssueRef>,
     settings_changed: Vec<(String, Option<String>)>,
+    /// Run durations learned from finished runs.
+    durations: Durations,
+    /// Each installation's latest forecast.
+    forecasts: HashMap<InstallationId, Forecast>,
+    /// The expected start each waiting issue's status last showed.
+    shown_starts: HashMap<IssueRef, i64>,
+    /// Installations changed since their forecast was made.
+    forecast_stale: BTreeSet<InstallationId>,
 }
 
 impl Engine {
@@ -170,6 +182,10 @@ impl Engine {
             changed: BTreeSet::new(),
             forgotten: BTreeSet::new(),
             settings_changed: Vec::new(),
+            durations: Durations::default(),
+            forecasts: HashMap::new(),
+            shown_starts: HashMap::new(),
+            forecast_stale: BTreeSet::new(),
         }
     }
 
@@ -185,6 +201,7 @@ impl Engine {
         let mut earlier = std::mem::take(&mut self.installations);
         self.paused.clear();
         self.suspended.clear();
+        self.forecasts.clear();
         for (installation, issue, data) in issues {
             match serde_json::from_str::<Tracked>(&data) {
                 Ok(tracked) => {
@@ -213,13 +230,17 @@ impl Engine {
                 && let Ok(id) = id.parse()
             {
                 self.suspended.insert(InstallationId(id));
+            } else {
+                self.durations.restore(&key, &value);
             }
         }
+        let weights = self.weights();
         for (id, installation) in &mut self.installations {
             // The rebuilt graph carries on from the one it replaces (see `rebuild`).
             if let Some(before) = earlier.remove(id) {
                 installation.graph = before.graph;
             }
+            installation.weights = weights.clone();
             installation.rebuild(unblock_on);
         }
     }
@@ -343,10 +364,31 @@ impl Engine {
     }
 
     fn installation_mut(&mut self, id: InstallationId) -> &mut Installation {
-        let unblock_on = self.settings.orchestrator.unblock_on;
+        if !self.installations.contains_key(&id) {
+            let mut installation = Installation::new(self.settings.orchestrator.unblock_on);
+            installation.weights = self.weights();
+            self.installations.insert(id, installation);
+        }
         self.installations
-            .entry(id)
-            .or_insert_with(|| Installation::new(unblock_on))
+            .get_mut(&id)
+            .expect("the installation was just made")
+    }
+
+    /// What unlabelled issues weigh: the learned figures, else the default.
+    fn weights(&self) -> Weights {
+        Weights {
+            default_minutes: self.settings.orchestrator.default_estimate,
+            learned: self
+                .durations
+                .repos()
+                .filter_map(|(repo, _)| Some((repo.clone(), self.durations.learned_minutes(repo)?)))
+                .collect(),
+        }
+    }
+
+    /// The run durations learned so far.
+    pub fn durations(&self) -> &Durations {
+        &self.durations
     }
 
     /// Marks `issue` to be saved and, with what depends on it directly (their statuses
@@ -355,6 +397,7 @@ impl Engine {
     /// their dependents ([`Engine::mark_satisfaction_changes`]).
     fn touch(&mut self, id: InstallationId, issue: &IssueRef) {
         self.changed.insert((id, issue.clone()));
+        self.forecast_stale.insert(id);
         let dependents = self
             .installations
             .get(&id)
@@ -398,6 +441,7 @@ impl Engine {
 
     /// Marks every managed issue of `repo` for publishing.
     fn touch_repository(&mut self, id: InstallationId, repo: &RepoName) {
+        self.forecast_stale.insert(id);
         if let Some(installation) = self.installations.get(&id) {
             let issues: Vec<IssueRef> = installation
                 .issues
@@ -428,6 +472,7 @@ impl Engine {
         self.launch_ready(now, out);
         self.mark_satisfaction_changes();
         self.mark_moved_in_queues();
+        self.refresh_forecasts(now);
         self.publish_dirty(now, out);
     }
 

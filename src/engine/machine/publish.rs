@@ -90,6 +90,10 @@ impl Engine {
             return;
         }
         self.published.insert(issue.clone(), body.clone());
+        match view.as_ref().and_then(|v| v.expected_start) {
+            Some(start) => self.shown_starts.insert(issue.clone(), start),
+            None => self.shown_starts.remove(issue),
+        };
         let installation = self.installation_mut(id);
         if let Some(tracked) = installation.issues.get_mut(issue) {
             tracked.state_label = wanted_label;
@@ -177,6 +181,10 @@ impl Engine {
             })
             .collect();
         let queue_position = queue_position.filter(|_| state == WorkState::Queued);
+        let waiting = matches!(state, WorkState::Queued | WorkState::Blocked);
+        let expected_start = self
+            .expected_start(id, issue, now)
+            .filter(|_| waiting && self.pause_reason(id, issue, now).is_none());
         Some(StatusView {
             issue: issue.clone(),
             state,
@@ -192,6 +200,7 @@ impl Engine {
             unseen_children: tracked.unseen_children,
             umbrella: tracked.umbrella,
             parent: tracked.parent.clone(),
+            expected_start,
             retry_after_discovery: tracked
                 .retry_after_discovery
                 .filter(|a| *a == tracked.cleared_attempt && state == WorkState::Blocked),

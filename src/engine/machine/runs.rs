@@ -257,6 +257,7 @@ impl Engine {
                     tracked.cleared_attempt = run.attempt;
                 }
             }
+            self.learn_duration(&run);
             self.record_run(run.installation, run);
         }
         self.merge_ready(out);

@@ -229,6 +229,37 @@ pub struct Installation {
     pub issues: HashMap<IssueRef, Tracked>,
     /// The latest run of each issue that has one.
     pub runs: HashMap<IssueRef, RunRecord>,
+    /// What an issue without an `estimate:` label weighs in each repository.
+    pub weights: Weights,
+}
+
+/// What an issue without an `estimate:` label weighs (its expected duration in minutes):
+/// its repository's learned figure, else the default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Weights {
+    /// `orchestrator.default_estimate`.
+    pub default_minutes: u64,
+    /// Learned figures, by repository (as last applied to the graph).
+    pub learned: HashMap<crate::domain::RepoName, u64>,
+}
+
+impl Default for Weights {
+    fn default() -> Self {
+        Self {
+            default_minutes: crate::engine::DEFAULT_ESTIMATE_MINUTES,
+            learned: HashMap::new(),
+        }
+    }
+}
+
+impl Weights {
+    /// The weight of an unlabelled issue of `repo`.
+    pub fn minutes(&self, repo: &crate::domain::RepoName) -> u64 {
+        self.learned
+            .get(repo)
+            .copied()
+            .unwrap_or(self.default_minutes)
+    }
 }
 
 impl Installation {
@@ -238,6 +269,7 @@ impl Installation {
             graph: DependencyGraph::with_unblock_on(unblock_on),
             issues: HashMap::new(),
             runs: HashMap::new(),
+            weights: Weights::default(),
         }
     }
 
@@ -246,7 +278,7 @@ impl Installation {
         let Some(tracked) = self.issues.get(issue) else {
             return;
         };
-        self.graph.upsert(node_for(issue, tracked));
+        self.graph.upsert(node_for(issue, tracked, &self.weights));
         if tracked.managed {
             self.graph.set_held(issue, tracked.held());
         }
@@ -265,7 +297,7 @@ impl Installation {
         let mut issues: Vec<_> = self.issues.iter().collect();
         issues.sort_by(|a, b| a.0.cmp(b.0));
         let nodes = issues.iter().map(|(issue, tracked)| {
-            let mut node = node_for(issue, tracked);
+            let mut node = node_for(issue, tracked, &self.weights);
             node.held = tracked.managed && tracked.held();
             (node.attempts, node.started, node.agent_done) =
                 agent_marks(self.runs.get(*issue), tracked.cleared_attempt);
@@ -303,7 +335,7 @@ impl Installation {
     ) -> DependencyGraph {
         let mut graph = DependencyGraph::with_unblock_on(unblock_on);
         for (issue, tracked) in issues {
-            graph.upsert(node_for(issue, tracked));
+            graph.upsert(node_for(issue, tracked, &self.weights));
         }
         for (issue, tracked) in issues {
             if tracked.managed {
@@ -362,7 +394,7 @@ impl Installation {
 }
 
 /// The graph node for a tracked issue.
-pub fn node_for(issue: &IssueRef, tracked: &Tracked) -> IssueNode {
+pub fn node_for(issue: &IssueRef, tracked: &Tracked, weights: &Weights) -> IssueNode {
     let mut node = IssueNode::new(issue.clone(), tracked.status);
     node.managed = tracked.is_active();
     node.pr_open = !tracked.branches.is_empty();
@@ -370,9 +402,7 @@ pub fn node_for(issue: &IssueRef, tracked: &Tracked) -> IssueNode {
     node.title = tracked.title.clone();
     let labels = tracked.labels.iter().map(String::as_str);
     node.priority = Priority::from_labels(labels.clone());
-    if let Some(minutes) = estimate_from_labels(labels) {
-        node.weight = minutes;
-    }
+    node.weight = estimate_from_labels(labels).unwrap_or_else(|| weights.minutes(&issue.repo));
     node
 }
 

@@ -25,6 +25,8 @@ mod commands;
 mod comments;
 #[path = "tests_discovery.rs"]
 mod discovery;
+#[path = "tests_forecast.rs"]
+mod forecast;
 #[path = "tests_labels.rs"]
 mod labels;
 #[path = "tests_native_sync.rs"]

@@ -63,9 +63,12 @@ fn a_batch_settled_once_decides_the_launches_of_settling_after_each_input_and_on
             published.len() <= 1,
             "#{n} is published once at most: {published:#?}"
         );
+        // Settling after each input may publish a status more than once (#1 learns its
+        // expected start when #2 is managed), so labels may have been set earlier: the
+        // last comment is the same.
         assert_eq!(
-            published.last(),
-            statuses(&per_input, n).last(),
+            published.last().map(|s| &s.body),
+            statuses(&per_input, n).last().map(|s| &s.body),
             "#{n} ends with the same status"
         );
         assert_eq!(once.tracked(n).managed, each.tracked(n).managed, "#{n}");

@@ -21,6 +21,13 @@ pub fn status_comment(view: &StatusView, command: &str) -> String {
         view.state.name()
     );
     let _ = writeln!(out, "{}\n", headline(view));
+    if let Some(start) = view.expected_start {
+        let _ = writeln!(
+            out,
+            "🕒 Expected to start around {}.\n",
+            utc(round_to_ten_minutes(start))
+        );
+    }
     if let Some(parent) = &view.parent {
         let _ = writeln!(out, "Part of {parent}.\n");
     }
@@ -293,6 +300,13 @@ fn duration_text(ms: i64) -> String {
     } else {
         format!("{} h {} min", minutes / 60, minutes % 60)
     }
+}
+
+/// The nearest ten minutes: a forecast is no finer than that, and a comment that names
+/// the minute would look more certain than it is.
+fn round_to_ten_minutes(ms: i64) -> i64 {
+    const TEN: i64 = 600_000;
+    (ms + TEN / 2).div_euclid(TEN) * TEN
 }
 
 fn utc(ms: i64) -> String {

@@ -27,7 +27,30 @@ fn view(state: WorkState) -> StatusView {
         umbrella: false,
         parent: None,
         retry_after_discovery: None,
+        expected_start: None,
     }
+}
+
+#[test]
+fn a_waiting_issue_says_when_it_is_expected_to_start_to_ten_minutes() {
+    // 2027-01-15 08:04:59 UTC is shown as 08:00; a second later, 08:10.
+    let at = 1_800_000_000_000 + 5 * 60_000 - 1_000;
+    let view = StatusView {
+        queue_position: Some(3),
+        expected_start: Some(at),
+        ..view(WorkState::Queued)
+    };
+    let text = status_comment(&view, "/codegen");
+    insta::assert_snapshot!(text);
+    let later = status_comment(
+        &StatusView {
+            expected_start: Some(at + 1_000),
+            ..view.clone()
+        },
+        "/codegen",
+    );
+    assert!(text.contains("2027-01-15 08:00 UTC"), "{text}");
+    assert!(later.contains("2027-01-15 08:10 UTC"), "{later}");
 }
 
 #[test]
