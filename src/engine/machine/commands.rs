@@ -300,21 +300,37 @@ impl Engine {
             })
             .filter(|i| !queue.contains(i))
             .collect();
+        let forecast = self.forecast(id, self.now);
         let planned = |issues: &[IssueRef]| -> Vec<PlannedIssue> {
             issues
                 .iter()
                 .map(|i| PlannedIssue {
                     issue: i.clone(),
                     title: installation.issues.get(i).and_then(|t| t.title.clone()),
+                    expected: forecast.as_ref().and_then(|f| f.of(i)),
                 })
                 .collect()
         };
+        // The repository's own finish and agent time: the installation's forecast covers
+        // every repository of it.
+        let outlook = forecast.as_ref().map(|f| {
+            let in_repo = f.issues.iter().filter(|(i, _)| &i.repo == repo);
+            let finish = in_repo.clone().map(|(_, e)| e.finish).max();
+            let agent_ms = in_repo
+                .map(|(_, e)| e.finish - e.start.max(f.made_at))
+                .sum::<i64>();
+            texts::Outlook {
+                finish,
+                agent_hours: agent_ms as f64 / 3_600_000.0,
+            }
+        });
         texts::launch_plan(
             repo,
             &planned(&running),
             &planned(&queue),
             &planned(&waiting),
             self.paused.get(repo).map(String::as_str),
+            outlook.as_ref(),
         )
     }
 }

@@ -157,6 +157,8 @@ pub struct Engine {
     shown_starts: HashMap<IssueRef, i64>,
     /// Installations changed since their forecast was made.
     forecast_stale: BTreeSet<InstallationId>,
+    /// The time of the input being handled (what a `plan` reply's forecast starts from).
+    now: i64,
 }
 
 impl Engine {
@@ -186,6 +188,7 @@ impl Engine {
             forecasts: HashMap::new(),
             shown_starts: HashMap::new(),
             forecast_stale: BTreeSet::new(),
+            now: 0,
         }
     }
 
@@ -258,6 +261,7 @@ impl Engine {
     /// round of effects) are handled so and settled once: the scheduler's queue is worked
     /// out once, and no passing status is published between them.
     pub fn handle_unsettled(&mut self, input: Input, now: i64) -> Vec<Decision> {
+        self.now = now;
         let mut out = Vec::new();
         match input {
             Input::Delivery(event) => {

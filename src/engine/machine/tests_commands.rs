@@ -221,9 +221,16 @@ fn plan_replies_with_what_runs_what_is_next_and_what_waits() {
     assert_eq!(
         replies(&decisions),
         vec![
-            "**Launch plan for acme/api**\n\nRunning:\n1. acme/api#1 Issue 1\n\n\
-             Next, in order:\n1. acme/api#2 Issue 2\n\n\
-             Waiting for dependencies (in dependency order):\n1. acme/api#3 Issue 3"
+            // #1 runs from 08:00 for the default hour, then #2; #3 waits for #9, which
+            // nobody manages: it has no time.
+            "**Launch plan for acme/api**\n\nRunning:\n\
+             1. acme/api#1 Issue 1 — expected to finish around 2027-01-15 09:00 UTC\n\n\
+             Next, in order:\n\
+             1. acme/api#2 Issue 2 — expected to start around 2027-01-15 09:00 UTC\n\n\
+             Waiting for dependencies (in dependency order):\n1. acme/api#3 Issue 3\n\n\
+             🕒 Expected to be done around 2027-01-15 10:00 UTC, after about 2.0 agent hours \
+             (forecast from the runs finished so far; issues without a time wait for \
+             something the bot does not do)."
         ]
     );
 }

@@ -18,7 +18,8 @@ pub use notes::{
     unreachable_projects_note,
 };
 pub use replies::{
-    CommandRefusal, PlannedIssue, command_error, help, launch_plan, nothing_managed, refusal, reply,
+    CommandRefusal, Outlook, PlannedIssue, command_error, help, launch_plan, nothing_managed,
+    refusal, reply,
 };
 pub use status::{actor_name, label_refusal, left_management, status_comment};
 

@@ -156,6 +156,17 @@ pub struct PlannedIssue {
     pub issue: IssueRef,
     /// Its title, when known.
     pub title: Option<String>,
+    /// When it is expected to start and finish, when forecast.
+    pub expected: Option<crate::engine::forecast::Expected>,
+}
+
+/// What the forecast says of a whole repository.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outlook {
+    /// When its last forecast issue is expected to finish (unix ms).
+    pub finish: Option<i64>,
+    /// The agent hours its remaining work is expected to cost.
+    pub agent_hours: f64,
 }
 
 /// The reply to `plan`: what runs in `repo`, the launch queue in order, then what waits
@@ -166,15 +177,28 @@ pub fn launch_plan(
     next: &[PlannedIssue],
     waiting: &[PlannedIssue],
     paused_by: Option<&str>,
+    outlook: Option<&Outlook>,
 ) -> String {
     let paused = paused_by
         .map(|by| format!("\n\nLaunching is paused (by @{by})."))
         .unwrap_or_default();
+    let outlook = match outlook {
+        Some(Outlook {
+            finish: Some(finish),
+            agent_hours,
+        }) => format!(
+            "\n\n🕒 Expected to be done around {}, after about {agent_hours:.1} agent hours \
+             (forecast from the runs finished so far; issues without a time wait for \
+             something the bot does not do).",
+            super::status::utc(super::status::round_to_ten_minutes(*finish))
+        ),
+        _ => String::new(),
+    };
     format!(
-        "**Launch plan for {repo}**\n\nRunning:\n{}\n\nNext, in order:\n{}\n\nWaiting for dependencies (in dependency order):\n{}{paused}",
-        numbered(running),
-        numbered(next),
-        numbered(waiting)
+        "**Launch plan for {repo}**\n\nRunning:\n{}\n\nNext, in order:\n{}\n\nWaiting for dependencies (in dependency order):\n{}{outlook}{paused}",
+        numbered(running, "finish"),
+        numbered(next, "start"),
+        numbered(waiting, "start")
     )
 }
 
@@ -185,7 +209,7 @@ pub fn nothing_managed() -> String {
 
 /// `1. acme/api#3 Title` lines, or `none`. An issue without a known title keeps the
 /// space after its reference.
-fn numbered(issues: &[PlannedIssue]) -> String {
+fn numbered(issues: &[PlannedIssue], when: &str) -> String {
     if issues.is_empty() {
         return "none".into();
     }
@@ -194,10 +218,21 @@ fn numbered(issues: &[PlannedIssue]) -> String {
         .enumerate()
         .map(|(n, planned)| {
             let title = planned.title.as_deref().unwrap_or("");
-            format!("{}. {} {title}", n + 1, planned.issue)
+            let time = planned
+                .expected
+                .map(|e| if when == "finish" { e.finish } else { e.start });
+            let time = time
+                .map(|t| format!(" — expected to {when} around {}", short_time(t)))
+                .unwrap_or_default();
+            format!("{}. {} {title}{time}", n + 1, planned.issue)
         })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// A forecast time in a plan's list, to ten minutes.
+fn short_time(ms: i64) -> String {
+    super::status::utc(super::status::round_to_ten_minutes(ms))
 }
 
 /// A run phase as a retry refusal says it.

@@ -108,6 +108,7 @@ fn the_launch_plan_lists_running_next_and_waiting() {
     let planned = |issue: &str, title: Option<&str>| PlannedIssue {
         issue: r(issue),
         title: title.map(str::to_owned),
+        expected: None,
     };
     let repo: RepoName = "acme/api".parse().unwrap();
     let plan = launch_plan(
@@ -119,9 +120,10 @@ fn the_launch_plan_lists_running_next_and_waiting() {
         ],
         &[],
         Some("octo"),
+        None,
     );
     insta::assert_snapshot!(plan);
-    let idle = launch_plan(&repo, &[], &[], &[], None);
+    let idle = launch_plan(&repo, &[], &[], &[], None, None);
     assert!(idle.ends_with("(in dependency order):\nnone"), "{idle}");
     assert_eq!(idle.matches("none").count(), 3, "{idle}");
 }
@@ -129,4 +131,45 @@ fn the_launch_plan_lists_running_next_and_waiting() {
 #[test]
 fn a_plan_with_nothing_managed_says_so() {
     insta::assert_snapshot!(nothing_managed());
+}
+
+#[test]
+fn the_launch_plan_says_when_each_issue_and_the_repository_are_expected_to_be_done() {
+    use crate::engine::forecast::Expected;
+    // 2027-01-15 08:00 UTC.
+    const T: i64 = 1_800_000_000_000;
+    let planned = |issue: &str, start: i64, finish: i64| PlannedIssue {
+        issue: r(issue),
+        title: Some("Work".into()),
+        expected: Some(Expected {
+            start: T + start * 60_000,
+            finish: T + finish * 60_000,
+        }),
+    };
+    let repo: RepoName = "acme/api".parse().unwrap();
+    let plan = launch_plan(
+        &repo,
+        &[planned("acme/api#1", -30, 30)],
+        &[planned("acme/api#2", 30, 94)],
+        &[
+            planned("acme/api#3", 94, 154),
+            PlannedIssue {
+                issue: r("acme/api#4"),
+                title: Some("Waits for another repository".into()),
+                expected: None,
+            },
+        ],
+        None,
+        Some(&Outlook {
+            finish: Some(T + 154 * 60_000),
+            agent_hours: 2.55,
+        }),
+    );
+    insta::assert_snapshot!(plan);
+    assert!(plan.contains("acme/api#1 Work — expected to finish around 2027-01-15 08:30 UTC"));
+    assert!(plan.contains("acme/api#3 Work — expected to start around 2027-01-15 09:30 UTC"));
+    assert!(
+        plan.contains("done around 2027-01-15 10:30 UTC, after about 2.5 agent hours"),
+        "{plan}"
+    );
 }

@@ -304,12 +304,12 @@ fn duration_text(ms: i64) -> String {
 
 /// The nearest ten minutes: a forecast is no finer than that, and a comment that names
 /// the minute would look more certain than it is.
-fn round_to_ten_minutes(ms: i64) -> i64 {
+pub(super) fn round_to_ten_minutes(ms: i64) -> i64 {
     const TEN: i64 = 600_000;
     (ms + TEN / 2).div_euclid(TEN) * TEN
 }
 
-fn utc(ms: i64) -> String {
+pub(super) fn utc(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
         .unwrap_or_default()
