@@ -11,6 +11,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 use codegen_orchestrator::config::{self, Config, LoadedConfig};
 use codegen_orchestrator::deps::DependencyParser;
 use codegen_orchestrator::domain::RepoName;
+use codegen_orchestrator::engine::durations::Durations;
 use codegen_orchestrator::github::GitHub;
 use codegen_orchestrator::{plan, runtime, simulate, telemetry};
 
@@ -47,6 +48,11 @@ enum Command {
         /// Agents in the pool the waves assume (default: codegen.max_concurrent_agents).
         #[arg(long, value_name = "N", value_parser = at_least_one)]
         agents: Option<usize>,
+        /// Run durations to forecast with: a JSON object of repositories, each with the
+        /// seconds its finished runs took (`{"acme/api": [1800, 2400]}`). Default: the
+        /// figures the bot learned, read from `storage.url` when that database exists.
+        #[arg(long, value_name = "FILE")]
+        history: Option<PathBuf>,
     },
     /// Run the bot's engine on a virtual clock with fake agents: what it would have done,
     /// and the makespan against its lower bound.
@@ -204,12 +210,14 @@ fn main() -> ExitCode {
             source,
             format,
             agents,
+            history,
         } => plan(
             &loaded.config,
             source.repo.as_ref(),
             source.issues.as_deref(),
             format,
             agents,
+            history.as_deref(),
         ),
         Command::Simulate {
             source,
@@ -283,7 +291,12 @@ fn plan(
     file: Option<&Path>,
     format: PlanFormat,
     agents: Option<usize>,
+    history: Option<&Path>,
 ) -> anyhow::Result<ExitCode> {
+    let expectations = plan::Expectations {
+        learned: learned_durations(config, history)?,
+        default_minutes: config.orchestrator.default_estimate,
+    };
     let parser = DependencyParser::new(&config.github.web_host());
     let label = &config.orchestrator.trigger_label;
     let issues = match (repo, file) {
@@ -305,7 +318,7 @@ fn plan(
         (None, None) => anyhow::bail!("give --repo OWNER/REPO or --issues FILE"),
     };
     let agents = agents.unwrap_or(config.codegen.max_concurrent_agents as usize);
-    let report = plan::plan(&issues, label, &parser, agents);
+    let report = plan::plan(&issues, label, &parser, agents, &expectations);
     emit(&match format {
         PlanFormat::Text => report.to_text(),
         PlanFormat::Json => report.to_json(),
@@ -316,6 +329,45 @@ fn plan(
     } else {
         ExitCode::from(2)
     })
+}
+
+/// The run durations `plan` forecasts with: `--history`'s, else those the bot learned in
+/// the configured store (when it exists), else none.
+fn learned_durations(config: &Config, history: Option<&Path>) -> anyhow::Result<Durations> {
+    let mut durations = Durations::default();
+    if let Some(file) = history {
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read {}", file.display()))?;
+        let runs: std::collections::BTreeMap<RepoName, Vec<u64>> = serde_json::from_str(&text)
+            .with_context(|| {
+                format!(
+                    "{}: expected a JSON object of repositories, each with the seconds its \
+                     finished runs took, like {{\"acme/api\": [1800, 2400]}}",
+                    file.display()
+                )
+            })?;
+        for (repo, secs) in runs {
+            for secs in secs {
+                durations.record(&repo, [], secs);
+            }
+        }
+        return Ok(durations);
+    }
+    let url = &config.storage.url;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let prefix = codegen_orchestrator::engine::durations::SETTING_PREFIX;
+    match runtime.block_on(codegen_orchestrator::store::peek_settings(url, prefix)) {
+        Ok(settings) => {
+            for (key, value) in settings {
+                durations.restore(&key, &value);
+            }
+        }
+        Err(err) => print_error(&format!(
+            "note: the learned run durations could not be read ({err}); forecasting with \
+             orchestrator.default_estimate"
+        )),
+    }
+    Ok(durations)
 }
 
 fn simulate(

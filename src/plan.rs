@@ -1,5 +1,7 @@
 //! `plan`: what the bot would do with a set of issues — their dependencies, any cycle or
-//! unknown reference, and the launch order with the waves a pool of agents would see.
+//! unknown reference, the launch order with the waves a pool of agents would see, and the
+//! forecast (the scheduler run forward with each issue's expected duration: its
+//! `estimate:` label, its repository's learned figure, or the default).
 //! Pure: issues in, a report out; reading files and GitHub happens in the binary.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -9,7 +11,9 @@ use serde::Serialize;
 
 use crate::deps::DependencyParser;
 use crate::domain::{IssueRef, IssueSnapshot, IssueStatus, RepoName};
-use crate::engine::{DependencyGraph, IssueNode, to_mermaid};
+use crate::engine::durations::Durations;
+use crate::engine::forecast::{self, CODEGEN_LAUNCHES_PER_MINUTE, Start};
+use crate::engine::{DependencyGraph, IssueNode, Scheduler, to_mermaid};
 use crate::github::{GitHub, GithubError, RestIssue};
 
 /// The result of planning.
@@ -25,12 +29,44 @@ pub struct PlanReport {
     pub order: Vec<String>,
     /// The launches of each step of a pool of agents.
     pub waves: Vec<Vec<String>>,
+    /// When the work is expected to be done, from now.
+    pub forecast: PlanForecast,
     /// The graph, for the Mermaid view.
     #[serde(skip)]
     graph: DependencyGraph,
     /// How many agents the waves assume.
     #[serde(skip)]
     agents: usize,
+}
+
+/// The forecast of a plan, in seconds from now.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanForecast {
+    /// When the last launchable issue is expected to finish; `null` when none is.
+    pub finish_secs: Option<i64>,
+    /// The agent hours the work is expected to cost (to the hundredth).
+    pub agent_hours: f64,
+    /// Each launchable issue's expected start and finish.
+    pub issues: BTreeMap<String, PlanTimes>,
+}
+
+/// When one issue is expected to start and finish, in seconds from now.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct PlanTimes {
+    /// Expected start.
+    pub start_secs: i64,
+    /// Expected finish.
+    pub finish_secs: i64,
+}
+
+/// What issues are expected to take: the learned figures and the default for issues
+/// without an `estimate:` label.
+#[derive(Debug, Clone, Default)]
+pub struct Expectations {
+    /// Learned run durations (`--history`, or the store's).
+    pub learned: Durations,
+    /// `orchestrator.default_estimate`, in minutes.
+    pub default_minutes: u64,
 }
 
 /// One issue of the report.
@@ -123,6 +159,15 @@ impl PlanReport {
         for (step, wave) in self.waves.iter().enumerate() {
             let _ = writeln!(out, "  {:>3}: {}", step + 1, wave.join(", "));
         }
+        if let Some(finish) = self.forecast.finish_secs {
+            let _ = writeln!(
+                out,
+                "\nForecast with {} agent{plural}: done in about {}, {:.1} agent hours.",
+                self.agents,
+                crate::simulate::human_duration(finish as f64),
+                self.forecast.agent_hours
+            );
+        }
         out
     }
 }
@@ -188,6 +233,7 @@ pub fn plan(
     trigger_label: &str,
     parser: &DependencyParser,
     agents: usize,
+    expectations: &Expectations,
 ) -> PlanReport {
     let mut graph = DependencyGraph::new();
     let mut declared: BTreeMap<IssueRef, BTreeSet<IssueRef>> = BTreeMap::new();
@@ -203,6 +249,14 @@ pub fn plan(
         let mut node =
             IssueNode::new(issue.reference.clone(), issue.status).titled(issue.title.clone());
         node.managed = is_managed;
+        node.weight = expectations
+            .learned
+            .expected_minutes(
+                &issue.reference.repo,
+                issue.labels.iter().map(String::as_str),
+                expectations.default_minutes,
+            )
+            .0;
         graph.upsert(node);
         declared.insert(
             issue.reference.clone(),
@@ -258,14 +312,42 @@ pub fn plan(
                 .unwrap_or_default(),
         })
         .collect();
+    let forecast = plan_forecast(&graph, agents);
     PlanReport {
         issues: planned,
         cycles,
         unknown,
         order,
         waves,
+        forecast,
         graph,
         agents,
+    }
+}
+
+/// The scheduler run forward from now (nothing running) with `agents` agents.
+fn plan_forecast(graph: &DependencyGraph, agents: usize) -> PlanForecast {
+    let start = Start {
+        running: Vec::new(),
+        launches_from: 0,
+        launches_per_minute: CODEGEN_LAUNCHES_PER_MINUTE,
+        now: 0,
+    };
+    let forecast = forecast::forecast(graph, &Scheduler::new(agents), &start);
+    PlanForecast {
+        finish_secs: forecast.finish.map(|ms| ms / 1000),
+        agent_hours: (forecast.agent_hours() * 100.0).round() / 100.0,
+        issues: forecast
+            .issues
+            .iter()
+            .map(|(issue, expected)| {
+                let times = PlanTimes {
+                    start_secs: expected.start / 1000,
+                    finish_secs: expected.finish / 1000,
+                };
+                (issue.to_string(), times)
+            })
+            .collect(),
     }
 }
 

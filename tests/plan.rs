@@ -211,3 +211,59 @@ fn an_unreachable_github_is_named_with_its_host_and_cause() {
     assert!(!stderr.contains("client error (Connect)"), "{stderr}");
     assert!(!stderr.contains(token), "{stderr}");
 }
+
+/// The forecast in `plan --format json`: with `--history`, each repository's issues weigh
+/// the mean of its finished runs (acme/api 30 minutes, acme/web 2 hours); with two agents
+/// the chain acme/api#1 -> #2 -> acme/web#4 -> acme/web#11 ends at 30 + 30 + 120 + 120
+/// minutes.
+#[test]
+fn the_forecast_weighs_each_repository_by_its_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let history = dir.path().join("history.json");
+    std::fs::write(
+        &history,
+        r#"{"acme/api": [1500, 2100], "acme/web": [7200, 7200]}"#,
+    )
+    .unwrap();
+    let output = plan(&[
+        "--issues",
+        ISSUES,
+        "--format",
+        "json",
+        "--agents",
+        "2",
+        "--history",
+        history.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(2), "{}", stdout(&output));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let forecast = &report["forecast"];
+    let times = |issue: &str| {
+        let times = &forecast["issues"][issue];
+        (times["start_secs"].as_i64(), times["finish_secs"].as_i64())
+    };
+    assert_eq!(times("acme/api#1"), (Some(0), Some(1800)));
+    assert_eq!(times("acme/api#2"), (Some(1800), Some(3600)));
+    assert_eq!(times("acme/web#4"), (Some(3600), Some(3600 + 7200)));
+    assert_eq!(times("acme/web#11"), (Some(10_800), Some(18_000)));
+    assert_eq!(forecast["finish_secs"], 18_000);
+    // Issues on a cycle or waiting for an unknown one are not forecast.
+    assert!(forecast["issues"].get("acme/api#8").is_none());
+    assert!(forecast["issues"].get("acme/api#10").is_none());
+    // #1, #2, #3 at half an hour, #4 and #11 at two hours.
+    assert_eq!(forecast["agent_hours"], 5.5);
+
+    // Without a history, every issue weighs the default hour.
+    let output = plan(&["--issues", ISSUES, "--format", "json", "--agents", "2"]);
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["forecast"]["finish_secs"], 4 * 3600);
+
+    std::fs::write(&history, r#"["acme/api"]"#).unwrap();
+    let output = plan(&["--issues", ISSUES, "--history", history.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("history.json: expected a JSON object"),
+        "{stderr}"
+    );
+}

@@ -39,6 +39,7 @@ pub use leases::{LeaseRound, fair_share};
 pub use outbox::{OutboxEntry, Step};
 pub use retention::Retention;
 pub use runs::RunEnding;
+pub use settings::peek_settings;
 
 use rows::ReadRow;
 use sql::{Outcome, Statement};

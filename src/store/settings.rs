@@ -55,3 +55,35 @@ pub(super) fn set_setting(key: &str, value: Option<&str>) -> Statement {
         None => Statement::count("DELETE FROM settings WHERE key = $1").bind(key),
     }
 }
+
+/// Settings whose key starts with `prefix`, read from the database at `url` without
+/// opening the store: no migration, no process lock (a running `serve` holds an SQLite
+/// file's), read-only. For commands run beside a deployment (`plan` reads the learned run
+/// durations). A database without the table yet has none.
+pub async fn peek_settings(url: &str, prefix: &str) -> Result<Vec<(String, String)>, StoreError> {
+    use sqlx::Connection;
+    let like = format!("{}%", prefix.replace('%', "\\%").replace('_', "\\_"));
+    let query = "SELECT key, value FROM settings WHERE key LIKE $1 ESCAPE '\\' ORDER BY key";
+    let rows: Result<Vec<(String, String)>, sqlx::Error> = if url.starts_with("sqlite:") {
+        use std::str::FromStr;
+        let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)?.read_only(true);
+        if !options.get_filename().exists() {
+            return Ok(Vec::new());
+        }
+        let mut connection = sqlx::SqliteConnection::connect_with(&options).await?;
+        sqlx::query_as(query)
+            .bind(&like)
+            .fetch_all(&mut connection)
+            .await
+    } else {
+        let mut connection = sqlx::PgConnection::connect(url).await?;
+        sqlx::query_as(query)
+            .bind(&like)
+            .fetch_all(&mut connection)
+            .await
+    };
+    match rows {
+        Err(sqlx::Error::Database(err)) if err.message().contains("settings") => Ok(Vec::new()),
+        rows => Ok(rows?),
+    }
+}
