@@ -94,6 +94,16 @@ enum Command {
             conflicts_with = "graph"
         )]
         discovery_rate: Option<f64>,
+        /// With --random: measure the forecast instead. Graphs of N tasks spread over four
+        /// repositories with different mean durations are worked through with learned
+        /// durations; the forecast made at the start and after 25 % and 50 % of the tasks
+        /// is compared with the real finish, and the makespans with the shape only and
+        /// with known durations.
+        #[arg(long, requires = "random", conflicts_with = "graph")]
+        forecast: bool,
+        /// With --forecast: how many graphs (seeds --seed, --seed + 1, ...).
+        #[arg(long, value_name = "K", default_value_t = 20, requires = "forecast")]
+        graphs: usize,
     },
 }
 
@@ -229,6 +239,31 @@ fn main() -> ExitCode {
             fail_rate,
             retry_failed,
             discovery_rate,
+            forecast: true,
+            graphs,
+        } => {
+            let tasks = source.random.unwrap_or_default();
+            let agents = agents.unwrap_or(loaded.config.codegen.max_concurrent_agents as usize);
+            let report = simulate::forecast_accuracy(tasks, agents, graphs.max(1), seed);
+            emit(&if json {
+                serde_json::to_string_pretty(&report).unwrap_or_default() + "\n"
+            } else {
+                simulate::accuracy_text(&report)
+            })
+            .map(|()| ExitCode::SUCCESS)
+        }
+        Command::Simulate {
+            source,
+            seed,
+            agents,
+            json,
+            dispatch,
+            estimates,
+            fail_rate,
+            retry_failed,
+            discovery_rate,
+            forecast: false,
+            ..
         } => simulate(
             &loaded.config,
             &source,

@@ -275,7 +275,9 @@ fn the_forecast_weighs_each_repository_by_its_history() {
 async fn the_forecast_reads_the_learned_figures_from_the_store() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}/data/orchestrator.db", dir.path().display());
-    let store = codegen_orchestrator::store::Store::open(&url).await.unwrap();
+    let store = codegen_orchestrator::store::Store::open(&url)
+        .await
+        .unwrap();
     store
         .set_setting("durations:acme/api", Some(r#"{"runs":[600,600]}"#))
         .await
@@ -283,12 +285,19 @@ async fn the_forecast_reads_the_learned_figures_from_the_store() {
     let output = Command::new(BIN)
         .current_dir(dir.path())
         .env_clear()
-        .args(["plan", "--issues", ISSUES, "--format", "json", "--agents", "1"])
+        .args([
+            "plan", "--issues", ISSUES, "--format", "json", "--agents", "1",
+        ])
         .output()
         .unwrap();
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     let api_1 = &report["forecast"]["issues"]["acme/api#1"];
-    assert_eq!(api_1["finish_secs"], 600, "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(
+        api_1["finish_secs"],
+        600,
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     // acme/web learned nothing: the default hour.
     let web_4 = &report["forecast"]["issues"]["acme/web#4"];
     assert_eq!(

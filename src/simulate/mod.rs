@@ -10,12 +10,14 @@
 //!
 //! [`Engine::handle`]: crate::engine::machine::Engine::handle
 
+mod accuracy;
 mod graph;
 mod order;
 mod random;
 mod report;
 mod world;
 
+pub use accuracy::{AccuracyReport, accuracy_text, forecast_accuracy};
 pub use graph::{SimDiscovery, SimGraph, SimTask};
 pub use random::{random_graph, random_graph_discovering};
 pub use report::{SimFound, SimLaunch, SimReport, human_duration};
