@@ -234,13 +234,9 @@ fn main() -> ExitCode {
             seed,
             agents,
             json,
-            dispatch,
-            estimates,
-            fail_rate,
-            retry_failed,
-            discovery_rate,
             forecast: true,
             graphs,
+            ..
         } => {
             let tasks = source.random.unwrap_or_default();
             let agents = agents.unwrap_or(loaded.config.codegen.max_concurrent_agents as usize);
