@@ -7,6 +7,10 @@
 //!   it: the oldest running issue closes (its dependents' counts, critical work and the
 //!   ready set follow), then the free agent is filled (decide, mark started).
 //!
+//! - `forecast`: the whole graph's forecast (the scheduler run forward on a virtual clock
+//!   over a copy of the graph) with 10 agents, as the engine makes it after a change (every
+//!   change up to 1,000 issues, at most once a minute above).
+//!
 //! The graph is layered like `simulate --random`: about sqrt(n) layers, each issue
 //! depending on one to three issues of earlier layers.
 
@@ -110,5 +114,25 @@ fn step(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, decide, step);
+fn forecast(c: &mut Criterion) {
+    use codegen_orchestrator::engine::forecast::{CODEGEN_LAUNCHES_PER_MINUTE, Start, forecast};
+    let mut group = c.benchmark_group("scheduler/forecast");
+    group.sample_size(10);
+    for n in [1_000, 10_000, 100_000] {
+        let graph = layered(n);
+        let scheduler = Scheduler::new(AGENTS);
+        let start = Start {
+            running: Vec::new(),
+            launches_from: 0,
+            launches_per_minute: CODEGEN_LAUNCHES_PER_MINUTE,
+            now: 0,
+        };
+        group.bench_with_input(BenchmarkId::from_parameter(n), &graph, |b, graph| {
+            b.iter(|| black_box(forecast(black_box(graph), &scheduler, &start)))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, decide, step, forecast);
 criterion_main!(benches);

@@ -11,6 +11,7 @@
 use super::Engine;
 use crate::domain::{InstallationId, IssueRef, RepoName, RunRecord, RunState};
 use crate::engine::durations::moved_enough;
+use crate::engine::estimate_from_labels;
 use crate::engine::forecast::{self, CODEGEN_LAUNCHES_PER_MINUTE, Forecast, Start};
 use crate::engine::status::WorkState;
 
@@ -46,7 +47,9 @@ impl Engine {
             .durations
             .record(repo, labels.iter().map(String::as_str), secs);
         self.set_setting(key, Some(value));
-        self.reweigh(repo);
+        if self.settings.forecasts {
+            self.reweigh(repo);
+        }
     }
 
     /// Gives `repo`'s unlabelled issues its learned figure when it moved far enough from
@@ -62,11 +65,16 @@ impl Engine {
                 Some(minutes) => installation.weights.learned.insert(repo.clone(), minutes),
                 None => installation.weights.learned.remove(repo),
             };
+            // Only what the figure weighs: open, unlabelled issues of the repository.
             let issues: Vec<IssueRef> = installation
                 .issues
-                .keys()
-                .filter(|issue| &issue.repo == repo)
-                .cloned()
+                .iter()
+                .filter(|(issue, tracked)| {
+                    &issue.repo == repo
+                        && tracked.status == crate::domain::IssueStatus::Open
+                        && estimate_from_labels(tracked.labels.iter().map(String::as_str)).is_none()
+                })
+                .map(|(issue, _)| issue.clone())
                 .collect();
             for issue in issues {
                 installation.refresh_node(&issue);
@@ -112,6 +120,9 @@ impl Engine {
     /// Makes again each forecast older than [`FORECAST_REFRESH_MS`], and marks for
     /// publishing the waiting issues whose shown start it moved (or that show none yet).
     pub(super) fn refresh_forecasts(&mut self, now: i64) {
+        if !self.settings.forecasts {
+            return;
+        }
         let mut ids: Vec<InstallationId> = self.installations.keys().copied().collect();
         ids.sort();
         for id in ids {

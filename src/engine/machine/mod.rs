@@ -70,6 +70,12 @@ pub struct EngineSettings {
     pub agents: bool,
     /// Whether the bot runs as a GitHub App (installations can be listed) or with a token.
     pub app_mode: bool,
+    /// Whether waiting issues' statuses show their expected start (made from a forecast of
+    /// the whole graph after changes) and issues weigh their repository's learned figure.
+    /// `simulate` turns it off: it measures scheduling in one repository, where every
+    /// unlabelled issue would weigh the same figure (the order is the same), and its virtual
+    /// clock would make a forecast after every event.
+    pub forecasts: bool,
 }
 
 impl EngineSettings {
@@ -85,6 +91,7 @@ impl EngineSettings {
             app_id: config.github.app_id,
             agents: config.codegen.org_id.is_some() && config.codegen.api_token.is_some(),
             app_mode: config.github.app_id.is_some(),
+            forecasts: true,
         }
     }
 

@@ -111,6 +111,8 @@ impl<'a> World<'a> {
         settings.max_concurrent = agents;
         settings.per_repository = None;
         settings.retry_failed_runs = options.retry_failed;
+        // Statuses are counted, not read: no expected starts (see `simulate --forecast`).
+        settings.forecasts = false;
         // A run's success closes its issue at the same virtual instant; its dependents are
         // released with the agent it frees, as they are when the close comes first.
         settings.orchestrator.unblock_on = UnblockOn::AgentCompleted;
