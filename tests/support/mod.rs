@@ -5,6 +5,7 @@
 
 pub mod fake_codegen;
 pub mod fake_github;
+pub mod fake_oauth;
 pub mod installations;
 pub mod server;
 pub mod stores;

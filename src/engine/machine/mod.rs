@@ -29,6 +29,7 @@ pub use facts::Facts;
 pub use io::{
     AfterConfig, AfterPermission, CommandRequest, Decision, Input, Outcome, ReadPurpose, RepoFile,
 };
+pub use publish::state_of;
 pub use state::{Installation, Tracked};
 
 use crate::config::{Config, OrchestratorConfig, ProjectsConfig};
