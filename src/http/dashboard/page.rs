@@ -6,8 +6,8 @@
 use std::fmt::Write;
 
 use super::Refusal;
-use super::svg::graph_svg;
-use crate::engine::board::RepoBoard;
+use super::svg::{colours, graph_svg};
+use crate::engine::board::{NodeState, RepoBoard};
 
 pub(super) use crate::http::setup::escape;
 
@@ -58,6 +58,7 @@ pub(super) fn dashboard_page(view: &PageView<'_>) -> String {
         r#"<p class="viewer">Signed in with GitHub as <strong>{login}</strong>. You see the repositories
 your GitHub account can read through the App's installations.</p>
 {picker}
+{legend}
 <div id="live" data-source="{source}">
 {live}
 </div>
@@ -65,8 +66,32 @@ your GitHub account can read through the App's installations.</p>
         login = escape(view.login),
         source = escape(&source),
         live = boards_html(view.boards, view.web_url),
+        legend = legend(),
     );
     layout("codegen-orchestrator dashboard", &body)
+}
+
+/// What the graph's colours mean.
+fn legend() -> String {
+    let mut out = String::from(r#"<p class="legend">"#);
+    for state in [
+        NodeState::Blocked,
+        NodeState::Queued,
+        NodeState::Running,
+        NodeState::Done,
+        NodeState::Failed,
+        NodeState::Open,
+        NodeState::NotPlanned,
+    ] {
+        let (fill, stroke) = colours(state);
+        let _ = write!(
+            out,
+            r#"<span style="background:{fill};border:2px solid {stroke}">{}</span> "#,
+            state.name().replace('_', " ")
+        );
+    }
+    out.push_str("(a dashed red border: held by a dependency cycle)</p>");
+    out
 }
 
 /// Fetches the live part every second and swaps it in when it changed: no reload, so
@@ -86,7 +111,7 @@ const LIVE_SCRIPT: &str = r#"
     }).then(function (html) {
       if (html !== null && html !== last) {
         live.innerHTML = html;
-        if (last !== null) { window.dashboardSwaps += 1; }
+        window.dashboardSwaps += 1;
         last = html;
       }
     }).catch(function () {}).then(function () { busy = false; });
@@ -168,7 +193,7 @@ fn repo_section(out: &mut String, board: &RepoBoard, web_url: &str) {
         forecast(out, None, row.expected_finish, row.agent_hours);
         out.push_str("</li>\n");
     }
-    list_tail(out);
+    list_tail(out, board.running.len());
 
     list_head(out, "queued", "Queued", board.queued.len());
     for row in &board.queued {
@@ -190,7 +215,7 @@ fn repo_section(out: &mut String, board: &RepoBoard, web_url: &str) {
         );
         out.push_str("</li>\n");
     }
-    list_tail(out);
+    list_tail(out, board.queued.len());
 
     list_head(out, "blocked", "Blocked", board.blocked.len());
     for row in &board.blocked {
@@ -232,7 +257,7 @@ fn repo_section(out: &mut String, board: &RepoBoard, web_url: &str) {
         );
         out.push_str("</li>\n");
     }
-    list_tail(out);
+    list_tail(out, board.blocked.len());
 
     list_head(out, "failed", "Failed", board.failed.len());
     for row in &board.failed {
@@ -252,7 +277,7 @@ fn repo_section(out: &mut String, board: &RepoBoard, web_url: &str) {
             escape(&row.retry),
         );
     }
-    list_tail(out);
+    list_tail(out, board.failed.len());
 
     list_head(out, "done", "Done", board.done.len());
     for row in &board.done {
@@ -273,19 +298,25 @@ fn repo_section(out: &mut String, board: &RepoBoard, web_url: &str) {
             link(&row.issue, &row.title),
         );
     }
-    list_tail(out);
+    list_tail(out, board.done.len());
     out.push_str("</section>\n");
 }
 
+/// Opens a list; an empty one is left out altogether (its items loop over nothing and
+/// [`list_tail`] closes nothing: both look at `count`).
 fn list_head(out: &mut String, class: &str, heading: &str, count: usize) {
-    let _ = write!(
-        out,
-        "<h3>{heading} ({count})</h3>\n<ul class=\"{class}\">\n"
-    );
+    if count > 0 {
+        let _ = write!(
+            out,
+            "<h3>{heading} ({count})</h3>\n<ul class=\"{class}\">\n"
+        );
+    }
 }
 
-fn list_tail(out: &mut String) {
-    out.push_str("</ul>\n");
+fn list_tail(out: &mut String, count: usize) {
+    if count > 0 {
+        out.push_str("</ul>\n");
+    }
 }
 
 /// The forecast of a row, when it has one.
@@ -411,4 +442,5 @@ const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:1.5rem auto;ma
 padding:0 1rem;color:#1f2328}section.repo{border-top:1px solid #d0d7de;margin-top:1.5rem}\
 svg.graph{max-width:100%;height:auto;display:block;margin:.5rem 0}\
 ul{padding-left:1.2rem}li{margin:.2rem 0}.paused{background:#fff8c5;padding:.4rem .6rem}\
-.cycle{color:#cf222e}nav.picker a[aria-current]{font-weight:600}code{background:#f6f8fa;padding:0 .2rem}";
+.cycle{color:#cf222e}nav.picker a[aria-current]{font-weight:600}code{background:#f6f8fa;padding:0 .2rem}\
+.legend span{border-radius:4px;padding:0 .4rem;font-size:.85rem}";

@@ -17,7 +17,7 @@ const MARGIN: usize = 10;
 const TITLE_CHARS: usize = 26;
 
 /// The fill and stroke of a node in `state`.
-fn colours(state: NodeState) -> (&'static str, &'static str) {
+pub(super) fn colours(state: NodeState) -> (&'static str, &'static str) {
     match state {
         NodeState::Blocked => ("#fff1c2", "#bf8700"),
         NodeState::Queued => ("#ddf4ff", "#0969da"),
