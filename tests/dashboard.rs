@@ -344,6 +344,61 @@ async fn without_oauth_credentials_the_dashboard_says_how_to_enable_it_and_shows
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
 }
 
+/// Two replicas on one PostgreSQL database: a browser signed in on one is signed in on
+/// the other (one cookie key, sessions in the store), and both show the same boards, read
+/// from the store whichever replica holds the installation's lease.
+#[tokio::test]
+async fn replicas_sharing_postgres_share_sessions_and_show_the_same_boards() {
+    let stores = support::stores::all().await;
+    let Some(postgres) = stores.iter().find(|s| s.name == "postgres") else {
+        return;
+    };
+    let url = postgres.url.clone();
+    let world = World::start_with(|config| {
+        with_oauth(config);
+        config.storage.url = url;
+    })
+    .await;
+    world.add_issue("acme/api", 1, "Define the accounts schema", "", &[]);
+    world.add_issue("acme/api", 2, "Accounts REST API", "Depends on #1", &[]);
+    for number in [1, 2] {
+        world
+            .label("acme/api", number, "codegen", support::world::MAINTAINER)
+            .await;
+    }
+    // This replica takes the installation's lease (`serve` renews leases in the
+    // background), then handles what waited for it.
+    let orchestrator = world.app.orchestrator.as_ref().unwrap();
+    orchestrator.balance().await.unwrap();
+    world.app.processor.drain().await.unwrap();
+    world.settle_effects().await;
+    world
+        .github
+        .state
+        .lock()
+        .unwrap()
+        .oauth
+        .grant(VIEWER, INSTALLATION, &["acme/api"]);
+    let mut first = Visitor::new(&world);
+    assert_eq!(first.sign_in(&world, VIEWER).await.0, StatusCode::SEE_OTHER);
+    let replica = world.replica().await;
+    // The second replica holds no lease: its engine knows nothing of the installation.
+    let held = replica.orchestrator.as_ref().unwrap().scope();
+    assert!(!held.contains(codegen_orchestrator::domain::InstallationId(INSTALLATION)));
+    let mut second = Visitor::of(replica.router());
+    second.cookies = first.cookies.clone();
+    let (status, _, on_first) = first.get("/dashboard/data?repo=acme/api").await;
+    assert_eq!(status, StatusCode::OK, "{on_first}");
+    let (status, _, on_second) = second.get("/dashboard/data?repo=acme/api").await;
+    assert_eq!(status, StatusCode::OK, "{on_second}");
+    let boards = |json: &str| serde_json::from_str::<Value>(json).unwrap()["repositories"].clone();
+    assert_eq!(boards(&on_first), boards(&on_second));
+    let board = &boards(&on_second)[0];
+    assert_eq!(board["running"][0]["issue"], "acme/api#1", "{board:#}");
+    assert_eq!(board["blocked"][0]["issue"], "acme/api#2");
+    replica.store.close().await;
+}
+
 /// The real binary with only what a user sets: `/dashboard` sends the browser to the
 /// fake GitHub's authorize page, and the sign-in completes against it.
 #[tokio::test]

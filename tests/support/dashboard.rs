@@ -104,8 +104,13 @@ pub struct Visitor {
 
 impl Visitor {
     pub fn new(world: &World) -> Self {
+        Self::of(world.app.router())
+    }
+
+    /// A visitor of another app (a second replica).
+    pub fn of(router: axum::Router) -> Self {
         Self {
-            router: world.app.router(),
+            router,
             cookies: BTreeMap::new(),
         }
     }
