@@ -150,6 +150,86 @@ async fn a_signed_in_viewer_sees_exactly_the_repositories_their_installation_lis
     );
 }
 
+/// The session id the store keeps a browser's session under: the SHA-256 of the secret in
+/// its cookie.
+fn session_id(visitor: &Visitor) -> String {
+    use sha2::Digest;
+    let secret = visitor.cookies[SESSION]
+        .split('.')
+        .next()
+        .unwrap()
+        .to_owned();
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+#[tokio::test]
+async fn what_a_viewer_may_read_is_listed_again_and_a_refused_token_ends_the_session() {
+    let world = dashboard_world().await;
+    let mut visitor = Visitor::new(&world);
+    visitor.sign_in(&world, VIEWER).await;
+    assert_eq!(
+        visitor.get("/dashboard/data?repo=acme/web").await.0,
+        StatusCode::OK
+    );
+    // The viewer loses read access to acme/web. Within the 5 minutes the list is trusted,
+    // nothing changes; once it is older, it is listed again with their token.
+    {
+        let mut github = world.github.state.lock().unwrap();
+        github.oauth.users.clear();
+        github.oauth.grant(VIEWER, INSTALLATION, &["acme/api"]);
+    }
+    assert_eq!(
+        visitor.get("/dashboard/data?repo=acme/web").await.0,
+        StatusCode::OK
+    );
+    let id = session_id(&visitor);
+    let store = &world.app.store;
+    let session = store.dashboard_session(&id, 0).await.unwrap().unwrap();
+    store
+        .refresh_dashboard_session(&id, &session.reach, session.checked_at - 6 * 60 * 1000)
+        .await
+        .unwrap();
+    let (status, _, json) = visitor.get("/dashboard/data?repo=acme/web").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{json}");
+    let (status, _, page) = visitor.get("/dashboard").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!page.contains("acme/web"), "{page}");
+
+    // The viewer revokes the App's authorization: the next listing is refused (401) and
+    // the session ends; the browser is sent to sign in again.
+    world.github.state.lock().unwrap().oauth.revoke(VIEWER);
+    let session = store.dashboard_session(&id, 0).await.unwrap().unwrap();
+    store
+        .refresh_dashboard_session(&id, &session.reach, session.checked_at - 6 * 60 * 1000)
+        .await
+        .unwrap();
+    let (status, headers, page) = visitor.get("/dashboard").await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
+    assert!(location(&headers).contains("/login/oauth/authorize?"));
+    assert!(store.dashboard_session(&id, 0).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn cookies_are_secure_when_the_browser_came_over_https() {
+    let world = World::start_with(with_oauth).await;
+    let request = axum::http::Request::get("/dashboard")
+        .header("host", "bot.example.com")
+        .header("x-forwarded-proto", "https")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let response = tower::ServiceExt::oneshot(world.app.router(), request)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let cookie = response.headers()["set-cookie"].to_str().unwrap();
+    assert!(cookie.ends_with("; Secure"), "{cookie}");
+    let target = location(response.headers());
+    assert!(
+        target.contains("redirect_uri=https%3A%2F%2Fbot.example.com%2Fdashboard%2Fcallback"),
+        "{target}"
+    );
+}
+
 /// The session key the server keeps in its store, to forge cookies with.
 async fn seal(world: &World, secret: &str, expires: i64) -> String {
     let key = world

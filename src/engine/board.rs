@@ -24,6 +24,8 @@ pub struct RepoBoard {
     pub repo: String,
     /// Who paused launching in it (`/codegen pause`), when paused.
     pub paused_by: Option<String>,
+    /// The comment that resumes it, when paused.
+    pub resume: Option<String>,
     /// Codegen's message while its plan's quota is used up (launches wait).
     pub quota_pause: Option<String>,
     /// The App's installation is suspended: nothing runs.
@@ -273,6 +275,10 @@ pub fn repo_board(
     let mut board = RepoBoard {
         repo: repo.to_string(),
         paused_by: context.paused.get(repo).cloned(),
+        resume: context
+            .paused
+            .contains_key(repo)
+            .then(|| format!("{} resume", context.command)),
         quota_pause: None,
         suspended: context.suspended,
         graph: graph_view(installation, &managed, context),

@@ -142,6 +142,7 @@ fn a_paused_repository_says_who_paused_it_and_queues_nothing() {
     };
     let board = repo_board(&installation(), &"acme/api".parse().unwrap(), &context);
     assert_eq!(board.paused_by.as_deref(), Some("octocat"));
+    assert_eq!(board.resume.as_deref(), Some("/codegen resume"));
     assert_eq!(board.queued[0].position, None);
 }
 

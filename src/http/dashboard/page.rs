@@ -140,8 +140,9 @@ fn repo_section(out: &mut String, board: &RepoBoard, web_url: &str) {
     if let Some(by) = &board.paused_by {
         let _ = writeln!(
             out,
-            r#"<p class="paused">⏸️ Launching is paused in this repository by <strong>{}</strong>; a <code>resume</code> command restarts it.</p>"#,
-            escape(by)
+            r#"<p class="paused">⏸️ Launching is paused in this repository by <strong>{}</strong>; a <code>{}</code> comment on one of its issues restarts it.</p>"#,
+            escape(by),
+            escape(board.resume.as_deref().unwrap_or("resume")),
         );
     }
     if let Some(message) = &board.quota_pause {

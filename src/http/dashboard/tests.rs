@@ -35,6 +35,7 @@ fn board() -> RepoBoard {
     RepoBoard {
         repo: "acme/api".into(),
         paused_by: Some("octocat".into()),
+        resume: Some("/codegen resume".into()),
         quota_pause: None,
         suspended: false,
         graph: GraphView {
@@ -197,6 +198,7 @@ fn a_repository_without_managed_issues_says_how_to_start() {
     empty.done.clear();
     empty.totals = Totals::default();
     empty.paused_by = None;
+    empty.resume = None;
     insta::assert_snapshot!(boards_html(&[empty], "https://github.com"));
 }
 
