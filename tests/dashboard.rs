@@ -230,6 +230,59 @@ async fn cookies_are_secure_when_the_browser_came_over_https() {
     );
 }
 
+#[tokio::test]
+async fn a_used_up_codegen_quota_and_a_paused_repository_are_shown() {
+    let world = World::start_with(with_oauth).await;
+    world.codegen.fault(
+        support::fake_codegen::Target::Create,
+        402,
+        serde_json::json!({"message": "Alloted agent runs for the current billing plan have been reached.", "status_code": 402}),
+    );
+    world.add_issue("acme/api", 1, "Define the accounts schema", "", &[]);
+    world
+        .label("acme/api", 1, "codegen", support::world::MAINTAINER)
+        .await;
+    world.settle_effects().await;
+    world
+        .comment("acme/api", 1, "/codegen pause", support::world::MAINTAINER)
+        .await;
+    world.settle_effects().await;
+    world
+        .github
+        .state
+        .lock()
+        .unwrap()
+        .oauth
+        .grant(VIEWER, INSTALLATION, &["acme/api"]);
+    let mut visitor = Visitor::new(&world);
+    visitor.sign_in(&world, VIEWER).await;
+    let (status, _, json) = visitor.get("/dashboard/data?repo=acme/api").await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    let board = &serde_json::from_str::<Value>(&json).unwrap()["repositories"][0];
+    assert!(
+        board["quota_pause"]
+            .as_str()
+            .is_some_and(|m| m.contains("billing plan")),
+        "{board:#}"
+    );
+    assert_eq!(board["paused_by"], support::world::MAINTAINER, "{board:#}");
+    assert_eq!(board["resume"], "/codegen resume");
+    let (_, _, page) = visitor.get("/dashboard").await;
+    assert!(page.contains("Codegen's plan quota is used up"), "{page}");
+    assert!(page.contains("<code>/codegen resume</code>"), "{page}");
+
+    // Resumed: the repository's pause ends (Codegen, still refusing, pauses launches again
+    // at the next try).
+    world
+        .comment("acme/api", 1, "/codegen resume", support::world::MAINTAINER)
+        .await;
+    world.settle_effects().await;
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    let (_, _, json) = visitor.get("/dashboard/data?repo=acme/api").await;
+    let board = &serde_json::from_str::<Value>(&json).unwrap()["repositories"][0];
+    assert!(board["paused_by"].is_null(), "{board:#}");
+}
+
 /// The session key the server keeps in its store, to forge cookies with.
 async fn seal(world: &World, secret: &str, expires: i64) -> String {
     let key = world

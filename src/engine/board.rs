@@ -236,6 +236,8 @@ pub struct BoardContext<'a> {
     pub paused: &'a BTreeMap<RepoName, String>,
     /// Whether the installation is suspended.
     pub suspended: bool,
+    /// Codegen's message while the installation's launches pause for a used-up quota.
+    pub quota_pause: Option<&'a str>,
     /// `orchestrator.command`, for the retry command.
     pub command: &'a str,
     /// Unix ms.
@@ -279,7 +281,7 @@ pub fn repo_board(
             .paused
             .contains_key(repo)
             .then(|| format!("{} resume", context.command)),
-        quota_pause: None,
+        quota_pause: context.quota_pause.map(str::to_owned),
         suspended: context.suspended,
         graph: graph_view(installation, &managed, context),
         running: Vec::new(),

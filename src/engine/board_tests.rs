@@ -76,6 +76,7 @@ fn a_board_lists_each_state_and_names_no_issue_of_an_unreadable_repository() {
         visible: &visible,
         paused: &paused,
         suspended: false,
+        quota_pause: None,
         command: "/codegen",
         now: 61_000,
     };
@@ -137,6 +138,7 @@ fn a_paused_repository_says_who_paused_it_and_queues_nothing() {
         visible: &visible,
         paused: &paused,
         suspended: false,
+        quota_pause: None,
         command: "/codegen",
         now: 0,
     };
@@ -154,6 +156,7 @@ fn a_cycle_path_through_an_unreadable_repository_is_left_out() {
         visible: &visible,
         paused: &paused,
         suspended: false,
+        quota_pause: None,
         command: "/codegen",
         now: 0,
     };

@@ -148,7 +148,7 @@ fn repo_section(out: &mut String, board: &RepoBoard, web_url: &str) {
     if let Some(message) = &board.quota_pause {
         let _ = writeln!(
             out,
-            r#"<p class="paused">⏸️ Codegen's plan quota is used up ({}): launches wait until it is back.</p>"#,
+            r#"<p class="paused">⏸️ Codegen's plan quota is used up, so launches wait until it is back. Codegen said: {}</p>"#,
             escape(message)
         );
     }
@@ -159,8 +159,14 @@ fn repo_section(out: &mut String, board: &RepoBoard, web_url: &str) {
     let totals = &board.totals;
     let _ = write!(
         out,
-        r#"<p class="totals">{} managed issues: {} running, {} queued, {} blocked, {} failed, {} done."#,
-        totals.issues, totals.running, totals.queued, totals.blocked, totals.failed, totals.done
+        r#"<p class="totals">{} managed issue{}: {} running, {} queued, {} blocked, {} failed, {} done."#,
+        totals.issues,
+        if totals.issues == 1 { "" } else { "s" },
+        totals.running,
+        totals.queued,
+        totals.blocked,
+        totals.failed,
+        totals.done
     );
     if let Some(finish) = totals.expected_finish {
         let _ = write!(out, " All expected done around {}.", clock(finish));

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crate::domain::{InstallationId, RepoName};
 use crate::engine::UnblockOn;
 use crate::engine::board::{BoardContext, RepoBoard, repo_board};
-use crate::engine::machine::{Installation, Tracked};
+use crate::engine::machine::{Installation, QUOTA_PAUSE_MS, Tracked};
 use crate::github::oauth::Reachable;
 use crate::store::{Store, StoreError};
 
@@ -26,6 +26,8 @@ struct Loaded {
     installation: Mutex<Installation>,
     paused: BTreeMap<RepoName, String>,
     suspended: bool,
+    /// Codegen's message while launches pause for a used-up quota.
+    quota_pause: Option<String>,
 }
 
 /// Reads installations from the store, with a short cache.
@@ -61,6 +63,7 @@ impl Boards {
                 visible,
                 paused: &loaded.paused,
                 suspended: loaded.suspended,
+                quota_pause: loaded.quota_pause.as_deref(),
                 command: &self.command,
                 now,
             };
@@ -118,10 +121,21 @@ impl Boards {
             .setting(&format!("suspended:{id}"))
             .await?
             .is_some();
+        // `since message`, as the engine writes it; the pause ends on its own.
+        let quota_pause = self
+            .store
+            .setting(&format!("quota:{id}"))
+            .await?
+            .and_then(|value| {
+                let (since, message) = value.split_once(' ')?;
+                let since: i64 = since.parse().ok()?;
+                (crate::clock::now_millis() - since < QUOTA_PAUSE_MS).then(|| message.to_owned())
+            });
         let loaded = Arc::new(Loaded {
             installation: Mutex::new(installation),
             paused,
             suspended,
+            quota_pause,
         });
         if let Ok(mut cache) = self.cache.lock() {
             cache.insert(id, (Instant::now(), loaded.clone()));
