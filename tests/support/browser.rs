@@ -9,6 +9,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
+/// The Chromium binary found on `PATH`, if any (an error in CI when none is).
 pub fn chromium() -> Option<&'static str> {
     let found = ["chromium", "chromium-browser", "google-chrome"]
         .into_iter()
@@ -24,6 +25,7 @@ pub fn chromium() -> Option<&'static str> {
     found
 }
 
+/// A running headless Chromium, killed when dropped.
 pub struct Browser {
     child: Child,
     _profile: tempfile::TempDir,
@@ -37,6 +39,7 @@ impl Drop for Browser {
     }
 }
 
+/// Starts headless Chromium with a fresh profile and reads its DevTools address.
 pub fn start_browser(binary: &str) -> Browser {
     let profile = tempfile::tempdir().unwrap();
     let mut child = Command::new(binary)
@@ -84,6 +87,7 @@ pub struct DevTools {
 }
 
 impl DevTools {
+    /// Sends one command (to a tab's `session`, or to the browser) and waits for its answer.
     pub async fn call(&mut self, session: Option<&str>, method: &str, params: Value) -> Value {
         self.next_id += 1;
         let mut message = json!({"id": self.next_id, "method": method, "params": params});
@@ -114,6 +118,7 @@ impl DevTools {
         }
     }
 
+    /// The value of a JavaScript `expression` in the tab.
     pub async fn evaluate(&mut self, session: &str, expression: &str) -> Value {
         let result = self
             .call(
@@ -126,12 +131,14 @@ impl DevTools {
     }
 }
 
+/// Opens `url` in the tab.
 pub async fn navigate(devtools: &mut DevTools, session: &str, url: &str) {
     devtools
         .call(Some(session), "Page.navigate", json!({ "url": url }))
         .await;
 }
 
+/// Waits up to 20 s for a JavaScript `condition` to hold in the tab; panics with the page.
 pub async fn wait_for(devtools: &mut DevTools, session: &str, condition: &str) {
     for _ in 0..200 {
         if devtools.evaluate(session, condition).await == json!(true) {

@@ -103,6 +103,7 @@ pub struct Visitor {
 }
 
 impl Visitor {
+    /// A visitor of the world's app.
     pub fn new(world: &World) -> Self {
         Self::of(world.app.router())
     }

@@ -132,6 +132,8 @@ pub(in crate::http) async fn data(
     }
 }
 
+/// What GitHub sends the browser back with: a code and the state, or an error (the viewer
+/// declined).
 #[derive(Deserialize)]
 pub(in crate::http) struct CallbackQuery {
     code: Option<String>,

@@ -339,14 +339,14 @@ fn forecast(out: &mut String, start: Option<i64>, finish: Option<i64>, hours: Op
     }
 }
 
-/// `14:20 UTC` for unix ms (the date too when it is not today's is left to the reader:
-/// forecasts reach hours ahead, not days).
+/// `14:20 UTC` for unix ms, without the date: forecasts reach hours ahead, not days.
 fn clock(unix_ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(unix_ms)
         .map(|at| at.format("%H:%M UTC").to_string())
         .unwrap_or_else(|| "an unknown time".to_owned())
 }
 
+/// `12 min`, `2 h 5 min`: how long a run has been going.
 fn elapsed(secs: i64) -> String {
     match secs / 60 {
         0 => "less than a minute".to_owned(),

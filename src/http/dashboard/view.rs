@@ -39,6 +39,8 @@ pub(super) struct Boards {
 }
 
 impl Boards {
+    /// Boards read from `store`, built as the engine builds its graph (`unblock_on`), with
+    /// `command` in the texts that name one.
     pub(super) fn new(store: Store, unblock_on: UnblockOn, command: &str) -> Self {
         Self {
             store,
