@@ -138,6 +138,13 @@ async fn a_signed_in_viewer_sees_exactly_the_repositories_their_installation_lis
     let (_, _, missing) = visitor.get("/dashboard/data?repo=nobody/nothing").await;
     assert_eq!(hidden, missing);
     assert!(!hidden.contains("Rotate"));
+    // Opened with `?repo=`, the sign-in comes back to that repository's page.
+    let mut deep = Visitor::new(&world);
+    let (_, headers, _) = deep.get("/dashboard?repo=acme/web").await;
+    let callback = approve(&location(&headers)).await;
+    let (status, headers, _) = deep.get(&callback).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(location(&headers), "/dashboard?repo=acme%2Fweb");
     let (status, _, page) = visitor.get("/dashboard?repo=other/lib").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(!page.contains("Rotate"), "{page}");

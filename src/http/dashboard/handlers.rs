@@ -43,7 +43,7 @@ pub(in crate::http) async fn page(
     let now = now_millis();
     let viewer = match signed_in(dashboard, &headers, now).await {
         Ok(Some(viewer)) => viewer,
-        Ok(None) => return start_sign_in(dashboard, &headers, now).await,
+        Ok(None) => return start_sign_in(dashboard, &headers, query.repo.as_deref(), now).await,
         Err(refusal) => return refused(&refusal),
     };
     let boards = match boards_for(dashboard, &viewer, query.repo.as_deref(), now).await {
@@ -151,12 +151,10 @@ pub(in crate::http) async fn callback(
     let dashboard = &state.dashboard;
     let over_https = super::super::setup::request_scheme(&headers) == "https";
     match complete_sign_in(dashboard, query, &headers).await {
-        Ok(sealed) => {
-            let mut response = (
-                StatusCode::SEE_OTHER,
-                [(header::LOCATION, HeaderValue::from_static("/dashboard"))],
-            )
-                .into_response();
+        Ok((sealed, back)) => {
+            let back = HeaderValue::from_str(&back)
+                .unwrap_or_else(|_| HeaderValue::from_static("/dashboard"));
+            let mut response = (StatusCode::SEE_OTHER, [(header::LOCATION, back)]).into_response();
             let cookies = response.headers_mut();
             if let Some(cookie) = set_cookie(Purpose::Session, &sealed, SESSION_TTL_MS, over_https)
             {
@@ -175,21 +173,22 @@ pub(in crate::http) async fn callback(
 }
 
 /// Checks the state, exchanges the code, lists what the viewer may read and saves the
-/// session; returns the sealed session cookie's value.
+/// session; returns the sealed session cookie's value and the page to go back to.
 async fn complete_sign_in(
     dashboard: &DashboardState,
     query: CallbackQuery,
     headers: &HeaderMap,
-) -> Result<String, Refusal> {
+) -> Result<(String, String), Refusal> {
     let oauth = dashboard
         .oauth
         .as_ref()
         .ok_or_else(|| not_configured(dashboard, headers))?;
     let now = now_millis();
     let key = dashboard.key().await.map_err(store_failed)?;
-    let expected = cookie(headers, Purpose::SignIn)
+    let signing_in = cookie(headers, Purpose::SignIn)
         .and_then(|sealed| key.open(Purpose::SignIn, sealed, now))
         .ok_or(Refusal::StateMismatch)?;
+    let (expected, back) = sign_in_value(&signing_in);
     let given = query.state.as_deref().ok_or(Refusal::StateMismatch)?;
     if !same_secret(&expected, given) {
         return Err(Refusal::StateMismatch);
@@ -245,11 +244,34 @@ async fn complete_sign_in(
         .await
         .map_err(store_failed)?;
     tracing::info!(%login, repositories = reach.len(), "signed in to the dashboard");
-    Ok(key.seal(Purpose::Session, &secret, expires))
+    Ok((key.seal(Purpose::Session, &secret, expires), back))
 }
 
-/// Sends the browser to GitHub's authorize page, with a new state in a sign-in cookie.
-async fn start_sign_in(dashboard: &DashboardState, headers: &HeaderMap, now: i64) -> Response {
+/// The sign-in cookie's value: the state, and the repository asked for (`state:owner/repo`),
+/// so that the viewer comes back to the page they opened.
+fn sign_in_value(value: &str) -> (String, String) {
+    match value.split_once(':') {
+        // Only a repository name goes back into the address: never a place elsewhere.
+        Some((state, repo)) if repo.parse::<crate::domain::RepoName>().is_ok() => (
+            state.to_owned(),
+            format!(
+                "/dashboard?{}",
+                serde_urlencoded::to_string([("repo", repo)]).unwrap_or_default()
+            ),
+        ),
+        Some((state, _)) => (state.to_owned(), "/dashboard".to_owned()),
+        None => (value.to_owned(), "/dashboard".to_owned()),
+    }
+}
+
+/// Sends the browser to GitHub's authorize page, with a new state in a sign-in cookie
+/// (with the repository asked for, if any).
+async fn start_sign_in(
+    dashboard: &DashboardState,
+    headers: &HeaderMap,
+    repo: Option<&str>,
+    now: i64,
+) -> Response {
     let Some(oauth) = &dashboard.oauth else {
         return refused(&not_configured(dashboard, headers));
     };
@@ -265,7 +287,11 @@ async fn start_sign_in(dashboard: &DashboardState, headers: &HeaderMap, now: i64
         }
     };
     let over_https = super::super::setup::request_scheme(headers) == "https";
-    let sealed = key.seal(Purpose::SignIn, &state, now + STATE_TTL_MS);
+    let value = match repo.and_then(|r| r.trim().parse::<crate::domain::RepoName>().ok()) {
+        Some(repo) => format!("{state}:{repo}"),
+        None => state.clone(),
+    };
+    let sealed = key.seal(Purpose::SignIn, &value, now + STATE_TTL_MS);
     let target =
         oauth
             .client
