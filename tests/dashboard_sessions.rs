@@ -132,6 +132,36 @@ async fn what_a_viewer_may_read_is_listed_again_and_a_refused_token_ends_the_ses
 }
 
 #[tokio::test]
+async fn signing_out_ends_the_session_in_the_store_and_in_the_browser() {
+    let world = dashboard_world().await;
+    let mut visitor = Visitor::new(&world);
+    visitor.sign_in(&world, VIEWER).await;
+    let (_, _, page) = visitor.get("/dashboard").await;
+    assert!(page.contains(r#"action="/dashboard/signout""#), "{page}");
+    let id = session_id(&visitor);
+    let kept = visitor.cookies[SESSION].clone();
+    let (status, headers, _) = visitor.post("/dashboard/signout").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(location(&headers), "/");
+    assert!(
+        !visitor.cookies.contains_key(SESSION),
+        "the cookie is cleared"
+    );
+    assert!(
+        world
+            .app
+            .store
+            .dashboard_session(&id, 0)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // A copy of the old cookie is of no use any more.
+    visitor.cookies.insert(SESSION.to_owned(), kept);
+    assert_eq!(visitor.get("/dashboard").await.0, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
 async fn cookies_are_secure_when_the_browser_came_over_https() {
     let world = World::start_with(with_oauth).await;
     let request = axum::http::Request::get("/dashboard")

@@ -140,6 +140,7 @@ fn serving_routes(state: AppState, webhook_path: &str, metrics_here: bool) -> Ro
         .route("/dashboard/callback", get(dashboard::callback))
         .route("/dashboard/live", get(dashboard::live))
         .route("/dashboard/data", get(dashboard::data))
+        .route("/dashboard/signout", post(dashboard::sign_out))
         .with_state(state)
 }
 

@@ -118,7 +118,19 @@ impl Visitor {
 
     /// `GET path`; the status, headers and body, cookies kept as a browser keeps them.
     pub async fn get(&mut self, path: &str) -> (StatusCode, HeaderMap, String) {
-        let mut request = Request::get(path).header(header::HOST, "dashboard.test");
+        self.send("GET", path).await
+    }
+
+    /// `POST path` with an empty form, as a button does.
+    pub async fn post(&mut self, path: &str) -> (StatusCode, HeaderMap, String) {
+        self.send("POST", path).await
+    }
+
+    async fn send(&mut self, method: &str, path: &str) -> (StatusCode, HeaderMap, String) {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::HOST, "dashboard.test");
         if !self.cookies.is_empty() {
             let cookie: Vec<String> = self
                 .cookies

@@ -132,6 +132,36 @@ pub(in crate::http) async fn data(
     }
 }
 
+/// `POST /dashboard/signout`: ends the browser's session (its row in the store, and the
+/// cookie), then shows the front page. A cross-site form cannot do it for someone else:
+/// the session cookie is `SameSite=Lax`, so it does not come with such a POST.
+pub(in crate::http) async fn sign_out(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Response {
+    let dashboard = &state.dashboard;
+    let over_https = super::super::setup::request_scheme(&headers) == "https";
+    if let Some(sealed) = cookie(&headers, Purpose::Session)
+        && let Ok(key) = dashboard.key().await
+        && let Some(secret) = key.open(Purpose::Session, sealed, now_millis())
+        && let Err(err) = dashboard
+            .store
+            .delete_dashboard_session(&session_id(&secret))
+            .await
+    {
+        return refused(&store_failed(err));
+    }
+    let mut response = (
+        StatusCode::SEE_OTHER,
+        [(header::LOCATION, HeaderValue::from_static("/"))],
+    )
+        .into_response();
+    if let Some(cookie) = clear_cookie(Purpose::Session, over_https) {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    private(StatusCode::SEE_OTHER, response)
+}
+
 /// What GitHub sends the browser back with: a code and the state, or an error (the viewer
 /// declined).
 #[derive(Deserialize)]

@@ -22,7 +22,7 @@ mod svg;
 mod tests;
 mod view;
 
-pub(super) use handlers::{callback, data, live, page};
+pub(super) use handlers::{callback, data, live, page, sign_out};
 
 use std::io;
 

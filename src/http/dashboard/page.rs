@@ -55,8 +55,9 @@ pub(super) fn dashboard_page(view: &PageView<'_>) -> String {
         None => "/dashboard/live".to_owned(),
     };
     let body = format!(
-        r#"<p class="viewer">Signed in with GitHub as <strong>{login}</strong>. You see the repositories
-your GitHub account can read through the App's installations.</p>
+        r#"<form class="viewer" method="post" action="/dashboard/signout">Signed in with GitHub as
+<strong>{login}</strong>. You see the repositories your GitHub account can read through the
+App's installations. <button type="submit">Sign out</button></form>
 {picker}
 {legend}
 <div id="live" data-source="{source}">
