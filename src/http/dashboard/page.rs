@@ -451,4 +451,4 @@ padding:0 1rem;color:#1f2328}section.repo{border-top:1px solid #d0d7de;margin-to
 svg.graph{max-width:100%;height:auto;display:block;margin:.5rem 0}\
 ul{padding-left:1.2rem}li{margin:.2rem 0}.paused{background:#fff8c5;padding:.4rem .6rem}\
 .cycle{color:#cf222e}nav.picker a[aria-current]{font-weight:600}code{background:#f6f8fa;padding:0 .2rem}\
-.legend span{border-radius:4px;padding:0 .4rem;font-size:.85rem}";
+.legend span{border-radius:4px;padding:0 .4rem;font-size:.85rem}form.viewer{margin:0 0 1rem}";
