@@ -5,8 +5,10 @@
 //!
 //! Nothing about an issue of a repository the viewer may not read goes into a board: such
 //! a blocker is counted (`hidden_blockers`), never named, and a cycle path through one is
-//! left out. The forecast fields (`expected_*`, `agent_hours`) are `None` here; the
-//! forecast fills them.
+//! left out. The forecast fields (`expected_*`, `agent_hours`) are `None` here: the
+//! forecast (the engine's scheduler run forward) fills them, from the same `Installation`
+//! (`src/http/dashboard/view.rs` builds it from the store) and the rows' issue names; the
+//! page and the JSON show them as soon as they are `Some`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
