@@ -88,6 +88,7 @@ impl App {
                 )
                 .context("drawing the setup token")?,
             ),
+            dashboard: Arc::new(http::DashboardState::new(config, store.clone())),
         };
         // After the recorder is installed (by `metrics_handle` above).
         report_installations(&store).await;

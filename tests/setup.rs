@@ -251,7 +251,9 @@ async fn the_callback_saves_the_credentials_readable_by_the_owner_only() {
         "{html}"
     );
     assert!(
-        !html.contains("BEGIN RSA PRIVATE KEY") && !html.contains("whsec-from-github"),
+        !html.contains("BEGIN RSA PRIVATE KEY")
+            && !html.contains("whsec-from-github")
+            && !html.contains("client-secret-value"),
         "no secret on the page"
     );
     let text = std::fs::read_to_string(&file).unwrap();
@@ -259,6 +261,10 @@ async fn the_callback_saves_the_credentials_readable_by_the_owner_only() {
         text.contains("app_id: 424242")
             && text.contains("whsec-from-github")
             && text.contains("PRIVATE KEY")
+            // The OAuth credentials too, for dashboard sign-in.
+            && text.contains("client_id: Iv1.0123456789abcdef")
+            && text.contains("client_secret: client-secret-value"),
+        "{text}"
     );
     #[cfg(unix)]
     {
@@ -534,6 +540,8 @@ fn serve_reads_the_saved_credentials_at_start() {
     github.insert("app_id".into(), 424242u64.into());
     github.insert("private_key".into(), pem.into());
     github.insert("webhook_secret".into(), "whsec-from-github".into());
+    github.insert("client_id".into(), "Iv1.0123456789abcdef".into());
+    github.insert("client_secret".into(), "client-secret-value".into());
     let mut document = serde_yaml_ng::Mapping::new();
     document.insert("github".into(), github.into());
     std::fs::write(
@@ -554,8 +562,11 @@ fn serve_reads_the_saved_credentials_at_start() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(text.contains("app_id: 424242"), "{text}");
+    assert!(text.contains("client_id: Iv1.0123456789abcdef"), "{text}");
     assert!(
-        !text.contains("whsec-from-github") && !text.contains("PRIVATE KEY"),
+        !text.contains("whsec-from-github")
+            && !text.contains("PRIVATE KEY")
+            && !text.contains("client-secret-value"),
         "{text}"
     );
 }

@@ -100,7 +100,8 @@ pub fn load(path: Option<&Path>, env: &Env) -> Result<LoadedConfig, ConfigError>
     Ok(LoadedConfig { config, source })
 }
 
-/// Fills `github.app_id`, `github.private_key` and `github.webhook_secret` from the file
+/// Fills `github.app_id`, `github.private_key`, `github.webhook_secret`, `github.client_id`
+/// and `github.client_secret` from the file
 /// `/setup` wrote, where the configuration file leaves them unset.
 fn merge_app_file(document: &mut Value, path: &Path) -> Result<(), ConfigError> {
     let Ok(text) = std::fs::read_to_string(path) else {
@@ -122,7 +123,13 @@ fn merge_app_file(document: &mut Value, path: &Path) -> Result<(), ConfigError> 
         .entry(Value::from("github"))
         .or_insert_with(|| Value::Mapping(Mapping::new()));
     if let Value::Mapping(github) = github {
-        for key in ["app_id", "private_key", "webhook_secret"] {
+        for key in [
+            "app_id",
+            "private_key",
+            "webhook_secret",
+            "client_id",
+            "client_secret",
+        ] {
             let unset = github.get(key).is_none_or(Value::is_null);
             if unset && let Some(value) = from_app.get(key) {
                 github.insert(Value::from(key), value.clone());
@@ -163,6 +170,8 @@ const NAMED_ENV_VARS: &[(&str, &str)] = &[
     ("GITHUB_PRIVATE_KEY_PATH", "github.private_key_path"),
     ("GITHUB_WEBHOOK_SECRET", "github.webhook_secret"),
     ("GITHUB_TOKEN", "github.token"),
+    ("GITHUB_CLIENT_ID", "github.client_id"),
+    ("GITHUB_CLIENT_SECRET", "github.client_secret"),
     ("CODEGEN_API_URL", "codegen.api_url"),
     ("CODEGEN_ORG_ID", "codegen.org_id"),
     ("CODEGEN_API_TOKEN", "codegen.api_token"),
@@ -174,6 +183,8 @@ const SECRET_KEYS: &[&str] = &[
     "github.private_key",
     "github.webhook_secret",
     "github.token",
+    "github.client_id",
+    "github.client_secret",
     "codegen.api_token",
 ];
 

@@ -107,6 +107,10 @@ pub struct GithubConfig {
     pub webhook_secret: SecretList,
     /// A token for single-repository use without an App.
     pub token: Option<Secret>,
+    /// The App's OAuth client id, for signing in to `/dashboard` with GitHub.
+    pub client_id: Option<String>,
+    /// The App's OAuth client secret (with `client_id`).
+    pub client_secret: Option<Secret>,
     /// Content-creating requests (comments, labels, reactions, mutations) per minute and
     /// installation: GitHub's secondary limit is 80.
     pub writes_per_minute: u32,
@@ -126,6 +130,8 @@ impl Default for GithubConfig {
             private_key_path: None,
             webhook_secret: SecretList::default(),
             token: None,
+            client_id: None,
+            client_secret: None,
             writes_per_minute: 80,
             writes_per_hour: 500,
             request_timeout_secs: 30,

@@ -50,9 +50,11 @@ fn readiness_summary(config: &Config) -> String {
         codegen(config),
         storage(config),
     ];
+    // Not needed for the bot to work: shown, never counted as missing.
+    let optional = [dashboard(config)];
     let mut out =
         String::from("#\n# What runs with this configuration, in the order to set it up:\n");
-    for part in &parts {
+    for part in parts.iter().chain(&optional) {
         let mark = if part.ready { "ok " } else { "-- " };
         let _ = writeln!(
             out,
@@ -176,6 +178,32 @@ fn codegen(config: &Config) -> Part {
     }
 }
 
+fn dashboard(config: &Config) -> Part {
+    let callback = match &config.server.public_url {
+        Some(url) => format!("{}/dashboard/callback", url.trim_end_matches('/')),
+        None => "{public url}/dashboard/callback".to_owned(),
+    };
+    match &config.github.client_id {
+        Some(client_id) if config.github.client_secret.is_some() => Part {
+            name: "sign-in",
+            ready: true,
+            state: format!("/dashboard signs viewers in with GitHub (OAuth client {client_id})"),
+            todo: vec![format!(
+                "the App's callback URL on GitHub must be {callback}"
+            )],
+        },
+        _ => Part {
+            name: "sign-in",
+            ready: false,
+            state: "off: /dashboard only says how to enable it (optional)".into(),
+            todo: vec![
+                "set github.client_id and github.client_secret (GITHUB_CLIENT_ID,".into(),
+                format!("GITHUB_CLIENT_SECRET; /setup saves them), callback URL {callback}"),
+            ],
+        },
+    }
+}
+
 fn storage(config: &Config) -> Part {
     let url = &config.storage.url;
     if let Some(path) = url
@@ -231,8 +259,14 @@ mod tests {
         config.codegen.api_token = Some(Secret::new("t"));
         config.codegen.max_concurrent_agents = 1;
         config.storage.url = "postgres://bot:hunter2@db.internal/orchestrator".into();
+        config.github.client_id = Some("Iv1.abc".into());
+        config.github.client_secret = Some(Secret::new("oauth-secret"));
+        config.server.public_url = Some("https://bot.example.com/".into());
         let text = summary(&config);
-        assert!(!text.contains("hunter2"), "{text}");
+        assert!(
+            !text.contains("hunter2") && !text.contains("oauth-secret"),
+            "{text}"
+        );
         insta::assert_snapshot!(text);
     }
 

@@ -249,12 +249,19 @@ fn an_app_needs_both_id_and_key() {
 fn redacted_output_hides_every_secret() {
     let key_file = file_with(TEST_KEY);
     let text = format!(
-        "github:\n  app_id: 5\n  private_key_path: {}\n  webhook_secret: [whsec-one, whsec-two]\n  token: ghp-tok\ncodegen:\n  api_token: cg-tok\nstorage:\n  url: sqlite://data/x.db\n",
+        "github:\n  app_id: 5\n  private_key_path: {}\n  webhook_secret: [whsec-one, whsec-two]\n  token: ghp-tok\n  client_id: Iv1.abc\n  client_secret: oauth-secret-value\ncodegen:\n  api_token: cg-tok\nstorage:\n  url: sqlite://data/x.db\n",
         key_file.path().display()
     );
     let config = load_text(&text, &[]).unwrap();
     let shown = config.to_redacted_yaml() + &format!("{config:?}");
-    for secret in ["whsec-one", "whsec-two", "ghp-tok", "cg-tok", "PRIVATE KEY"] {
+    for secret in [
+        "whsec-one",
+        "whsec-two",
+        "ghp-tok",
+        "cg-tok",
+        "PRIVATE KEY",
+        "oauth-secret-value",
+    ] {
         assert!(!shown.contains(secret), "{secret} leaked:\n{shown}");
     }
     assert!(shown.contains(REDACTED));
@@ -462,4 +469,45 @@ fn the_default_estimate_is_written_like_a_label_and_refused_when_it_is_not() {
         err.contains("`soon` is not a duration like 45m, 2h or 1d"),
         "{err}"
     );
+}
+
+#[test]
+fn oauth_credentials_read_from_the_file_and_the_environment() {
+    let config = load_text(
+        "github:\n  client_id: Iv1.fromfile\n  client_secret: file-secret\n",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(config.github.client_id.as_deref(), Some("Iv1.fromfile"));
+    assert_eq!(
+        config.github.client_secret.as_ref().map(Secret::expose),
+        Some("file-secret")
+    );
+    // The environment wins, and a secret that looks like a number stays text.
+    let config = load_text(
+        "github:\n  client_id: Iv1.fromfile\n  client_secret: file-secret\n",
+        &[
+            ("GITHUB_CLIENT_ID", "12345"),
+            ("GITHUB_CLIENT_SECRET", "67890"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(config.github.client_id.as_deref(), Some("12345"));
+    assert_eq!(
+        config.github.client_secret.as_ref().map(Secret::expose),
+        Some("67890")
+    );
+    let shown = config.to_redacted_yaml();
+    assert!(shown.contains("client_id: '12345'"), "{shown}");
+    assert!(!shown.contains("67890"), "{shown}");
+}
+
+#[test]
+fn an_oauth_client_needs_both_id_and_secret() {
+    let err = load_text("github:\n  client_id: Iv1.x\n", &[]).unwrap_err();
+    assert!(err.to_string().contains("github.client_secret"), "{err}");
+    let err = load_text("github:\n  client_secret: s3cr3t-value\n", &[]).unwrap_err();
+    let message = err.to_string();
+    assert!(message.contains("github.client_id"), "{message}");
+    assert!(!message.contains("s3cr3t-value"), "{message}");
 }

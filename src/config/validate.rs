@@ -20,6 +20,21 @@ pub(super) fn validate(config: &mut Config) -> Result<(), (&'static str, String)
         };
         return Err(("github.app_id", problem.into()));
     }
+    match (&config.github.client_id, &config.github.client_secret) {
+        (Some(_), None) => {
+            return Err((
+                "github.client_secret",
+                "dashboard sign-in needs the App's client secret with its client id".into(),
+            ));
+        }
+        (None, Some(_)) => {
+            return Err((
+                "github.client_id",
+                "a client secret is set but the App's client id is not".into(),
+            ));
+        }
+        _ => {}
+    }
     if config.github.request_timeout_secs == 0 {
         return Err(("github.request_timeout_secs", "must be at least 1".into()));
     }

@@ -2,6 +2,7 @@
 //! prompt and every text users read on GitHub. Pure logic: it imports nothing from http,
 //! store, github or codegen and does no I/O.
 
+pub mod board;
 pub mod commands;
 pub mod durations;
 pub mod forecast;

@@ -20,6 +20,12 @@ pub struct AppRegistration {
     pub pem: Secret,
     /// Its webhook secret.
     pub webhook_secret: Option<Secret>,
+    /// Its OAuth client id (for dashboard sign-in).
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// Its OAuth client secret.
+    #[serde(default)]
+    pub client_secret: Option<Secret>,
     /// Its page on GitHub.
     pub html_url: String,
 }

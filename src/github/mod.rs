@@ -16,6 +16,7 @@ mod clients;
 pub mod graphql;
 mod issues;
 mod manifest;
+pub mod oauth;
 mod operations;
 mod pacer;
 mod rest;

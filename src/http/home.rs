@@ -25,6 +25,8 @@ pub(super) fn front_page(front: &Front<'_>) -> String {
 Codegen AI agents. This server runs version <strong>{version}</strong> and receives GitHub's
 webhooks at <code>POST {hook}</code>.</p>
 <ul>
+  <li><a href="/dashboard">/dashboard</a>: the dependency graph, what runs, what waits and what
+  failed, after signing in with GitHub</li>
   <li><a href="/setup">/setup</a>: register the GitHub App (with the link <code>serve</code>
   printed in its log), or find its installation page</li>
   <li><a href="/healthz">/healthz</a>: answers <code>ok</code> while the server runs</li>{metrics}

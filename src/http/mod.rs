@@ -1,6 +1,7 @@
 //! The HTTP side: the webhook door, the front page, health, readiness and metrics.
 
 mod budget;
+mod dashboard;
 mod form;
 mod home;
 mod serve;
@@ -23,6 +24,7 @@ use crate::config::SecretList;
 use crate::store::Store;
 
 pub use budget::{BodyBudget, BodyPermit};
+pub use dashboard::DashboardState;
 pub use serve::{ConnectionLimits, bind, serve};
 pub use setup::SetupState;
 pub use signature::{Signature, SignatureError, sign, verify};
@@ -104,10 +106,12 @@ pub struct AppState {
     pub budget: Arc<BodyBudget>,
     /// The App registration pages.
     pub setup: Arc<SetupState>,
+    /// The dashboard and its sign-in.
+    pub dashboard: Arc<DashboardState>,
 }
 
 /// The app's routes: `POST {webhook_path}`, `GET /`, `GET /healthz`, `GET /setup`,
-/// `GET /readyz`, `GET /metrics`.
+/// `GET /dashboard` (with its callback, live part and JSON), `GET /readyz`, `GET /metrics`.
 pub fn router(state: AppState, webhook_path: &str) -> Router {
     serving_routes(state.clone(), webhook_path, true).merge(metrics_router(state))
 }
@@ -132,6 +136,11 @@ fn serving_routes(state: AppState, webhook_path: &str, metrics_here: bool) -> Ro
         .route("/healthz", get(healthz))
         .route("/setup", get(setup::page))
         .route("/setup/callback", get(setup::callback))
+        .route("/dashboard", get(dashboard::page))
+        .route("/dashboard/callback", get(dashboard::callback))
+        .route("/dashboard/live", get(dashboard::live))
+        .route("/dashboard/data", get(dashboard::data))
+        .route("/dashboard/signout", post(dashboard::sign_out))
         .with_state(state)
 }
 

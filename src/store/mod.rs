@@ -17,6 +17,7 @@ macro_rules! dispatch {
     };
 }
 
+mod dashboard;
 mod inbox;
 mod issues;
 mod leases;
@@ -30,6 +31,7 @@ mod sql;
 mod sqlite;
 
 pub use crate::domain::{RunRecord, RunState};
+pub use dashboard::DashboardSession;
 pub use inbox::{
     ClaimedDelivery, DeliveryOutcome, DeliveryRecord, DeliveryState, InboxCounts, NewDelivery,
     RecordOutcome,

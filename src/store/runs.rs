@@ -179,7 +179,7 @@ impl Store {
     }
 
     /// The run rows `select` reads.
-    async fn runs(&self, select: Statement) -> Result<Vec<RunRecord>, StoreError> {
+    pub(super) async fn runs(&self, select: Statement) -> Result<Vec<RunRecord>, StoreError> {
         let rows = self.read(select).await?;
         Ok(rows
             .iter()

@@ -3,7 +3,7 @@
 //! endings), issues, status comments, settings and job locks; the outbox (a step commits
 //! whole or not at all, effects due in order, retried and given up); retention (old
 //! deliveries and effects pruned, failed ones kept longer, two replicas pruning at once)
-//! and, on SQLite, a WAL that stays bounded over a long run.
+//! and, on SQLite, a WAL that stays bounded over a long run; the dashboard's sessions.
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -22,6 +22,7 @@ macro_rules! each_store {
     };
 }
 
+mod dashboard;
 mod inbox;
 mod load;
 mod outbox;

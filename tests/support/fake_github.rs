@@ -108,6 +108,10 @@ pub struct GithubState {
     /// How long every answer takes after the request arrived and was applied, as a remote
     /// GitHub's would (zero: at once). Benches set it; it applies to every route.
     pub latency: std::time::Duration,
+    /// The OAuth web flow's users, codes and tokens (dashboard sign-in).
+    pub oauth: super::fake_oauth::OAuthState,
+    /// The fake's own address, for the `Link` headers of the OAuth listings.
+    pub oauth_base: String,
 }
 
 /// A Projects v2 board.
@@ -269,6 +273,7 @@ impl FakeGithub {
                 "/app-manifests/{code}/conversions",
                 post(manifest_conversion),
             )
+            .merge(super::fake_oauth::routes())
             .route("/settings/apps/new", post(new_app_form))
             .route(
                 "/organizations/{org}/settings/apps/new",
@@ -285,6 +290,7 @@ impl FakeGithub {
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
+        state.lock().unwrap().oauth_base = url.clone();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         Self { url, state }
     }

@@ -3,8 +3,11 @@
 
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod browser;
+pub mod dashboard;
 pub mod fake_codegen;
 pub mod fake_github;
+pub mod fake_oauth;
 pub mod installations;
 pub mod server;
 pub mod stores;

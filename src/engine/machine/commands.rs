@@ -223,7 +223,9 @@ impl Engine {
             Command::Resume => {
                 self.set_setting(format!("paused:{}", issue.repo), None);
                 self.paused.remove(&issue.repo);
-                self.quota.remove(&id);
+                if self.quota.remove(&id).is_some() {
+                    self.set_setting(format!("quota:{id}"), None);
+                }
                 out.push(Decision::ResumeAgents { installation: id });
                 self.touch_repository(id, &issue.repo);
                 Answer::Done(None)

@@ -31,6 +31,7 @@ pub use forecasts::{FORECAST_REFRESH_MS, tolerance_ms};
 pub use io::{
     AfterConfig, AfterPermission, CommandRequest, Decision, Input, Outcome, ReadPurpose, RepoFile,
 };
+pub use publish::state_of;
 pub use state::{Installation, Tracked, Weights};
 
 use crate::config::{Config, OrchestratorConfig, ProjectsConfig};

@@ -221,7 +221,7 @@ impl Engine {
 
 /// The state of a managed issue (`None` when not managed): what the status view says,
 /// without the parts only the comment needs (queue position, blocker details).
-pub(super) fn state_of(installation: &super::Installation, issue: &IssueRef) -> Option<WorkState> {
+pub fn state_of(installation: &super::Installation, issue: &IssueRef) -> Option<WorkState> {
     let tracked = installation.issues.get(issue)?;
     let shown = matches!(
         tracked.status,

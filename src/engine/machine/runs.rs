@@ -172,6 +172,9 @@ impl Engine {
     ) {
         if let Some(message) = quota_exhausted {
             tracing::warn!(installation = %id, %message, "Codegen's plan quota is used up; pausing launches");
+            // Kept in the store too, for the dashboard of every replica (the engine of a
+            // replica without this installation's lease knows nothing of the pause).
+            self.set_setting(format!("quota:{id}"), Some(format!("{now} {message}")));
             self.quota.insert(id, (now, message));
         }
         let installation = self.installation_mut(id);

@@ -198,10 +198,21 @@ fn resume_lifts_a_quota_pause() {
     world.managed(1, &[], "");
     world.launch_settled(1, None, Some("limit"));
 
+    // The pause is kept in the store too, for the dashboard of every replica.
+    let key = format!("quota:{ID}");
+    let saved = world.settings_saved();
+    assert!(
+        saved
+            .iter()
+            .any(|(k, v)| *k == key && v.as_deref() == Some(&format!("{T0} limit")[..])),
+        "{saved:?}"
+    );
+
     let decisions = world.comment(1, "/codegen resume");
 
     assert!(decisions.contains(&Decision::ResumeAgents { installation: ID }));
     assert_eq!(launches(&decisions), vec![(1, 1)]);
+    assert!(world.settings_saved().contains(&(key, None)), "cleared");
 }
 
 #[test]

@@ -97,7 +97,7 @@ pub(super) fn public_url(setup: &SetupState, headers: &HeaderMap) -> String {
 }
 
 /// The scheme the browser used: a proxy in front says so in `X-Forwarded-Proto`.
-pub(super) fn request_scheme(headers: &HeaderMap) -> &str {
+pub(in crate::http) fn request_scheme(headers: &HeaderMap) -> &str {
     headers
         .get("x-forwarded-proto")
         .and_then(|v| v.to_str().ok())

@@ -18,6 +18,11 @@ pub(super) fn write_app_file(path: &Path, conversion: &AppRegistration) -> io::R
     if let Some(secret) = &conversion.webhook_secret {
         github.insert("webhook_secret".into(), secret.expose().into());
     }
+    // Both or neither: the configuration refuses one without the other.
+    if let (Some(id), Some(secret)) = (&conversion.client_id, &conversion.client_secret) {
+        github.insert("client_id".into(), id.as_str().into());
+        github.insert("client_secret".into(), secret.expose().into());
+    }
     document.insert("github".into(), github.into());
     let text = serde_yaml_ng::to_string(&document).map_err(io::Error::other)?;
     let text = format!(

@@ -23,6 +23,8 @@ mod pages;
 #[cfg(test)]
 mod tests;
 
+/// The scheme the browser used, shared with the dashboard's cookies.
+pub(super) use address::request_scheme;
 /// The routes of `/setup` and its callback.
 pub(super) use handlers::{callback, page};
 /// The setup pages' frame and escaping, shared with the front page.

@@ -205,12 +205,14 @@ fn the_credentials_file_is_replaced_whole_and_private() {
     let conversion: AppRegistration = serde_json::from_value(serde_json::json!({
         "id": 7, "slug": "bot", "pem": "-----BEGIN RSA PRIVATE KEY-----\nx\n-----END RSA PRIVATE KEY-----\n",
         "webhook_secret": "whsec", "html_url": "https://github.com/apps/bot",
+        "client_id": "Iv1.bot", "client_secret": "oauth-secret",
     }))
     .unwrap();
     write_app_file(&file, &conversion).unwrap();
     let text = std::fs::read_to_string(&file).unwrap();
     assert!(text.starts_with("# Written by codegen-orchestrator's /setup"));
     assert!(text.contains("app_id: 7") && text.contains("webhook_secret: whsec"));
+    assert!(text.contains("client_id: Iv1.bot") && text.contains("client_secret: oauth-secret"));
     let names: Vec<String> = std::fs::read_dir(file.parent().unwrap())
         .unwrap()
         .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())

@@ -1,0 +1,166 @@
+use super::*;
+use crate::domain::{InstallationId, RunRecord};
+use crate::engine::machine::Tracked;
+
+fn r(repo: &str, n: u64) -> IssueRef {
+    IssueRef::new(repo.parse().unwrap(), n)
+}
+
+fn managed(title: &str, status: IssueStatus, blockers: &[IssueRef]) -> Tracked {
+    let mut tracked = Tracked::new(status);
+    tracked.managed = true;
+    tracked.title = Some(title.into());
+    tracked.declared = blockers.iter().cloned().collect();
+    tracked
+}
+
+fn run(issue: &IssueRef, attempt: u32, state: RunState) -> RunRecord {
+    RunRecord {
+        row: 1,
+        installation: InstallationId(42),
+        issue: issue.clone(),
+        attempt,
+        state,
+        prompt: String::new(),
+        run_id: None,
+        web_url: Some(format!("https://codegen.com/agent/trace/{}", issue.number)),
+        summary: None,
+        pull_requests: Vec::new(),
+        failure: (state == RunState::Failed).then(|| "the agent gave up".to_owned()),
+        created_at: 1_000,
+        started_at: Some(1_000),
+        finished_at: None,
+    }
+}
+
+/// `acme/api`: #1 done, #2 running and #3 queued behind it, #4 behind both and behind a
+/// secret issue of a repository the viewer may not read, #5 failed.
+fn installation() -> Installation {
+    let mut installation = Installation::new(crate::engine::UnblockOn::IssueClosed);
+    let issues = &mut installation.issues;
+    let api = |n| r("acme/api", n);
+    issues.insert(api(1), managed("Schema", IssueStatus::ClosedCompleted, &[]));
+    issues.insert(
+        api(2),
+        managed("Accounts API", IssueStatus::Open, &[api(1)]),
+    );
+    issues.insert(api(3), managed("Billing API", IssueStatus::Open, &[api(1)]));
+    let secret = r("other/secret", 9);
+    issues.insert(
+        api(4),
+        managed(
+            "Dashboard",
+            IssueStatus::Open,
+            &[api(2), api(3), secret.clone()],
+        ),
+    );
+    issues.insert(api(5), managed("Importer", IssueStatus::Open, &[]));
+    let mut hidden = Tracked::new(IssueStatus::Open);
+    hidden.title = Some("Secret plans".into());
+    issues.insert(secret, hidden);
+    installation
+        .runs
+        .insert(api(2), run(&api(2), 1, RunState::Running));
+    installation
+        .runs
+        .insert(api(5), run(&api(5), 2, RunState::Failed));
+    installation.rebuild(crate::engine::UnblockOn::IssueClosed);
+    installation
+}
+
+#[test]
+fn a_board_lists_each_state_and_names_no_issue_of_an_unreadable_repository() {
+    let visible: BTreeSet<String> = ["acme/api".to_owned()].into();
+    let paused = BTreeMap::new();
+    let context = BoardContext {
+        visible: &visible,
+        paused: &paused,
+        suspended: false,
+        quota_pause: None,
+        command: "/codegen",
+        now: 61_000,
+    };
+    let board = repo_board(&installation(), &"acme/api".parse().unwrap(), &context);
+    assert_eq!(board.totals.issues, 5);
+    assert_eq!(board.graph.nodes.len(), 5, "{:?}", board.graph.nodes);
+    let states: Vec<(&str, NodeState, usize)> = board
+        .graph
+        .nodes
+        .iter()
+        .map(|n| (n.issue.as_str(), n.state, n.depth))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("acme/api#1", NodeState::Done, 0),
+            ("acme/api#5", NodeState::Failed, 0),
+            ("acme/api#2", NodeState::Running, 1),
+            ("acme/api#3", NodeState::Queued, 1),
+            ("acme/api#4", NodeState::Blocked, 2),
+        ]
+    );
+    assert_eq!(board.graph.edges, [(0, 2), (0, 3), (2, 4), (3, 4)]);
+    assert_eq!(board.running[0].elapsed_secs, 60);
+    assert_eq!(board.running[0].attempt, 1);
+    assert_eq!(board.queued[0].position, Some(1));
+    let blocked = &board.blocked[0];
+    assert_eq!(blocked.issue, "acme/api#4");
+    assert_eq!(blocked.blockers.len(), 2);
+    assert_eq!(blocked.blockers[0].why, "running");
+    assert_eq!(blocked.hidden_blockers, 1);
+    assert_eq!(board.failed[0].reason.as_deref(), Some("the agent gave up"));
+    assert_eq!(board.failed[0].retry, "/codegen retry");
+    assert_eq!(board.done[0].issue, "acme/api#1");
+    let json = serde_json::to_string(&board).unwrap();
+    assert!(
+        !json.contains("secret") && !json.contains("Secret"),
+        "{json}"
+    );
+
+    // Once the viewer may read it, the blocker is named and drawn.
+    let visible: BTreeSet<String> = ["acme/api".to_owned(), "other/secret".to_owned()].into();
+    let context = BoardContext {
+        visible: &visible,
+        ..context
+    };
+    let board = repo_board(&installation(), &"acme/api".parse().unwrap(), &context);
+    assert_eq!(board.graph.nodes.len(), 6);
+    assert_eq!(board.blocked[0].blockers.len(), 3);
+    assert_eq!(board.blocked[0].hidden_blockers, 0);
+}
+
+#[test]
+fn a_paused_repository_says_who_paused_it_and_queues_nothing() {
+    let visible: BTreeSet<String> = ["acme/api".to_owned()].into();
+    let paused: BTreeMap<RepoName, String> =
+        [("acme/api".parse().unwrap(), "octocat".into())].into();
+    let context = BoardContext {
+        visible: &visible,
+        paused: &paused,
+        suspended: false,
+        quota_pause: None,
+        command: "/codegen",
+        now: 0,
+    };
+    let board = repo_board(&installation(), &"acme/api".parse().unwrap(), &context);
+    assert_eq!(board.paused_by.as_deref(), Some("octocat"));
+    assert_eq!(board.resume.as_deref(), Some("/codegen resume"));
+    assert_eq!(board.queued[0].position, None);
+}
+
+#[test]
+fn a_cycle_path_through_an_unreadable_repository_is_left_out() {
+    let visible: BTreeSet<String> = ["acme/api".to_owned()].into();
+    let paused = BTreeMap::new();
+    let context = BoardContext {
+        visible: &visible,
+        paused: &paused,
+        suspended: false,
+        quota_pause: None,
+        command: "/codegen",
+        now: 0,
+    };
+    assert!(cycle_is_visible("#3 -> #7 -> #3", &context));
+    assert!(cycle_is_visible("#3 -> acme/api#7 -> #3", &context));
+    assert!(!cycle_is_visible("#3 -> other/secret#7 -> #3", &context));
+}
