@@ -5,16 +5,17 @@
 //!
 //! Nothing about an issue of a repository the viewer may not read goes into a board: such
 //! a blocker is counted (`hidden_blockers`), never named, and a cycle path through one is
-//! left out. The forecast fields (`expected_*`, `agent_hours`) are `None` here: the
-//! forecast (the engine's scheduler run forward) fills them, from the same `Installation`
-//! (`src/http/dashboard/view.rs` builds it from the store) and the rows' issue names; the
-//! page and the JSON show them as soon as they are `Some`.
+//! left out. The forecast fields (`expected_*`, `agent_hours`) come from the installation's
+//! forecast (the engine's scheduler run forward, made by the caller from the same
+//! `Installation`), and are `None` for an issue it gives no time (it waits for something
+//! the bot does not do) or when there is no forecast (Codegen not configured, suspended).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::Serialize;
 
 use super::Scheduler;
+use super::forecast::{Expected, Forecast};
 use super::machine::{Installation, state_of};
 use super::status::WorkState;
 use crate::domain::{IssueRef, IssueStatus, RepoName, RunState};
@@ -242,11 +243,26 @@ pub struct BoardContext<'a> {
     pub quota_pause: Option<&'a str>,
     /// `orchestrator.command`, for the retry command.
     pub command: &'a str,
+    /// The installation's forecast, when one is made.
+    pub forecast: Option<&'a Forecast>,
     /// Unix ms.
     pub now: i64,
 }
 
 impl BoardContext<'_> {
+    /// When `issue` is expected to start and finish.
+    fn expected(&self, issue: &IssueRef) -> Option<Expected> {
+        self.forecast?.of(issue)
+    }
+
+    /// The agent hours `issue` has left by the forecast: from its expected start, or from
+    /// when the forecast was made for a running one.
+    fn hours_left(&self, issue: &IssueRef) -> Option<f64> {
+        let expected = self.expected(issue)?;
+        let from = expected.start.max(self.forecast?.made_at);
+        Some((expected.finish - from).max(0) as f64 / 3_600_000.0)
+    }
+
     fn sees(&self, repo: &RepoName) -> bool {
         self.visible
             .contains(&repo.to_string().to_ascii_lowercase())
@@ -309,16 +325,16 @@ pub fn repo_board(
                 elapsed_secs: run
                     .map(|r| (context.now - r.started_at.unwrap_or(r.created_at)).max(0) / 1000)
                     .unwrap_or(0),
-                expected_finish: None,
-                agent_hours: None,
+                expected_finish: context.expected(issue).map(|e| e.finish),
+                agent_hours: context.hours_left(issue),
             }),
             WorkState::Queued => board.queued.push(QueuedRow {
                 issue: name,
                 title: title(issue),
                 position: positions.get(issue).copied(),
-                expected_start: None,
-                expected_finish: None,
-                agent_hours: None,
+                expected_start: context.expected(issue).map(|e| e.start),
+                expected_finish: context.expected(issue).map(|e| e.finish),
+                agent_hours: context.hours_left(issue),
             }),
             WorkState::Blocked => {
                 let mut hidden = tracked.unseen_blockers + tracked.unseen_children;
@@ -346,9 +362,9 @@ pub fn repo_board(
                         .cycle
                         .clone()
                         .filter(|path| cycle_is_visible(path, context)),
-                    expected_start: None,
-                    expected_finish: None,
-                    agent_hours: None,
+                    expected_start: context.expected(issue).map(|e| e.start),
+                    expected_finish: context.expected(issue).map(|e| e.finish),
+                    agent_hours: context.hours_left(issue),
                 });
             }
             WorkState::Failed => board.failed.push(FailedRow {
@@ -384,8 +400,18 @@ pub fn repo_board(
         running: board.running.len(),
         done: board.done.len(),
         failed: board.failed.len(),
-        expected_finish: None,
-        agent_hours: None,
+        // The repository's own share of the installation's forecast.
+        expected_finish: managed
+            .iter()
+            .filter_map(|(issue, _)| context.expected(issue))
+            .map(|e| e.finish)
+            .max(),
+        agent_hours: context.forecast.map(|_| {
+            managed
+                .iter()
+                .filter_map(|(issue, _)| context.hours_left(issue))
+                .sum()
+        }),
     };
     board
 }

@@ -78,6 +78,7 @@ fn a_board_lists_each_state_and_names_no_issue_of_an_unreadable_repository() {
         suspended: false,
         quota_pause: None,
         command: "/codegen",
+        forecast: None,
         now: 61_000,
     };
     let board = repo_board(&installation(), &"acme/api".parse().unwrap(), &context);
@@ -140,6 +141,7 @@ fn a_paused_repository_says_who_paused_it_and_queues_nothing() {
         suspended: false,
         quota_pause: None,
         command: "/codegen",
+        forecast: None,
         now: 0,
     };
     let board = repo_board(&installation(), &"acme/api".parse().unwrap(), &context);
@@ -158,9 +160,50 @@ fn a_cycle_path_through_an_unreadable_repository_is_left_out() {
         suspended: false,
         quota_pause: None,
         command: "/codegen",
+        forecast: None,
         now: 0,
     };
     assert!(cycle_is_visible("#3 -> #7 -> #3", &context));
     assert!(cycle_is_visible("#3 -> acme/api#7 -> #3", &context));
     assert!(!cycle_is_visible("#3 -> other/secret#7 -> #3", &context));
+}
+
+#[test]
+fn the_forecast_gives_each_waiting_and_running_issue_its_times_and_the_totals_their_end() {
+    use crate::engine::forecast::{CODEGEN_LAUNCHES_PER_MINUTE, Start, forecast};
+    let installation = installation();
+    let now = 61_000;
+    let start = Start {
+        running: vec![(r("acme/api", 2), 1_000)],
+        launches_from: now,
+        launches_per_minute: CODEGEN_LAUNCHES_PER_MINUTE,
+        now,
+    };
+    let forecast = forecast(&installation.graph, &Scheduler::new(2), &start);
+    let visible: BTreeSet<String> = ["acme/api".to_owned()].into();
+    let paused = BTreeMap::new();
+    let context = BoardContext {
+        visible: &visible,
+        paused: &paused,
+        suspended: false,
+        quota_pause: None,
+        command: "/codegen",
+        forecast: Some(&forecast),
+        now,
+    };
+    let board = repo_board(&installation, &"acme/api".parse().unwrap(), &context);
+    const HOUR: i64 = 3_600_000;
+    // #2 started at 1 s and weighs the default hour; #3 takes the free agent now.
+    assert_eq!(board.running[0].expected_finish, Some(1_000 + HOUR));
+    assert_eq!(board.queued[0].expected_start, Some(now));
+    assert_eq!(board.queued[0].expected_finish, Some(now + HOUR));
+    assert_eq!(board.queued[0].agent_hours, Some(1.0));
+    // #4 also waits for an issue nobody manages: no time.
+    assert_eq!(board.blocked[0].expected_start, None);
+    assert_eq!(board.totals.expected_finish, Some(now + HOUR));
+    let left = board.totals.agent_hours.unwrap();
+    assert!(
+        (left - (1.0 + (HOUR - 60_000) as f64 / HOUR as f64)).abs() < 1e-9,
+        "{left}"
+    );
 }

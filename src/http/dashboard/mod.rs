@@ -131,6 +131,12 @@ impl DashboardState {
                 store.clone(),
                 config.orchestrator.unblock_on,
                 &config.orchestrator.command,
+                view::ForecastSettings {
+                    agents: config.codegen.org_id.is_some() && config.codegen.api_token.is_some(),
+                    max_concurrent: config.codegen.max_concurrent_agents.max(1) as usize,
+                    per_repository: config.codegen.max_agents_per_repository.map(|n| n as usize),
+                    default_minutes: config.orchestrator.default_estimate,
+                },
             ),
             store,
             public_url: config

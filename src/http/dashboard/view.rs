@@ -8,9 +8,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::domain::{InstallationId, RepoName};
+use crate::engine::Scheduler;
 use crate::engine::UnblockOn;
 use crate::engine::board::{BoardContext, RepoBoard, repo_board};
-use crate::engine::machine::{Installation, QUOTA_PAUSE_MS, Tracked};
+use crate::engine::durations::{Durations, SETTING_PREFIX};
+use crate::engine::forecast::{self, CODEGEN_LAUNCHES_PER_MINUTE, Forecast, Start};
+use crate::engine::machine::{Installation, QUOTA_PAUSE_MS, Tracked, Weights};
 use crate::github::oauth::Reachable;
 use crate::store::{Store, StoreError};
 
@@ -28,6 +31,21 @@ struct Loaded {
     suspended: bool,
     /// Codegen's message while launches pause for a used-up quota.
     quota_pause: Option<String>,
+    /// The installation's forecast (none without Codegen, or while suspended).
+    forecast: Option<Forecast>,
+}
+
+/// What the forecast needs from the configuration.
+#[derive(Debug, Clone)]
+pub(super) struct ForecastSettings {
+    /// Whether Codegen is configured (nothing is launched otherwise).
+    pub(super) agents: bool,
+    /// `codegen.max_concurrent_agents`.
+    pub(super) max_concurrent: usize,
+    /// `codegen.max_agents_per_repository`.
+    pub(super) per_repository: Option<usize>,
+    /// `orchestrator.default_estimate`, in minutes.
+    pub(super) default_minutes: u64,
 }
 
 /// Reads installations from the store, with a short cache.
@@ -35,17 +53,24 @@ pub(super) struct Boards {
     store: Store,
     unblock_on: UnblockOn,
     command: String,
+    forecasts: ForecastSettings,
     cache: Mutex<HashMap<InstallationId, (Instant, Arc<Loaded>)>>,
 }
 
 impl Boards {
     /// Boards read from `store`, built as the engine builds its graph (`unblock_on`), with
     /// `command` in the texts that name one.
-    pub(super) fn new(store: Store, unblock_on: UnblockOn, command: &str) -> Self {
+    pub(super) fn new(
+        store: Store,
+        unblock_on: UnblockOn,
+        command: &str,
+        forecasts: ForecastSettings,
+    ) -> Self {
         Self {
             store,
             unblock_on,
             command: command.to_owned(),
+            forecasts,
             cache: Mutex::new(HashMap::new()),
         }
     }
@@ -67,6 +92,7 @@ impl Boards {
                 suspended: loaded.suspended,
                 quota_pause: loaded.quota_pause.as_deref(),
                 command: &self.command,
+                forecast: loaded.forecast.as_ref(),
                 now,
             };
             let installation = loaded
@@ -110,8 +136,20 @@ impl Boards {
         for run in self.store.runs_of_installation(id).await? {
             installation.runs.insert(run.issue.clone(), run);
         }
+        // Weighed as the engine weighs them: by the learned run durations.
+        let mut durations = Durations::default();
+        for (key, value) in self.store.settings_with_prefix(SETTING_PREFIX).await? {
+            durations.restore(&key, &value);
+        }
+        installation.weights = Weights {
+            default_minutes: self.forecasts.default_minutes,
+            learned: durations
+                .repos()
+                .filter_map(|(repo, _)| Some((repo.clone(), durations.learned_minutes(repo)?)))
+                .collect(),
+        };
         installation.rebuild(self.unblock_on);
-        let paused = self
+        let paused: BTreeMap<RepoName, String> = self
             .store
             .settings_with_prefix("paused:")
             .await?
@@ -124,20 +162,48 @@ impl Boards {
             .await?
             .is_some();
         // `since message`, as the engine writes it; the pause ends on its own.
-        let quota_pause = self
+        let now = crate::clock::now_millis();
+        let quota = self
             .store
             .setting(&format!("quota:{id}"))
             .await?
             .and_then(|value| {
                 let (since, message) = value.split_once(' ')?;
                 let since: i64 = since.parse().ok()?;
-                (crate::clock::now_millis() - since < QUOTA_PAUSE_MS).then(|| message.to_owned())
+                (now - since < QUOTA_PAUSE_MS).then(|| (since, message.to_owned()))
             });
+        let forecast = (self.forecasts.agents && !suspended).then(|| {
+            let scheduler = Scheduler {
+                per_repository: self.forecasts.per_repository,
+                paused: paused.keys().cloned().collect(),
+                ..Scheduler::new(self.forecasts.max_concurrent)
+            };
+            let running = installation
+                .running()
+                .into_iter()
+                .map(|issue| {
+                    let run = installation.runs.get(&issue);
+                    let started = run.map_or(now, |r| r.started_at.unwrap_or(r.created_at));
+                    (issue, started)
+                })
+                .collect();
+            let start = Start {
+                running,
+                launches_from: quota
+                    .as_ref()
+                    .map_or(now, |(since, _)| since + QUOTA_PAUSE_MS),
+                launches_per_minute: CODEGEN_LAUNCHES_PER_MINUTE,
+                now,
+            };
+            forecast::forecast(&installation.graph, &scheduler, &start)
+        });
+        let quota_pause = quota.map(|(_, message)| message);
         let loaded = Arc::new(Loaded {
             installation: Mutex::new(installation),
             paused,
             suspended,
             quota_pause,
+            forecast,
         });
         if let Ok(mut cache) = self.cache.lock() {
             cache.insert(id, (Instant::now(), loaded.clone()));
