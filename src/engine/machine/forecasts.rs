@@ -1,10 +1,11 @@
 //! Learning run durations and forecasting: a successful run's duration is taken in (and
 //! saved as a setting); when its repository's figure moves, the repository's unlabelled
-//! issues weigh it. Each installation's forecast is made again at every settle after a
-//! change while its graph has at most [`FORECAST_EVERY_CHANGE_NODES`] issues (a few
-//! milliseconds), and otherwise at most every [`FORECAST_REFRESH_MS`] (a forecast runs the
-//! scheduler over the whole graph, and labelling a thousand issues must not run it a
-//! thousand times); time passing alone makes it again after that long too. The statuses of queued and blocked
+//! issues weigh it. While an installation has at most [`FORECAST_EVERY_CHANGE_NODES`]
+//! issues, its forecast is made again after a change once [`FORECAST_DEBOUNCE_MS`] passed
+//! (or at once when a waiting issue is about to get its first status); larger ones at most
+//! every [`FORECAST_REFRESH_MS`] (a forecast runs the scheduler over the whole graph: a
+//! close's launches must not wait for one each time); time passing alone makes it again
+//! after that long too. The statuses of queued and blocked
 //! issues show their expected start, changed only when it moves by more than
 //! [`tolerance_ms`], so that a forecast that shifts a little does not edit every comment.
 
@@ -18,8 +19,14 @@ use crate::engine::status::WorkState;
 /// How old an installation's forecast may get before the next settle makes it again.
 pub const FORECAST_REFRESH_MS: i64 = 60_000;
 
-/// Graphs up to this many issues are forecast again at every change.
+/// Graphs up to this many issues are forecast again after a change (at most every
+/// [`FORECAST_DEBOUNCE_MS`], or at once for an issue's first status).
 pub const FORECAST_EVERY_CHANGE_NODES: usize = 1_000;
+
+/// How soon after the last forecast a change makes another: a close's reaction (its
+/// launches) must not wait for a forecast of the whole graph each time, and a comment's
+/// expected start moves only by a quarter hour or more anyway.
+pub const FORECAST_DEBOUNCE_MS: i64 = 5_000;
 
 /// How far an expected start may move before the status says so: a quarter of the time
 /// until it, and at least 15 minutes.
@@ -128,10 +135,13 @@ impl Engine {
         for id in ids {
             let changed = self.forecast_stale.remove(&id);
             let small = self.installations[&id].graph.size().0 <= FORECAST_EVERY_CHANGE_NODES;
-            let fresh = self
-                .forecasts
-                .get(&id)
-                .is_some_and(|f| now - f.made_at < FORECAST_REFRESH_MS && !(changed && small));
+            let fresh = self.forecasts.get(&id).is_some_and(|f| {
+                let age = now - f.made_at;
+                let again_after_change = small
+                    && changed
+                    && (age >= FORECAST_DEBOUNCE_MS || self.first_status_waits(id));
+                age < FORECAST_REFRESH_MS && !again_after_change
+            });
             if fresh {
                 if changed {
                     self.forecast_stale.insert(id);
@@ -162,6 +172,22 @@ impl Engine {
                 .extend(moved.into_iter().map(|issue| (id, issue)));
             self.forecasts.insert(id, forecast);
         }
+    }
+
+    /// Whether a waiting issue of `id` is about to get its first status: it should name its
+    /// expected start from the start, rather than in an edit a little later.
+    fn first_status_waits(&self, id: InstallationId) -> bool {
+        let Some(installation) = self.installations.get(&id) else {
+            return false;
+        };
+        self.dirty.iter().any(|(at, issue)| {
+            *at == id
+                && !self.published.contains_key(issue)
+                && matches!(
+                    super::publish::state_of(installation, issue),
+                    Some(WorkState::Queued | WorkState::Blocked)
+                )
+        })
     }
 
     /// The expected start a waiting issue's status shows: the forecast's, unless the one

@@ -130,3 +130,24 @@ fn nothing_is_forecast_while_launches_cannot_happen() {
             .contains("Expected to start")
     );
 }
+
+#[test]
+fn a_run_that_ends_early_brings_the_expected_starts_forward_by_the_next_forecast() {
+    let mut world = World::with(|s| s.max_concurrent = 1);
+    world.managed(1, &[], "");
+    launched_at(&mut world, 1, T0);
+    let decisions = world.managed(2, &[], "");
+    last_status(&decisions, 2).assert_says("around 2027-01-15 09:00 UTC.");
+    let decisions = world.managed(3, &[], "");
+    last_status(&decisions, 3).assert_says("around 2027-01-15 10:00 UTC.");
+    // #1 succeeds after a second: #2 is launched at once (its launch does not wait for a
+    // forecast of the whole graph)...
+    world.now = T0 + 1_000;
+    let decisions = world.run(runs_followed(vec![succeeded(1, T0, 0)]));
+    assert_eq!(launches(&decisions), vec![(2, 1)]);
+    launched_at(&mut world, 2, T0 + 1_000);
+    // ...and the next forecast, a few seconds on, brings #3 an hour forward.
+    world.now = T0 + 6_000;
+    let decisions = world.run(runs_followed(Vec::new()));
+    last_status(&decisions, 3).assert_says("around 2027-01-15 09:00 UTC.");
+}
