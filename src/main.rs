@@ -327,6 +327,7 @@ fn plan(
     let expectations = plan::Expectations {
         learned: learned_durations(config, history)?,
         default_minutes: config.orchestrator.default_estimate,
+        launches_per_minute: config.codegen.creations_per_minute as usize,
     };
     let parser = DependencyParser::new(&config.github.web_host());
     let label = &config.orchestrator.trigger_label;

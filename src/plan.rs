@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::deps::DependencyParser;
 use crate::domain::{IssueRef, IssueSnapshot, IssueStatus, RepoName};
 use crate::engine::durations::Durations;
-use crate::engine::forecast::{self, CODEGEN_LAUNCHES_PER_MINUTE, Start};
+use crate::engine::forecast::{self, Start};
 use crate::engine::{DependencyGraph, IssueNode, Scheduler, to_mermaid};
 use crate::github::{GitHub, GithubError, RestIssue};
 
@@ -67,6 +67,8 @@ pub struct Expectations {
     pub learned: Durations,
     /// `orchestrator.default_estimate`, in minutes.
     pub default_minutes: u64,
+    /// `codegen.creations_per_minute`.
+    pub launches_per_minute: usize,
 }
 
 /// One issue of the report.
@@ -312,7 +314,7 @@ pub fn plan(
                 .unwrap_or_default(),
         })
         .collect();
-    let forecast = plan_forecast(&graph, agents);
+    let forecast = plan_forecast(&graph, agents, expectations.launches_per_minute);
     PlanReport {
         issues: planned,
         cycles,
@@ -326,11 +328,15 @@ pub fn plan(
 }
 
 /// The scheduler run forward from now (nothing running) with `agents` agents.
-fn plan_forecast(graph: &DependencyGraph, agents: usize) -> PlanForecast {
+fn plan_forecast(
+    graph: &DependencyGraph,
+    agents: usize,
+    launches_per_minute: usize,
+) -> PlanForecast {
     let start = Start {
         running: Vec::new(),
         launches_from: 0,
-        launches_per_minute: CODEGEN_LAUNCHES_PER_MINUTE,
+        launches_per_minute: launches_per_minute.max(1),
         now: 0,
     };
     let forecast = forecast::forecast(graph, &Scheduler::new(agents), &start);

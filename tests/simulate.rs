@@ -460,3 +460,33 @@ fn bad_discoveries_are_refused_with_the_reason() {
         "{text}"
     );
 }
+
+/// `simulate --forecast`: the forecast's accuracy and the makespans with the shape only,
+/// learned and known durations, in JSON, reproducible by seed; refused without --random.
+#[test]
+fn the_forecast_is_measured_on_random_graphs_of_several_repositories() {
+    let args = [
+        "--random",
+        "120",
+        "--forecast",
+        "--graphs",
+        "3",
+        "--agents",
+        "6",
+    ];
+    let first = report(&args);
+    assert_eq!(first, report(&args), "the same seeds give the same report");
+    assert_eq!(first["graphs"], 3);
+    let errors = first["median_error"].as_array().unwrap();
+    let points: Vec<f64> = errors.iter().map(|e| e[0].as_f64().unwrap()).collect();
+    assert_eq!(points, [0.0, 0.25, 0.5]);
+    let ratio = |key: &str| first[key].as_f64().unwrap();
+    assert!(ratio("ratio_known") >= 1.0);
+    assert!(ratio("ratio_learned") <= ratio("ratio_shape"), "{first}");
+
+    let (code, text) = run(&["--random", "50", "--forecast"]);
+    assert_eq!(code, 0);
+    assert!(text.contains("forecast after 25 % of the tasks"), "{text}");
+    let (code, _) = run(&["--graph", SMALL, "--forecast"]);
+    assert_eq!(code, 1, "--forecast needs --random");
+}

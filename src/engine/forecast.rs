@@ -18,7 +18,8 @@ use std::collections::{BinaryHeap, HashMap, VecDeque};
 use crate::domain::{IssueRef, IssueStatus};
 use crate::engine::{DependencyGraph, IssueNode, Scheduler};
 
-/// Codegen's documented limit on run creations: 10 a minute per token.
+/// Codegen's documented limit on run creations: 10 a minute per token (the default of
+/// `codegen.creations_per_minute`, which callers pass on).
 pub const CODEGEN_LAUNCHES_PER_MINUTE: usize = 10;
 
 /// A run that has taken longer than expected is still given this part of its expected

@@ -13,7 +13,7 @@ use super::Engine;
 use crate::domain::{InstallationId, IssueRef, RepoName, RunRecord, RunState};
 use crate::engine::durations::moved_enough;
 use crate::engine::estimate_from_labels;
-use crate::engine::forecast::{self, CODEGEN_LAUNCHES_PER_MINUTE, Forecast, Start};
+use crate::engine::forecast::{self, Forecast, Start};
 use crate::engine::status::WorkState;
 
 /// How old an installation's forecast may get before the next settle makes it again.
@@ -114,7 +114,7 @@ impl Engine {
         let start = Start {
             running,
             launches_from,
-            launches_per_minute: CODEGEN_LAUNCHES_PER_MINUTE,
+            launches_per_minute: self.settings.launches_per_minute,
             now,
         };
         Some(forecast::forecast(

@@ -77,6 +77,8 @@ pub struct EngineSettings {
     /// unlabelled issue would weigh the same figure (the order is the same), and its virtual
     /// clock would make a forecast after every event.
     pub forecasts: bool,
+    /// `codegen.creations_per_minute`: the forecast launches no faster.
+    pub launches_per_minute: usize,
 }
 
 impl EngineSettings {
@@ -93,6 +95,7 @@ impl EngineSettings {
             agents: config.codegen.org_id.is_some() && config.codegen.api_token.is_some(),
             app_mode: config.github.app_id.is_some(),
             forecasts: true,
+            launches_per_minute: config.codegen.creations_per_minute.max(1) as usize,
         }
     }
 

@@ -136,6 +136,7 @@ impl DashboardState {
                     max_concurrent: config.codegen.max_concurrent_agents.max(1) as usize,
                     per_repository: config.codegen.max_agents_per_repository.map(|n| n as usize),
                     default_minutes: config.orchestrator.default_estimate,
+                    launches_per_minute: config.codegen.creations_per_minute.max(1) as usize,
                 },
             ),
             store,

@@ -12,7 +12,7 @@ use crate::engine::Scheduler;
 use crate::engine::UnblockOn;
 use crate::engine::board::{BoardContext, RepoBoard, repo_board};
 use crate::engine::durations::{Durations, SETTING_PREFIX};
-use crate::engine::forecast::{self, CODEGEN_LAUNCHES_PER_MINUTE, Forecast, Start};
+use crate::engine::forecast::{self, Forecast, Start};
 use crate::engine::machine::{Installation, QUOTA_PAUSE_MS, Tracked, Weights};
 use crate::github::oauth::Reachable;
 use crate::store::{Store, StoreError};
@@ -46,6 +46,8 @@ pub(super) struct ForecastSettings {
     pub(super) per_repository: Option<usize>,
     /// `orchestrator.default_estimate`, in minutes.
     pub(super) default_minutes: u64,
+    /// `codegen.creations_per_minute`.
+    pub(super) launches_per_minute: usize,
 }
 
 /// Reads installations from the store, with a short cache.
@@ -192,7 +194,7 @@ impl Boards {
                 launches_from: quota
                     .as_ref()
                     .map_or(now, |(since, _)| since + QUOTA_PAUSE_MS),
-                launches_per_minute: CODEGEN_LAUNCHES_PER_MINUTE,
+                launches_per_minute: self.forecasts.launches_per_minute,
                 now,
             };
             forecast::forecast(&installation.graph, &scheduler, &start)
