@@ -285,9 +285,12 @@ pub fn repo_board(
     managed.sort_by(|a, b| a.0.cmp(b.0));
     let mut scheduler = Scheduler::new(1);
     scheduler.paused = context.paused.keys().cloned().collect();
+    // Places among the issues the viewer may see: a place counted over the whole
+    // installation would tell how many issues of unreadable repositories come first.
     let positions: HashMap<IssueRef, usize> = scheduler
         .queue(graph)
         .into_iter()
+        .filter(|issue| context.sees(&issue.repo))
         .enumerate()
         .map(|(at, issue)| (issue, at + 1))
         .collect();
@@ -380,6 +383,9 @@ pub fn repo_board(
                 if let Some(run) = run.filter(|r| r.state == RunState::Succeeded) {
                     pulls.extend(run.pull_requests.iter().map(|p| p.url.clone()));
                 }
+                // A pull request of another repository may close this issue ("Fixes
+                // owner/repo#N"): its address names that repository.
+                pulls.retain(|url| pull_is_visible(url, context));
                 pulls.sort();
                 pulls.dedup();
                 board.done.push(DoneRow {
@@ -429,13 +435,33 @@ fn blocker_reason(installation: &Installation, blocker: &IssueRef, status: Issue
     }
 }
 
-/// Whether every issue a cycle's path names is in a repository the viewer may read (a
-/// `#N` without a repository is in the issue's own).
+/// Whether every issue a cycle's path names (`owner/repo#N -> owner/repo#M -> ...`, as
+/// the engine writes it; a bare `#N` is in the issue's own repository, which the viewer
+/// reads) is in a repository the viewer may read; a path that does not read so is not
+/// shown.
 fn cycle_is_visible(path: &str, context: &BoardContext) -> bool {
-    path.split(|c: char| c.is_whitespace() || c == '>' || c == '-')
-        .filter_map(|part| part.split_once('#'))
-        .filter(|(repo, _)| !repo.is_empty())
-        .all(|(repo, _)| context.visible.contains(&repo.to_ascii_lowercase()))
+    path.split(" -> ").all(|part| {
+        let part = part.trim();
+        let own = part
+            .strip_prefix('#')
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        own || part
+            .parse::<IssueRef>()
+            .is_ok_and(|issue| context.sees(&issue.repo))
+    })
+}
+
+/// Whether a pull request's address (`https://host/owner/repo/pull/N`) is in a repository
+/// the viewer may read; an address that does not read so is not shown.
+fn pull_is_visible(url: &str, context: &BoardContext) -> bool {
+    let path = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let mut parts = path.split('/').skip(1);
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(owner), Some(repo), Some("pull")) => format!("{owner}/{repo}")
+            .parse::<RepoName>()
+            .is_ok_and(|repo| context.sees(&repo)),
+        _ => false,
+    }
 }
 
 /// The graph of `managed` with their blockers in visible repositories, layered by depth.

@@ -207,3 +207,73 @@ fn the_forecast_gives_each_waiting_and_running_issue_its_times_and_the_totals_th
         "{left}"
     );
 }
+
+#[test]
+fn pull_requests_cycles_and_places_name_only_readable_repositories() {
+    use crate::domain::PullRequestLink;
+    let mut installation = Installation::new(crate::engine::UnblockOn::IssueClosed);
+    let issues = &mut installation.issues;
+    // A pull request of a repository the viewer may not read closes acme/api#1 too.
+    let mut done = managed("Schema", IssueStatus::ClosedCompleted, &[]);
+    done.pulls
+        .insert(PullRequestLink::new("https://github.com/acme/api/pull/4"));
+    done.pulls.insert(PullRequestLink::new(
+        "https://github.com/big-acme/api/pull/3",
+    ));
+    issues.insert(r("acme/api", 1), done);
+    // Held by cycles: one within a readable repository with a hyphen in its name, one
+    // through a repository whose name ends like a readable one.
+    let mut shown = managed("Web", IssueStatus::Open, &[]);
+    shown.cycle = Some("acme/web-app#2 -> acme/web-app#3 -> acme/web-app#2".into());
+    issues.insert(r("acme/web-app", 2), shown);
+    let mut hidden = managed("Also web", IssueStatus::Open, &[]);
+    hidden.cycle = Some("acme/web-app#4 -> big-acme/api#9 -> acme/web-app#4".into());
+    issues.insert(r("acme/web-app", 4), hidden);
+    // Queued: a secret issue first (its chain is longer), then acme/api#6.
+    issues.insert(r("secret/x", 5), managed("Secret", IssueStatus::Open, &[]));
+    issues.insert(
+        r("secret/x", 7),
+        managed("Secret too", IssueStatus::Open, &[r("secret/x", 5)]),
+    );
+    issues.insert(
+        r("acme/api", 6),
+        managed("Importer", IssueStatus::Open, &[]),
+    );
+    installation.rebuild(crate::engine::UnblockOn::IssueClosed);
+    let visible: BTreeSet<String> = ["acme/api".to_owned(), "acme/web-app".to_owned()].into();
+    let paused = BTreeMap::new();
+    let context = BoardContext {
+        visible: &visible,
+        paused: &paused,
+        suspended: false,
+        quota_pause: None,
+        command: "/codegen",
+        forecast: None,
+        now: 0,
+    };
+    let api = repo_board(&installation, &"acme/api".parse().unwrap(), &context);
+    assert_eq!(
+        api.done[0].pull_requests,
+        ["https://github.com/acme/api/pull/4"]
+    );
+    assert_eq!(api.queued[0].issue, "acme/api#6");
+    assert_eq!(
+        api.queued[0].position,
+        Some(1),
+        "the secret issue ahead is not counted"
+    );
+    let web = repo_board(&installation, &"acme/web-app".parse().unwrap(), &context);
+    let cycles: Vec<Option<&str>> = web.blocked.iter().map(|b| b.cycle.as_deref()).collect();
+    assert_eq!(
+        cycles,
+        [
+            Some("acme/web-app#2 -> acme/web-app#3 -> acme/web-app#2"),
+            None
+        ]
+    );
+    let json = serde_json::to_string(&(api, web)).unwrap();
+    assert!(
+        !json.contains("big-acme") && !json.contains("secret"),
+        "{json}"
+    );
+}

@@ -132,9 +132,11 @@ impl OAuthClient {
             error: Option<String>,
             error_description: Option<String>,
         }
+        // Never a preview of this answer: one that is not JSON (a server ignoring
+        // `Accept`) may be `access_token=...` as a form.
         let answer: Answer = serde_json::from_slice(&body).map_err(|_| OAuthError::Api {
             status: status.as_u16(),
-            message: preview(&body),
+            message: "the token answer is not JSON".to_owned(),
         })?;
         match (answer.access_token, answer.error) {
             (Some(token), None) if status.is_success() && !token.is_empty() => {

@@ -99,8 +99,16 @@ impl DevTools {
             .await
             .unwrap();
         loop {
-            let Some(Ok(Message::Text(text))) = self.socket.next().await else {
-                continue;
+            // Chromium gone (crashed, killed): fail now rather than wait for ever.
+            let message =
+                tokio::time::timeout(std::time::Duration::from_secs(30), self.socket.next())
+                    .await
+                    .unwrap_or_else(|_| panic!("{method}: Chromium did not answer within 30 s"));
+            let text = match message {
+                Some(Ok(Message::Text(text))) => text,
+                Some(Ok(_)) => continue,
+                Some(Err(err)) => panic!("{method}: the DevTools connection failed: {err}"),
+                None => panic!("{method}: Chromium closed the DevTools connection"),
             };
             let answer: Value = serde_json::from_str(&text).unwrap();
             if answer["id"] == self.next_id {

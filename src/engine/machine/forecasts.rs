@@ -153,21 +153,35 @@ impl Engine {
                 continue;
             };
             let installation = &self.installations[&id];
-            let moved: Vec<IssueRef> = forecast
+            // A waiting issue whose status may show no start (a pause says why instead)
+            // is left alone: it would be marked at every forecast for nothing.
+            let shows_start = |issue: &IssueRef| {
+                matches!(
+                    super::publish::state_of(installation, issue),
+                    Some(WorkState::Queued | WorkState::Blocked)
+                ) && self.pause_reason(id, issue, now).is_none()
+            };
+            let mut moved: Vec<IssueRef> = forecast
                 .issues
                 .iter()
                 .filter(|(issue, expected)| {
-                    let waiting = matches!(
-                        super::publish::state_of(installation, issue),
-                        Some(WorkState::Queued | WorkState::Blocked)
-                    );
-                    waiting
+                    shows_start(issue)
                         && self.shown_starts.get(*issue).is_none_or(|shown| {
                             (expected.start - shown).abs() > tolerance_ms(*shown, now)
                         })
                 })
                 .map(|(issue, _)| issue.clone())
                 .collect();
+            // And one whose status shows a start the forecast no longer gives (what it
+            // waits for will not be done: a blocker failed, or was closed as not planned).
+            moved.extend(
+                self.shown_starts
+                    .keys()
+                    .filter(|issue| {
+                        installation.issues.contains_key(*issue) && forecast.of(issue).is_none()
+                    })
+                    .cloned(),
+            );
             self.dirty
                 .extend(moved.into_iter().map(|issue| (id, issue)));
             self.forecasts.insert(id, forecast);

@@ -215,6 +215,7 @@ impl Engine {
         let mut earlier = std::mem::take(&mut self.installations);
         self.paused.clear();
         self.suspended.clear();
+        self.quota.clear();
         self.forecasts.clear();
         for (installation, issue, data) in issues {
             match serde_json::from_str::<Tracked>(&data) {
@@ -244,6 +245,14 @@ impl Engine {
                 && let Ok(id) = id.parse()
             {
                 self.suspended.insert(InstallationId(id));
+            } else if let Some(id) = key.strip_prefix("quota:")
+                && let Ok(id) = id.parse()
+                && let Some((since, message)) = value.split_once(' ')
+                && let Ok(since) = since.parse()
+            {
+                // A quota pause outlives a restart (it ends on its own after its time).
+                self.quota
+                    .insert(InstallationId(id), (since, message.to_owned()));
             } else {
                 self.durations.restore(&key, &value);
             }

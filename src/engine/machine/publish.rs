@@ -207,7 +207,12 @@ impl Engine {
         })
     }
 
-    fn pause_reason(&self, id: InstallationId, issue: &IssueRef, now: i64) -> Option<String> {
+    pub(super) fn pause_reason(
+        &self,
+        id: InstallationId,
+        issue: &IssueRef,
+        now: i64,
+    ) -> Option<String> {
         let command = &self.settings.orchestrator.command;
         if let Some(by) = self.paused.get(&issue.repo) {
             return Some(texts::paused_by(&issue.repo, by, command));

@@ -210,6 +210,15 @@ impl Engine {
                 "a cancelled attempt's run ended later; it stays cancelled");
             return;
         }
+        // A success is learned once, whichever way its end was heard of (followed, or
+        // found by a cancel that came too late).
+        let learned_before = installation.runs.get(&issue).is_some_and(|known| {
+            known.attempt == run.attempt && known.state == RunState::Succeeded
+        });
+        if !learned_before {
+            self.learn_duration(&run);
+        }
+        let installation = self.installation_mut(id);
         installation.runs.insert(issue.clone(), run);
         installation.refresh_node(&issue);
         self.touch(id, &issue);
@@ -260,7 +269,6 @@ impl Engine {
                     tracked.cleared_attempt = run.attempt;
                 }
             }
-            self.learn_duration(&run);
             self.record_run(run.installation, run);
         }
         self.merge_ready(out);

@@ -151,3 +151,27 @@ fn a_run_that_ends_early_brings_the_expected_starts_forward_by_the_next_forecast
     let decisions = world.run(runs_followed(Vec::new()));
     last_status(&decisions, 3).assert_says("around 2027-01-15 09:00 UTC.");
 }
+
+#[test]
+fn a_start_that_no_longer_holds_leaves_the_status() {
+    let mut world = World::with(|s| s.max_concurrent = 1);
+    world.managed(1, &[], "");
+    launched_at(&mut world, 1, T0);
+    world.managed(2, &[], "Depends on #1");
+    let decisions = world.managed(3, &[], "Depends on #2");
+    last_status(&decisions, 3).assert_says("Expected to start around 2027-01-15 10:00 UTC.");
+    // #1 fails for good: #2 and #3 wait for something that will not be done. #3 is not a
+    // direct dependent of #1, yet its status drops the start it showed.
+    world.now = T0 + 10 * MIN;
+    let decisions = world.run(runs_followed(vec![run_record(1, 1, RunState::Failed)]));
+    let status = last_status(&decisions, 3);
+    assert!(
+        !status.body.contains("Expected to start"),
+        "{}",
+        status.body
+    );
+    // Nothing more to say at the next tick.
+    world.now = T0 + 20 * MIN;
+    let decisions = world.run(runs_followed(Vec::new()));
+    assert_eq!(statuses(&decisions, 3), vec![]);
+}

@@ -473,3 +473,19 @@ fn a_status_given_up_on_is_decided_again_whole_at_the_next_tick() {
     let after = world.run(runs_followed(Vec::new()));
     assert_eq!(statuses(&after, 1), vec![], "once published, not again");
 }
+
+#[test]
+fn a_quota_pause_outlives_a_restart_and_ends_on_time() {
+    let mut world = World::new();
+    let issues = vec![(ID, r(1), r#"{"status":"open","managed":true}"#.to_owned())];
+    let quota = (format!("quota:{ID}"), format!("{T0} limit reached"));
+    world
+        .engine
+        .restore(issues.clone(), Vec::new(), vec![quota.clone()]);
+    world.now = T0 + 60_000;
+    let decisions = world.run(runs_followed(Vec::new()));
+    assert_eq!(launches(&decisions), vec![], "paused after the restart");
+    world.now = T0 + crate::engine::machine::QUOTA_PAUSE_MS;
+    let decisions = world.run(runs_followed(Vec::new()));
+    assert_eq!(launches(&decisions), vec![(1, 1)], "the pause ended");
+}

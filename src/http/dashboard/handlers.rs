@@ -134,13 +134,16 @@ pub(in crate::http) async fn data(
 
 /// `POST /dashboard/signout`: ends the browser's session (its row in the store, and the
 /// cookie), then shows the front page. A cross-site form cannot do it for someone else:
-/// the session cookie is `SameSite=Lax`, so it does not come with such a POST.
+/// the session cookie is `SameSite=Lax`, so it does not come with such a POST, and the
+/// cookie is cleared only for a request that brought it (a browser would apply a clearing
+/// cookie even in the answer to a cross-site form).
 pub(in crate::http) async fn sign_out(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Response {
     let dashboard = &state.dashboard;
     let over_https = super::super::setup::request_scheme(&headers) == "https";
+    let brought = cookie(&headers, Purpose::Session).is_some();
     if let Some(sealed) = cookie(&headers, Purpose::Session)
         && let Ok(key) = dashboard.key().await
         && let Some(secret) = key.open(Purpose::Session, sealed, now_millis())
@@ -156,7 +159,7 @@ pub(in crate::http) async fn sign_out(
         [(header::LOCATION, HeaderValue::from_static("/"))],
     )
         .into_response();
-    if let Some(cookie) = clear_cookie(Purpose::Session, over_https) {
+    if brought && let Some(cookie) = clear_cookie(Purpose::Session, over_https) {
         response.headers_mut().append(header::SET_COOKIE, cookie);
     }
     private(StatusCode::SEE_OTHER, response)
@@ -499,8 +502,30 @@ fn private(status: StatusCode, mut response: Response) -> Response {
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
     );
+    if let Ok(policy) = HeaderValue::from_str(content_security_policy()) {
+        headers.insert(header::CONTENT_SECURITY_POLICY, policy);
+    }
     response
 }
+
+/// What the dashboard's pages may load and run: nothing from elsewhere, and of scripts
+/// only the page's own live script (by its hash), so that an address or a title that slipped
+/// through escaping still could not run anything.
+pub(super) fn content_security_policy() -> &'static str {
+    &CONTENT_SECURITY_POLICY
+}
+
+static CONTENT_SECURITY_POLICY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let script = sha2::Sha256::digest(super::page::LIVE_SCRIPT.as_bytes());
+    format!(
+        "default-src 'none'; script-src 'sha256-{}'; style-src 'unsafe-inline'; \
+         img-src 'self' data:; connect-src 'self'; form-action 'self'; \
+         frame-ancestors 'none'; base-uri 'none'",
+        base64::engine::general_purpose::STANDARD.encode(script)
+    )
+});
 
 /// Compares secrets in time independent of where they differ.
 fn same_secret(expected: &str, given: &str) -> bool {

@@ -11,6 +11,18 @@ use crate::engine::board::{NodeState, RepoBoard};
 
 pub(super) use crate::http::setup::escape;
 
+/// A link to an address from outside (Codegen's run page, a pull request): a link only
+/// for `https://` and `http://` addresses, plain text otherwise (a `javascript:` address
+/// from a misbehaving service must not run in the viewer's session).
+pub(super) fn outside_link(url: &str, text: &str) -> String {
+    let web = url.starts_with("https://") || url.starts_with("http://");
+    if web {
+        format!(r#"<a href="{}">{}</a>"#, escape(url), escape(text))
+    } else {
+        escape(text)
+    }
+}
+
 /// The page of a signed-in viewer.
 pub(super) struct PageView<'a> {
     /// The viewer's login.
@@ -97,7 +109,7 @@ fn legend() -> String {
 
 /// Fetches the live part every second and swaps it in when it changed: no reload, so
 /// whatever the page holds (scroll position, a marker a test sets) stays.
-const LIVE_SCRIPT: &str = r#"
+pub(super) const LIVE_SCRIPT: &str = r#"
 (function () {
   var live = document.getElementById('live');
   var source = live.getAttribute('data-source');
@@ -188,7 +200,7 @@ fn repo_section(out: &mut String, board: &RepoBoard, web_url: &str) {
         let run = row
             .run_url
             .as_deref()
-            .map(|url| format!(r#", <a href="{}">the run</a>"#, escape(url)))
+            .map(|url| format!(", {}", outside_link(url, "the run")))
             .unwrap_or_default();
         let _ = write!(
             out,
@@ -273,7 +285,7 @@ fn repo_section(out: &mut String, board: &RepoBoard, web_url: &str) {
         let run = row
             .run_url
             .as_deref()
-            .map(|url| format!(r#" (<a href="{}">the run</a>)"#, escape(url)))
+            .map(|url| format!(" ({})", outside_link(url, "the run")))
             .unwrap_or_default();
         let _ = writeln!(
             out,
@@ -292,7 +304,7 @@ fn repo_section(out: &mut String, board: &RepoBoard, web_url: &str) {
         let pulls: Vec<String> = row
             .pull_requests
             .iter()
-            .map(|url| format!(r#"<a href="{0}">{0}</a>"#, escape(url)))
+            .map(|url| outside_link(url, url))
             .collect();
         let pulls = if pulls.is_empty() {
             String::new()

@@ -226,3 +226,29 @@ fn every_refusal_says_what_happened_and_what_to_do() {
     assert!(!refusal_page(&refusals[3]).contains("<b>mallory"));
     insta::assert_snapshot!(pages.join("\n----\n"));
 }
+
+#[test]
+fn only_web_addresses_from_outside_become_links() {
+    use super::page::outside_link;
+    assert_eq!(
+        outside_link("https://codegen.com/run/1?a=1&b=2", "the run"),
+        r#"<a href="https://codegen.com/run/1?a=1&amp;b=2">the run</a>"#
+    );
+    assert_eq!(outside_link("javascript:alert(1)", "the run"), "the run");
+    assert_eq!(outside_link("data:text/html,<b>", "<x>"), "&lt;x&gt;");
+}
+
+#[test]
+fn the_pages_run_only_their_own_script() {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let policy = super::handlers::content_security_policy();
+    let hash = base64::engine::general_purpose::STANDARD
+        .encode(sha2::Sha256::digest(super::page::LIVE_SCRIPT.as_bytes()));
+    assert!(policy.starts_with("default-src 'none'; "), "{policy}");
+    assert!(
+        policy.contains(&format!("script-src 'sha256-{hash}';")),
+        "{policy}"
+    );
+    assert!(policy.contains("frame-ancestors 'none'"), "{policy}");
+}

@@ -57,6 +57,8 @@ pub(super) struct Boards {
     command: String,
     forecasts: ForecastSettings,
     cache: Mutex<HashMap<InstallationId, (Instant, Arc<Loaded>)>>,
+    /// Held while an installation is read from the store.
+    loading: tokio::sync::Mutex<()>,
 }
 
 impl Boards {
@@ -74,6 +76,7 @@ impl Boards {
             command: command.to_owned(),
             forecasts,
             cache: Mutex::new(HashMap::new()),
+            loading: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -118,6 +121,14 @@ impl Boards {
     }
 
     async fn installation(&self, id: InstallationId) -> Result<Arc<Loaded>, StoreError> {
+        if let Some((at, loaded)) = self.cached(id)
+            && at.elapsed() < CACHE_TTL
+        {
+            return Ok(loaded);
+        }
+        // One load at a time: viewers polling together wait for the one load (and
+        // forecast) under way instead of each making their own.
+        let _loading = self.loading.lock().await;
         if let Some((at, loaded)) = self.cached(id)
             && at.elapsed() < CACHE_TTL
         {
