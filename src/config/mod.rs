@@ -240,7 +240,20 @@ mod estimate_text {
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
-        let text = String::deserialize(deserializer)?;
+        /// A bare number is minutes (`90`); text is written like a label's value (`90m`).
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Written {
+            Minutes(u64),
+            Text(String),
+        }
+        let text = match Written::deserialize(deserializer)? {
+            Written::Minutes(0) => {
+                return Err(D::Error::custom("`0` is not a duration like 45m, 2h or 1d"));
+            }
+            Written::Minutes(minutes) => return Ok(minutes),
+            Written::Text(text) => text,
+        };
         crate::engine::estimate_from_labels([format!("estimate:{text}").as_str()]).ok_or_else(
             || D::Error::custom(format!("`{text}` is not a duration like 45m, 2h or 1d")),
         )

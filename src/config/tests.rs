@@ -462,6 +462,10 @@ fn the_default_estimate_is_written_like_a_label_and_refused_when_it_is_not() {
     let config: Config =
         serde_yaml_ng::from_str("orchestrator:\n  default_estimate: 2h\n").unwrap();
     assert_eq!(config.orchestrator.default_estimate, 120);
+    // A bare number is minutes.
+    let config: Config =
+        serde_yaml_ng::from_str("orchestrator:\n  default_estimate: 45\n").unwrap();
+    assert_eq!(config.orchestrator.default_estimate, 45);
     let err = serde_yaml_ng::from_str::<Config>("orchestrator:\n  default_estimate: soon\n")
         .unwrap_err()
         .to_string();

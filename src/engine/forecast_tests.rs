@@ -160,3 +160,36 @@ fn a_graph_with_nothing_to_do_has_no_finish() {
     assert_eq!(forecast.agent_ms, 0);
     assert!(forecast.issues.is_empty());
 }
+
+#[test]
+fn an_absurd_estimate_is_far_away_without_overflowing() {
+    // `estimate:99999999999999999d` saturates the weight; the forecast still adds it to now.
+    let mut graph = DependencyGraph::new();
+    add(&mut graph, &r("a/x", 1), u64::MAX);
+    add(&mut graph, &r("a/x", 2), 10);
+    graph.add_dependency(&r("a/x", 2), &r("a/x", 1)).unwrap();
+    let forecast = forecast(&graph, &Scheduler::new(1), &start(T));
+    let first = forecast.of(&r("a/x", 1)).unwrap();
+    assert_eq!(first.start, T);
+    assert_eq!(first.finish, T + i64::MAX / 4);
+    assert_eq!(forecast.of(&r("a/x", 2)).unwrap().start, first.finish);
+}
+
+#[test]
+fn the_launch_limit_counts_the_last_minute_not_the_last_launch() {
+    // Two launches a minute, three agents. #1 (1 min, #5 of 10 min behind it) and #2 start
+    // at once, #3 a minute later (the limit). When #1 ends, #5 may start at once: of the
+    // two launches before it, the older was a minute ago.
+    let mut graph = DependencyGraph::new();
+    for (n, minutes) in [(1, 1), (2, 5), (3, 5), (4, 5), (5, 10)] {
+        add(&mut graph, &r("a/x", n), minutes);
+    }
+    graph.add_dependency(&r("a/x", 5), &r("a/x", 1)).unwrap();
+    let mut from = start(T);
+    from.launches_per_minute = 2;
+    let forecast = forecast(&graph, &Scheduler::new(3), &from);
+    assert_eq!(at(&forecast, &r("a/x", 1)), (0, 1));
+    assert_eq!(at(&forecast, &r("a/x", 2)), (0, 5));
+    assert_eq!(at(&forecast, &r("a/x", 3)), (1, 6));
+    assert_eq!(at(&forecast, &r("a/x", 5)), (1, 11));
+}
