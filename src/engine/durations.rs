@@ -195,6 +195,12 @@ mod tests {
     }
 
     #[test]
+    fn no_run_has_no_mean() {
+        assert_eq!(Samples::default().mean_secs(), None);
+        assert_eq!(Samples::default().runs(), 0);
+    }
+
+    #[test]
     fn partial_minutes_round_up_and_a_run_under_a_minute_weighs_one() {
         let mut durations = Durations::default();
         let api = repo("acme/api");
